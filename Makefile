@@ -1,0 +1,35 @@
+# The few dev commands. `make run` and `make test` are the README's two commands.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+## run the main job on the bundled sample dumps (state/, SQLite, Maildir outbox, feeds)
+run: $(VENV)/.installed
+	$(VENV)/bin/digest send
+
+## lint, type-check and run the whole suite (starts a local PostgreSQL for its tests)
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check digest tests
+	$(VENV)/bin/ruff format --check digest tests
+	$(VENV)/bin/mypy
+	DIGEST_TEST_DATABASE_URL="$${DIGEST_TEST_DATABASE_URL:-$$(bash .ci/postgres.sh)}" \
+	  $(VENV)/bin/pytest -n 2 -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix digest tests
+	$(VENV)/bin/ruff format digest tests
+
+## benchmarks: each prints the project's figure next to a baseline from the same run
+bench: $(VENV)/.installed
+	$(VENV)/bin/pytest -q -s tests/bench
+
+clean:
+	rm -rf state/digest.db* state/public state/outbox state/digest.lock preview*.html preview.txt

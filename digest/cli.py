@@ -1,0 +1,267 @@
+"""The command line: thin over pipeline.App. Errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .config import DEFAULT_CONFIG_NAME, default_toml, load_settings
+from .errors import DigestError
+from .fsutil import atomic_write
+from .pipeline import App, IngestReport, SendReport, make_app
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def shown(path: str | Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+class Obj:
+    """What the group passes to its commands: the settings path and the verbosity."""
+
+    def __init__(self, config: str | None, verbose: bool) -> None:
+        self.config = config
+        self.verbose = verbose
+
+    def app(self) -> App:
+        return make_app(load_settings(self.config))
+
+
+class DigestGroup(click.Group):
+    """Turns the core's errors into one line and exit code 1 (traceback with --verbose)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            obj = ctx.obj
+            if isinstance(obj, Obj) and obj.verbose:
+                err.print_exception()
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    help=f"Settings file. Default: $DIGEST_CONFIG, else ./{DEFAULT_CONFIG_NAME} if present, "
+    "else built-in defaults.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every step; show tracebacks on errors.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """Turn dumps of a research-papers page into a themed newsletter.
+
+    Drop dump files into the dumps folder; `digest send` ingests them and publishes
+    the papers not yet sent as one digest: RSS/Atom/JSON feeds, a web copy, and an
+    HTML e-mail to every recipient.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=verbose)],
+        force=True,
+    )
+    ctx.obj = Obj(config, verbose)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None, what="")
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, what=what)
+
+        yield update
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("path", type=click.Path(dir_okay=False), default=DEFAULT_CONFIG_NAME)
+def init(path: str, force: bool) -> None:
+    """Write a commented settings file (default ./digest.toml) with every setting
+    and its default value."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    atomic_write(target, default_toml())
+    out.print(f"wrote {target}: edit it, then run `digest send --dry-run`")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
+    """Read new dump files into the state without publishing.
+
+    PATHS are dump files; without them, every file in the dumps folder. A file
+    already ingested (same content) is skipped; one that cannot be parsed is
+    recorded as failed and the others carry on. Exits 1 when every new file failed.
+    """
+    app = obj.app()
+    with progress_bar("Ingesting") as update:
+        report = app.ingest(list(paths) or None, update)
+    print_ingest(report)
+    fresh = report.fresh
+    if fresh and len(report.failed) == len(fresh):
+        raise click.ClickException(f"all {len(fresh)} new dump(s) failed to parse")
+
+
+def print_ingest(report: IngestReport) -> None:
+    for d in report.dumps:
+        if d.status == "ingested":
+            out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
+        elif d.status == "failed":
+            out.print(f"[red]failed[/] {d.error}")
+    known = len(report.dumps) - len(report.fresh)
+    if known:
+        out.print(f"{known} dump(s) already ingested, skipped")
+
+
+@main.command()
+@click.pass_obj
+def status(obj: Obj) -> None:
+    """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
+    app = obj.app()
+    s = app.status()
+    out.print(f"state:    {app.settings.database_url}")
+    out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
+    out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
+    for path, error in s.failed:
+        out.print(f"  failed: {error or path}")
+    if s.last_listing_date:
+        out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
+    if s.last_issue is None:
+        out.print("last digest: none yet")
+        return
+    when = (
+        s.last_published_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        if s.last_published_at
+        else "?"
+    )
+    out.print(f"last digest: #{s.last_issue} at {when}: {s.last_subject}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
+    out.print(f"deliveries:  {counts}")
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("preview.html"),
+    show_default=True,
+    help="Where to write the e-mail HTML; the text part goes next to it as .txt and "
+    "the web copy as .web.html.",
+)
+@click.pass_obj
+def preview(obj: Obj, out_path: Path) -> None:
+    """Render the pending digest (new dumps included) to files, publishing nothing."""
+    prepared, reason = obj.app().preview()
+    if prepared is None:
+        out.print(reason)
+        return
+    atomic_write(out_path, prepared.html)
+    atomic_write(out_path.with_suffix(".txt"), prepared.text)
+    atomic_write(out_path.with_suffix(".web.html"), prepared.web_html)
+    out.print(f"{prepared.view.subject}")
+    out.print(
+        f"wrote {out_path}, {out_path.with_suffix('.txt')}, {out_path.with_suffix('.web.html')}"
+    )
+
+
+@main.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be published and to whom; change nothing."
+)
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDR",
+    help="Send the pending digest to this one address only, to check it; marks nothing as sent.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait if another digest process is publishing.",
+)
+@click.pass_obj
+def send(obj: Obj, dry_run: bool, to: str | None, wait: float) -> None:
+    """Do the whole job once: ingest new dumps, publish the papers never sent as one
+    themed digest (feeds, web copy), and e-mail it to every recipient.
+
+    With nothing to publish it says why in one line and exits 0. Deliveries left
+    pending by an earlier run (a server that was down) are retried.
+    """
+    app = obj.app()
+    with progress_bar("Ingesting") as update:
+        report = app.send(dry_run=dry_run, to=to, progress=update, lock_wait=wait)
+    print_send(app, report)
+    if report.delivery.failed or report.delivery.deferred:
+        sys.exit(1 if not report.delivery.sent else 0)
+
+
+def print_send(app: App, report: SendReport) -> None:
+    print_ingest(report.ingest)
+    p = report.prepared
+    if p is None:
+        out.print(report.reason)
+    else:
+        verb = (
+            "would publish"
+            if report.dry_run
+            else ("sent a test of" if report.issue is None else "published")
+        )
+        out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
+        for section in p.view.sections:
+            out.print(f"  {section.name}: {len(section.papers)}")
+        who = ", ".join(report.recipients) or "no recipients (email.recipients is empty)"
+        out.print(f"{'to' if not report.dry_run else 'would mail'}: {who}")
+    if report.files:
+        out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")
+    d = report.delivery
+    if d.sent or d.failed or d.deferred:
+        where = (
+            shown(app.settings.outbox_dir) if app.settings.email.transport == "maildir" else "SMTP"
+        )
+        out.print(f"delivery ({where}): {d.sent} sent, {d.failed} failed, {d.deferred} deferred")
+        for e in d.errors:
+            out.print(f"  [red]{e}[/]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,45 @@
+"""The exceptions the core raises; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base of every error `digest` reports to a user.
+
+    ``str(err)`` is the one line shown; ``hint`` says what to do next.
+    """
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(DigestError):
+    """A setting is missing, of the wrong type, or out of range."""
+
+
+class DumpError(DigestError):
+    """A dump file cannot be read: carries the file, the line and the problem."""
+
+    def __init__(self, path: str, problem: str, *, line: int | None = None, hint: str = "") -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {problem}", hint=hint)
+        self.path = path
+        self.line = line
+        self.problem = problem
+
+
+class TemplateError(DigestError):
+    """A template is missing or does not render."""
+
+
+class DeliveryError(DigestError):
+    """Mail could not be delivered (the transport failed as a whole)."""
+
+
+class StateError(DigestError):
+    """The state database cannot be opened or is in an unexpected shape."""

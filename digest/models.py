@@ -1,0 +1,143 @@
+"""The state tables (SQLAlchemy 2 declarative). Schema changes go through Alembic."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns timezone-aware datetimes on every backend (SQLite has no zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DumpFile(Base):
+    """One dump file, remembered by content hash: the same bytes are never read twice."""
+
+    __tablename__ = "dump_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # "ingested" | "failed"
+    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    listing_date: Mapped[date | None] = mapped_column(Date)
+    paper_count: Mapped[int] = mapped_column(Integer, default=0)
+    new_papers: Mapped[int] = mapped_column(Integer, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Paper(Base):
+    """A paper, identified by its normalised title."""
+
+    __tablename__ = "papers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_dump_id: Mapped[int | None] = mapped_column(ForeignKey("dump_files.id"))
+
+
+class Sighting(Base):
+    """A paper listed in a dump (how often a paper reappears is a ranking signal)."""
+
+    __tablename__ = "sightings"
+
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True)
+    dump_id: Mapped[int] = mapped_column(ForeignKey("dump_files.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Digest(Base):
+    """A published issue, with what was rendered for it."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue: Mapped[int] = mapped_column(Integer, unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)  # e-mail HTML, CSS inlined
+    text: Mapped[str] = mapped_column(Text)
+    web_html: Mapped[str] = mapped_column(Text)
+    paper_count: Mapped[int] = mapped_column(Integer)
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="published")
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DigestItem(Base):
+    """A paper in a digest. A paper is in at most one digest: that is what "sent" means."""
+
+    __tablename__ = "digest_items"
+
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True, unique=True)
+    section: Mapped[str] = mapped_column(Text)
+    section_slug: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Delivery(Base):
+    """One message of one digest to one address, created before anything is sent."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("digest_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    address: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

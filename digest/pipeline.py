@@ -1,0 +1,543 @@
+"""The one place that strings the job together: ingest → diff → theme → render →
+publish → deliver. The CLI, the scheduler and the web server all call this."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import db, store
+from .config import Settings
+from .dumps import parse_bytes
+from .errors import ConfigError, DeliveryError, DigestError, DumpError, StateError
+from .feed import FeedIssue, FeedSite, write_feeds
+from .fsutil import atomic_write
+from .lock import publish_lock
+from .mailer import (
+    Outgoing,
+    PermanentFailure,
+    TransientFailure,
+    Transport,
+    build_message,
+    list_id,
+    make_transport,
+    new_message_id,
+)
+from .render import DigestView, IssueSummary, PaperView, Renderer, SectionView, shorten
+from .themes import REMAINING, Section, assign
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+
+
+@dataclass(frozen=True)
+class DumpReport:
+    path: str
+    status: str  # "ingested" | "failed" | "known"
+    papers: int = 0
+    new_papers: int = 0
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    dumps: list[DumpReport] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status != "known"]
+
+    @property
+    def failed(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status == "failed"]
+
+    @property
+    def new_papers(self) -> int:
+        return sum(d.new_papers for d in self.dumps)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A rendered digest of the pending papers, not yet stored."""
+
+    view: DigestView
+    sections: list[Section[store.StoredPaper]]
+    html: str
+    text: str
+    web_html: str
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class SendReport:
+    ingest: IngestReport
+    issue: int | None = None  # the published issue
+    prepared: Prepared | None = None
+    reason: str = ""  # why nothing was published
+    recipients: tuple[str, ...] = ()
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    files: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def dump_candidates(folder: Path) -> list[Path]:
+    """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
+        )
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)
+    )
+
+
+class App:
+    """The core: one per settings; everything else calls its methods."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        transport: Transport | None = None,
+        renderer: Renderer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or db.make_engine(settings.database_url)
+        db.upgrade(self.engine)
+        self.sessions = db.make_sessionmaker(self.engine)
+        self._transport = transport
+        self.renderer = renderer or Renderer(settings.digest.theme, settings.templates_dir)
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def transport(self) -> Transport:
+        if self._transport is not None:
+            return self._transport
+        e = self.settings.email
+        return make_transport(
+            e.transport,
+            outbox=self.settings.outbox_dir,
+            host=e.smtp_host,
+            port=e.smtp_port,
+            security=e.smtp_security,
+            user=e.smtp_user,
+            password=self.settings.smtp_password,
+            timeout=e.smtp_timeout,
+        )
+
+    # ingest ---------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[Path] | None = None, progress: Progress | None = None
+    ) -> IngestReport:
+        with self.session() as session:
+            report = self._ingest(session, paths, progress)
+            session.commit()
+        return report
+
+    def _ingest(
+        self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
+    ) -> IngestReport:
+        files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
+        report = IngestReport()
+        for i, path in enumerate(files):
+            if progress:
+                progress(i, len(files), path.name)
+            report.dumps.append(self._ingest_one(session, path))
+        if progress:
+            progress(len(files), len(files), "")
+        return report
+
+    def _ingest_one(self, session: Session, path: Path) -> DumpReport:
+        try:
+            data = path.read_bytes()
+            mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+        except OSError as exc:
+            err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
+            log.warning("%s", err)
+            return DumpReport(str(path), "failed", error=str(err))
+        digest = hashlib.sha256(data).hexdigest()
+        if store.known_dump(session, digest) is not None:
+            return DumpReport(str(path), "known")
+        try:
+            listing = parse_bytes(data, name=str(path), mtime=mtime)
+        except DumpError as exc:
+            log.warning("%s", exc)
+            store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+            return DumpReport(str(path), "failed", error=str(exc))
+        for warning in listing.warnings:
+            log.warning("%s", warning)
+        outcome = store.record_listing(session, listing, len(data))
+        log.info("ingested %s: %d papers, %d new", path, outcome.papers, outcome.new_papers)
+        return DumpReport(
+            str(path),
+            "ingested",
+            outcome.papers,
+            outcome.new_papers,
+            warnings=tuple(listing.warnings),
+        )
+
+    # prepare --------------------------------------------------------------
+
+    def prepare(self, session: Session) -> Prepared | None:
+        """Theme and render the pending papers; None when nothing is pending."""
+        pending = store.pending_papers(session)
+        if not pending:
+            return None
+        issue = store.next_issue(session)
+        sections = assign(pending, self.settings.themes)
+        view = self.view(issue, sections, self.clock())
+        return Prepared(
+            view=view,
+            sections=sections,
+            html=self.renderer.email_html(view),
+            text=self.renderer.email_text(view),
+            web_html=self.renderer.web_html(view),
+        )
+
+    def view(
+        self, issue: int, sections: Sequence[Section[store.StoredPaper]], when: datetime
+    ) -> DigestView:
+        base = self.settings.base_url
+        web_url = f"{base}/archive/{issue}.html"
+        limit = self.settings.digest.abstract_chars
+        views, n = [], 0
+        for section in sections:
+            papers = []
+            for paper in section.papers:
+                n += 1
+                short, cut = shorten(paper.abstract, limit)
+                papers.append(
+                    PaperView(
+                        key=paper.key,
+                        anchor=f"p-{n}",
+                        title=paper.title,
+                        abstract=paper.abstract,
+                        short_abstract=short,
+                        truncated=cut,
+                        links=paper.links,
+                        web_url=f"{web_url}#p-{n}",
+                    )
+                )
+            views.append(
+                SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers))
+            )
+        return DigestView(
+            site_title=self.settings.digest.title,
+            issue=issue,
+            subject=subject_line(self.settings.digest.title, issue, n, sections),
+            published_at=when,
+            sections=tuple(views),
+            paper_count=n,
+            base_url=base,
+            web_url=web_url,
+            feed_url=f"{base}/feed.xml",
+            archive_url=f"{base}/",
+        )
+
+    # send -----------------------------------------------------------------
+
+    def recipients(self) -> list[str]:
+        """The configured recipients, validated and folded (first spelling wins)."""
+        seen: dict[str, str] = {}
+        for raw in self.settings.email.recipients:
+            try:
+                norm = validate_email(raw.strip(), check_deliverability=False).normalized
+            except EmailNotValidError as exc:
+                raise ConfigError(
+                    f"email.recipients: {raw!r} is not a valid address: {exc}"
+                ) from None
+            seen.setdefault(norm.lower(), norm)
+        return list(seen.values())
+
+    def send(
+        self,
+        *,
+        dry_run: bool = False,
+        to: str | None = None,
+        progress: Progress | None = None,
+        lock_wait: float = 0.0,
+    ) -> SendReport:
+        recipients = [to] if to else self.recipients()
+        if dry_run:
+            return self._dry_run(recipients, progress)
+        with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
+            if to:
+                return self._send_test(to, progress)
+            report = self._publish(recipients, progress)
+            report.delivery = self.deliver_pending()
+        return report
+
+    def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress), dry_run=True)
+            report.prepared = self._ready(session, report)
+            report.recipients = tuple(recipients)
+            session.rollback()
+        return report
+
+    def _send_test(self, to: str, progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress), recipients=(to,))
+            session.commit()
+            report.prepared = self._ready(session, report, ignore_minimum=True)
+        if report.prepared:
+            report.delivery = self._deliver_one_off(report.prepared, to)
+        return report
+
+    def _ready(
+        self, session: Session, report: SendReport, *, ignore_minimum: bool = False
+    ) -> Prepared | None:
+        """The prepared digest, or None with report.reason saying why not."""
+        pending = len(store.pending_papers(session))
+        minimum = 1 if ignore_minimum else self.settings.digest.min_papers
+        if pending == 0:
+            fresh = report.ingest.fresh
+            if not fresh:
+                report.reason = f"nothing to publish: no new dump in {self.settings.dumps_dir}"
+            elif all(d.status == "failed" for d in fresh):
+                report.reason = f"nothing to publish: the {len(fresh)} new dump(s) failed to parse"
+            else:
+                report.reason = (
+                    f"nothing to publish: the {len(fresh)} new dump(s) held no paper "
+                    "not already sent"
+                )
+            return None
+        if pending < minimum:
+            report.reason = (
+                f"nothing to publish: {pending} pending paper(s), fewer than "
+                f"digest.min_papers = {minimum}; they wait for the next run"
+            )
+            return None
+        return self.prepare(session)
+
+    def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress))
+            session.commit()
+            prepared = self._ready(session, report)
+            if prepared is not None:
+                self._store(session, prepared, recipients)
+                report.issue, report.prepared = prepared.view.issue, prepared
+                report.recipients = tuple(recipients)
+        report.files = self.publish_files()
+        return report
+
+    def _store(self, session: Session, prepared: Prepared, recipients: list[str]) -> None:
+        items = [
+            (paper.id, section.name, section.slug)
+            for section in prepared.sections
+            for paper in section.papers
+        ]
+        record = store.DigestRecord(
+            issue=prepared.view.issue,
+            subject=prepared.view.subject,
+            html=prepared.html,
+            text=prepared.text,
+            web_html=prepared.web_html,
+            published_at=prepared.view.published_at,
+            items=items,
+            themes=[s.name for s in prepared.sections],
+        )
+        sender = self.settings.email.sender
+        try:
+            store.create_digest(
+                session, record, {addr: new_message_id(sender) for addr in recipients}
+            )
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise StateError(
+                "another process published these papers first; nothing was published twice",
+                hint="run `digest status`",
+            ) from None
+        log.info("published issue %d: %d papers", record.issue, len(items))
+
+    # publish files --------------------------------------------------------
+
+    def publish_files(self) -> list[Path]:
+        """(Re)write the feeds, the archive pages and the index from the state."""
+        s = self.settings
+        public = s.public_dir
+        with self.session() as session:
+            digests = store.recent_digests(session, max(s.digest.feed_size, 1000))
+        changed: list[Path] = []
+        for d in digests:
+            if atomic_write(public / "archive" / f"{d.issue}.html", d.web_html):
+                changed.append(public / "archive" / f"{d.issue}.html")
+        issues = [
+            IssueSummary(
+                issue=d.issue,
+                subject=d.subject,
+                published_at=d.published_at,
+                paper_count=d.paper_count,
+                themes=tuple(d.themes),
+                web_url=f"{s.base_url}/archive/{d.issue}.html",
+            )
+            for d in digests
+        ]
+        index = self.renderer.index_html(
+            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues
+        )
+        if atomic_write(public / "index.html", index):
+            changed.append(public / "index.html")
+        feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
+        changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
+        return changed
+
+    def _feed_issue(self, d: Any) -> FeedIssue:
+        return FeedIssue(
+            issue=d.issue,
+            subject=d.subject,
+            published_at=d.published_at,
+            html=html_body(d.html),
+            summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
+            url=f"{self.settings.base_url}/archive/{d.issue}.html",
+            themes=tuple(d.themes),
+        )
+
+    # deliver --------------------------------------------------------------
+
+    def deliver_pending(self) -> DeliveryReport:
+        """Send every pending delivery of every digest; one row each, marked sent only
+        after the server accepted it."""
+        with self.session() as session:
+            store.release_stuck_deliveries(session)  # we hold the publish lock
+            session.commit()
+            work = store.pending_deliveries(session)
+            if not work:
+                return DeliveryReport()
+            counts = {"sent": 0, "failed": 0, "deferred": 0}
+            errors: list[str] = []
+            with self.transport() as transport:
+                for delivery, digest in work:
+                    if not store.claim_delivery(session, delivery.id):
+                        continue
+                    session.commit()
+                    outcome, error = self._deliver(transport, delivery, digest)
+                    store.finish_delivery(
+                        session, delivery.id, "pending" if outcome == "deferred" else outcome, error
+                    )
+                    session.commit()
+                    counts[outcome] += 1
+                    if error:
+                        errors.append(f"{delivery.address}: {error}")
+        log.info("delivery: %(sent)d sent, %(failed)d failed, %(deferred)d deferred", counts)
+        return DeliveryReport(counts["sent"], counts["failed"], counts["deferred"], tuple(errors))
+
+    def _deliver(self, transport: Transport, delivery: Any, digest: Any) -> tuple[str, str | None]:
+        msg = build_message(
+            self._outgoing(
+                digest.subject,
+                digest.html,
+                digest.text,
+                delivery.address,
+                delivery.message_id,
+                digest.published_at,
+            )
+        )
+        try:
+            transport.send(msg, delivery.address)
+        except PermanentFailure as exc:
+            return "failed", str(exc)
+        except TransientFailure as exc:
+            return "deferred", str(exc)
+        except DeliveryError:
+            raise
+        return "sent", None
+
+    def _outgoing(
+        self, subject: str, html: str, text: str, to: str, message_id: str, when: datetime
+    ) -> Outgoing:
+        e = self.settings.email
+        return Outgoing(
+            sender=e.sender,
+            to=to,
+            subject=subject,
+            html=html,
+            text=text,
+            message_id=message_id,
+            date=when,
+            list_id=list_id(self.settings.digest.title, e.sender, e.list_id),
+        )
+
+    def _deliver_one_off(self, prepared: Prepared, to: str) -> DeliveryReport:
+        out = self._outgoing(
+            "[test] " + prepared.view.subject,
+            prepared.html,
+            prepared.text,
+            to,
+            new_message_id(self.settings.email.sender),
+            prepared.view.published_at,
+        )
+        with self.transport() as transport:
+            try:
+                transport.send(build_message(out), to)
+            except (PermanentFailure, TransientFailure) as exc:
+                raise DeliveryError(f"{to}: not delivered: {exc}") from None
+        return DeliveryReport(sent=1)
+
+    # read-only views ------------------------------------------------------
+
+    def preview(self) -> tuple[Prepared | None, str]:
+        """Render the pending digest (including new dumps) without storing anything."""
+        report = self._dry_run([], None)
+        return report.prepared, report.reason
+
+    def status(self) -> store.Status:
+        with self.session() as session:
+            return store.status(session)
+
+
+def subject_line(title: str, issue: int, count: int, sections: Sequence[Section[Any]]) -> str:
+    """ "Papers digest #3: 42 new papers — Mixture of experts, Agents and 4 more"."""
+    named = [s.name for s in sections if s.name != REMAINING]
+    lead = named[:2] or [sections[0].name]
+    more = len(named) - len(lead)
+    tail = f" and {more} more" if more > 0 else ""
+    noun = "paper" if count == 1 else "papers"
+    return f"{title} #{issue}: {count} new {noun} — {', '.join(lead)}{tail}"
+
+
+def html_body(document: str) -> str:
+    """The inside of <body>, for feeds (which want a fragment, not a document)."""
+    match = re.search(r"<body[^>]*>(.*)</body>", document, re.S | re.I)
+    return match.group(1).strip() if match else document
+
+
+def make_app(settings: Settings, **parts: Any) -> App:
+    """The one factory: tests and the daemon swap parts (engine, transport, clock) here."""
+    return App(settings, **parts)
+
+
+__all__ = ["App", "DigestError", "SendReport", "make_app"]

@@ -1,0 +1,199 @@
+"""End to end through pipeline.App: real dumps, real database (SQLite and PostgreSQL),
+real Maildir outbox; feeds parsed back with feedparser, e-mails parsed back."""
+
+from __future__ import annotations
+
+import mailbox
+import os
+from dataclasses import replace
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import feedparser
+import pytest
+from sqlalchemy import func, select
+
+from digest.config import Settings
+from digest.dumps import paper_key, parse_dump
+from digest.models import Delivery, DigestItem, DumpFile, Paper
+from digest.pipeline import make_app
+
+from .conftest import SAMPLE_FILES
+
+
+def distinct_keys(files: list[Path]) -> set[str]:
+    return {paper_key(p.title) for f in files for p in parse_dump(str(f)).papers}
+
+
+def outbox_messages(settings: Settings) -> list:
+    box = mailbox.Maildir(settings.outbox_dir, create=False)
+    return [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+
+
+def write_dump(path: Path, titles_abstracts: list[tuple[str, str]], date: str = "Apr 2") -> Path:
+    header = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
+    body = "\n\n".join(f"{t}\n\n{a}" for t, a in titles_abstracts)
+    path.write_text(f"{header}byAK and the research community\n\n{date}\n\n{body}\n", "utf-8")
+    return path
+
+
+def test_three_dumps_make_one_digest_of_every_distinct_paper(settings: Settings) -> None:
+    app = make_app(settings)
+    report = app.send()
+    expected = distinct_keys(SAMPLE_FILES)
+    assert len(expected) == 176  # 195 listings, 19 repeats across the three dumps
+    assert report.issue == 1
+    with app.session() as s:
+        published = set(
+            s.scalars(select(Paper.key).join(DigestItem, DigestItem.paper_id == Paper.id))
+        )
+        assert s.scalar(select(func.count()).select_from(Paper)) == 176
+        assert s.scalar(select(func.count()).select_from(DumpFile)) == 3
+    assert published == expected
+    # the e-mail: one per recipient, multipart/alternative, headers, every title
+    messages = outbox_messages(settings)
+    assert sorted(m["To"] for m in messages) == ["ada@example.org", "grace@example.org"]
+    for m in messages:
+        assert m["Message-ID"] and m["Date"] and m["List-Id"] and m["From"]
+        assert m.get_content_type() == "multipart/alternative"
+        html = m.get_body(("html",)).get_content()
+        text = m.get_body(("plain",)).get_content()
+        assert "176 new papers" in m["Subject"]
+        for f in SAMPLE_FILES[:1]:
+            for p in parse_dump(str(f)).papers[:5]:
+                assert p.title.replace("&", "&amp;") in html or p.title in html
+                assert p.title[:40] in text.replace("\n", " ")
+    assert len({m["Message-ID"] for m in messages}) == 2
+    # the feeds
+    public = settings.public_dir
+    for name in ("feed.xml", "atom.xml"):
+        parsed = feedparser.parse((public / name).read_bytes())
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        assert len(parsed.entries) == 1
+        entry = parsed.entries[0]
+        assert entry.title == report.prepared.view.subject
+        assert entry.link == "http://localhost:8000/archive/1.html"
+        assert entry.published_parsed is not None
+        assert "Compositional Video Generation as Flow Equalization" in entry.content[0].value
+    assert (public / "feed.json").is_file() and (public / "archive" / "1.html").is_file()
+
+
+def test_second_send_publishes_nothing_and_says_why(settings: Settings) -> None:
+    app = make_app(settings)
+    app.send()
+    feed_before = (settings.public_dir / "feed.xml").read_bytes()
+    report = app.send()
+    assert report.issue is None
+    assert report.reason == f"nothing to publish: no new dump in {settings.dumps_dir}"
+    assert len(outbox_messages(settings)) == 2
+    assert (settings.public_dir / "feed.xml").read_bytes() == feed_before
+
+
+def test_new_dump_with_new_and_sent_papers_publishes_exactly_the_new(settings: Settings) -> None:
+    app = make_app(settings)
+    app.send()
+    old = parse_dump(str(SAMPLE_FILES[0])).papers[:20]
+    new = [(f"A brand new paper number {i}", f"Abstract of new paper {i}. " * 5) for i in range(10)]
+    write_dump(settings.dumps_dir / "003_mixed.txt", [(p.title, p.abstract) for p in old] + new)
+    report = app.send()
+    assert report.issue == 2
+    with app.session() as s:
+        issue2 = set(
+            s.scalars(select(Paper.title).join(DigestItem).where(DigestItem.digest_id == 2))
+        )
+    assert issue2 == {t for t, _ in new}
+    entries = feedparser.parse((settings.public_dir / "feed.xml").read_bytes()).entries
+    assert [e.link.rsplit("/", 1)[1] for e in entries] == ["2.html", "1.html"]  # newest first
+    assert len(outbox_messages(settings)) == 4
+
+
+def test_dump_with_only_sent_papers_says_so(settings: Settings) -> None:
+    app = make_app(settings)
+    app.send()
+    old = parse_dump(str(SAMPLE_FILES[1])).papers[:3]
+    write_dump(settings.dumps_dir / "004_old.txt", [(p.title, p.abstract) for p in old])
+    report = app.send()
+    assert report.issue is None
+    assert report.reason == "nothing to publish: the 1 new dump(s) held no paper not already sent"
+
+
+def test_corrupt_dump_fails_alone(settings: Settings) -> None:
+    (settings.dumps_dir / "000_binary.txt").write_bytes(bytes(range(256)) * 40)
+    (settings.dumps_dir / "000_empty.txt").write_bytes(b"")
+    app = make_app(settings)
+    report = app.send()
+    failed = {Path(d.path).name: d.error for d in report.ingest.failed}
+    assert set(failed) == {"000_binary.txt", "000_empty.txt"}
+    assert "000_empty.txt" in failed["000_empty.txt"] and "empty" in failed["000_empty.txt"]
+    assert report.issue == 1 and report.prepared.view.paper_count == 176
+    status = app.status()
+    assert (status.dumps_ingested, status.dumps_failed) == (3, 2)
+    # a failed dump is not retried while its content is unchanged...
+    assert app.ingest().fresh == []
+    # ...and is eligible again once fixed
+    write_dump(settings.dumps_dir / "000_empty.txt", [("Fixed paper", "Now it parses.")])
+    assert [d.status for d in app.ingest().fresh] == ["ingested"]
+
+
+def test_dry_run_changes_nothing(settings: Settings) -> None:
+    app = make_app(settings)
+    report = app.send(dry_run=True)
+    assert report.prepared is not None and report.prepared.view.paper_count == 176
+    assert report.recipients == ("ada@example.org", "grace@example.org")
+    status = app.status()
+    assert (status.papers_seen, status.dumps_ingested, status.last_issue) == (0, 0, None)
+    assert not settings.public_dir.exists() or not any(settings.public_dir.iterdir())
+    assert not settings.outbox_dir.exists()
+
+
+def test_send_to_one_address_marks_nothing(settings: Settings) -> None:
+    app = make_app(settings)
+    report = app.send(to="editor@example.org")
+    assert report.delivery.sent == 1 and report.issue is None
+    messages = outbox_messages(settings)
+    assert [m["To"] for m in messages] == ["editor@example.org"]
+    assert messages[0]["Subject"].startswith("[test] ")
+    status = app.status()
+    assert status.papers_pending == 176 and status.papers_sent == 0 and status.last_issue is None
+    assert app.send().issue == 1  # the real send still publishes everything
+
+
+def test_min_papers_waits(settings: Settings) -> None:
+    s = replace(settings, digest=replace(settings.digest, min_papers=500))
+    report = make_app(s).send()
+    assert report.issue is None
+    assert report.reason.startswith("nothing to publish: 176 pending paper(s), fewer than")
+    assert make_app(s).status().papers_pending == 176
+
+
+def test_same_dump_twice_is_stored_once(settings: Settings) -> None:
+    dup = settings.dumps_dir / "copy_of_000.txt"
+    dup.write_bytes(SAMPLE_FILES[0].read_bytes())
+    os.utime(dup, (1, SAMPLE_FILES[0].stat().st_mtime))
+    app = make_app(settings)
+    report = app.send()
+    assert [Path(d.path).name for d in report.ingest.dumps if d.status == "known"] == [
+        "copy_of_000.txt"
+    ]
+    assert app.status().papers_seen == 176
+
+
+def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) -> None:
+    """Deliveries are rows created with the digest: if the process dies before sending,
+    the next run sends them and rewrites any missing public file."""
+    app = make_app(settings)
+
+    def killed() -> None:
+        raise RuntimeError("process killed")
+
+    app.deliver_pending = killed  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError):
+        app.send()  # dies after the digest was stored, before any delivery
+    (settings.public_dir / "feed.xml").unlink()
+    again = make_app(settings)
+    report = again.send()
+    assert report.issue is None and report.delivery.sent == 2
+    assert (settings.public_dir / "feed.xml").is_file()
+    with again.session() as s:
+        assert set(s.scalars(select(Delivery.status))) == {"sent"}
+    assert len(outbox_messages(settings)) == 2
