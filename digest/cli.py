@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -231,8 +230,12 @@ def send(obj: Obj, dry_run: bool, to: str | None, wait: float) -> None:
     with progress_bar("Ingesting") as update:
         report = app.send(dry_run=dry_run, to=to, progress=update, lock_wait=wait)
     print_send(app, report)
-    if report.delivery.failed or report.delivery.deferred:
-        sys.exit(1 if not report.delivery.sent else 0)
+    d = report.delivery
+    if (d.failed or d.deferred) and not d.sent:
+        raise click.ClickException(
+            f"no message was delivered ({d.failed} failed, {d.deferred} deferred); "
+            "deferred ones are retried by the next `digest send`"
+        )
 
 
 def print_send(app: App, report: SendReport) -> None:

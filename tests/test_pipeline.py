@@ -197,3 +197,61 @@ def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) ->
     with again.session() as s:
         assert set(s.scalars(select(Delivery.status))) == {"sent"}
     assert len(outbox_messages(settings)) == 2
+
+
+def test_hostile_dump_text_is_escaped_everywhere(settings: Settings, tmp_path: Path) -> None:
+    for f in settings.dumps_dir.iterdir():
+        f.unlink()
+    evil = '<script>alert("x")</script> & <b>bold</b> Attention'
+    write_dump(
+        settings.dumps_dir / "evil.txt",
+        [(evil, "An abstract with <img src=x onerror=alert(1)> & a link https://github.com/a/b.")],
+    )
+    app = make_app(settings)
+    app.send()
+    public = settings.public_dir
+    pages = {
+        "e-mail": outbox_messages(settings)[0].get_body(("html",)).get_content(),
+        "web copy": (public / "archive" / "1.html").read_text(),
+        "index": (public / "index.html").read_text(),
+    }
+    for where, html in pages.items():
+        assert "<script>" not in html and "<img src=x" not in html, where
+        if where != "index":  # the index lists subjects, not paper titles
+            assert "&lt;script&gt;" in html and "&lt;img src=x" in html, where
+    for name in ("feed.xml", "atom.xml"):
+        entry = feedparser.parse((public / name).read_bytes()).entries[0]
+        content = entry.content[0].value
+        assert "<script>" not in content and "&lt;script&gt;" in content, name
+        assert "<script>" not in entry.title or entry.title.startswith("Papers digest")
+    text = outbox_messages(settings)[0].get_body(("plain",)).get_content()
+    assert evil in text.replace("\n", " ")  # the text part shows it as it is
+
+
+def test_feeds_keep_the_last_n_issues(settings: Settings) -> None:
+    import json
+
+    s = replace(settings, digest=replace(settings.digest, feed_size=2))
+    app = make_app(s)
+    app.send()  # issue 1: the samples
+    for i in range(3):
+        write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 10)])
+        app.send()
+    rss = feedparser.parse((s.public_dir / "feed.xml").read_bytes())
+    atom = feedparser.parse((s.public_dir / "atom.xml").read_bytes())
+    feed_json = json.loads((s.public_dir / "feed.json").read_text())
+    for entries in (rss.entries, atom.entries):
+        assert [e.id for e in entries] == [
+            "http://localhost:8000/archive/4.html",
+            "http://localhost:8000/archive/3.html",
+        ]
+        assert all(e.published_parsed for e in entries)
+    assert feed_json["version"] == "https://jsonfeed.org/version/1.1"
+    assert [i["id"] for i in feed_json["items"]] == [e.id for e in rss.entries]
+    assert all(i["date_published"].endswith("+00:00") for i in feed_json["items"])
+    assert sorted(p.name for p in (s.public_dir / "archive").iterdir()) == [
+        "1.html",
+        "2.html",
+        "3.html",
+        "4.html",
+    ]
