@@ -1,0 +1,40 @@
+"""scheduler: APScheduler's job store table, and a key/value table for daemon state
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The same shape APScheduler's SQLAlchemyJobStore would create (it then finds it there).
+    op.create_table(
+        "apscheduler_jobs",
+        sa.Column("id", sa.Unicode(191), nullable=False),
+        sa.Column("next_run_time", sa.Float(25), nullable=True),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_apscheduler_jobs")),
+    )
+    op.create_index(
+        "ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"], unique=False
+    )
+    op.create_table(
+        "meta",
+        sa.Column("key", sa.String(100), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_meta")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("meta")
+    op.drop_index("ix_apscheduler_jobs_next_run_time", table_name="apscheduler_jobs")
+    op.drop_table("apscheduler_jobs")
