@@ -155,13 +155,14 @@ def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
     app = obj.app()
     s = app.status()
-    out.print(f"state:    {app.settings.database_url}")
+    out.print(f"state:    {shown_url(app.settings.database_url)}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:
         out.print(f"  failed: {error or path}")
     if s.last_listing_date:
         out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
+    print_schedule(app)
     if s.last_issue is None:
         out.print("last digest: none yet")
         return
@@ -173,6 +174,66 @@ def status(obj: Obj) -> None:
     out.print(f"last digest: #{s.last_issue} at {when}: {s.last_subject}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
     out.print(f"deliveries:  {counts}")
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def print_schedule(app: App) -> None:
+    from .scheduler import daemon_holder, next_runs
+
+    holder = daemon_holder(app)
+    out.print(f"daemon:   {'running (' + holder + ')' if holder else 'not running'}")
+    runs = next_runs(app)
+    if runs:
+        when = runs[0][1].astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        out.print(f"next run: {when}{'' if holder else ' (when the daemon is running)'}")
+
+
+@main.command()
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append the log to this file (default: schedule.log_file).",
+)
+@click.pass_obj
+def run(obj: Obj, log_file: Path | None) -> None:
+    """Run the daemon: watch the dumps folder and publish on the schedule.
+
+    New dumps are ingested once complete (size and mtime unchanged for
+    schedule.settle_seconds; *.part, *.tmp and dotfiles are ignored). Publishing
+    follows schedule.cron in schedule.timezone, or, with schedule.mode =
+    "on_new_dump", happens schedule.debounce_seconds after the last new dump. A run
+    missed while the daemon was down fires once on restart. Only one daemon runs
+    per state. SIGTERM or Ctrl-C finishes the job in progress and exits 0.
+    """
+    from .scheduler import Daemon
+
+    app = obj.app()
+    configured = app.settings.schedule.log_file
+    if log_file is None and configured:
+        log_file = app.settings.path(configured)
+    setup_daemon_logging(obj.verbose, log_file)
+    Daemon(app).run()
+
+
+def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
+    """One line per event with a timestamp, to stderr and optionally a file."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(fmt)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
+    )
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @main.command()

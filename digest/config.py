@@ -71,7 +71,21 @@ class ScheduleSection:
     mode: str = setting("cron", "When `digest run` publishes.", choices=("cron", "on_new_dump"))
     cron: str = setting("0 8 * * *", "Crontab expression for mode = cron.")
     timezone: str = setting("", "IANA zone for the schedule; empty: the machine's zone.")
-    poll_seconds: float = setting(5.0, "How often the dumps folder is checked.")
+    poll_seconds: float = setting(5.0, "How often `digest run` checks the dumps folder.")
+    settle_seconds: float = setting(
+        2.0, "A new file is read once its size and mtime stayed unchanged this long."
+    )
+    debounce_seconds: float = setting(
+        10.0, "mode = on_new_dump: wait this long after the last new dump before publishing."
+    )
+    grace_seconds: float = setting(
+        3600.0, "A scheduled run missed while the daemon was down still fires if this recent."
+    )
+    stale_days: float = setting(
+        3.0, "Warn (once) when no new dump has arrived for this many days; 0 turns it off."
+    )
+    admin_email: str = setting("", "Who is mailed about a stale source; empty: log only.")
+    log_file: str = setting("", "Also append the daemon's log to this file.")
 
 
 @dataclass(frozen=True)

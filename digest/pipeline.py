@@ -198,7 +198,7 @@ class App:
         for warning in listing.warnings:
             log.warning("%s", warning)
         outcome = store.record_listing(session, listing, len(data))
-        log.info("ingested %s: %d papers, %d new", path, outcome.papers, outcome.new_papers)
+        log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
         return DumpReport(
             str(path),
             "ingested",
@@ -381,7 +381,12 @@ class App:
                 "another process published these papers first; nothing was published twice",
                 hint="run `digest status`",
             ) from None
-        log.info("published issue %d: %d papers", record.issue, len(items))
+        log.info(
+            "published issue #%d: %d papers in %d sections",
+            record.issue,
+            len(items),
+            len(prepared.sections),
+        )
 
     # publish files --------------------------------------------------------
 
