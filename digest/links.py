@@ -77,3 +77,19 @@ def extract_links(text: str) -> tuple[Link, ...]:
             seen.add(identity)
             links.append(Link(url=url, kind=_link_kind(url)))
     return tuple(links)
+
+
+_LATEX_FONT = re.compile(r"\{\\(?:it|em|bf|sl|sc|tt|rm)\s+([^{}]*)\}")
+_LATEX_CMD = re.compile(r"\\(?:textit|textbf|emph|texttt|textsc|url|href)\{([^{}]*)\}")
+_URL_TWICE = re.compile(r"(https?://[^\s{}]+)\{\1\}")
+_LATEX_ESCAPE = re.compile(r"\\([%&_#$])")
+
+
+def tidy_text(text: str) -> str:
+    """Abstract text for reading: LaTeX fragments ({\\it only}, \\url{…}, a~b, \\%) and a
+    URL repeated in braces (``https://x/{https://x/}``) shown as plain text."""
+    text = _URL_TWICE.sub(r"\1", text)
+    text = _LATEX_FONT.sub(r"\1", text)
+    text = _LATEX_CMD.sub(r"\1", text)
+    text = _LATEX_ESCAPE.sub(r"\1", text)
+    return re.sub(r"(?<=\S)~(?=\S)", " ", text)

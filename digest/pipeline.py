@@ -24,6 +24,7 @@ from .dumps import parse_bytes
 from .errors import ConfigError, DeliveryError, DigestError, DumpError, StateError
 from .feed import FeedIssue, FeedSite, write_feeds
 from .fsutil import atomic_write
+from .links import tidy_text
 from .lock import publish_lock
 from .mailer import (
     Outgoing,
@@ -236,13 +237,14 @@ class App:
             papers = []
             for paper in section.papers:
                 n += 1
-                short, cut = shorten(paper.abstract, limit)
+                abstract = tidy_text(paper.abstract)
+                short, cut = shorten(abstract, limit)
                 papers.append(
                     PaperView(
                         key=paper.key,
                         anchor=f"p-{n}",
                         title=paper.title,
-                        abstract=paper.abstract,
+                        abstract=abstract,
                         short_abstract=short,
                         truncated=cut,
                         links=paper.links,

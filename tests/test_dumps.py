@@ -721,3 +721,21 @@ def test_extract_links_are_clean(text: str) -> None:
         assert link.kind in ("code", "project")
         assert url.lower().rstrip("/") not in seen
         seen.add(url.lower().rstrip("/"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "Visit our website at~https://adamdad.github.io/vico/{https://adamdad.github.io/vico/}.",
+            "Visit our website at https://adamdad.github.io/vico/.",
+        ),
+        ("by fine-tuning {\\it only} a projection", "by fine-tuning only a projection"),
+        ("see \\url{https://x.org/a} and 50\\% faster", "see https://x.org/a and 50% faster"),
+        ("plain text ~ stays", "plain text ~ stays"),
+    ],
+)
+def test_tidy_text_for_reading(raw: str, shown: str) -> None:
+    from digest.links import tidy_text
+
+    assert tidy_text(raw) == shown
