@@ -30,3 +30,18 @@ def test_sqlite_uses_wal(tmp_path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_sqlite_ddl_is_transactional(tmp_path) -> None:
+    """A migration that fails half-way must leave no table behind (pysqlite alone would
+    have committed each CREATE TABLE)."""
+    from sqlalchemy import text
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE half (x INTEGER)"))
+            raise RuntimeError("migration failed")
+    except RuntimeError:
+        pass
+    assert "half" not in set(inspect(engine).get_table_names())

@@ -15,7 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # The same shape APScheduler's SQLAlchemyJobStore would create (it then finds it there).
+    # The same shape APScheduler's SQLAlchemyJobStore would create (it then finds it there);
+    # a job store started on an older schema may have created it already.
+    if sa.inspect(op.get_bind()).has_table("apscheduler_jobs"):
+        return _create_meta()
     op.create_table(
         "apscheduler_jobs",
         sa.Column("id", sa.Unicode(191), nullable=False),
@@ -26,6 +29,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_apscheduler_jobs_next_run_time", "apscheduler_jobs", ["next_run_time"], unique=False
     )
+    _create_meta()
+
+
+def _create_meta() -> None:
     op.create_table(
         "meta",
         sa.Column("key", sa.String(100), nullable=False),
