@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/digest send
 
-## lint, type-check and run the whole suite (starts a local PostgreSQL for its tests)
+## lint, type-check and run the whole suite (installs Chromium, newsboat and PostgreSQL
+## from Debian if missing, and starts PostgreSQL for its tests)
 test: $(VENV)/.installed
+	bash .ci/system-deps.sh
 	$(VENV)/bin/ruff check digest tests
 	$(VENV)/bin/ruff format --check digest tests
 	$(VENV)/bin/mypy
@@ -29,7 +31,7 @@ lint: $(VENV)/.installed
 
 ## benchmarks: each prints the project's figure next to a baseline from the same run
 bench: $(VENV)/.installed
-	$(VENV)/bin/pytest -q -s tests/bench
+	$(VENV)/bin/pytest -q -s -o python_files='bench_*.py' tests/bench
 
 clean:
 	rm -rf state/digest.db* state/public state/outbox state/digest.lock preview*.html preview.txt

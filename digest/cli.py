@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__
+from . import __version__, cli_subscribers
 from .config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from .errors import DigestError
 from .fsutil import atomic_write
@@ -200,8 +200,14 @@ def print_schedule(app: App) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also append the log to this file (default: schedule.log_file).",
 )
+@click.option(
+    "--serve",
+    "with_server",
+    is_flag=True,
+    help="Also run the web server (`digest serve`) in this process.",
+)
 @click.pass_obj
-def run(obj: Obj, log_file: Path | None) -> None:
+def run(obj: Obj, log_file: Path | None, with_server: bool) -> None:
     """Run the daemon: watch the dumps folder and publish on the schedule.
 
     New dumps are ingested once complete (size and mtime unchanged for
@@ -218,7 +224,28 @@ def run(obj: Obj, log_file: Path | None) -> None:
     if log_file is None and configured:
         log_file = app.settings.path(configured)
     setup_daemon_logging(obj.verbose, log_file)
-    Daemon(app).run()
+    Daemon(app).run(serve=with_server)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: web.host).")
+@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@click.pass_obj
+def serve(obj: Obj, host: str | None, port: int | None) -> None:
+    """Serve the feeds, the archive (with search) and the subscriber pages over HTTP.
+
+    Routes: /feed.xml, /atom.xml, /feed.json, /themes/<slug>.xml, / (the archive
+    index; ?q= searches every published paper), /archive/<n>.html,
+    /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
+    for TLS; digest.base_url must be the public address.
+    """
+    from .web import make_server
+
+    app = obj.app()
+    server = make_server(app, host, port)
+    cfg = server.config
+    out.print(f"serving {shown(app.settings.public_dir)} on http://{cfg.host}:{cfg.port}/")
+    server.run()
 
 
 def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
@@ -326,6 +353,12 @@ def print_send(app: App, report: SendReport) -> None:
         for e in d.errors:
             out.print(f"  [red]{e}[/]")
 
+
+from .cli_themes import themes  # noqa: E402  (the command lives in its own module)
+
+main.add_command(themes)
+main.add_command(cli_subscribers.subscribers)
+main.add_command(cli_subscribers.unsubscribe)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

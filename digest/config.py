@@ -64,6 +64,33 @@ class EmailSection:
         "", "SMTP login; the password comes from $DIGEST_EMAIL_SMTP_PASSWORD, never this file."
     )
     smtp_timeout: float = setting(30.0, "Seconds to wait for the SMTP server.")
+    connections: int = setting(
+        4, "SMTP connections used in parallel, each reused for many messages."
+    )
+    rate_limit: float = setting(0.0, "At most this many messages per second in all; 0: no limit.")
+    max_attempts: int = setting(
+        4, "Tries per message in one run on a temporary failure (4xx, lost connection, timeout)."
+    )
+    retry_seconds: float = setting(
+        1.0, "Wait before retrying a temporary failure; doubles with each attempt."
+    )
+    give_up_hours: float = setting(
+        72.0, "A message still failing temporarily this long after publishing is marked failed."
+    )
+    bounce_threshold: int = setting(
+        3, "Permanent failures (5xx) in a row after which a subscriber is marked bounced."
+    )
+    unsubscribe_mailto: str = setting(
+        "", "Address for List-Unsubscribe requests by mail; empty: the From address."
+    )
+    max_html_bytes: int = setting(
+        100_000, "Keep the HTML part under this size (Gmail clips at about 102 KB)."
+    )
+    dkim_key_file: str = setting(
+        "", "PEM private key for DKIM signing; empty: no signing. The key never goes here."
+    )
+    dkim_selector: str = setting("digest", "DKIM selector (the DNS record <selector>._domainkey).")
+    dkim_domain: str = setting("", "DKIM signing domain; empty: the domain of the From address.")
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,12 @@ class ScheduleSection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
+    port: int = setting(8000, "Port `digest serve` listens on.")
+
+
+@dataclass(frozen=True)
 class ThemeConfig:
     name: str
     keywords: tuple[str, ...]
@@ -100,6 +133,7 @@ SECTIONS: dict[str, type] = {
     "digest": DigestSection,
     "email": EmailSection,
     "schedule": ScheduleSection,
+    "web": WebSection,
 }
 
 
@@ -108,6 +142,7 @@ class Settings:
     digest: DigestSection = field(default_factory=DigestSection)
     email: EmailSection = field(default_factory=EmailSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    web: WebSection = field(default_factory=WebSection)
     themes: tuple[ThemeConfig, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths resolve against it
     source: str = "defaults"  # the file the settings came from, for messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,3 +103,69 @@ def write_feeds(public_dir: Path, site: FeedSite, issues: Sequence[FeedIssue]) -
         public_dir / "feed.json": json_feed(site, issues).encode("utf-8"),
     }
     return [path for path, data in files.items() if atomic_write(path, data)]
+
+
+# --------------------------------------------------------------------------- per theme
+
+
+@dataclass(frozen=True)
+class ThemeEntry:
+    """One paper in a theme's feed."""
+
+    title: str
+    abstract: str  # plain text
+    url: str  # the paper on its issue's web copy (archive page + #anchor): also the guid
+    published_at: datetime  # the issue's, timezone-aware
+    issue: int
+
+
+@dataclass(frozen=True)
+class ThemeFeed:
+    slug: str  # the file is themes/<slug>.xml
+    name: str  # the section's most recent name
+    entries: tuple[ThemeEntry, ...]  # newest first
+
+
+def _abstract_html(text: str) -> str:
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+
+
+def theme_rss(site: FeedSite, theme: ThemeFeed) -> bytes:
+    """RSS 2.0 for one theme: one entry per paper, newest issue first, dates from the data."""
+    fg = FeedGenerator()
+    path = f"themes/{theme.slug}.xml"
+    fg.id(f"{site.base_url}/{path}")
+    fg.title(f"{site.title}: {theme.name}")
+    fg.description(f"New papers on {theme.name}, from {site.title}.")
+    fg.language("en")
+    fg.link(href=site.base_url + "/", rel="alternate")
+    fg.link(href=f"{site.base_url}/{path}", rel="self")
+    fg.generator("digest")
+    if theme.entries:
+        newest = max(e.published_at for e in theme.entries)
+        fg.lastBuildDate(newest)
+        fg.pubDate(newest)
+    for entry in theme.entries:
+        fe = fg.add_entry(order="append")
+        fe.id(entry.url)
+        fe.guid(entry.url, permalink=True)
+        fe.title(entry.title)
+        fe.link(href=entry.url)
+        fe.published(entry.published_at)
+        fe.description(entry.abstract or entry.title)
+        fe.content(
+            _abstract_html(entry.abstract) or html.escape(entry.title, quote=False), type="html"
+        )
+        fe.category(term=theme.name)
+    return bytes(fg.rss_str(pretty=True))
+
+
+def write_theme_feeds(public_dir: Path, site: FeedSite, themes: Sequence[ThemeFeed]) -> list[Path]:
+    """Write themes/<slug>.xml for each theme, atomically; returns the files that changed."""
+    changed = []
+    for theme in themes:
+        path = public_dir / "themes" / f"{theme.slug}.xml"
+        if atomic_write(path, theme_rss(site, theme)):
+            changed.append(path)
+    return changed

@@ -1,23 +1,73 @@
-"""Building messages and handing them to a transport (a Maildir outbox or SMTP)."""
+"""Building messages (the transports that carry them are in transport.py, re-exported
+here).
+
+A digest's e-mail is rendered (and its CSS inlined) once per variant; ``MessageTemplate``
+turns that into the message's bytes once, leaving slots for what differs per subscriber
+(To, Message-ID, List-Unsubscribe and the unsubscribe token in both bodies), so building
+each subscriber's copy is a join of byte strings, not a MIME encoding.
+"""
 
 from __future__ import annotations
 
+import binascii
 import logging
-import mailbox
-import smtplib
-import ssl
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol
 
-from .errors import ConfigError, DeliveryError
+from .errors import ConfigError
 from .render import slugify
+from .transport import (
+    MaildirTransport,
+    PermanentFailure,
+    SmtpTransport,
+    TransientFailure,
+    Transport,
+    make_transport,
+)
+
+__all__ = [
+    "PLACEHOLDER",
+    "DkimSigner",
+    "Envelope",
+    "Letter",
+    "MaildirTransport",
+    "MessageTemplate",
+    "Outgoing",
+    "PermanentFailure",
+    "SmtpTransport",
+    "TransientFailure",
+    "Transport",
+    "build_message",
+    "encoded_size",
+    "list_id",
+    "make_transport",
+    "new_message_id",
+]
 
 log = logging.getLogger(__name__)
+
+# Stands for a subscriber's unsubscribe token in rendered variants; as long as a real one
+# (secrets.token_urlsafe(32)), so a variant's size is its subscribers' size.
+PLACEHOLDER = "UNSUBSCRIBExTOKENxPLACEHOLDERxxxxxxxxxxxxxx"
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+DKIM_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"List-Id",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"MIME-Version",
+    b"Content-Type",
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +98,7 @@ def list_id(title: str, sender: str, configured: str = "") -> str:
 
 
 def build_message(out: Outgoing) -> EmailMessage:
-    """multipart/alternative: text/plain first, then text/html."""
+    """multipart/alternative: text/plain first, then text/html (a one-off message)."""
     msg = EmailMessage()
     msg["Subject"] = out.subject
     msg["From"] = out.sender
@@ -62,139 +112,138 @@ def build_message(out: Outgoing) -> EmailMessage:
     return msg
 
 
-class PermanentFailure(Exception):
-    """The server refused this message for good (5xx)."""
+# --------------------------------------------------------------------------- templates
 
 
-class TransientFailure(Exception):
-    """Try again later (4xx, dropped connection, timeout)."""
+@dataclass(frozen=True)
+class Letter:
+    """One rendered variant of a digest: the token appears as PLACEHOLDER."""
+
+    subject: str
+    html: str
+    text: str
 
 
-class Transport(Protocol):
-    name: str
+@dataclass(frozen=True)
+class Envelope:
+    """What every message of a list shares."""
 
-    def __enter__(self) -> Transport: ...
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-    def send(self, msg: EmailMessage, to: str) -> None: ...
-
-
-class MaildirTransport:
-    """Delivers into a Maildir folder: any mail client can open what was "sent"."""
-
-    name = "maildir"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.box: mailbox.Maildir | None = None
-
-    def __enter__(self) -> MaildirTransport:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.box = mailbox.Maildir(self.path, create=True)
-        except OSError as exc:
-            raise DeliveryError(f"{self.path}: cannot open the Maildir outbox: {exc}") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.box = None
-
-    def send(self, msg: EmailMessage, to: str) -> None:
-        assert self.box is not None, "use the transport as a context manager"
-        try:
-            self.box.add(mailbox.MaildirMessage(msg))
-        except OSError as exc:
-            raise TransientFailure(f"{self.path}: {exc}") from exc
+    sender: str  # the From header
+    list_id: str
+    unsubscribe_url: str  # https link containing PLACEHOLDER
+    unsubscribe_mailto: str  # an address; the token goes in the subject
 
 
-class SmtpTransport:
-    """One reused SMTP connection; reconnects once if the server dropped it."""
-
-    name = "smtp"
+class MessageTemplate:
+    """A variant's message as bytes with slots for what differs per subscriber."""
 
     def __init__(
-        self, host: str, port: int, security: str, user: str, password: str, timeout: float
+        self, letter: Letter, envelope: Envelope, date: datetime, signer: DkimSigner | None = None
     ) -> None:
-        self.host, self.port, self.security = host, port, security
-        self.user, self.password, self.timeout = user, password, timeout
-        self.conn: smtplib.SMTP | None = None
+        boundary = "=_" + secrets.token_hex(12)  # "=_" never occurs in quoted-printable
+        self._head = _shared_headers(letter.subject, envelope, date, boundary)
+        url_head, _, url_tail = envelope.unsubscribe_url.partition(PLACEHOLDER)
+        mailto = f"mailto:{envelope.unsubscribe_mailto}?subject=unsubscribe%20"
+        self._unsub = (
+            f"List-Unsubscribe: <{mailto}".encode(),
+            f">,\r\n <{url_head}".encode(),
+            f"{url_tail}>\r\n".encode(),
+        )
+        part = '--{b}\r\nContent-Type: text/{t}; charset="utf-8"\r\n' + (
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self._text_head = part.format(b=boundary, t="plain").encode()
+        self._html_head = ("\r\n" + part.format(b=boundary, t="html")).encode()
+        self._end = f"\r\n--{boundary}--\r\n".encode()
+        self._text = _qp_parts(letter.text)
+        self._html = _qp_parts(letter.html)
+        self.signer = signer
 
-    def __enter__(self) -> SmtpTransport:
-        self.conn = self._connect()
-        return self
+    def render(self, to: str, message_id: str, token: str, name: str = "") -> bytes:
+        """The complete message for one subscriber (DKIM-signed when a signer is set)."""
+        if not TOKEN_RE.fullmatch(token):
+            raise ValueError("malformed unsubscribe token")
+        tok = token.encode("ascii")
+        slot = b"=\r\n" + tok + b"=\r\n"
+        u1, u2, u3 = self._unsub
+        to_header = formataddr((name, to), charset="utf-8") if name else to
+        msg = b"".join(
+            (
+                b"To: " + to_header.encode("ascii") + b"\r\n",
+                b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
+                u1 + tok + u2 + tok + u3,
+                self._head,
+                self._text_head,
+                slot.join(self._text),
+                self._html_head,
+                slot.join(self._html),
+                self._end,
+            )
+        )
+        return self.signer.sign(msg) + msg if self.signer else msg
 
-    def __exit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.quit()
-            except (smtplib.SMTPException, OSError):
-                self.conn.close()
-            self.conn = None
 
-    def _connect(self) -> smtplib.SMTP:
-        where = f"{self.host}:{self.port}"
+def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: str) -> bytes:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["Subject"] = subject
+    msg["From"] = envelope.sender
+    msg["Date"] = format_datetime(date)
+    msg["List-Id"] = envelope.list_id
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["MIME-Version"] = "1.0"
+    msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+    return msg.as_bytes().partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+
+
+def encoded_size(html: str) -> int:
+    """Bytes of an HTML part as it travels (quoted-printable): what clipping counts."""
+    return len(_qp(html))
+
+
+def _qp_parts(text: str) -> list[bytes]:
+    """``text`` quoted-printable encoded, cut where PLACEHOLDER was: joining the parts
+    with ``=\\r\\n<token>=\\r\\n`` (soft line breaks around it) encodes the text with
+    the token in its place."""
+    return [_qp(part) for part in text.split(PLACEHOLDER)]
+
+
+def _qp(part: str) -> bytes:
+    encoded = binascii.b2a_qp(part.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    head, newline, tail = encoded.rpartition(b"\n")
+    if len(tail) >= 76:  # a soft break will follow: keep the line within 76 with its "="
+        cut = 75 - (2 if tail[73:74] == b"=" else 1 if tail[74:75] == b"=" else 0)
+        tail = tail[:cut] + b"=\n" + tail[cut:]
+    return (head + newline + tail).replace(b"\n", b"\r\n")
+
+
+class DkimSigner:
+    """Signs each message with an RSA key read from a file (dkimpy)."""
+
+    def __init__(self, selector: str, domain: str, key_file: Path) -> None:
+        self.selector, self.domain = selector.encode(), domain.encode()
+        where = "email.dkim_key_file"
         try:
-            if self.security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
-            else:
-                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-                if self.security == "starttls":
-                    conn.starttls(context=ssl.create_default_context())
-            if self.user:
-                conn.login(self.user, self.password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(
-                f"SMTP server {where} refused the login for {self.user!r}: {exc.smtp_code}",
-                hint="check email.smtp_user and $DIGEST_EMAIL_SMTP_PASSWORD",
-            ) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(
-                f"cannot reach SMTP server {where}: {exc or type(exc).__name__}",
-                hint="undelivered messages stay pending for the next run",
-            ) from None
-        return conn
-
-    def send(self, msg: EmailMessage, to: str) -> None:
-        if self.conn is None:
-            self.conn = self._connect()
+            self.key = key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {key_file}: {exc.strerror}") from None
         try:
-            refused = self.conn.send_message(msg, to_addrs=[to])
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(to, (550, b"refused"))
-            raise _failure(code, reply) from None
-        except smtplib.SMTPResponseException as exc:
-            raise _failure(exc.smtp_code, exc.smtp_error) from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.conn.close()
-            self.conn = None
-            raise TransientFailure(f"connection lost: {exc}") from None
-        if refused:
-            code, reply = refused[to]
-            raise _failure(code, reply)
+            self.sign(b"From: a@b\r\nSubject: key check\r\n\r\nok\r\n")
+        except Exception as exc:  # dkimpy raises several kinds for a bad key
+            raise ConfigError(
+                f"{where}: {key_file} is not a usable private key: {type(exc).__name__}",
+                hint="give a PEM RSA private key",
+            ) from None
 
+    def sign(self, message: bytes) -> bytes:
+        import dkim  # dkimpy: imported only when signing is configured
 
-def _failure(code: int, reply: bytes | str) -> Exception:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    message = f"{code} {text}".strip()
-    return PermanentFailure(message) if 500 <= code < 600 else TransientFailure(message)
-
-
-def make_transport(
-    kind: str,
-    *,
-    outbox: Path,
-    host: str = "localhost",
-    port: int = 25,
-    security: str = "none",
-    user: str = "",
-    password: str = "",
-    timeout: float = 30.0,
-) -> Transport:
-    if kind == "maildir":
-        return MaildirTransport(outbox)
-    if kind == "smtp":
-        return SmtpTransport(host, port, security, user, password, timeout)
-    raise ConfigError(f"email.transport = {kind!r} is not one of maildir, smtp")
+        present = [h for h in DKIM_HEADERS if h + b":" in message]
+        signature: bytes = dkim.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=present,
+        )
+        return signature

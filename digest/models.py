@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -126,20 +127,61 @@ class DigestItem(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
-class Delivery(Base):
-    """One message of one digest to one address, created before anything is sent."""
+class Subscriber(Base):
+    """Someone who receives the digest: only the chosen themes, until they unsubscribe."""
 
-    __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("digest_id", "address"),)
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), unique=True)  # address, case-folded
+    address: Mapped[str] = mapped_column(Text)  # as validated (first spelling wins)
+    name: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # or unsubscribed, bounced
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)  # section slugs; [] = all
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # secrets.token_urlsafe(32)
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0)  # permanent failures in a row
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DigestVariant(Base):
+    """A digest rendered for one selection of its sections (CSS inlined once per variant);
+    each subscriber's copy only fills their own unsubscribe token into it."""
+
+    __tablename__ = "digest_variants"
+    __table_args__ = (UniqueConstraint("digest_id", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
-    address: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    key: Mapped[str] = mapped_column(String(64))  # "*" (every section) or a hash of the slugs
+    sections: Mapped[list[str]] = mapped_column(JSON, default=list)  # slugs; [] = all
+    subject: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)  # inlined; the token is a placeholder
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """One message of one digest to one subscriber, created with the digest, before
+    anything is sent: pending -> sending -> sent | failed (or skipped: no chosen theme)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("digest_id", "subscriber_id"),
+        Index("ix_deliveries_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("digest_variants.id"))
+    address: Mapped[str] = mapped_column(Text)  # where it went, as of its creation
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

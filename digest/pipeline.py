@@ -13,30 +13,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import db, store
+from . import db, delivery, outbox, store, subscribers
 from .config import Settings
+from .delivery import DeliveryReport, Mailing, Policy
 from .dumps import parse_bytes
-from .errors import ConfigError, DeliveryError, DigestError, DumpError, StateError
-from .feed import FeedIssue, FeedSite, write_feeds
+from .errors import ConfigError, DigestError, DumpError, StateError
+from .feed import FeedIssue, FeedSite, write_feeds, write_theme_feeds
 from .fsutil import atomic_write
 from .links import tidy_text
 from .lock import publish_lock
-from .mailer import (
-    Outgoing,
-    PermanentFailure,
-    TransientFailure,
-    Transport,
-    build_message,
-    list_id,
-    make_transport,
-    new_message_id,
-)
+from .mailer import PLACEHOLDER, Transport, make_transport, new_message_id
+from .personalise import Personaliser
 from .render import DigestView, IssueSummary, PaperView, Renderer, SectionView, shorten
+from .subscribers import SubscriberBook
+from .themefeeds import theme_feeds
 from .themes import REMAINING, Section, assign
 
 log = logging.getLogger(__name__)
@@ -83,14 +77,6 @@ class Prepared:
     web_html: str
 
 
-@dataclass(frozen=True)
-class DeliveryReport:
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    errors: tuple[str, ...] = ()
-
-
 @dataclass
 class SendReport:
     ingest: IngestReport
@@ -135,6 +121,7 @@ class App:
         self._transport = transport
         self.renderer = renderer or Renderer(settings.digest.theme, settings.templates_dir)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._mailing_cache: Mailing | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -270,17 +257,26 @@ class App:
     # send -----------------------------------------------------------------
 
     def recipients(self) -> list[str]:
-        """The configured recipients, validated and folded (first spelling wins)."""
+        """Who would receive the next digest: the configured recipients not unsubscribed
+        or bounced, then the active subscribers."""
+        configured = self._configured()
+        with self.session() as session:
+            return subscribers.would_receive(session, configured)
+
+    def _configured(self) -> list[str]:
+        """email.recipients, validated and folded (first spelling wins)."""
         seen: dict[str, str] = {}
         for raw in self.settings.email.recipients:
             try:
-                norm = validate_email(raw.strip(), check_deliverability=False).normalized
-            except EmailNotValidError as exc:
-                raise ConfigError(
-                    f"email.recipients: {raw!r} is not a valid address: {exc}"
-                ) from None
-            seen.setdefault(norm.lower(), norm)
+                address = subscribers.normalize(raw)
+            except subscribers.SubscriberError as exc:
+                raise ConfigError(f"email.recipients: {exc.message}") from None
+            seen.setdefault(address.lower(), address)
         return list(seen.values())
+
+    def subscribers(self) -> SubscriberBook:
+        """The subscriber list (add, remove, import, export, unsubscribe)."""
+        return SubscriberBook(self.sessions)
 
     def send(
         self,
@@ -293,11 +289,13 @@ class App:
         recipients = [to] if to else self.recipients()
         if dry_run:
             return self._dry_run(recipients, progress)
+        self._mailing()  # a bad DKIM key or delivery setting fails before publishing
+        Policy.of(self.settings.email)
         with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-            report.delivery = self.deliver_pending()
+            report.delivery = self.deliver_pending(progress) if progress else self.deliver_pending()
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
@@ -349,13 +347,15 @@ class App:
             session.commit()
             prepared = self._ready(session, report)
             if prepared is not None:
-                self._store(session, prepared, recipients)
+                self._store(session, prepared)
                 report.issue, report.prepared = prepared.view.issue, prepared
                 report.recipients = tuple(recipients)
         report.files = self.publish_files()
         return report
 
-    def _store(self, session: Session, prepared: Prepared, recipients: list[str]) -> None:
+    def _store(self, session: Session, prepared: Prepared) -> None:
+        """Store the digest, its variants and one delivery per subscriber, in one
+        transaction (the variants are rendered before it takes the write lock)."""
         items = [
             (paper.id, section.name, section.slug)
             for section in prepared.sections
@@ -371,10 +371,18 @@ class App:
             items=items,
             themes=[s.name for s in prepared.sections],
         )
+        configured = self._configured()
+        personaliser = self._personaliser()
+        view = prepared.view
+        letters = personaliser.letters(
+            view, outbox.selections(session, view, with_all=bool(configured))
+        )
         sender = self.settings.email.sender
         try:
-            store.create_digest(
-                session, record, {addr: new_message_id(sender) for addr in recipients}
+            subscribers.sync_configured(session, configured)
+            digest = store.create_digest(session, record)
+            outbox.create_deliveries(
+                session, digest.id, view, personaliser, letters, lambda: new_message_id(sender)
             )
             session.commit()
         except IntegrityError:
@@ -420,7 +428,15 @@ class App:
             changed.append(public / "index.html")
         feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
         changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
+        changed += self._theme_feeds()
         return changed
+
+    def _theme_feeds(self) -> list[Path]:
+        """themes/<slug>.xml: the recent papers of each section, from the state."""
+        s = self.settings
+        with self.session() as session:
+            feeds = theme_feeds(session, s.base_url)
+        return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
 
     def _feed_issue(self, d: Any) -> FeedIssue:
         return FeedIssue(
@@ -435,83 +451,38 @@ class App:
 
     # deliver --------------------------------------------------------------
 
-    def deliver_pending(self) -> DeliveryReport:
-        """Send every pending delivery of every digest; one row each, marked sent only
-        after the server accepted it."""
-        with self.session() as session:
-            store.release_stuck_deliveries(session)  # we hold the publish lock
-            session.commit()
-            work = store.pending_deliveries(session)
-            if not work:
-                return DeliveryReport()
-            counts = {"sent": 0, "failed": 0, "deferred": 0}
-            errors: list[str] = []
-            with self.transport() as transport:
-                for delivery, digest in work:
-                    if not store.claim_delivery(session, delivery.id):
-                        continue
-                    session.commit()
-                    outcome, error = self._deliver(transport, delivery, digest)
-                    store.finish_delivery(
-                        session, delivery.id, "pending" if outcome == "deferred" else outcome, error
-                    )
-                    session.commit()
-                    counts[outcome] += 1
-                    if error:
-                        errors.append(f"{delivery.address}: {error}")
-        log.info("delivery: %(sent)d sent, %(failed)d failed, %(deferred)d deferred", counts)
-        return DeliveryReport(counts["sent"], counts["failed"], counts["deferred"], tuple(errors))
-
-    def _deliver(self, transport: Transport, delivery: Any, digest: Any) -> tuple[str, str | None]:
-        msg = build_message(
-            self._outgoing(
-                digest.subject,
-                digest.html,
-                digest.text,
-                delivery.address,
-                delivery.message_id,
-                digest.published_at,
-            )
+    def deliver_pending(self, progress: Progress | None = None) -> DeliveryReport:
+        """Send every due pending delivery of every digest (delivery.py): one row each,
+        marked sent only after the server accepted it. Call it holding the publish lock."""
+        return delivery.deliver(
+            self.engine,
+            self.transport,
+            self._mailing(),
+            Policy.of(self.settings.email, parallel=self._parallel()),
+            clock=self.clock,
+            progress=progress,
         )
-        try:
-            transport.send(msg, delivery.address)
-        except PermanentFailure as exc:
-            return "failed", str(exc)
-        except TransientFailure as exc:
-            return "deferred", str(exc)
-        except DeliveryError:
-            raise
-        return "sent", None
 
-    def _outgoing(
-        self, subject: str, html: str, text: str, to: str, message_id: str, when: datetime
-    ) -> Outgoing:
-        e = self.settings.email
-        return Outgoing(
-            sender=e.sender,
-            to=to,
-            subject=subject,
-            html=html,
-            text=text,
-            message_id=message_id,
-            date=when,
-            list_id=list_id(self.settings.digest.title, e.sender, e.list_id),
+    def _parallel(self) -> bool:
+        return self._transport is None and self.settings.email.transport == "smtp"
+
+    def _mailing(self) -> Mailing:
+        if self._mailing_cache is None:
+            self._mailing_cache = delivery.mailing_of(self.settings)
+        return self._mailing_cache
+
+    def _personaliser(self) -> Personaliser:
+        return Personaliser(
+            self.renderer,
+            unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
+            max_html_bytes=self.settings.email.max_html_bytes,
+            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
         )
 
     def _deliver_one_off(self, prepared: Prepared, to: str) -> DeliveryReport:
-        out = self._outgoing(
-            "[test] " + prepared.view.subject,
-            prepared.html,
-            prepared.text,
-            to,
-            new_message_id(self.settings.email.sender),
-            prepared.view.published_at,
-        )
-        with self.transport() as transport:
-            try:
-                transport.send(build_message(out), to)
-            except (PermanentFailure, TransientFailure) as exc:
-                raise DeliveryError(f"{to}: not delivered: {exc}") from None
+        letter = self._personaliser().letter(prepared.view)
+        when = prepared.view.published_at
+        delivery.send_test(self.transport(), self._mailing(), letter, when, to)
         return DeliveryReport(sent=1)
 
     # read-only views ------------------------------------------------------
@@ -521,12 +492,24 @@ class App:
         report = self._dry_run([], None)
         return report.prepared, report.reason
 
+    def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
+        """The pending papers (new dumps included, nothing stored) grouped into sections as
+        the next digest would group them, or no sections and why."""
+        with self.session() as session:
+            self._ingest(session, None, None)
+            sections = assign(store.pending_papers(session), self.settings.themes)
+            session.rollback()
+        if sections:
+            return sections, ""
+        why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
+        return [], why
+
     def status(self) -> store.Status:
         with self.session() as session:
             return store.status(session)
 
 
-def subject_line(title: str, issue: int, count: int, sections: Sequence[Section[Any]]) -> str:
+def subject_line(title: str, issue: int, count: int, sections: Sequence[Any]) -> str:
     """ "Papers digest #3: 42 new papers — Mixture of experts, Agents and 4 more"."""
     named = [s.name for s in sections if s.name != REMAINING]
     lead = named[:2] or [sections[0].name]

@@ -279,6 +279,10 @@ class Renderer:
             issues=tuple(issues),
         )
 
+    def page(self, name: str, **context: Any) -> str:
+        """Any other HTML page of the theme (the web server's pages), autoescaped."""
+        return self._render(self._html_env, name, **context)
+
     # ----------------------------------------------------------------- set-up
 
     def _build_search_path(self) -> tuple[Path, ...]:

@@ -291,34 +291,51 @@ class Daemon:
         elif self.settings.schedule.mode == "on_new_dump":
             log.info("next publish: when a new dump arrives")
 
-    def run(self) -> None:
-        """Run until SIGTERM/SIGINT; the job in progress finishes before exit."""
+    def run(self, *, serve: bool = False) -> None:
+        """Run until SIGTERM/SIGINT; the job in progress finishes before exit. With
+        `serve`, the web server runs in this process too (a thread)."""
         global _daemon
         with lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir):
             _daemon = self
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop.set())
+            server = self._start_server() if serve else None
             self.scheduler.start(paused=True)
             try:
                 self.install_jobs()
                 self.scheduler.resume()
-                log.info(
-                    "daemon started: watching %s every %gs, mode %s%s",
-                    self.settings.dumps_dir,
-                    self.settings.schedule.poll_seconds,
-                    self.settings.schedule.mode,
-                    f" ({self.settings.schedule.cron}, {self.zone})"
-                    if self.settings.schedule.mode == "cron"
-                    else "",
-                )
-                self._log_next()
+                self._log_start()
                 self.stop.wait()
                 log.info("stopping: finishing the job in progress")
                 self._drain()
             finally:
                 self.scheduler.shutdown(wait=True)
+                if server is not None:
+                    server[0].should_exit = True
+                    server[1].join(timeout=10)
                 _daemon = None
         log.info("daemon stopped")
+
+    def _start_server(self) -> tuple[Any, threading.Thread]:
+        from .web import make_server
+
+        server = make_server(self.app)
+        thread = threading.Thread(target=server.run, name="web", daemon=True)
+        thread.start()
+        log.info("web server on http://%s:%d/", server.config.host, server.config.port)
+        return server, thread
+
+    def _log_start(self) -> None:
+        sched = self.settings.schedule
+        how = f" ({sched.cron}, {self.zone})" if sched.mode == "cron" else ""
+        log.info(
+            "daemon started: watching %s every %gs, mode %s%s",
+            self.settings.dumps_dir,
+            sched.poll_seconds,
+            sched.mode,
+            how,
+        )
+        self._log_next()
 
 
 def next_runs(app: App) -> list[tuple[str, datetime]]:

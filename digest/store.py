@@ -1,16 +1,17 @@
-"""The queries on the state: record dumps and papers, pending papers, publish a digest."""
+"""The queries on the state: record dumps and papers, pending papers, publish a digest.
+(The delivery rows have theirs in outbox.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .dumps import Link, Listing, paper_key
-from .models import Delivery, Digest, DigestItem, DumpFile, Paper, Sighting, utcnow
+from .models import Delivery, Digest, DigestItem, DumpFile, Paper, Sighting
 
 
 @dataclass(frozen=True)
@@ -150,12 +151,10 @@ class DigestRecord:
     themes: Sequence[str]
 
 
-def create_digest(session: Session, record: DigestRecord, recipients: Mapping[str, str]) -> Digest:
-    """Insert the digest, its items and one pending delivery per recipient, in one go.
-
-    `recipients` maps each address to the Message-ID its copy will carry. The unique
-    constraint on digest_items.paper_id makes publishing a paper twice impossible.
-    """
+def create_digest(session: Session, record: DigestRecord) -> Digest:
+    """Insert the digest and its items. The unique constraint on digest_items.paper_id
+    makes publishing a paper twice impossible. Its deliveries are added by delivery.py,
+    in the same transaction."""
     digest = Digest(
         issue=record.issue,
         subject=record.subject,
@@ -173,10 +172,6 @@ def create_digest(session: Session, record: DigestRecord, recipients: Mapping[st
         DigestItem(digest_id=digest.id, paper_id=pid, section=name, section_slug=slug, position=i)
         for i, (pid, name, slug) in enumerate(record.items)
     )
-    session.add_all(
-        Delivery(digest_id=digest.id, address=addr, message_id=mid)
-        for addr, mid in recipients.items()
-    )
     session.flush()
     return digest
 
@@ -187,41 +182,6 @@ def recent_digests(session: Session, limit: int) -> list[Digest]:
 
 def digest_by_issue(session: Session, issue: int) -> Digest | None:
     return session.scalar(select(Digest).where(Digest.issue == issue))
-
-
-def pending_deliveries(session: Session) -> list[tuple[Delivery, Digest]]:
-    rows = session.execute(
-        select(Delivery, Digest)
-        .join(Digest, Digest.id == Delivery.digest_id)
-        .where(Delivery.status == "pending")
-        .order_by(Digest.issue, Delivery.id)
-    )
-    return [(d, g) for d, g in rows]
-
-
-def claim_delivery(session: Session, delivery_id: int) -> bool:
-    """Conditional update: True when this process now owns the delivery (SQLite-safe)."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "pending")
-        .values(status="sending", attempts=Delivery.attempts + 1)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
-
-
-def finish_delivery(session: Session, delivery_id: int, status: str, error: str | None) -> None:
-    values: dict[str, object] = {"status": status, "last_error": error}
-    if status == "sent":
-        values["sent_at"] = utcnow()
-    session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
-
-
-def release_stuck_deliveries(session: Session) -> int:
-    """Deliveries left 'sending' by a crashed process go back to pending."""
-    result = session.execute(
-        update(Delivery).where(Delivery.status == "sending").values(status="pending")
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)

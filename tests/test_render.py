@@ -172,8 +172,9 @@ def test_email_css_is_inlined(email_doc: lxml_html.HtmlElement) -> None:
     title_link = email_doc.xpath(f'//h3/a[starts-with(@href, "{WEB}")]')[0]
     assert "font-weight" in email_doc.xpath("//h3")[0].get("style")
     assert "color:" in title_link.get("style")
-    container = email_doc.xpath('//table[@width="600"][@bgcolor]')
-    assert container, "the 600px card keeps width/bgcolor attributes as fallbacks"
+    container = email_doc.xpath('//table[contains(@class, "container")][@bgcolor]')
+    assert container, "the card keeps a bgcolor attribute as a fallback"
+    assert "max-width:600px" in container[0].get("style").replace(" ", "")  # fluid, 600 at most
     assert "width:600px" in container[0].get("style").replace(" ", "")
     assert all(t.get("role") == "presentation" for t in email_doc.iter("table"))
 
@@ -438,7 +439,7 @@ def test_unknown_theme_lists_the_search_path(tmp_path: Path) -> None:
     message = str(err.value)
     assert str(tmp_path) in message
     assert str(builtin_templates_dir() / "no-such-theme") in message
-    assert "available themes: default" in message
+    assert "available themes: compact, default" in message
 
 
 def test_missing_template_lists_the_search_path(tmp_path: Path) -> None:
@@ -512,3 +513,51 @@ def test_shorten_edge_cases() -> None:
 )
 def test_slugify(name: str, slug: str) -> None:
     assert slugify(name) == slug
+
+
+# ----------------------------------------------------------------------------- compact theme
+
+
+@pytest.fixture(scope="module")
+def compact() -> Renderer:
+    return Renderer("compact")
+
+
+def test_compact_theme_is_a_complete_look(compact: Renderer, view: DigestView) -> None:
+    assert compact.search_path == (
+        builtin_templates_dir() / "compact",
+        builtin_templates_dir() / "default",
+    )
+    assert "compact" in compact.available_themes()
+    email = compact.email_html(view)
+    doc = lxml_html.document_fromstring(email)
+    flat = " ".join(doc.text_content().split())
+    for paper in all_papers(view):
+        assert paper.title in flat
+    title_style = doc.xpath("//h3")[0].get("style").replace(" ", "")
+    assert "Georgia" in title_style and "#0f766e" in email
+    assert "#4353c6" not in email  # none of the default look's accent is left
+    web = compact.web_html(view)
+    assert "--accent: #0f766e" in web and "END OF THE ABSTRACT" in web
+    assert compact.email_text(view) == Renderer().email_text(view)  # same text part
+
+
+@pytest.mark.parametrize("theme", ["default", "compact"])
+def test_email_stays_readable_in_dark_mode(theme: str, view: DigestView) -> None:
+    """Every element with a colour of its own is recoloured for dark clients, and the
+    dark rules survive inlining in the <style> block."""
+    doc = lxml_html.document_fromstring(Renderer(theme).email_html(view))
+    css = doc.xpath("//style")[0].text
+    dark = css[css.index("prefers-color-scheme: dark") :]
+    for cls in ("body", "wrapper", "container", "issue", "paper-link", "abstract", "link"):
+        assert f".{cls}" in dark, cls
+    assert doc.xpath('//meta[@name="color-scheme"]/@content') == ["light dark"]
+
+
+def test_user_folder_overrides_the_compact_theme(tmp_path: Path, view: DigestView) -> None:
+    (tmp_path / "style.css").write_text(".paper-link { color: #123456; }")
+    renderer = Renderer("compact", templates_dir=tmp_path)
+    assert renderer.search_path[0] == tmp_path
+    doc = lxml_html.document_fromstring(renderer.email_html(view))
+    assert "#123456" in doc.xpath("//h3/a")[0].get("style")
+    assert "#0f766e" in renderer.web_html(view)  # web.css still the theme's

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests use, installed when missing (needs root):
+# PostgreSQL (state tests), Chromium (browser tests, driven by Playwright), newsboat
+# (a real feed reader subscribes to the served feed).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v newsboat >/dev/null || need+=(newsboat)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (Debian packages the tests use)" >&2
+  apt-get update -qq >&2
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

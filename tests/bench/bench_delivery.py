@@ -1,0 +1,203 @@
+"""One digest (the 176-paper sample) to 10,000 subscribers through a local SMTP sink.
+
+Prints messages per second for `deliver_pending` (claim, build, send, mark sent: one
+row per subscriber) with 1, 2, 4 and 8 connections, next to a baseline measured in the
+same run: raw smtplib sending the same pre-built messages over one reused connection.
+Also times building the 10,000 personalised messages alone.
+
+    python tests/bench/bench_delivery.py [subscribers]
+    pytest tests/bench -o python_files='bench_*.py' -s -k delivery
+
+The sink runs in its own process (so it does not share the client's GIL) and reads
+each message's data in bulk, so the figures measure the sending side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import multiprocessing
+import os
+import shutil
+import smtplib
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from digest import outbox  # noqa: E402
+from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
+from digest.mailer import MessageTemplate  # noqa: E402
+from digest.models import Delivery  # noqa: E402
+from digest.pipeline import App, make_app  # noqa: E402
+
+SAMPLES = ROOT / "examples" / "dumps"
+SUBSCRIBERS = 10_000
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count) -> None:  # type: ignore[no-untyped-def]
+    writer.write(b"220 sink ESMTP\r\n")
+    while line := await reader.readline():
+        verb = line[:4].upper()
+        if verb in (b"EHLO", b"HELO"):
+            writer.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+        elif verb == b"DATA":
+            writer.write(b"354 go ahead\r\n")
+            await writer.drain()
+            await reader.readuntil(b"\r\n.\r\n")
+            with count.get_lock():
+                count.value += 1
+            writer.write(b"250 2.0.0 queued\r\n")
+        elif verb == b"QUIT":
+            writer.write(b"221 bye\r\n")
+            break
+        else:  # MAIL, RCPT, RSET, NOOP
+            writer.write(b"250 OK\r\n")
+        await writer.drain()
+    writer.close()
+
+
+def _serve(port: int, count, ready) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _session(r, w, count), "127.0.0.1", port, limit=2**24
+        )
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+class Sink:
+    """An SMTP sink in a child process, counting the messages it accepted."""
+
+    def __init__(self) -> None:
+        from tests.conftest import free_port
+
+        self.port = free_port()
+        self.count = multiprocessing.Value("l", 0)
+        ready = multiprocessing.Event()
+        self.proc = multiprocessing.Process(
+            target=_serve, args=(self.port, self.count, ready), daemon=True
+        )
+        self.proc.start()
+        ready.wait(10)
+
+    @property
+    def received(self) -> int:
+        return int(self.count.value)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.join()
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def published_app(folder: Path, port: int, subscribers: int) -> App:
+    """The sample digest published to `subscribers` subscribers; nothing sent yet."""
+    shutil.copytree(SAMPLES, folder / "dumps")
+    settings = Settings(
+        digest=DigestSection(dumps_dir="dumps", state_dir="state"),
+        email=EmailSection(transport="smtp", smtp_host="127.0.0.1", smtp_port=port),
+        base_dir=folder,
+        source="bench",
+    )
+    app = make_app(settings)
+    rows = "".join(f"reader{i}@example.org,Reader {i},,\n" for i in range(subscribers))
+    app.subscribers().import_csv(io.StringIO("email,name,themes,status\n" + rows))
+    send_nothing = app.deliver_pending
+    app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
+    t0 = time.perf_counter()
+    app.send()
+    print(
+        f"publish (render variants, {subscribers} delivery rows): {time.perf_counter() - t0:.2f} s"
+    )
+    app.deliver_pending = send_nothing  # type: ignore[method-assign]
+    return app
+
+
+def built_messages(app: App) -> tuple[list[bytes], float]:
+    """Every subscriber's message, built as delivery builds them, and the time it took."""
+    with app.session() as s:
+        jobs = outbox.due_jobs(s, app.clock())
+        letters = outbox.letters(s, {j.variant_id for j in jobs})
+    mailing = app._mailing()
+    t0 = time.perf_counter()
+    templates = {
+        vid: MessageTemplate(letter, mailing.envelope, when, mailing.signer)
+        for vid, (letter, when) in letters.items()
+    }
+    messages = [
+        templates[j.variant_id].render(j.address, j.message_id, j.token, j.name) for j in jobs
+    ]
+    return messages, time.perf_counter() - t0
+
+
+def baseline(port: int, messages: list[bytes], n: int) -> float:
+    """Raw smtplib, one reused connection, the pre-built messages; messages/second."""
+    conn = smtplib.SMTP("127.0.0.1", port)
+    t0 = time.perf_counter()
+    for i in range(n):
+        conn.sendmail("digest@localhost", [f"reader{i}@example.org"], messages[i % len(messages)])
+    elapsed = time.perf_counter() - t0
+    conn.quit()
+    return n / elapsed
+
+
+def ours(app: App, connections: int, n: int) -> float:
+    with app.session() as s:
+        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.commit()
+    email = replace(app.settings.email, connections=connections)
+    app.settings = replace(app.settings, email=email)
+    t0 = time.perf_counter()
+    report = app.deliver_pending()
+    elapsed = time.perf_counter() - t0
+    assert report.sent == n, report
+    return n / elapsed
+
+
+def run(subscribers: int = SUBSCRIBERS) -> dict[str, float]:
+    sink = Sink()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            app = published_app(Path(tmp), sink.port, subscribers)
+            messages, build = built_messages(app)
+            size = sum(len(m) for m in messages) / len(messages)
+            print(f"message size: {size / 1024:.0f} KiB on average")
+            print(
+                f"build {subscribers} personalised messages: {build:.2f} s "
+                f"({subscribers / build:,.0f} messages/s)"
+            )
+            figures = {"build": subscribers / build}
+            figures["baseline"] = baseline(sink.port, messages[:500], subscribers)
+            rate = figures["baseline"]
+            print(f"baseline: raw smtplib, 1 reused connection:  {rate:7,.0f} messages/s")
+            for n in (1, 2, 4, 8):
+                before = sink.received
+                figures[f"ours_{n}"] = ours(app, n, subscribers)
+                assert sink.received - before == subscribers
+                rate = figures[f"ours_{n}"]
+                print(f"digest deliver_pending, {n} connection(s):   {rate:7,.0f} messages/s")
+    finally:
+        sink.stop()
+    return figures
+
+
+def test_delivery_throughput() -> None:
+    figures = run(int(os.environ.get("DIGEST_BENCH_SUBSCRIBERS", SUBSCRIBERS)))
+    assert figures["build"] > figures["baseline"]  # building is never the bottleneck
+
+
+if __name__ == "__main__":
+    run(int(sys.argv[1]) if len(sys.argv) > 1 else SUBSCRIBERS)

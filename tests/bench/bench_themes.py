@@ -1,0 +1,85 @@
+"""How long theme assignment takes for 100, 1,000 and 10,000 papers (made by recombining
+the sample dumps), each next to two baselines measured in the same run: keyword-only
+assignment (configured themes, no automatic topics) and a naive TF-IDF + KMeans on the
+full TF-IDF matrix (no reduction, no names).
+
+    python tests/bench/bench_themes.py
+    pytest tests/bench -o python_files='bench_*.py' -s
+
+No timing is asserted: the figures are printed for a person to read.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from digest.config import ThemeConfig  # noqa: E402
+from digest.themes import assign  # noqa: E402
+from tests.sample_papers import Paper, generate  # noqa: E402
+
+SIZES = (100, 1_000, 10_000)
+THEMES = (
+    ThemeConfig("Mixture of experts", ("mixture of experts", "moe", "router", "experts")),
+    ThemeConfig("Music and audio", ("music", "audio", "song", "midi", "speech")),
+    ThemeConfig("Image generation", ("text-to-image", "t2i", "image generation", "diffusion")),
+)
+
+
+def naive_kmeans(papers: list[Paper]) -> int:
+    """TF-IDF + KMeans on the sparse matrix, k = sqrt(n): clusters without names."""
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    matrix = TfidfVectorizer(stop_words="english").fit_transform(
+        [f"{p.title}. {p.abstract}" for p in papers]
+    )
+    k = max(1, min(30, round(len(papers) ** 0.5)))
+    return len(set(KMeans(k, n_init=1, random_state=0).fit(matrix).labels_))
+
+
+def timed(work: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run() -> list[tuple[int, float, float, float, int]]:
+    assign(generate(50), ())  # imports and caches warm
+    rows = []
+    for n in SIZES:
+        papers = generate(n)
+        repeat = 3 if n <= 1_000 else 1
+        ours = timed(lambda p=papers: assign(p, ()), repeat)  # type: ignore[misc]
+        keywords = timed(lambda p=papers: assign(p, THEMES, automatic=False), repeat)  # type: ignore[misc]
+        naive = timed(lambda p=papers: naive_kmeans(p), repeat)  # type: ignore[misc]
+        sections = len(assign(papers, ()))
+        rows.append((n, ours, keywords, naive, sections))
+    return rows
+
+
+def report(rows: list[tuple[int, float, float, float, int]]) -> str:
+    lines = [
+        "theme assignment (best of runs; seconds)",
+        f"{'papers':>8}  {'automatic':>10}  {'keywords only':>13}  {'naive kmeans':>12}  sections",
+    ]
+    for n, ours, keywords, naive, sections in rows:
+        lines.append(f"{n:>8,}  {ours:>10.3f}  {keywords:>13.3f}  {naive:>12.3f}  {sections:>8}")
+    return "\n".join(lines)
+
+
+def test_bench_themes() -> None:
+    print("\n" + report(run()))
+
+
+if __name__ == "__main__":
+    print(report(run()))

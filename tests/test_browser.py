@@ -1,0 +1,157 @@
+"""The pages and the e-mail in headless Chromium (Debian's, driven by Playwright), and a
+real feed reader (newsboat) subscribed to the served feed.
+
+Screenshots are saved under test-artifacts/ (the folder is printed) for a person to
+look at; the assertions check what a reader would notice: nothing wider than the
+screen, text large enough, links that go where they say.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from digest.pipeline import make_app
+
+from .conftest import ROOT, free_port, make_settings
+from .test_web import Served, serve
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("DIGEST_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDTHS = (375, 1024)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run the tests through .ci/run")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
+    port = free_port()
+    settings = make_settings(tmp_path, dumps_dir)
+    origin = f"http://127.0.0.1:{port}"  # links in the pages point at base_url
+    settings = replace(settings, digest=replace(settings.digest, base_url=origin))
+    app = make_app(settings)
+    app.send()
+    yield from serve(app, port)
+
+
+def shot(page: object, name: str, height: int = 6000) -> Path:
+    """A screenshot of the top of the page (at most `height` px, to keep it quick)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    full = page.evaluate("document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+    width = page.viewport_size["width"]  # type: ignore[attr-defined]
+    clip = {"x": 0, "y": 0, "width": width, "height": min(full, height)}
+    page.screenshot(path=str(path), full_page=True, clip=clip)  # type: ignore[attr-defined]
+    return path
+
+
+def layout_problems(page: object, width: int) -> list[str]:
+    """Elements wider than the viewport, and body text smaller than 12 px."""
+    return page.evaluate(  # type: ignore[attr-defined,no-any-return]
+        """(width) => {
+            const out = [];
+            if (document.documentElement.scrollWidth > width + 1)
+                out.push('page scrolls sideways: ' + document.documentElement.scrollWidth);
+            for (const el of document.querySelectorAll('p, li, a, h1, h2, h3, td')) {
+                const size = parseFloat(getComputedStyle(el).fontSize);
+                if (el.offsetParent !== null && el.textContent.trim() && size < 12)
+                    out.push('tiny text ' + size + 'px: ' + el.textContent.trim().slice(0, 40));
+            }
+            return out.slice(0, 5);
+        }""",
+        width,
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_archive_and_index_pages_render_well(browser, site: Served, width: int) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    for path, name in (("/archive/1.html", "archive"), ("/", "index")):
+        page.goto(f"http://127.0.0.1:{site.port}{path}")
+        assert layout_problems(page, width) == [], f"{name} at {width}px"
+        assert shot(page, f"{name}-{width}.png").stat().st_size > 10_000
+    page.goto(f"http://127.0.0.1:{site.port}/archive/1.html")
+    assert page.locator("[id^=p-]").count() == 176
+    # the table of contents jumps to its section
+    first = page.locator("a[href^='#s-']").first
+    target = first.get_attribute("href")
+    first.click()
+    assert page.evaluate("location.hash") == target
+    page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Path) -> None:
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    msg = message_from_bytes(next(iter(box)).as_bytes(), policy=policy.default)
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    path = tmp_path / "email.html"
+    path.write_text(html, encoding="utf-8")
+    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page.goto(path.as_uri())
+    assert layout_problems(page, width) == [], f"e-mail at {width}px"
+    shot(page, f"email-{width}.png")
+    # without <style> (clients that drop it) the layout still holds: the CSS is inline
+    page.evaluate("document.querySelectorAll('style').forEach(s => s.remove())")
+    assert layout_problems(page, width) == [], f"e-mail without <style> at {width}px"
+    shot(page, f"email-nostyle-{width}.png")
+    page.close()
+
+
+def test_search_box_finds_papers(browser, site: Served) -> None:
+    page = browser.new_page(viewport={"width": 1024, "height": 900})  # type: ignore[attr-defined]
+    page.goto(f"http://127.0.0.1:{site.port}/")
+    page.fill("input[name=q]", "music generation")
+    page.click("form.search button")
+    page.wait_for_load_state()
+    assert "Efficient Neural Music Generation" in page.content()
+    shot(page, "search-1024.png")
+    page.close()
+
+
+def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
+    newsboat = shutil.which("newsboat")
+    if newsboat is None:
+        pytest.fail("newsboat is not installed: run the tests through .ci/run")
+    (tmp_path / "urls").write_text(f"http://127.0.0.1:{site.port}/feed.xml\n")
+    (tmp_path / "config").write_text("")
+    cache = tmp_path / "cache.db"
+    result = subprocess.run(
+        [newsboat, "-u", str(tmp_path / "urls"), "-c", str(cache), "-C", str(tmp_path / "config"),
+         "-x", "reload"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(cache) as db:
+        titles = [t for (t,) in db.execute("SELECT title FROM rss_item")]
+        feed_title = db.execute("SELECT title FROM rss_feed").fetchone()[0]
+    assert feed_title == "Papers digest"
+    assert len(titles) == 1 and titles[0].startswith("Papers digest #1: 176 new papers")

@@ -1,0 +1,432 @@
+"""Delivery against a real SMTP server in the test (aiosmtpd) that can be told, per
+recipient and per attempt, to answer 421/451, 550, drop the connection or stall.
+
+Every case ends with the right delivery states and no duplicate at the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
+from digest.errors import ConfigError, DeliveryError
+from digest.models import Delivery, Subscriber
+from digest.pipeline import App, make_app
+
+from .conftest import free_port
+from .test_pipeline import write_dump
+
+MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe"))
+MUSIC = ThemeConfig("Music and audio", ("music", "audio"))
+PAPERS = [
+    ("Sparse mixture of experts at scale", "We route tokens to experts. " * 6),
+    ("Routing in MoE transformers", "A router for mixture of experts. " * 6),
+    ("Music generation with diffusion", "We generate music and audio. " * 6),
+    ("Audio tokenizers for speech", "Audio codecs for music. " * 6),
+    ("A study of optimisers", "Adam and friends, compared. " * 6),
+]
+
+
+class FaultyServer:
+    """aiosmtpd handler. ``script[address]`` lists what to do at each attempt for that
+    recipient: "ok", "421", "451", "550", "drop" (close the connection after the data,
+    before answering) or "stall" (answer RCPT only after the client gave up)."""
+
+    REPLIES: ClassVar[dict[str, str]] = {
+        "421": "421 4.3.2 try again later",
+        "451": "451 4.7.1 greylisted",
+        "550": "550 5.1.1 no such user",
+    }
+
+    def __init__(self, stall: float = 1.5, delay: float = 0.0) -> None:
+        self.script: dict[str, list[str]] = {}
+        self.accepted: Counter[str] = Counter()
+        self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # as received, for DKIM
+        self.peers: set[object] = set()
+        self.stall, self.delay = stall, delay
+        self.hold: asyncio.Event | None = None  # when set up, RCPT waits for it
+
+    def _next(self, address: str, stage: str) -> str:
+        steps = self.script.get(address.lower(), [])
+        if steps and (steps[0] == "drop") == (stage == "data"):
+            return steps.pop(0)
+        return "ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.hold is not None:
+            await self.hold.wait()
+        action = self._next(address, "rcpt")
+        if action == "stall":
+            await asyncio.sleep(self.stall)
+            return "451 4.4.2 too slow"
+        if action in self.REPLIES:
+            return self.REPLIES[action]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        (address,) = envelope.rcpt_tos
+        if self._next(address, "data") == "drop":
+            server.transport.close()
+            return "421 4.4.2 connection dropped"
+        self.peers.add(session.peer)
+        self.accepted[address.lower()] += 1
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.raw.append(envelope.content)
+        return "250 2.0.0 accepted"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Controller, FaultyServer]]:
+    handler = FaultyServer()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()
+
+
+def small_settings(tmp_path: Path, database_url: str, port: int, **email: object) -> Settings:
+    """Five papers in two configured themes; fast retries and timeouts."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir(exist_ok=True)
+    write_dump(dumps / "a.txt", PAPERS)
+    base = {
+        "transport": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_timeout": 0.5,
+        "retry_seconds": 0.05,
+        "max_attempts": 3,
+        "connections": 2,
+        "recipients": [],
+    }
+    return Settings(
+        digest=DigestSection(
+            dumps_dir=str(dumps),
+            state_dir=str(tmp_path / "state"),
+            database_url=database_url,
+            base_url="https://news.example.org",
+        ),
+        email=EmailSection(**(base | email)),  # type: ignore[arg-type]
+        themes=(MOE, MUSIC),
+        base_dir=tmp_path,
+        source="test",
+    )
+
+
+def subscribe(app: App, *addresses: str, themes: str | None = None) -> None:
+    book = app.subscribers()
+    for a in addresses:
+        book.add(a, themes=themes)
+
+
+def states(app: App) -> dict[str, str]:
+    with app.session() as s:
+        rows = s.execute(select(Delivery.address, Delivery.status).order_by(Delivery.id))
+        return {a: st for a, st in rows}
+
+
+def addresses(n: int) -> list[str]:
+    return [f"reader{i}@example.org" for i in range(n)]
+
+
+def test_every_subscriber_gets_exactly_one_copy(
+    tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    app = make_app(small_settings(tmp_path, database_url, controller.port, connections=3))
+    subscribe(app, *addresses(12))
+    seen: list[tuple[int, int]] = []
+    report = app.send(progress=lambda done, total, what: seen.append((done, total)))
+    assert report.delivery.sent == 12 and report.delivery.failed == 0
+    assert handler.accepted == Counter({a: 1 for a in addresses(12)})
+    assert set(states(app).values()) == {"sent"}
+    assert 1 < len(handler.peers) <= 3  # parallel, and each connection reused
+    assert seen[-1] == (12, 12)
+    assert app.send().delivery.sent == 0  # nothing twice
+    assert sum(handler.accepted.values()) == 12
+
+
+def test_temporary_failures_are_retried_until_accepted(
+    tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    app = make_app(small_settings(tmp_path, database_url, controller.port))
+    subscribe(app, *addresses(5))
+    handler.script = {
+        "reader0@example.org": ["451", "451"],
+        "reader1@example.org": ["421"],
+        "reader2@example.org": ["drop"],
+        "reader3@example.org": ["stall"],
+    }
+    started = time.monotonic()
+    report = app.send()
+    assert report.delivery.sent == 5, report.delivery
+    assert handler.accepted == Counter({a: 1 for a in addresses(5)})
+    assert time.monotonic() - started < 10
+    with app.session() as s:
+        attempts = {a: n for a, n in s.execute(select(Delivery.address, Delivery.attempts))}
+    assert attempts["reader0@example.org"] == 3 and attempts["reader4@example.org"] == 1
+    assert set(states(app).values()) == {"sent"}
+
+
+def test_permanent_failure_is_recorded_and_bounces_after_the_threshold(
+    tmp_path: Path, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    app = make_app(small_settings(tmp_path, url, controller.port, bounce_threshold=2))
+    subscribe(app, "gone@example.org", "fine@example.org")
+    handler.script = {"gone@example.org": ["550", "550"]}
+    report = app.send()
+    assert (report.delivery.sent, report.delivery.failed) == (1, 1)
+    assert report.delivery.errors == ("gone@example.org: 550 5.1.1 no such user",)
+    with app.session() as s:
+        row = s.scalar(select(Delivery).where(Delivery.address == "gone@example.org"))
+        assert row.status == "failed" and row.last_error == "550 5.1.1 no such user"
+        assert row.attempts == 1  # a 5xx is never retried
+    write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 9)])
+    app.send()  # second refusal in a row: bounced
+    [gone] = [s for s in app.subscribers().list() if s.address == "gone@example.org"]
+    assert gone.status == "bounced" and gone.bounce_count == 2
+    write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 9)])
+    third = app.send()
+    assert third.delivery.sent == 1  # a bounced subscriber is no longer mailed
+    assert handler.accepted["gone@example.org"] == 0
+    assert handler.accepted["fine@example.org"] == 3
+
+
+def test_leftover_temporary_failure_waits_for_a_later_run(
+    tmp_path: Path, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    now = [datetime(2026, 11, 27, 8, 0, tzinfo=UTC)]
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    settings = small_settings(tmp_path, url, controller.port, give_up_hours=24.0)
+    app = make_app(settings, clock=lambda: now[0])
+    subscribe(app, "busy@example.org", "fine@example.org")
+    handler.script = {"busy@example.org": ["451"] * 4}
+    report = app.send()
+    assert (report.delivery.sent, report.delivery.deferred) == (1, 1)
+    with app.session() as s:
+        row = s.scalar(select(Delivery).where(Delivery.address == "busy@example.org"))
+        assert row.status == "pending" and row.attempts == 3
+        assert row.last_error == "451 4.7.1 greylisted" and row.next_attempt_at > now[0]
+    assert app.send().delivery.waiting == 1  # not due yet: not tried
+    assert handler.accepted["busy@example.org"] == 0
+    now[0] += timedelta(minutes=5)
+    again = app.send()  # one more 451, then accepted
+    assert again.delivery.sent == 1
+    assert handler.accepted == Counter({"busy@example.org": 1, "fine@example.org": 1})
+
+
+def test_temporary_failure_past_the_give_up_time_fails(
+    tmp_path: Path, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    now = [datetime(2026, 11, 27, 8, 0, tzinfo=UTC)]
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    app = make_app(
+        small_settings(tmp_path, url, controller.port, give_up_hours=1.0), clock=lambda: now[0]
+    )
+    subscribe(app, "busy@example.org")
+    handler.script = {"busy@example.org": ["451"] * 10}
+    app.send()
+    now[0] += timedelta(hours=2)
+    report = app.send()
+    assert report.delivery.failed == 1
+    assert states(app) == {"busy@example.org": "failed"}
+    with app.session() as s:
+        error = s.scalar(select(Delivery.last_error))
+    assert error.startswith("gave up after 4 attempts: 451")
+
+
+def test_unreachable_server_fails_the_run_and_keeps_every_row_pending(
+    tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    dead = free_port()
+    app = make_app(small_settings(tmp_path, database_url, dead))
+    subscribe(app, *addresses(4))
+    with pytest.raises(DeliveryError, match=f"cannot reach SMTP server 127.0.0.1:{dead}"):
+        app.send()
+    assert set(states(app).values()) == {"pending"}
+    with app.session() as s:
+        assert set(s.scalars(select(Delivery.next_attempt_at))) == {None}
+    live = make_app(small_settings(tmp_path, database_url, controller.port))
+    assert live.send().delivery.sent == 4
+    assert handler.accepted == Counter({a: 1 for a in addresses(4)})
+
+
+def test_rate_limit_spaces_the_messages(
+    tmp_path: Path, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    app = make_app(small_settings(tmp_path, url, controller.port, rate_limit=20.0, connections=3))
+    subscribe(app, *addresses(11))
+    app.send()  # publish, render, and deliver
+    with app.session() as s:
+        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.commit()
+    handler.accepted.clear()
+    started = time.monotonic()
+    assert app.deliver_pending().sent == 11
+    assert time.monotonic() - started >= 0.45  # 11 messages at 20/s: 10 intervals
+    assert sum(handler.accepted.values()) == 11
+
+
+def test_themes_choose_sections_and_none_means_no_message(
+    tmp_path: Path, server: tuple[Controller, FaultyServer]
+) -> None:
+    controller, handler = server
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    app = make_app(small_settings(tmp_path, url, controller.port))
+    subscribe(app, "all@example.org")
+    subscribe(app, "moe@example.org", "moe2@example.org", themes="Mixture of experts")
+    subscribe(app, "music@example.org", themes="music-and-audio")
+    subscribe(app, "nothing@example.org", themes="Quantum chemistry")
+    report = app.send()
+    assert report.delivery.sent == 4
+    assert states(app)["nothing@example.org"] == "skipped"
+    assert handler.accepted["nothing@example.org"] == 0
+    by_to = {m["To"]: m for m in handler.messages}
+    moe = by_to["moe@example.org"].get_body(("plain",)).get_content()
+    assert "Sparse mixture of experts" in moe and "Music generation" not in moe
+    assert by_to["moe@example.org"]["Subject"].startswith("Papers digest #1: 2 new papers")
+    music = by_to["music@example.org"].get_body(("html",)).get_content()
+    assert "Music generation with diffusion" in music and "Routing in MoE" not in music
+    every = by_to["all@example.org"].get_body(("plain",)).get_content()
+    assert all(title in every for title, _ in PAPERS)
+
+
+def test_headers_links_and_dkim(tmp_path: Path, server: tuple[Controller, FaultyServer]) -> None:
+    dkim = pytest.importorskip("dkim")
+    import subprocess
+
+    controller, handler = server
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    settings = small_settings(
+        tmp_path,
+        url,
+        controller.port,
+        sender="News <news@example.org>",
+        dkim_key_file=str(key),
+        dkim_selector="s1",
+        unsubscribe_mailto="leave@example.org",
+    )
+    app = make_app(settings)
+    subscribe(app, "ada@example.org", "grace@example.org")
+    app.send()
+    with app.session() as s:
+        tokens = {a: t for a, t in s.execute(select(Subscriber.address, Subscriber.token))}
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"s1._domainkey.example.org."
+        return record
+
+    assert len(handler.messages) == 2
+    assert len({m["Message-ID"] for m in handler.messages}) == 2
+    for msg, raw in zip(handler.messages, handler.raw, strict=True):
+        token = tokens[msg["To"]]
+        link = f"https://news.example.org/unsubscribe/{token}"
+        unsub = " ".join(msg["List-Unsubscribe"].split())
+        assert unsub == f"<mailto:leave@example.org?subject=unsubscribe%20{token}>, <{link}>"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"] == "Papers digest <papers-digest.example.org>"
+        assert link in msg.get_body(("plain",)).get_content()
+        assert f'href="{link}"' in msg.get_body(("html",)).get_content()
+        assert dkim.verify(raw, dnsfunc=dns)
+        tampered = raw.replace(token.encode(), b"x" * len(token), 1)
+        assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_message_template_round_trips_any_text() -> None:
+    """The per-subscriber splice of the token into quoted-printable text decodes to
+    exactly the text with the token in place, whatever surrounds the placeholder."""
+    from digest.mailer import PLACEHOLDER, Envelope, Letter, MessageTemplate
+
+    envelope = Envelope(
+        "A <a@example.org>", "L <l.example.org>", f"https://x/u/{PLACEHOLDER}", "a@x"
+    )
+    token = "T" * 20 + "-_" + "9" * 21
+    for pad in range(0, 160, 7):
+        body = "é" * pad + " =\t" + PLACEHOLDER + " \n" + "x" * (75 - pad % 76) + PLACEHOLDER
+        letter = Letter("Subject é", "<p>" + body + "</p>", body + "\nend ")
+        template = MessageTemplate(letter, envelope, datetime(2026, 1, 1, tzinfo=UTC))
+        raw = template.render("r@example.org", "<id@x>", token)
+        head, _, body_part = raw.partition(b"\r\n\r\n")
+        assert max(len(line) for line in head.split(b"\r\n")) < 998
+        assert max(len(line) for line in body_part.split(b"\r\n")) <= 76, pad
+        msg = message_from_bytes(raw, policy=policy.default)
+        filled = body.replace(PLACEHOLDER, token)
+        plain = msg.get_body(("plain",)).get_payload(decode=True).decode()
+        assert plain.replace("\r\n", "\n") == filled + "\nend "
+        html = msg.get_body(("html",)).get_payload(decode=True).decode()
+        assert html.replace("\r\n", "\n") == "<p>" + filled + "</p>"
+
+
+def test_a_row_is_claimed_once_and_a_stale_claim_is_recovered(
+    tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
+) -> None:
+    from digest import outbox
+
+    controller, handler = server
+    settings = small_settings(tmp_path, database_url, controller.port)
+    app = make_app(settings)
+    subscribe(app, "ada@example.org")
+    app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
+    app.send()
+    now = datetime.now(UTC)
+    with app.session() as s:
+        row_id = s.scalar(select(Delivery.id))
+    with app.engine.begin() as conn:
+        assert outbox.claim(conn, row_id, now)
+    with app.engine.begin() as conn:
+        assert not outbox.claim(conn, row_id, now)  # the row count says who won
+    # a process died holding it: the next run (under the publish lock) takes it back
+    report = make_app(settings).deliver_pending()
+    assert report.sent == 1 and handler.accepted == Counter({"ada@example.org": 1})
+    with app.session() as s:
+        row = s.scalar(select(Delivery))
+        assert row.status == "sent" and row.attempts == 2 and row.claimed_at is not None
+
+
+def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    (tmp_path / "bad.pem").write_text("not a key")
+    for email, message in (
+        ({"connections": 0}, "email.connections = 0 must be at least 1"),
+        ({"dkim_key_file": "bad.pem"}, "bad.pem is not a usable private key"),
+        ({"dkim_key_file": "missing.pem"}, "email.dkim_key_file: cannot read"),
+    ):
+        app = make_app(small_settings(tmp_path, url, free_port(), **email))
+        with pytest.raises(ConfigError, match=message):
+            app.send()
+        assert app.status().last_issue is None

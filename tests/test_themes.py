@@ -1,0 +1,302 @@
+"""Themes: configured ones win, automatic topics for the rest (deterministic, readable,
+sized to the digest), ranking, per-theme feeds, and `digest themes`."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from digest.autothemes import Limits
+from digest.cli import main
+from digest.config import Settings, ThemeConfig, load_settings
+from digest.models import Digest
+from digest.pipeline import make_app
+from digest.themenames import display_name, lowercase_vocabulary, title_phrases
+from digest.themes import REMAINING, Section, assign, rank_key
+
+from .conftest import SAMPLE_FILES
+from .sample_papers import Paper, generate, samples
+from .test_pipeline import write_dump
+
+MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe", "router"))
+MUSIC = ThemeConfig("Music and audio", ("music", "audio"), "Songs and sounds", ("speech",))
+
+
+def shape(sections: list[Section[Paper]]) -> list[tuple[str, str, list[str], list[str]]]:
+    return [(s.name, s.slug, [p.title for p in s.papers], s.reasons) for s in sections]
+
+
+def squash(text: str) -> str:
+    return " ".join(re.sub(r"[-\s]+", " ", text).casefold().split())
+
+
+@pytest.fixture(scope="module")
+def sample_sections() -> list[Section[Paper]]:
+    return assign(samples(), ())
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_same_input_gives_the_same_sections(sample_sections: list[Section[Paper]]) -> None:
+    assert shape(assign(samples(), ())) == shape(sample_sections)
+
+
+def test_input_order_does_not_matter(sample_sections: list[Section[Paper]]) -> None:
+    papers = list(samples())
+    random.Random(7).shuffle(papers)
+    assert shape(assign(papers, ())) == shape(sample_sections)
+    papers.reverse()
+    assert shape(assign(papers, (MOE,))) == shape(assign(samples(), (MOE,)))
+
+
+# ----------------------------------------------------------------------------- configured
+
+
+def test_configured_themes_win() -> None:
+    sections = assign(samples(), (MOE, MUSIC))
+    by_name = {s.name: s for s in sections}
+    moe = by_name["Mixture of experts"]
+    assert moe.configured and not moe.automatic and moe.slug == "mixture-of-experts"
+    titled = [p for p in samples() if re.search(r"mixture[- ]of[- ]experts", p.title, re.I)]
+    assert titled and all(p in moe.papers for p in titled)
+    assert all(r.startswith("matched keywords ") for r in moe.reasons)
+    automatic = [s for s in sections if s.automatic]
+    assert automatic, "the rest is still grouped by topic"
+    assert all(squash(s.name) not in {"mixture of experts", "music and audio"} for s in automatic)
+    music = by_name["Music and audio"]
+    assert music.description == "Songs and sounds"
+    assert not any("speech" in (p.title + p.abstract).lower() for p in music.papers)  # excluded
+
+
+def test_every_paper_is_in_exactly_one_section() -> None:
+    papers = list(samples())
+    sections = assign(papers, (MOE,))
+    placed = [p for s in sections for p in s.papers]
+    assert sorted(placed, key=rank_key) == sorted(papers, key=rank_key)
+    assert all(len(s.papers) == len(s.reasons) for s in sections)
+    assert len({s.slug for s in sections}) == len(sections)
+
+
+def test_automatic_off_puts_the_rest_in_one_section() -> None:
+    sections = assign(samples(), (MOE,), automatic=False)
+    assert [s.name for s in sections] == ["Mixture of experts", REMAINING]
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(("n", "most"), [(0, 0), (1, 1), (3, 1), (10, 4)])
+def test_tiny_digests_get_few_sections(n: int, most: int) -> None:
+    sections = assign(list(samples())[:n], ())
+    assert len(sections) <= most
+    assert sum(len(s.papers) for s in sections) == n
+    if n and n < 4:
+        assert [s.name for s in sections] == [REMAINING]
+
+
+def test_limits_scale_with_the_digest() -> None:
+    assert Limits.for_size(3).max_sections == 0
+    assert Limits.for_size(10).max_sections <= 3
+    assert 10 <= Limits.for_size(176).max_sections <= 25
+    assert Limits.for_size(300).max_sections > Limits.for_size(100).max_sections
+    assert Limits.for_size(100_000).max_sections == 30
+
+
+def test_sample_digest_has_a_sensible_number_of_sections(
+    sample_sections: list[Section[Paper]],
+) -> None:
+    automatic = [s for s in sample_sections if s.automatic]
+    assert 8 <= len(automatic) <= 25
+    remaining = [s for s in sample_sections if s.name == REMAINING]
+    assert len(remaining) <= 1 and sample_sections[-1].name == REMAINING
+    assert len(remaining[0].papers) < len(samples()) / 2
+    assert all(len(s.papers) >= 3 for s in automatic)
+
+
+def test_thousands_of_papers_get_bounded_sections() -> None:
+    papers = generate(3000)
+    sections = assign(papers, ())
+    automatic = [s for s in sections if s.automatic]
+    assert 10 <= len(automatic) <= 30
+    assert sum(len(s.papers) for s in sections) == 3000
+    assert max(len(s.papers) for s in sections) < 3000 / 3
+    assert len(sections[-1].papers) < 3000 / 2 if sections[-1].name == REMAINING else True
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def test_names_are_readable_phrases_from_their_titles(
+    sample_sections: list[Section[Paper]],
+) -> None:
+    stems = {"diffus", "generat", "compos", "experi", "learn", "model", "languag"}
+    for s in sample_sections:
+        if not s.automatic:
+            continue
+        words = s.name.split()
+        assert 1 <= len(words) <= 3, s.name
+        assert s.name[0].isupper() and squash(s.name) not in stems, s.name
+        assert words[-1].lower() not in {"of", "for", "and", "model", "models", "large"}
+        assert any(squash(s.name) in squash(p.title) for p in s.papers), s.name
+        assert s.slug == re.sub(r"[^a-z0-9]+", "-", s.name.lower()).strip("-")
+
+
+def test_the_sample_topics_are_found(sample_sections: list[Section[Paper]]) -> None:
+    names = {s.name for s in sample_sections}
+    assert {"Mixture of experts", "Text-to-image"} <= names
+    assert any(n.startswith("Music") for n in names)
+
+
+def test_display_name_keeps_acronyms_and_proper_names() -> None:
+    common = lowercase_vocabulary(["the experts route tokens to an image model with a router"])
+    assert display_name("Mixture of Experts", common) == "Mixture of experts"
+    assert display_name("Text-to-Image", common) == "Text-to-image"
+    assert display_name("MoE Router", common) == "MoE router"
+    assert display_name("Bayesian Experts", common) == "Bayesian experts"
+    assert display_name("LLMs", common) == "LLMs"
+
+
+def test_title_phrases_skip_filler() -> None:
+    found = {s for _, s in title_phrases("Towards Efficient Mixture-of-Experts for Large Models")}
+    assert "Mixture-of-Experts" in found
+    assert not {"Towards", "Efficient", "Large Models", "Models", "for Large"} & found
+    assert not {s for _, s in title_phrases("Unlocking Compositionality: What's Next?")} & {
+        "Unlocking Compositionality",
+        "What's",
+    }
+
+
+# ----------------------------------------------------------------------------- ranking
+
+
+def test_papers_ranked_by_sightings_then_position() -> None:
+    papers = [
+        Paper("Sparse mixture of experts routing A", "moe", sightings=1, position=0),
+        Paper("Sparse mixture of experts routing B", "moe", sightings=3, position=9),
+        Paper("Sparse mixture of experts routing C", "moe", sightings=3, position=2),
+        Paper("Sparse mixture of experts routing D", "moe", sightings=2, position=1),
+    ]
+    (section,) = assign(papers, (MOE,))
+    assert [p.title[-1] for p in section.papers] == ["C", "B", "D", "A"]
+    assert section.weight == 9
+
+
+def test_sections_ordered_by_weight_remaining_last(
+    sample_sections: list[Section[Paper]],
+) -> None:
+    ranked = [s for s in sample_sections if s.name != REMAINING]
+    weights = [s.weight for s in ranked]
+    assert weights == sorted(weights, reverse=True)
+    for s in sample_sections:
+        keys = [rank_key(p) for p in s.papers]
+        assert keys == sorted(keys)
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+def test_per_theme_feeds(settings: Settings) -> None:
+    app = make_app(settings)
+    report = app.send()
+    assert report.prepared is not None
+    themes_dir = settings.public_dir / "themes"
+    sections = report.prepared.view.sections
+    assert sorted(p.name for p in themes_dir.iterdir()) == sorted(f"{s.slug}.xml" for s in sections)
+    for section in sections:
+        parsed = feedparser.parse((themes_dir / f"{section.slug}.xml").read_bytes())
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        assert parsed.feed.title == f"Papers digest: {section.name}"
+        wanted = [p.title for p in section.papers][:50]
+        assert [e.title for e in parsed.entries] == wanted
+        first = parsed.entries[0]
+        assert first.link == first.id == section.papers[0].web_url
+        assert first.published_parsed is not None
+        assert html.escape(section.papers[0].abstract[:40], quote=False) in first.content[0].value
+
+
+def test_theme_feed_keeps_its_slug_across_digests(settings: Settings) -> None:
+    app = make_app(settings)
+    app.send()
+    path = settings.public_dir / "themes" / "mixture-of-experts.xml"
+    first = feedparser.parse(path.read_bytes()).entries
+    write_dump(
+        settings.dumps_dir / "010_new.txt",
+        [("A brand new sparse mixture of experts", "We route tokens to experts (MoE).")],
+    )
+    app.send()
+    entries = feedparser.parse(path.read_bytes()).entries
+    assert entries[0].title == "A brand new sparse mixture of experts"
+    assert entries[0].link.startswith("http://localhost:8000/archive/2.html#p-")
+    assert [e.id for e in entries[1:]] == [e.id for e in first]
+    before = path.read_bytes()
+    app.publish_files()
+    assert path.read_bytes() == before  # rebuilt from the state, byte for byte
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def test_themes_command_shows_sections_papers_and_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dumps").mkdir()
+    for f in SAMPLE_FILES:
+        (tmp_path / "dumps" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "digest.toml").write_text(
+        '[[themes]]\nname = "Mixture of experts"\nkeywords = ["mixture of experts", "moe"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    result = CliRunner().invoke(main, ["themes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert re.search(r"^\d+ sections, 176 pending papers", out, re.M)
+    assert re.search(r"^Mixture of experts  \d+ papers · configured", out, re.M)
+    assert "matched keywords mixture of experts" in out
+    assert "automatic: title mentions 'Text-to-image'" in out
+    assert re.search(rf"^{REMAINING}  \d+ papers · remaining", out, re.M)
+    short = CliRunner().invoke(main, ["themes", "--no-reasons", "--limit", "2"])
+    assert "matched keywords" not in short.output and "… and " in short.output
+    app = make_app(load_settings(None))
+    with app.session() as s:  # nothing was stored
+        assert s.scalar(select(func.count()).select_from(Digest)) == 0
+    assert app.status().papers_seen == 0
+
+
+def test_configured_theme_needs_more_than_a_passing_mention() -> None:
+    from dataclasses import dataclass as _dc
+
+    from digest.config import ThemeConfig
+    from digest.themes import assign
+
+    @_dc(frozen=True)
+    class Doc:
+        title: str
+        abstract: str
+
+    moe = ThemeConfig("Mixture of experts", ("mixture of experts", "mixture-of-experts", "experts"))
+    papers = [
+        Doc("Scaling laws for pretraining", "We also cover mixture-of-experts models briefly."),
+        Doc("Sparse routing", "A mixture of experts layer; each of the experts is small."),
+        Doc("Mixture-of-Experts at scale", "No further mention."),
+    ]
+    sections = assign(papers, [moe], automatic=False)
+    by_name = {s.name: s for s in sections}
+    assert {p.title for p in by_name["Mixture of experts"].papers} == {
+        "Mixture-of-Experts at scale",
+        "Sparse routing",
+    }
+    assert [p.title for p in by_name["More papers"].papers] == ["Scaling laws for pretraining"]
+    reason = by_name["Mixture of experts"].reasons[
+        [p.title for p in by_name["Mixture of experts"].papers].index("Sparse routing")
+    ]
+    # "mixture of experts" and "experts" overlap: the passage counts once, plus "experts"
+    assert reason == "matched keywords experts, mixture of experts (score 2)"

@@ -1,0 +1,180 @@
+"""`digest serve`: the real server (uvicorn) on a free port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from digest.config import Settings
+from digest.pipeline import App, make_app
+from digest.web import CSP, make_server
+
+from .conftest import free_port
+from .test_pipeline import write_dump
+
+
+class Served:
+    def __init__(self, app: App, port: int) -> None:
+        self.app, self.port = app, port
+
+    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET",
+            body: str | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def raw(self, request_line: str) -> bytes:
+        """Send a request line as is (no client-side normalisation of the path)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(f"{request_line}\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def serve(app: App, port: int | None = None) -> Iterator[Served]:
+    port = port or free_port()
+    server = make_server(app, "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield Served(app, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
+    from .conftest import make_settings
+
+    settings: Settings = make_settings(tmp_path, dumps_dir)
+    write_dump(
+        dumps_dir / "evil.txt",
+        [('<script>alert("x")</script> Evil & Co', "Abstract with <b>tags</b> & more. " * 3)],
+    )
+    app = make_app(settings)
+    app.send()
+    yield from serve(app)
+
+
+def test_feeds_have_content_types_etags_and_304(site: Served) -> None:
+    types = {
+        "/feed.xml": "application/rss+xml",
+        "/atom.xml": "application/atom+xml",
+        "/feed.json": "application/feed+json",
+    }
+    for path, ctype in types.items():
+        status, headers, body = site.get(path)
+        assert status == 200 and headers["content-type"].startswith(ctype), path
+        assert headers["etag"] and headers["last-modified"]
+        assert headers["content-security-policy"] == CSP
+        again = site.get(path, {"If-None-Match": headers["etag"]})
+        assert again[0] == 304 and again[2] == b""
+        since = site.get(path, {"If-Modified-Since": headers["last-modified"]})
+        assert since[0] == 304
+        stale = site.get(path, {"If-None-Match": '"something-else"'})
+        assert stale[0] == 200 and stale[2] == body
+    parsed = feedparser.parse(site.get("/feed.xml")[2])
+    assert parsed.bozo == 0 and len(parsed.entries) == 1
+
+
+def test_etag_changes_when_a_new_issue_is_published(site: Served) -> None:
+    _, first, _ = site.get("/feed.xml")
+    write_dump(site.app.settings.dumps_dir / "new.txt", [("Another new paper", "Text. " * 20)])
+    site.app.send()
+    status, headers, body = site.get("/feed.xml", {"If-None-Match": first["etag"]})
+    assert status == 200 and headers["etag"] != first["etag"]
+    assert len(feedparser.parse(body).entries) == 2
+
+
+def test_index_archive_and_search(site: Served) -> None:
+    status, headers, body = site.get("/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert 'rel="alternate" type="application/rss+xml"' in page
+    assert "177 papers" in page and 'name="q"' in page
+    status, _, body = site.get("/archive/1.html")
+    assert status == 200 and "Compositional Video Generation as Flow Equalization" in body.decode()
+    assert site.get("/archive/1")[0] == 301
+    status, _, body = site.get("/?q=mixture+of+experts")
+    results = body.decode()
+    assert status == 200 and "A Survey on Mixture of Experts" in results
+    assert "/archive/1.html#p-" in results
+    assert "Online Continual Learning on Hierarchical Label Expansion" not in results
+
+
+def test_hostile_titles_are_text_everywhere(site: Served) -> None:
+    for path in ("/archive/1.html", "/?q=evil", "/?q=%3Cscript%3E"):
+        status, headers, body = site.get(path)
+        page = body.decode()
+        assert status == 200, path
+        assert "<script>" not in page and "<b>tags</b>" not in page, path
+        assert "script-src" not in headers["content-security-policy"]  # no script may run
+    assert "&lt;script&gt;" in site.get("/?q=evil")[2].decode()
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        "GET /../digest.db HTTP/1.1",
+        "GET /archive/../../digest.db HTTP/1.1",
+        "GET /%2e%2e/digest.db HTTP/1.1",
+        "GET /archive/%2e%2e%2f%2e%2e%2fdigest.db HTTP/1.1",
+        "GET /themes/..%2f..%2fdigest.db HTTP/1.1",
+        "GET /..%2fdigest.db HTTP/1.1",
+        "GET //etc/passwd HTTP/1.1",
+        "GET /etc/passwd HTTP/1.1",
+        "GET /digest.lock HTTP/1.1",
+    ],
+)
+def test_no_path_outside_public_is_served(site: Served, request_line: str) -> None:
+    response = site.raw(request_line)
+    status_line = response.split(b"\r\n", 1)[0]
+    assert b" 200 " not in status_line, request_line
+    assert b"SQLite format" not in response and b"root:" not in response
+
+
+def test_symlink_out_of_public_is_refused(site: Served, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    public = site.app.settings.public_dir
+    (public / "themes").mkdir(exist_ok=True)
+    (public / "themes" / "leak.xml").symlink_to(secret)
+    status, _, body = site.get("/themes/leak.xml")
+    assert status == 404 and b"top secret" not in body
+
+
+def test_unknown_paths_get_a_plain_404_page(site: Served) -> None:
+    for path in ("/nope", "/themes/NOPE.xml", "/archive/999.html", "/archive/x.html"):
+        status, headers, body = site.get(path)
+        assert status == 404, path
+        assert headers["content-type"].startswith("text/html")
+        assert b"Not found" in body and b"Traceback" not in body
+
+
+def test_run_serve_and_base_url(tmp_path: Path, dumps_dir: Path) -> None:
+    from .conftest import make_settings
+
+    settings = make_settings(tmp_path, dumps_dir)
+    settings = replace(settings, digest=replace(settings.digest, base_url="http://news.example"))
+    app = make_app(settings)
+    app.send()
+    for served in serve(app):
+        page = served.get("/")[2].decode()
+        assert 'href="http://news.example/feed.xml"' in page
