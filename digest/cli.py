@@ -84,7 +84,7 @@ def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+def progress_bar(label: str) -> Iterator[Callable[[str, int, int, str], None] | None]:
     """A progress bar on stderr when it is a terminal; nothing otherwise."""
     if not err.is_terminal:
         yield None
@@ -100,8 +100,8 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int, str], None] | None]
     ) as bar:
         task = bar.add_task(label, total=None, what="")
 
-        def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, what=what)
+        def update(stage: str, done: int, total: int, what: str) -> None:
+            bar.update(task, description=stage, completed=done, total=total, what=what)
 
         yield update
 
@@ -340,18 +340,33 @@ def print_send(app: App, report: SendReport) -> None:
         out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
         for section in p.view.sections:
             out.print(f"  {section.name}: {len(section.papers)}")
-        who = ", ".join(report.recipients) or "no recipients (email.recipients is empty)"
-        out.print(f"{'to' if not report.dry_run else 'would mail'}: {who}")
+        out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
     if report.files:
         out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")
     d = report.delivery
-    if d.sent or d.failed or d.deferred:
+    if d.sent or d.failed or d.deferred or d.skipped or d.waiting:
         where = (
             shown(app.settings.outbox_dir) if app.settings.email.transport == "maildir" else "SMTP"
         )
-        out.print(f"delivery ({where}): {d.sent} sent, {d.failed} failed, {d.deferred} deferred")
-        for e in d.errors:
+        counts = f"{d.sent} sent, {d.failed} failed, {d.deferred} deferred"
+        extra = "".join(
+            f", {n} {label}" for n, label in ((d.skipped, "skipped"), (d.waiting, "waiting")) if n
+        )
+        out.print(f"delivery ({where}): {counts}{extra}")
+        for e in d.errors[:20]:
             out.print(f"  [red]{e}[/]")
+        if len(d.errors) > 20:
+            out.print(f"  … and {len(d.errors) - 20} more (see `digest status`)")
+
+
+def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
+    """"a@x, b@x" or "1,204 subscribers (a@x, b@x, … )": never ten thousand addresses."""
+    who = report.recipients
+    if not who:
+        return "no recipients (add subscribers or set email.recipients)"
+    if len(who) <= shown_at_most:
+        return ", ".join(who)
+    return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
 
 
 from .cli_themes import themes  # noqa: E402  (the command lives in its own module)

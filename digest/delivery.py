@@ -44,7 +44,7 @@ from .throttle import RateLimiter, RetryQueue
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]  # (done, total, what)
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, what)
 MAX_RETRY_DELAY = 3600.0  # a later run waits at most this long after a temporary failure
 MAX_ERRORS = 20  # error lines kept in a report
 TEST_TOKEN = "test-send-this-link-unsubscribes-nobody"
@@ -312,7 +312,7 @@ class Sender:
                 self.errors.append(f"{address}: {error}")
             done = sum(self.counts.values())
             if self.progress:
-                self.progress(done, self.total, address)
+                self.progress("Delivering", done, self.total, address)
 
 
 def backoff(base: float, attempts: int) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import db, delivery, outbox, store, subscribers
 from .config import Settings
-from .delivery import DeliveryReport, Mailing, Policy
+from .delivery import DeliveryReport, Mailing, Policy, Progress
 from .dumps import parse_bytes
 from .errors import ConfigError, DigestError, DumpError, StateError
 from .feed import FeedIssue, FeedSite, write_feeds, write_theme_feeds
@@ -35,7 +36,6 @@ from .themes import REMAINING, Section, assign
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]  # (done, total, what)
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 
 
@@ -160,10 +160,10 @@ class App:
         report = IngestReport()
         for i, path in enumerate(files):
             if progress:
-                progress(i, len(files), path.name)
+                progress("Ingesting", i, len(files), path.name)
             report.dumps.append(self._ingest_one(session, path))
         if progress:
-            progress(len(files), len(files), "")
+            progress("Ingesting", len(files), len(files), "")
         return report
 
     def _ingest_one(self, session: Session, path: Path) -> DumpReport:
@@ -503,6 +503,19 @@ class App:
             return sections, ""
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
         return [], why
+
+    def web_secret(self) -> bytes:
+        """A random key of this installation (kept in the state), for signing forms."""
+        with self.session() as session:
+            value = store.get_meta(session, "web_secret")
+            if value is None:
+                store.set_meta(session, "web_secret", secrets.token_hex(32))
+                try:
+                    session.commit()
+                except IntegrityError:  # another process made one first: use theirs
+                    session.rollback()
+                value = store.get_meta(session, "web_secret")
+        return bytes.fromhex(value or "")
 
     def status(self) -> store.Status:
         with self.session() as session:

@@ -31,10 +31,10 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import func, select, text
 from tzlocal import get_localzone
 
-from . import lock
+from . import lock, store
 from .config import Settings
 from .errors import ConfigError, DigestError
-from .models import DumpFile, Meta
+from .models import DumpFile
 from .pipeline import App, dump_candidates
 
 log = logging.getLogger(__name__)
@@ -252,16 +252,11 @@ class Daemon:
 
     def _get_meta(self, key: str) -> str | None:
         with self.app.session() as s:
-            row = s.get(Meta, key)
-            return row.value if row else None
+            return store.get_meta(s, key)
 
     def _set_meta(self, key: str, value: str | None) -> None:
         with self.app.session() as s:
-            row = s.get(Meta, key)
-            if value is None and row is not None:
-                s.delete(row)
-            elif value is not None:
-                s.merge(Meta(key=key, value=value))
+            store.set_meta(s, key, value)
             s.commit()
 
     # lifecycle ----------------------------------------------------------------

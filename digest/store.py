@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .dumps import Link, Listing, paper_key
-from .models import Delivery, Digest, DigestItem, DumpFile, Paper, Sighting
+from .models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
 
 
 @dataclass(frozen=True)
@@ -235,3 +235,18 @@ def status(session: Session) -> Status:
         last_listing_date=last_date,
         deliveries=deliveries,
     )
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    row = session.get(Meta, key)
+    return row.value if row else None
+
+
+def set_meta(session: Session, key: str, value: str | None) -> None:
+    """Set (or, with None, delete) a small fact kept across restarts."""
+    row = session.get(Meta, key)
+    if value is None:
+        if row is not None:
+            session.delete(row)
+    else:
+        session.merge(Meta(key=key, value=value))

@@ -200,10 +200,8 @@ def would_receive(session: Session, configured: Sequence[str]) -> list[str]:
 def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
     """Unsubscribe the owner of ``token`` at once; idempotent. None for an unknown token.
     Pending deliveries to them are skipped. The token is never logged."""
-    if not TOKEN_RE.fullmatch(token or ""):
-        return None
-    sub = session.scalar(select(Subscriber).where(Subscriber.token == token))
-    if sub is None or not hmac.compare_digest(sub.token.encode(), token.encode()):
+    sub = by_token(session, token)
+    if sub is None:
         return None
     if sub.status == "unsubscribed":
         return Unsubscribed(sub.address, already=True)
@@ -343,3 +341,35 @@ class SubscriberBook:
     def unsubscribe(self, token: str) -> Unsubscribed | None:
         with self._tx() as s:
             return unsubscribe(s, token)
+
+    def lookup(self, token: str) -> SubscriberInfo | None:
+        with self.sessions() as s:
+            sub = by_token(s, token)
+            return _info(sub) if sub is not None else None
+
+    def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+        with self._tx() as s:
+            return choose_themes(s, token, themes)
+
+
+# --------------------------------------------------------------------------- by token
+
+
+def by_token(session: Session, token: str) -> Subscriber | None:
+    """The subscriber owning ``token`` (compared in constant time), or None."""
+    if not TOKEN_RE.fullmatch(token or ""):
+        return None
+    sub = session.scalar(select(Subscriber).where(Subscriber.token == token))
+    if sub is None or not hmac.compare_digest(sub.token.encode(), token.encode()):
+        return None
+    return sub
+
+
+def choose_themes(session: Session, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+    """Set the themes the owner of ``token`` receives (() = every theme)."""
+    sub = by_token(session, token)
+    if sub is None:
+        return None
+    sub.themes = list(parse_themes(themes))
+    log.info("subscriber #%d chose %d theme(s)", sub.id, len(sub.themes))
+    return _info(sub)

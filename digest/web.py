@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import hmac
 import logging
 import re
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import archive
 from .pipeline import App
+from .render import slugify
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ CSP = (
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # token URLs never leak to other sites
     "x-frame-options": "DENY",
 }
 FEEDS = {
@@ -200,8 +202,83 @@ def create_app(app: App) -> Starlette:
 
 
 def extra_routes(site: Site) -> list[Route]:
-    """Subscriber pages (unsubscribe, preferences): added with the subscriber list."""
-    return []
+    """The subscriber pages: one-click unsubscribe and theme preferences."""
+    pages = SubscriberPages(site)
+    return [
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
+    ]
+
+
+class SubscriberPages:
+    """Unsubscribe (RFC 8058 one-click: POST, no login, no cookie; GET only asks) and
+    preferences (protected against cross-site posts by an HMAC form token and the
+    browser's Origin / Sec-Fetch-Site headers)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.book = site.app.subscribers()
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        who = self.book.lookup(token)
+        if who is None:
+            return self.site.not_found(request, "This unsubscribe link is not valid.")
+        if request.method == "GET":
+            state = "already" if who.status == "unsubscribed" else "confirm"
+            return self._page("unsubscribe.html.j2", state=state, address=who.address, token=token)
+        self.book.unsubscribe(token)  # idempotent; the body (List-Unsubscribe=One-Click) is
+        return self._page("unsubscribe.html.j2", state="done", address=who.address, token=token)
+
+    async def preferences(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        who = self.book.lookup(token)
+        if who is None:
+            return self.site.not_found(request, "This preferences link is not valid.")
+        saved = False
+        if request.method == "POST":
+            form = await request.form()
+            if not self._same_site(request) or not hmac.compare_digest(
+                str(form.get("csrf", "")), self._csrf(token)
+            ):
+                return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
+            who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            saved = True
+        return self._page(
+            "preferences.html.j2",
+            address=who.address,
+            chosen=set(who.themes),
+            themes=self._themes(),
+            token=token,
+            csrf=self._csrf(token),
+            saved=saved,
+        )
+
+    def _page(self, name: str, **context: Any) -> Response:
+        headers = {"cache-control": "no-store"}
+        return HTMLResponse(self.site.render(name, **context), headers=headers)
+
+    def _themes(self) -> list[tuple[str, str]]:
+        app = self.site.app
+        configured = [(slugify(t.name), t.name) for t in app.settings.themes]
+        with app.session() as session:
+            return archive.known_themes(session, configured)
+
+    def _csrf(self, token: str) -> str:
+        key = self.site.app.web_secret()
+        return hmac.new(key, b"preferences:" + token.encode(), hashlib.sha256).hexdigest()
+
+    def _same_site(self, request: Request) -> bool:
+        """False when the browser says the post comes from another site (Sec-Fetch-Site,
+        else Origin). Clients that send neither still need the form's HMAC token."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site in ("same-origin", "none")
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return True
+        allowed = {self.site.app.settings.base_url, f"{request.url.scheme}://{request.url.netloc}"}
+        return origin.rstrip("/") in allowed
 
 
 def make_server(app: App, host: str | None = None, port: int | None = None) -> Any:

@@ -37,11 +37,11 @@ def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "") 
 
 
 class DaemonProc:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra: str) -> None:
         self.folder = folder
         self.log = folder / f"daemon-{time.monotonic_ns()}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run"],
+            [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run", *extra],
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("w"),
             cwd=folder,
@@ -141,8 +141,8 @@ def test_missed_schedule_point_publishes_once_after_restart(tmp_path: Path, daem
     for f in SAMPLE_FILES[:1]:
         (tmp_path / "dumps").mkdir(exist_ok=True)
         (tmp_path / "dumps" / f.name).write_bytes(f.read_bytes())
-    due = datetime.now(UTC) + timedelta(seconds=4)
-    cron = f"{due.second} {due.minute} {due.hour} * * *"  # once a day, 4 s from now
+    due = datetime.now(UTC) + timedelta(seconds=8)
+    cron = f"{due.second} {due.minute} {due.hour} * * *"  # once a day, 8 s from now
     folder = project(
         tmp_path,
         f'mode = "cron"\ncron = "{cron}"\ntimezone = "UTC"\ngrace_seconds = 600',
@@ -152,7 +152,8 @@ def test_missed_schedule_point_publishes_once_after_restart(tmp_path: Path, daem
     daemons.append(first)
     first.started()
     wait_for(lambda: counts(folder)[0] == 1, what="ingest")
-    assert first.terminate()[0] == 0  # down before the schedule point
+    assert first.terminate()[0] == 0
+    assert datetime.now(UTC) < due, "the first daemon must stop before the schedule point"
     assert counts(folder) == (1, 0)
     wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), timeout=10)
     second = DaemonProc(folder)
@@ -317,3 +318,31 @@ def test_sigterm_during_a_publish_finishes_it_and_exits_0(tmp_path: Path, daemon
         assert "delivery: 2 sent" in daemon.text()
     finally:
         controller.stop()
+
+
+def test_run_serve_runs_the_web_server_in_the_same_process(tmp_path: Path, daemons) -> None:
+    import http.client
+
+    from .conftest import free_port
+
+    port = free_port()
+    folder = project(tmp_path, 'mode = "on_new_dump"\ndebounce_seconds = 0.2', "recipients = []")
+    with (folder / "digest.toml").open("a") as fh:
+        fh.write(f'\n[web]\nhost = "127.0.0.1"\nport = {port}\n')
+    daemon = DaemonProc(folder, "--serve")
+    daemons.append(daemon)
+    daemon.started()
+    (folder / "dumps" / "d.txt").write_bytes(SAMPLE_FILES[0].read_bytes())
+    wait_for(lambda: feed_entries(folder) == 1, what="publish")
+
+    def get(path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    wait_for(lambda: get("/feed.xml") == 200, what="the web server")
+    assert get("/archive/1.html") == 200
+    code, took = daemon.terminate()
+    assert code == 0 and took < 10

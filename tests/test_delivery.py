@@ -155,7 +155,7 @@ def test_every_subscriber_gets_exactly_one_copy(
     app = make_app(small_settings(tmp_path, database_url, controller.port, connections=3))
     subscribe(app, *addresses(12))
     seen: list[tuple[int, int]] = []
-    report = app.send(progress=lambda done, total, what: seen.append((done, total)))
+    report = app.send(progress=lambda stage, done, total, what: seen.append((done, total)))
     assert report.delivery.sent == 12 and report.delivery.failed == 0
     assert handler.accepted == Counter({a: 1 for a in addresses(12)})
     assert set(states(app).values()) == {"sent"}

@@ -178,3 +178,67 @@ def test_run_serve_and_base_url(tmp_path: Path, dumps_dir: Path) -> None:
     for served in serve(app):
         page = served.get("/")[2].decode()
         assert 'href="http://news.example/feed.xml"' in page
+
+
+def subscriber_token(app: App, address: str) -> str:
+    from sqlalchemy import select
+
+    from digest.models import Subscriber
+
+    with app.session() as s:
+        return s.scalar(select(Subscriber.token).where(Subscriber.key == address.lower()))
+
+
+def test_one_click_unsubscribe_as_a_mail_provider_sends_it(site: Served) -> None:
+    token = subscriber_token(site.app, "ada@example.org")
+    assert len(token) >= 40
+    # GET only asks: link scanners and previews must not unsubscribe anyone
+    status, headers, body = site.get(f"/unsubscribe/{token}")
+    assert status == 200 and b"Unsubscribe?" in body and b"ada@example.org" in body
+    assert headers["cache-control"] == "no-store"
+    assert site.app.subscribers().lookup(token).status == "active"
+    # RFC 8058: POST with this body, no cookie, no login, from anywhere
+    one_click = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, body = site.get(
+        f"/unsubscribe/{token}", one_click, method="POST", body="List-Unsubscribe=One-Click"
+    )
+    assert status == 200 and b"You are unsubscribed" in body
+    assert site.app.subscribers().lookup(token).status == "unsubscribed"
+    again = site.get(f"/unsubscribe/{token}", one_click, "POST", "List-Unsubscribe=One-Click")
+    assert again[0] == 200  # idempotent
+    assert b"Already unsubscribed" in site.get(f"/unsubscribe/{token}")[2]
+    # the next digest does not go to them
+    write_dump(site.app.settings.dumps_dir / "n.txt", [("New after unsubscribe", "T. " * 30)])
+    report = site.app.send()
+    assert report.issue == 2 and report.recipients == ("grace@example.org",)
+
+
+@pytest.mark.parametrize("token", ["nope", "A" * 43, "../../etc/passwd", "%00"])
+def test_unknown_token_is_a_plain_404(site: Served, token: str) -> None:
+    for method in ("GET", "POST"):
+        status, _, body = site.get(f"/unsubscribe/{token}", method=method)
+        assert status == 404 and b"Not found" in body and b"Traceback" not in body
+    assert site.get(f"/preferences/{token}")[0] == 404
+
+
+def test_preferences_choose_themes_and_refuse_cross_site_posts(site: Served) -> None:
+    import re
+
+    token = subscriber_token(site.app, "grace@example.org")
+    status, _, body = site.get(f"/preferences/{token}")
+    page = body.decode()
+    assert status == 200 and 'value="mixture-of-experts"' in page
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body_ok = f"csrf={csrf}&theme=mixture-of-experts&theme=music-and-audio"
+    # a post from another site (the browser says so) is refused, even with the token
+    evil = {**form, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert site.get(f"/preferences/{token}", evil, "POST", body_ok)[0] == 403
+    # a post without the form's own signature is refused
+    assert site.get(f"/preferences/{token}", form, "POST", "theme=music-and-audio")[0] == 403
+    assert site.app.subscribers().lookup(token).themes == ()
+    same = {**form, "Origin": f"http://127.0.0.1:{site.port}", "Sec-Fetch-Site": "same-origin"}
+    status, _, body = site.get(f"/preferences/{token}", same, "POST", body_ok)
+    assert status == 200 and b"Saved" in body
+    assert site.app.subscribers().lookup(token).themes == ("mixture-of-experts", "music-and-audio")
+    assert b'value="music-and-audio" checked' in site.get(f"/preferences/{token}")[2]
