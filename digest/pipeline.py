@@ -3,7 +3,6 @@ publish → deliver. The CLI, the scheduler and the web server all call this."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -21,49 +20,20 @@ from sqlalchemy.orm import Session
 from . import db, delivery, outbox, store, subscribers
 from .config import Settings
 from .delivery import DeliveryReport, Mailing, Policy, Progress
-from .dumps import parse_bytes
-from .errors import ConfigError, DigestError, DumpError, StateError
+from .errors import ConfigError, DigestError, StateError
 from .feed import FeedIssue, FeedSite, write_feeds, write_theme_feeds
 from .fsutil import atomic_write
-from .links import tidy_text
+from .ingest import IngestReport, dump_candidates, ingest_files
 from .lock import publish_lock
 from .mailer import PLACEHOLDER, Transport, make_transport, new_message_id
 from .personalise import Personaliser
-from .render import DigestView, IssueSummary, PaperView, Renderer, SectionView, shorten
+from .render import DigestView, IssueSummary, Renderer
 from .subscribers import SubscriberBook
 from .themefeeds import theme_feeds
-from .themes import REMAINING, Section, assign
+from .themes import Section, assign
+from .views import digest_view, subject_line
 
 log = logging.getLogger(__name__)
-
-IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
-
-
-@dataclass(frozen=True)
-class DumpReport:
-    path: str
-    status: str  # "ingested" | "failed" | "known"
-    papers: int = 0
-    new_papers: int = 0
-    error: str = ""
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass
-class IngestReport:
-    dumps: list[DumpReport] = field(default_factory=list)
-
-    @property
-    def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status != "known"]
-
-    @property
-    def failed(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == "failed"]
-
-    @property
-    def new_papers(self) -> int:
-        return sum(d.new_papers for d in self.dumps)
 
 
 @dataclass(frozen=True)
@@ -87,19 +57,6 @@ class SendReport:
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
-
-
-def dump_candidates(folder: Path) -> list[Path]:
-    """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
-    if not folder.is_dir():
-        raise ConfigError(
-            f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
-        )
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)
-    )
 
 
 class App:
@@ -157,43 +114,7 @@ class App:
         self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
     ) -> IngestReport:
         files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
-        report = IngestReport()
-        for i, path in enumerate(files):
-            if progress:
-                progress("Ingesting", i, len(files), path.name)
-            report.dumps.append(self._ingest_one(session, path))
-        if progress:
-            progress("Ingesting", len(files), len(files), "")
-        return report
-
-    def _ingest_one(self, session: Session, path: Path) -> DumpReport:
-        try:
-            data = path.read_bytes()
-            mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-        except OSError as exc:
-            err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
-            log.warning("%s", err)
-            return DumpReport(str(path), "failed", error=str(err))
-        digest = hashlib.sha256(data).hexdigest()
-        if store.known_dump(session, digest) is not None:
-            return DumpReport(str(path), "known")
-        try:
-            listing = parse_bytes(data, name=str(path), mtime=mtime)
-        except DumpError as exc:
-            log.warning("%s", exc)
-            store.record_failed_dump(session, str(path), digest, len(data), str(exc))
-            return DumpReport(str(path), "failed", error=str(exc))
-        for warning in listing.warnings:
-            log.warning("%s", warning)
-        outcome = store.record_listing(session, listing, len(data))
-        log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
-        return DumpReport(
-            str(path),
-            "ingested",
-            outcome.papers,
-            outcome.new_papers,
-            warnings=tuple(listing.warnings),
-        )
+        return ingest_files(session, files, progress)
 
     # prepare --------------------------------------------------------------
 
@@ -216,43 +137,7 @@ class App:
     def view(
         self, issue: int, sections: Sequence[Section[store.StoredPaper]], when: datetime
     ) -> DigestView:
-        base = self.settings.base_url
-        web_url = f"{base}/archive/{issue}.html"
-        limit = self.settings.digest.abstract_chars
-        views, n = [], 0
-        for section in sections:
-            papers = []
-            for paper in section.papers:
-                n += 1
-                abstract = tidy_text(paper.abstract)
-                short, cut = shorten(abstract, limit)
-                papers.append(
-                    PaperView(
-                        key=paper.key,
-                        anchor=f"p-{n}",
-                        title=paper.title,
-                        abstract=abstract,
-                        short_abstract=short,
-                        truncated=cut,
-                        links=paper.links,
-                        web_url=f"{web_url}#p-{n}",
-                    )
-                )
-            views.append(
-                SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers))
-            )
-        return DigestView(
-            site_title=self.settings.digest.title,
-            issue=issue,
-            subject=subject_line(self.settings.digest.title, issue, n, sections),
-            published_at=when,
-            sections=tuple(views),
-            paper_count=n,
-            base_url=base,
-            web_url=web_url,
-            feed_url=f"{base}/feed.xml",
-            archive_url=f"{base}/",
-        )
+        return digest_view(self.settings, issue, sections, when)
 
     # send -----------------------------------------------------------------
 
@@ -520,16 +405,6 @@ class App:
     def status(self) -> store.Status:
         with self.session() as session:
             return store.status(session)
-
-
-def subject_line(title: str, issue: int, count: int, sections: Sequence[Any]) -> str:
-    """ "Papers digest #3: 42 new papers — Mixture of experts, Agents and 4 more"."""
-    named = [s.name for s in sections if s.name != REMAINING]
-    lead = named[:2] or [sections[0].name]
-    more = len(named) - len(lead)
-    tail = f" and {more} more" if more > 0 else ""
-    noun = "paper" if count == 1 else "papers"
-    return f"{title} #{issue}: {count} new {noun} — {', '.join(lead)}{tail}"
 
 
 def html_body(document: str) -> str:

@@ -34,8 +34,9 @@ from tzlocal import get_localzone
 from . import lock, store
 from .config import Settings
 from .errors import ConfigError, DigestError
+from .ingest import dump_candidates
 from .models import DumpFile
-from .pipeline import App, dump_candidates
+from .pipeline import App
 
 log = logging.getLogger(__name__)
 
