@@ -15,6 +15,7 @@ linear in the size of the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -62,8 +63,10 @@ class Listing:
 # --- paper keys ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold_char(char: str) -> str:
-    """One character of a key: separators become a space, format characters vanish."""
+    """One character of a key: separators become a space, format characters vanish.
+    (Cached: titles reuse few characters, and this runs once per character.)"""
     category = unicodedata.category(char)
     if category[0] in "PZ" or category == "Cc" or char.isspace():
         return " "
