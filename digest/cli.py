@@ -360,7 +360,7 @@ def print_send(app: App, report: SendReport) -> None:
 
 
 def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
-    """ "a@x, b@x" or "1,204 subscribers (a@x, b@x, … )": never ten thousand addresses."""
+    """The recipients in one line: a few addresses, or a count and the first three."""
     who = report.recipients
     if not who:
         return "no recipients (add subscribers or set email.recipients)"
