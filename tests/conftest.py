@@ -7,10 +7,12 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -43,15 +45,24 @@ class Recorder:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Controller, Recorder]]:
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
+H = TypeVar("H")
+
+
+@contextmanager
+def running_smtp(handler: H) -> Iterator[tuple[Controller, H]]:
+    """A real SMTP server (aiosmtpd) on a free port for the duration of the block."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()  # Controller(port=0) would fail its own readiness check
     try:
-        yield controller, recorder
+        yield controller, handler
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Controller, Recorder]]:
+    with running_smtp(Recorder()) as server:
+        yield server
 
 
 @pytest.fixture

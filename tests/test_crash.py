@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, running_smtp  # noqa: E402
 from tests.test_delivery import FaultyServer  # noqa: E402
 from tests.test_pipeline import write_dump  # noqa: E402
 
@@ -89,13 +89,8 @@ class Holding(FaultyServer):
 
 @pytest.fixture
 def holding() -> Iterator[tuple[Controller, Holding]]:
-    handler = Holding(delay=0.02)
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
+    with running_smtp(Holding(delay=0.02)) as running:
+        yield running
 
 
 def test_sigkill_mid_send_then_a_second_run_sends_exactly_one_copy_each(

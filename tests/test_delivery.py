@@ -26,7 +26,7 @@ from digest.errors import ConfigError, DeliveryError
 from digest.models import Delivery, Subscriber
 from digest.pipeline import App, make_app
 
-from .conftest import free_port
+from .conftest import free_port, running_smtp
 from .test_pipeline import write_dump
 
 MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe"))
@@ -94,13 +94,8 @@ class FaultyServer:
 
 @pytest.fixture
 def server() -> Iterator[tuple[Controller, FaultyServer]]:
-    handler = FaultyServer()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
+    with running_smtp(FaultyServer()) as running:
+        yield running
 
 
 def small_settings(tmp_path: Path, database_url: str, port: int, **email: object) -> Settings:
