@@ -111,6 +111,9 @@ class ScheduleSection:
     stale_days: float = setting(
         3.0, "Warn (once) when no new dump has arrived for this many days; 0 turns it off."
     )
+    retry_minutes: float = setting(
+        5.0, "How often `digest run` retries deliveries deferred by a temporary failure."
+    )
     admin_email: str = setting("", "Who is mailed about a stale source; empty: log only.")
     log_file: str = setting("", "Also append the daemon's log to this file.")
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PUBLISH_JOB = "publish"  # the cron schedule
 DEBOUNCE_JOB = "publish-after-new-dump"  # mode = on_new_dump
 POLL_JOB = "poll-dumps"
+RETRY_JOB = "retry-deliveries"
 STALE_KEY = "stale_warned_at"
 
 _daemon: Daemon | None = None  # the running daemon; jobs reach it through here
@@ -57,6 +58,11 @@ def publish_job() -> None:
 def poll_job() -> None:
     if _daemon is not None:
         _daemon.run_job(_daemon.poll)
+
+
+def retry_job() -> None:
+    if _daemon is not None:
+        _daemon.run_job(_daemon.retry)
 
 
 def schedule_zone(name: str) -> Any:
@@ -214,6 +220,20 @@ class Daemon:
             log.info("%s", report.reason)
         self._log_next()
 
+    def retry(self) -> None:
+        """Deliveries deferred by a temporary failure go out when due, not only at the
+        next publish. Skipped while another process holds the publish lock."""
+        try:
+            with lock.publish_lock(self.app.engine, self.settings.state_dir):
+                d = self.app.deliver_pending()
+        except DigestError as exc:
+            log.info("delivery retry postponed: %s", exc)
+            return
+        if d.sent or d.failed or d.deferred:
+            log.info(
+                "delivery retry: %d sent, %d failed, %d deferred", d.sent, d.failed, d.deferred
+            )
+
     # stale source -------------------------------------------------------------
 
     def _check_stale(self) -> None:
@@ -269,6 +289,10 @@ class Daemon:
         self.scheduler.add_job(
             poll_job, "interval", seconds=sched.poll_seconds, id=POLL_JOB,
             jobstore="memory", replace_existing=True, next_run_time=datetime.now(self.zone),
+        )  # fmt: skip
+        self.scheduler.add_job(
+            retry_job, "interval", minutes=sched.retry_minutes, id=RETRY_JOB,
+            jobstore="memory", replace_existing=True,
         )  # fmt: skip
         stored = self.scheduler.get_job(PUBLISH_JOB)
         if sched.mode != "cron":

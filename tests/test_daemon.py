@@ -346,3 +346,40 @@ def test_run_serve_runs_the_web_server_in_the_same_process(tmp_path: Path, daemo
     assert get("/archive/1.html") == 200
     code, took = daemon.terminate()
     assert code == 0 and took < 10
+
+
+class FlakyServer:
+    """Refuses the first message with 451 (try again later), then accepts."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.rcpts: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refused == 0:
+            self.refused += 1
+            return "451 4.3.0 try again later"
+        self.rcpts.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def test_deferred_delivery_is_retried_between_publishes(tmp_path: Path, daemons) -> None:
+    from .conftest import running_smtp
+
+    with running_smtp(FlakyServer()) as (controller, server):
+        email = (
+            f'transport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {controller.port}\n'
+            'recipients = ["ada@example.org"]\nmax_attempts = 1\nretry_seconds = 0.1'
+        )
+        folder = project(
+            tmp_path, 'mode = "on_new_dump"\ndebounce_seconds = 0.2\nretry_minutes = 0.02', email
+        )
+        daemon = DaemonProc(folder)
+        daemons.append(daemon)
+        daemon.started()
+        (folder / "dumps" / "d.txt").write_bytes(SAMPLE_FILES[0].read_bytes())
+        wait_for(lambda: server.refused == 1, what="the first, refused attempt")
+        wait_for(lambda: server.rcpts == ["ada@example.org"], what="the retry")
+        assert counts(folder) == (1, 1)  # no second digest: the retry job sent it
+        assert "delivery retry: 1 sent" in daemon.text()
+        assert daemon.terminate()[0] == 0
