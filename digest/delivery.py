@@ -115,8 +115,10 @@ def deliver(
     *,
     clock: Callable[[], datetime],
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send every due pending delivery. The caller holds the publish lock."""
+    """Send every due pending delivery. The caller holds the publish lock. When `stop`
+    is set, the messages in flight finish and the rest stay pending for the next run."""
     with Session(engine) as s:
         released = outbox.release_stale(s)
         skipped = outbox.skip_inactive(s)
@@ -138,6 +140,7 @@ def deliver(
         for vid, (letter, when) in letters.items()
     }
     sender = Sender(engine, transports, templates, policy, mailing.envelope_from, clock, progress)
+    sender.stop = stop or threading.Event()
     report = sender.run(jobs)
     log.info(
         "delivery: %d sent, %d failed, %d deferred, %d skipped",
@@ -176,6 +179,7 @@ class Sender:
         self.lost: DeliveryError | None = None  # a worker could not reach the server
         self.crash: BaseException | None = None  # a bug: re-raised after the workers stop
         self.total = 0
+        self.stop = threading.Event()  # set: take no new message; the rest stay pending
 
     def run(self, jobs: list[Job]) -> DeliveryReport:
         self.total = len(jobs)
@@ -228,7 +232,7 @@ class Sender:
                 transport.__exit__(None, None, None)
 
     def _work(self, transport: Transport, queue: RetryQueue[tuple[Job, int]]) -> None:
-        while (item := queue.get()) is not None:
+        while not self.stop.is_set() and (item := queue.get()) is not None:
             try:
                 self._attempt(transport, queue, *item)
             except DeliveryError as exc:  # the server is gone: let the others carry on

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -170,7 +171,10 @@ class App:
         to: str | None = None,
         progress: Progress | None = None,
         lock_wait: float = 0.0,
+        stop: threading.Event | None = None,
     ) -> SendReport:
+        """Ingest, publish and deliver once (see the README). `stop` (the daemon's
+        shutdown) ends the delivery early; what is left stays pending."""
         recipients = [to] if to else self.recipients()
         if dry_run:
             return self._dry_run(recipients, progress)
@@ -180,7 +184,7 @@ class App:
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-            report.delivery = self.deliver_pending(progress) if progress else self.deliver_pending()
+            report.delivery = self.deliver_pending(progress, stop)
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
@@ -336,9 +340,12 @@ class App:
 
     # deliver --------------------------------------------------------------
 
-    def deliver_pending(self, progress: Progress | None = None) -> DeliveryReport:
+    def deliver_pending(
+        self, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> DeliveryReport:
         """Send every due pending delivery of every digest (delivery.py): one row each,
-        marked sent only after the server accepted it. Call it holding the publish lock."""
+        marked sent only after the server accepted it. Call it holding the publish lock.
+        Setting `stop` ends it early, leaving the rest pending."""
         return delivery.deliver(
             self.engine,
             self.transport,
@@ -346,6 +353,7 @@ class App:
             Policy.of(self.settings.email, parallel=self._parallel()),
             clock=self.clock,
             progress=progress,
+            stop=stop,
         )
 
     def _parallel(self) -> bool:

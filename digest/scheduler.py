@@ -212,7 +212,7 @@ class Daemon:
 
     def publish(self) -> None:
         try:
-            report = self.app.send(lock_wait=600)
+            report = self.app.send(lock_wait=600, stop=self.stop)
         except DigestError as exc:
             log.error("publish failed: %s", exc)
             return
@@ -225,7 +225,7 @@ class Daemon:
         next publish. Skipped while another process holds the publish lock."""
         try:
             with lock.publish_lock(self.app.engine, self.settings.state_dir):
-                d = self.app.deliver_pending()
+                d = self.app.deliver_pending(stop=self.stop)
         except DigestError as exc:
             log.info("delivery retry postponed: %s", exc)
             return
