@@ -315,7 +315,7 @@ def test_sigterm_during_a_publish_stops_soon_and_loses_nothing(tmp_path: Path, d
         wait_for(lambda: "published issue #1" in daemon.text(), what="publish")
         code, took = daemon.terminate()  # while the messages are being delivered
         assert code == 0 and took < 2.5
-        assert 0 < len(recorder.rcpts) < 4  # stopped early
+        assert len(recorder.rcpts) < 4  # stopped early (the one in flight, if any, finished)
         again = DaemonProc(folder)
         daemons.append(again)
         again.started()
