@@ -270,7 +270,29 @@ def _relabel(group: _Group, index: PhraseIndex, used: set[tuple[str, ...]]) -> t
         score = inside * (inside / len(docs)) * (1 + 0.25 * (min(len(key), 3) - 1))
         if score > best_score and (key == group.key or key not in used):
             best, best_score = key, score
+    return _extend(best, members, index, used)
+
+
+def _extend(
+    key: tuple[str, ...], members: set[int], index: PhraseIndex, used: set[tuple[str, ...]]
+) -> tuple[str, ...]:
+    """A name that stops short reads poorly ("In-context", "Music"): take a longer phrase
+    (3 words at most) that contains it, when at least half of the group's titles that
+    carry the name carry the longer phrase too."""
+    carrying = sum(1 for i in index.docs[key] if i in members)
+    best, best_inside = key, 0
+    for longer, docs in index.docs.items():
+        if not len(key) < len(longer) <= 3 or longer in used or not _within(key, longer):
+            continue
+        inside = sum(1 for i in docs if i in members)
+        if 2 * inside >= carrying and inside >= 2 and inside > best_inside:
+            best, best_inside = longer, inside
     return best
+
+
+def _within(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    n = len(short)
+    return any(long[i : i + n] == short for i in range(len(long) - n + 1))
 
 
 def _top_terms(tfidf: sp.csr_matrix, group: list[int], names: np.ndarray) -> list[list[str]]:

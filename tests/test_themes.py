@@ -300,3 +300,23 @@ def test_configured_theme_needs_more_than_a_passing_mention() -> None:
     ]
     # "mixture of experts" and "experts" overlap: the passage counts once, plus "experts"
     assert reason == "matched keywords experts, mixture of experts (score 2)"
+
+
+def test_a_name_that_stops_short_is_extended() -> None:
+    from digest.autothemes import _extend
+    from digest.themenames import PhraseIndex
+
+    titles = [
+        "Efficient Neural Music Generation",
+        "Multi-Track Music Generation with Latent Diffusion",
+        "Music Transformer",
+        "A Survey of Image Generation",
+        "Controllable Image Generation",
+    ]
+    index = PhraseIndex.build(titles, 2)
+    music = next(k for k in index.docs if k[-1] == "music")
+    # 2 of the 3 music titles say "music generation": the longer name wins
+    assert " ".join(_extend(music, {0, 1, 2}, index, set())) == "music generation"
+    # taken already by another section: keep the short one
+    longer = next(k for k in index.docs if " ".join(k) == "music generation")
+    assert _extend(music, {0, 1, 2}, index, {longer}) == music
