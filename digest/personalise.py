@@ -49,6 +49,9 @@ def only(view: DigestView, chosen: Selection, subject: Callable[[DigestView], st
     return replace(narrowed, subject=subject(narrowed))
 
 
+CAPPED_ABSTRACT = 160  # characters of abstract kept when papers are left to the web copy
+
+
 @dataclass(frozen=True)
 class Personaliser:
     """Renders letters (variants) of a digest, each fitted under ``max_html_bytes``."""
@@ -82,7 +85,11 @@ class Personaliser:
         bare = with_abstracts(view, 0)
         bare_html = self._html(bare)
         if not self._fits(bare_html):
-            return self._capped(bare, bare_html)
+            # Some papers must go to the web copy anyway: the ones the e-mail keeps (the
+            # top of each section) keep a short abstract, which is what makes a digest
+            # worth reading, rather than twice as many bare titles.
+            brief = with_abstracts(view, CAPPED_ABSTRACT)
+            return self._capped(brief, self._html(brief))
         longest = max((len(p.short_abstract) for p in papers(view)), default=0)
         for chars in (160, 80):
             if chars < longest:
@@ -93,7 +100,7 @@ class Personaliser:
         return self._done(bare, bare_html)
 
     def _capped(self, bare: DigestView, html: str) -> Letter:
-        """Fewer papers (no abstracts) until it fits; the rest are on the web copy."""
+        """Fewer papers until it fits; the rest are on the web copy."""
         fitted, shown = bare, bare.paper_count
         for _ in range(8):
             shown = max(1, int(shown * self.max_html_bytes / encoded_size(html) * 0.97))
@@ -138,10 +145,11 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
 def capped(view: DigestView, shown: int) -> DigestView:
     """At most about ``shown`` papers, shared among the sections by size (at least one
     each); ``paper_count`` keeps the full count so the templates can say what is left out."""
-    total = sum(len(s.papers) for s in view.sections) or 1
+    total = sum(s.size for s in view.sections) or 1
 
     def cap(s: SectionView) -> SectionView:
-        return replace(s, papers=s.papers[: max(1, len(s.papers) * shown // total)])
+        keep = max(1, s.size * shown // total)
+        return replace(s, papers=s.papers[:keep], total=s.size)
 
     return _map_sections(view, cap)
 

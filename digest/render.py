@@ -62,6 +62,17 @@ class SectionView:
     slug: str
     anchor: str  # html id, e.g. "s-mixture-of-experts"
     papers: tuple[PaperView, ...]
+    total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
+
+    @property
+    def size(self) -> int:
+        """How many papers the section has (shown or not)."""
+        return max(self.total, len(self.papers))
+
+    @property
+    def omitted(self) -> int:
+        """Papers of the section left to the web copy (the e-mail had to be shorter)."""
+        return self.size - len(self.papers)
 
 
 @dataclass(frozen=True)
