@@ -23,6 +23,7 @@ import pytest
 from digest.pipeline import make_app
 
 from .conftest import ROOT, free_port, make_settings
+from .test_pipeline import write_dump
 from .test_web import Served, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -144,44 +145,21 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
     (tmp_path / "urls").write_text(f"http://127.0.0.1:{site.port}/feed.xml\n")
     (tmp_path / "config").write_text("")
     cache = tmp_path / "cache.db"
-    result = subprocess.run(
-        [newsboat, "-u", str(tmp_path / "urls"), "-c", str(cache), "-C", str(tmp_path / "config"),
-         "-x", "reload"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(cache) as db:
-        titles = [t for (t,) in db.execute("SELECT title FROM rss_item")]
-        feed_title = db.execute("SELECT title FROM rss_feed").fetchone()[0]
-    assert feed_title == "Papers digest"
-    assert len(titles) == 1 and titles[0].startswith("Papers digest #1: 176 new papers")
 
+    def reload() -> list[str]:
+        result = subprocess.run(
+            [newsboat, "-u", str(tmp_path / "urls"), "-c", str(cache),
+             "-C", str(tmp_path / "config"), "-x", "reload"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        with sqlite3.connect(cache) as db:
+            assert db.execute("SELECT title FROM rss_feed").fetchone()[0] == "Papers digest"
+            return [t for (t,) in db.execute("SELECT title FROM rss_item ORDER BY pubDate")]
 
-def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
-    """From the e-mail's unsubscribe link to the confirmation, in a real browser."""
-    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
-    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
-    msg = next(m for m in msgs if m["To"] == "ada@example.org")
-    header = str(msg["List-Unsubscribe"])
-    url = next(part.strip("<> ") for part in header.split(",") if "http" in part)
-    page = browser.new_page(viewport={"width": 375, "height": 800})  # type: ignore[attr-defined]
-    page.goto(url)
-    assert "Unsubscribe?" in page.content()
-    shot(page, "unsubscribe-confirm-375.png")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "You are unsubscribed" in page.content()
-    shot(page, "unsubscribe-done-375.png")
-    token = url.rsplit("/", 1)[1]
-    assert site.app.subscribers().lookup(token).status == "unsubscribed"
-    # preferences: tick a topic and save, all by clicking
-    grace = next(m for m in msgs if m["To"] == "grace@example.org")
-    link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
-    page.goto(link.replace("/unsubscribe/", "/preferences/"))
-    page.check("input[value='mixture-of-experts']")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "Saved" in page.content()
-    shot(page, "preferences-375.png")
-    assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
-    page.close()
+    first = reload()
+    assert len(first) == 1 and first[0].startswith("Papers digest #1: 176 new papers")
+    write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
+    site.app.send()
+    titles = reload()  # the reader sees the new issue next to the old one
+    assert len(titles) == 2 and titles[1].startswith("Papers digest #2: 1 new paper")
