@@ -163,3 +163,33 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
     site.app.send()
     titles = reload()  # the reader sees the new issue next to the old one
     assert len(titles) == 2 and titles[1].startswith("Papers digest #2: 1 new paper")
+
+
+def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
+    """From the e-mail's unsubscribe link to the confirmation, in a real browser."""
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    msg = next(m for m in msgs if m["To"] == "ada@example.org")
+    header = str(msg["List-Unsubscribe"])
+    url = next(part.strip("<> ") for part in header.split(",") if "http" in part)
+    page = browser.new_page(viewport={"width": 375, "height": 800})  # type: ignore[attr-defined]
+    page.goto(url)
+    assert "Unsubscribe?" in page.content()
+    shot(page, "unsubscribe-confirm-375.png")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "You are unsubscribed" in page.content()
+    shot(page, "unsubscribe-done-375.png")
+    token = url.rsplit("/", 1)[1]
+    assert site.app.subscribers().lookup(token).status == "unsubscribed"
+    # preferences: tick a topic and save, all by clicking
+    grace = next(m for m in msgs if m["To"] == "grace@example.org")
+    link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
+    page.goto(link.replace("/unsubscribe/", "/preferences/"))
+    page.check("input[value='mixture-of-experts']")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "Saved" in page.content()
+    shot(page, "preferences-375.png")
+    assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
+    page.close()
