@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -72,10 +72,6 @@ def upgrade(engine: Engine) -> None:
             f"cannot open database {engine.url.render_as_string()}: {exc.orig}",
             hint="check database_url and that the server is running",
         ) from None
-
-
-def table_names(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:

@@ -290,15 +290,18 @@ class App:
     # publish files --------------------------------------------------------
 
     def publish_files(self) -> list[Path]:
-        """(Re)write the feeds, the archive pages and the index from the state."""
+        """(Re)write the feeds, the index and any missing archive page from the state.
+        A published page never changes, so only a missing one is read and written."""
         s = self.settings
         public = s.public_dir
-        with self.session() as session:
-            digests = store.recent_digests(session, max(s.digest.feed_size, 1000))
         changed: list[Path] = []
-        for d in digests:
-            if atomic_write(public / "archive" / f"{d.issue}.html", d.web_html):
-                changed.append(public / "archive" / f"{d.issue}.html")
+        with self.session() as session:
+            digests = store.digests_newest_first(session)
+            for d in digests:
+                page = public / "archive" / f"{d.issue}.html"
+                if not page.exists() and atomic_write(page, d.web_html):
+                    changed.append(page)
+            feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
         issues = [
             IssueSummary(
                 issue=d.issue,
@@ -315,7 +318,6 @@ class App:
         )
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
-        feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
         changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
         changed += self._theme_feeds()
         return changed

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from .dumps import Link, Listing, paper_key
 from .models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
@@ -176,12 +176,11 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
     return digest
 
 
-def recent_digests(session: Session, limit: int) -> list[Digest]:
-    return list(session.scalars(select(Digest).order_by(Digest.issue.desc()).limit(limit)))
-
-
-def digest_by_issue(session: Session, issue: int) -> Digest | None:
-    return session.scalar(select(Digest).where(Digest.issue == issue))
+def digests_newest_first(session: Session) -> list[Digest]:
+    """Every published digest, newest first, without its rendered HTML and text (they
+    load on first access, so only the pages that are needed are read)."""
+    heavy = (defer(Digest.html), defer(Digest.text), defer(Digest.web_html))
+    return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
 
 
 @dataclass(frozen=True)
