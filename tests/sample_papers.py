@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from digest.dumps import paper_key, parse_dump
+from digest.ingest.parse import paper_key, parse_dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import (
     DigestSection,
     EmailSection,

@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 
-from digest import lock
-from digest.cli import main
+from digest.cli.main import main
+from digest.daemon.scheduler import Watcher, cron_trigger
 from digest.errors import ConfigError
-from digest.models import Digest, DumpFile
-from digest.scheduler import Watcher, cron_trigger
+from digest.state import locks as lock
+from digest.state.models import Digest, DumpFile
 
 from .conftest import SAMPLE_FILES
 
@@ -219,7 +219,7 @@ def test_send_refuses_while_another_process_publishes(tmp_path: Path, monkeypatc
     folder = project(tmp_path, "", "recipients = []")
     monkeypatch.chdir(folder)
     from digest.config import load_settings
-    from digest.db import make_engine
+    from digest.state.db import make_engine
 
     s = load_settings(folder / "digest.toml")
     engine = make_engine(s.database_url)
@@ -232,8 +232,8 @@ def test_send_refuses_while_another_process_publishes(tmp_path: Path, monkeypatc
 
 
 def test_publish_lock_is_exclusive_on_postgres(database_url: str, tmp_path: Path) -> None:
-    from digest.db import make_engine
     from digest.errors import StateError
+    from digest.state.db import make_engine
 
     engine = make_engine(database_url)
     with (

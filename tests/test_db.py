@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from digest import db
-from digest.migrations.env_helpers import include_object
-from digest.models import Base
+from digest.state import db
+from digest.state.migrations.env_helpers import include_object
+from digest.state.models import Base
 
 
 def test_migrations_build_exactly_the_models(database_url: str) -> None:

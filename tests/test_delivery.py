@@ -19,12 +19,12 @@ from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
+from digest.app import App, make_app
 from sqlalchemy import select
 
 from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
 from digest.errors import ConfigError, DeliveryError
-from digest.models import Delivery, Subscriber
-from digest.pipeline import App, make_app
+from digest.state.models import Delivery, Subscriber
 
 from .conftest import free_port, running_smtp
 from .test_pipeline import write_dump
@@ -365,7 +365,7 @@ def test_headers_links_and_dkim(tmp_path: Path, server: tuple[Controller, Faulty
 def test_message_template_round_trips_any_text() -> None:
     """The per-subscriber splice of the token into quoted-printable text decodes to
     exactly the text with the token in place, whatever surrounds the placeholder."""
-    from digest.mailer import PLACEHOLDER, Envelope, Letter, MessageTemplate
+    from digest.mail.message import PLACEHOLDER, Envelope, Letter, MessageTemplate
 
     envelope = Envelope(
         "A <a@example.org>", "L <l.example.org>", f"https://x/u/{PLACEHOLDER}", "a@x"
@@ -390,7 +390,7 @@ def test_message_template_round_trips_any_text() -> None:
 def test_a_row_is_claimed_once_and_a_stale_claim_is_recovered(
     tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
 ) -> None:
-    from digest import outbox
+    from digest.mail import outbox
 
     controller, handler = server
     settings = small_settings(tmp_path, database_url, controller.port)

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import dumps
-from digest.dumps import Link, Listing, extract_links, paper_key, parse_bytes, parse_dump
 from digest.errors import DumpError
+from digest.ingest import parse as dumps
+from digest.ingest.parse import Link, Listing, extract_links, paper_key, parse_bytes, parse_dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 MTIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -736,6 +736,6 @@ def test_extract_links_are_clean(text: str) -> None:
     ],
 )
 def test_tidy_text_for_reading(raw: str, shown: str) -> None:
-    from digest.links import tidy_text
+    from digest.ingest.links import tidy_text
 
     assert tidy_text(raw) == shown

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from digest.app import make_app
 from sqlalchemy import func, select
 
 from digest.config import Settings
-from digest.dumps import paper_key, parse_dump
-from digest.models import Delivery, DigestItem, DumpFile, Paper
-from digest.pipeline import make_app
+from digest.ingest.parse import paper_key, parse_dump
+from digest.state.models import Delivery, DigestItem, DumpFile, Paper
 
 from .conftest import SAMPLE_FILES
 

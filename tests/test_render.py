@@ -14,9 +14,9 @@ from typing import ClassVar
 import pytest
 from lxml import html as lxml_html
 
-from digest.dumps import Link
 from digest.errors import TemplateError
-from digest.render import (
+from digest.ingest.parse import Link
+from digest.render.renderer import (
     DigestView,
     IssueSummary,
     PaperView,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from digest.app import make_app
+
 from digest.config import Settings
-from digest.pipeline import make_app
 
 
 def smtp_settings(settings: Settings, port: int) -> Settings:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from digest.app import App, make_app
 from sqlalchemy import func, select, text
 
-from digest import db
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import Settings
-from digest.mailer import encoded_size
-from digest.models import Delivery, DigestVariant, Subscriber
-from digest.pipeline import App, make_app
-from digest.render import Renderer
-from digest.subscribers import SubscriberError, normalize, parse_themes
+from digest.mail.message import encoded_size
+from digest.mail.subscribers import SubscriberError, normalize, parse_themes
+from digest.render.renderer import Renderer
+from digest.state import db
+from digest.state.models import Delivery, DigestVariant, Subscriber
 
 
 def tokens(app: App) -> dict[str, str]:

@@ -11,15 +11,15 @@ from pathlib import Path
 import feedparser
 import pytest
 from click.testing import CliRunner
+from digest.app import make_app
 from sqlalchemy import func, select
 
-from digest.autothemes import Limits
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
-from digest.models import Digest
-from digest.pipeline import make_app
-from digest.themenames import display_name, lowercase_vocabulary, title_phrases
-from digest.themes import REMAINING, Section, assign, rank_key
+from digest.sections.assign import REMAINING, Section, assign, rank_key
+from digest.sections.discover import Limits
+from digest.sections.naming import display_name, lowercase_vocabulary, title_phrases
+from digest.state.models import Digest
 
 from .conftest import SAMPLE_FILES
 from .sample_papers import Paper, generate, samples
@@ -275,7 +275,7 @@ def test_configured_theme_needs_more_than_a_passing_mention() -> None:
     from dataclasses import dataclass as _dc
 
     from digest.config import ThemeConfig
-    from digest.themes import assign
+    from digest.sections.assign import assign
 
     @_dc(frozen=True)
     class Doc:
@@ -303,8 +303,8 @@ def test_configured_theme_needs_more_than_a_passing_mention() -> None:
 
 
 def test_a_name_that_stops_short_is_extended() -> None:
-    from digest.autothemes import _extend
-    from digest.themenames import PhraseIndex
+    from digest.sections.discover import _extend
+    from digest.sections.naming import PhraseIndex
 
     titles = [
         "Efficient Neural Music Generation",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from digest.app import App, make_app
 
 from digest.config import Settings
-from digest.pipeline import App, make_app
-from digest.web import CSP, make_server
+from digest.web.server import CSP, make_server
 
 from .conftest import free_port
 from .test_pipeline import write_dump
@@ -183,7 +183,7 @@ def test_run_serve_and_base_url(tmp_path: Path, dumps_dir: Path) -> None:
 def subscriber_token(app: App, address: str) -> str:
     from sqlalchemy import select
 
-    from digest.models import Subscriber
+    from digest.state.models import Subscriber
 
     with app.session() as s:
         return s.scalar(select(Subscriber.token).where(Subscriber.key == address.lower()))

@@ -29,11 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from digest import outbox  # noqa: E402
+from digest.app import App, make_app  # noqa: E402
+
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
-from digest.mailer import MessageTemplate  # noqa: E402
-from digest.models import Delivery  # noqa: E402
-from digest.pipeline import App, make_app  # noqa: E402
+from digest.mail import outbox  # noqa: E402
+from digest.mail.message import MessageTemplate  # noqa: E402
+from digest.state.models import Delivery  # noqa: E402
 
 SAMPLES = ROOT / "examples" / "dumps"
 SUBSCRIBERS = 10_000

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from digest.app import make_app
+
 from digest.config import DigestSection, Settings
-from digest.dumps import parse_bytes, parse_dump
-from digest.pipeline import make_app
+from digest.ingest.parse import parse_bytes, parse_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))

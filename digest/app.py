@@ -1,0 +1,432 @@
+"""The one place that strings the job together: ingest → diff → theme → render →
+publish → deliver. The CLI, the scheduler and the web server all call this."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from digest.config import Settings
+from digest.errors import ConfigError, DigestError, StateError
+from digest.fsutil import atomic_write
+from digest.ingest.files import IngestReport, dump_candidates, ingest_files
+from digest.mail import delivery, outbox, subscribers
+from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
+from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_message_id
+from digest.mail.subscribers import SubscriberBook
+from digest.mail.variants import Personaliser
+from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
+from digest.render.renderer import DigestView, IssueSummary, Renderer
+from digest.render.viewmodel import digest_view, subject_line
+from digest.sections.assign import Section, assign
+from digest.state import db, store
+from digest.state.locks import publish_lock
+from digest.state.sectionfeeds import theme_feeds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A rendered digest of the pending papers, not yet stored."""
+
+    view: DigestView
+    sections: list[Section[store.StoredPaper]]
+    html: str
+    text: str
+    web_html: str
+
+
+@dataclass
+class SendReport:
+    ingest: IngestReport
+    issue: int | None = None  # the published issue
+    prepared: Prepared | None = None
+    reason: str = ""  # why nothing was published
+    recipients: tuple[str, ...] = ()
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    files: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+
+
+class App:
+    """The core: one per settings; everything else calls its methods."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        transport: Transport | None = None,
+        renderer: Renderer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or db.make_engine(settings.database_url)
+        db.upgrade(self.engine)
+        self.sessions = db.make_sessionmaker(self.engine)
+        self._transport = transport
+        self.renderer = renderer or Renderer(settings.digest.theme, settings.templates_dir)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._mailing_cache: Mailing | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def transport(self) -> Transport:
+        if self._transport is not None:
+            return self._transport
+        e = self.settings.email
+        return make_transport(
+            e.transport,
+            outbox=self.settings.outbox_dir,
+            host=e.smtp_host,
+            port=e.smtp_port,
+            security=e.smtp_security,
+            user=e.smtp_user,
+            password=self.settings.smtp_password,
+            timeout=e.smtp_timeout,
+        )
+
+    # ingest ---------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[Path] | None = None, progress: Progress | None = None
+    ) -> IngestReport:
+        with self.session() as session:
+            report = self._ingest(session, paths, progress)
+            session.commit()
+        return report
+
+    def _ingest(
+        self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
+    ) -> IngestReport:
+        files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
+        return ingest_files(session, files, progress)
+
+    # prepare --------------------------------------------------------------
+
+    def prepare(self, session: Session) -> Prepared | None:
+        """Theme and render the pending papers; None when nothing is pending."""
+        pending = store.pending_papers(session)
+        if not pending:
+            return None
+        issue = store.next_issue(session)
+        sections = assign(pending, self.settings.themes)
+        view = self.view(issue, sections, self.clock())
+        return Prepared(
+            view=view,
+            sections=sections,
+            html=self.renderer.email_html(view),
+            text=self.renderer.email_text(view),
+            web_html=self.renderer.web_html(view),
+        )
+
+    def view(
+        self, issue: int, sections: Sequence[Section[store.StoredPaper]], when: datetime
+    ) -> DigestView:
+        return digest_view(self.settings, issue, sections, when)
+
+    # send -----------------------------------------------------------------
+
+    def recipients(self) -> list[str]:
+        """Who would receive the next digest: the configured recipients not unsubscribed
+        or bounced, then the active subscribers."""
+        configured = self._configured()
+        with self.session() as session:
+            return subscribers.would_receive(session, configured)
+
+    def _configured(self) -> list[str]:
+        """email.recipients, validated and folded (first spelling wins)."""
+        seen: dict[str, str] = {}
+        for raw in self.settings.email.recipients:
+            try:
+                address = subscribers.normalize(raw)
+            except subscribers.SubscriberError as exc:
+                raise ConfigError(f"email.recipients: {exc.message}") from None
+            seen.setdefault(address.lower(), address)
+        return list(seen.values())
+
+    def subscribers(self) -> SubscriberBook:
+        """The subscriber list (add, remove, import, export, unsubscribe)."""
+        return SubscriberBook(self.sessions)
+
+    def send(
+        self,
+        *,
+        dry_run: bool = False,
+        to: str | None = None,
+        progress: Progress | None = None,
+        lock_wait: float = 0.0,
+        stop: threading.Event | None = None,
+    ) -> SendReport:
+        """Ingest, publish and deliver once (see the README). `stop` (the daemon's
+        shutdown) ends the delivery early; what is left stays pending."""
+        recipients = [to] if to else self.recipients()
+        if dry_run:
+            return self._dry_run(recipients, progress)
+        self._mailing()  # a bad DKIM key or delivery setting fails before publishing
+        Policy.of(self.settings.email)
+        with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
+            if to:
+                return self._send_test(to, progress)
+            report = self._publish(recipients, progress)
+            report.delivery = self.deliver_pending(progress, stop)
+        return report
+
+    def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress), dry_run=True)
+            report.prepared = self._ready(session, report)
+            report.recipients = tuple(recipients)
+            session.rollback()
+        return report
+
+    def _send_test(self, to: str, progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress), recipients=(to,))
+            session.commit()
+            report.prepared = self._ready(session, report, ignore_minimum=True)
+        if report.prepared:
+            report.delivery = self._deliver_one_off(report.prepared, to)
+        return report
+
+    def _ready(
+        self, session: Session, report: SendReport, *, ignore_minimum: bool = False
+    ) -> Prepared | None:
+        """The prepared digest, or None with report.reason saying why not."""
+        pending = len(store.pending_papers(session))
+        minimum = 1 if ignore_minimum else self.settings.digest.min_papers
+        if pending == 0:
+            fresh = report.ingest.fresh
+            if not fresh:
+                report.reason = f"nothing to publish: no new dump in {self.settings.dumps_dir}"
+            elif all(d.status == "failed" for d in fresh):
+                report.reason = f"nothing to publish: the {len(fresh)} new dump(s) failed to parse"
+            else:
+                report.reason = (
+                    f"nothing to publish: the {len(fresh)} new dump(s) held no paper "
+                    "not already sent"
+                )
+            return None
+        if pending < minimum:
+            report.reason = (
+                f"nothing to publish: {pending} pending paper(s), fewer than "
+                f"digest.min_papers = {minimum}; they wait for the next run"
+            )
+            return None
+        return self.prepare(session)
+
+    def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
+        with self.session() as session:
+            report = SendReport(self._ingest(session, None, progress))
+            session.commit()
+            prepared = self._ready(session, report)
+            if prepared is not None:
+                self._store(session, prepared)
+                report.issue, report.prepared = prepared.view.issue, prepared
+                report.recipients = tuple(recipients)
+        report.files = self.publish_files()
+        return report
+
+    def _store(self, session: Session, prepared: Prepared) -> None:
+        """Store the digest, its variants and one delivery per subscriber, in one
+        transaction (the variants are rendered before it takes the write lock)."""
+        items = [
+            (paper.id, section.name, section.slug)
+            for section in prepared.sections
+            for paper in section.papers
+        ]
+        record = store.DigestRecord(
+            issue=prepared.view.issue,
+            subject=prepared.view.subject,
+            html=prepared.html,
+            text=prepared.text,
+            web_html=prepared.web_html,
+            published_at=prepared.view.published_at,
+            items=items,
+            themes=[s.name for s in prepared.sections],
+        )
+        configured = self._configured()
+        personaliser = self._personaliser()
+        view = prepared.view
+        letters = personaliser.letters(
+            view, outbox.selections(session, view, with_all=bool(configured))
+        )
+        sender = self.settings.email.sender
+        try:
+            subscribers.sync_configured(session, configured)
+            digest = store.create_digest(session, record)
+            outbox.create_deliveries(
+                session, digest.id, view, personaliser, letters, lambda: new_message_id(sender)
+            )
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise StateError(
+                "another process published these papers first; nothing was published twice",
+                hint="run `digest status`",
+            ) from None
+        log.info(
+            "published issue #%d: %d papers in %d sections",
+            record.issue,
+            len(items),
+            len(prepared.sections),
+        )
+
+    # publish files --------------------------------------------------------
+
+    def publish_files(self) -> list[Path]:
+        """(Re)write the feeds, the index and any missing archive page from the state.
+        A published page never changes, so only a missing one is read and written."""
+        s = self.settings
+        public = s.public_dir
+        changed: list[Path] = []
+        with self.session() as session:
+            digests = store.digests_newest_first(session)
+            for d in digests:
+                page = public / "archive" / f"{d.issue}.html"
+                if not page.exists() and atomic_write(page, d.web_html):
+                    changed.append(page)
+            feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
+        issues = [
+            IssueSummary(
+                issue=d.issue,
+                subject=d.subject,
+                published_at=d.published_at,
+                paper_count=d.paper_count,
+                themes=tuple(d.themes),
+                web_url=f"{s.base_url}/archive/{d.issue}.html",
+            )
+            for d in digests
+        ]
+        index = self.renderer.index_html(
+            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues
+        )
+        if atomic_write(public / "index.html", index):
+            changed.append(public / "index.html")
+        changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
+        changed += self._theme_feeds()
+        return changed
+
+    def _theme_feeds(self) -> list[Path]:
+        """themes/<slug>.xml: the recent papers of each section, from the state."""
+        s = self.settings
+        with self.session() as session:
+            feeds = theme_feeds(session, s.base_url)
+        return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
+
+    def _feed_issue(self, d: Any) -> FeedIssue:
+        return FeedIssue(
+            issue=d.issue,
+            subject=d.subject,
+            published_at=d.published_at,
+            html=html_body(d.html),
+            summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
+            url=f"{self.settings.base_url}/archive/{d.issue}.html",
+            themes=tuple(d.themes),
+        )
+
+    # deliver --------------------------------------------------------------
+
+    def deliver_pending(
+        self, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> DeliveryReport:
+        """Send every due pending delivery of every digest (delivery.py): one row each,
+        marked sent only after the server accepted it. Call it holding the publish lock.
+        Setting `stop` ends it early, leaving the rest pending."""
+        return delivery.deliver(
+            self.engine,
+            self.transport,
+            self._mailing(),
+            Policy.of(self.settings.email, parallel=self._parallel()),
+            clock=self.clock,
+            progress=progress,
+            stop=stop,
+        )
+
+    def _parallel(self) -> bool:
+        return self._transport is None and self.settings.email.transport == "smtp"
+
+    def _mailing(self) -> Mailing:
+        if self._mailing_cache is None:
+            self._mailing_cache = delivery.mailing_of(self.settings)
+        return self._mailing_cache
+
+    def _personaliser(self) -> Personaliser:
+        return Personaliser(
+            self.renderer,
+            unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
+            max_html_bytes=self.settings.email.max_html_bytes,
+            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
+        )
+
+    def _deliver_one_off(self, prepared: Prepared, to: str) -> DeliveryReport:
+        letter = self._personaliser().letter(prepared.view)
+        when = prepared.view.published_at
+        delivery.send_test(self.transport(), self._mailing(), letter, when, to)
+        return DeliveryReport(sent=1)
+
+    # read-only views ------------------------------------------------------
+
+    def preview(self) -> tuple[Prepared | None, str]:
+        """Render the pending digest (including new dumps) without storing anything."""
+        report = self._dry_run([], None)
+        return report.prepared, report.reason
+
+    def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
+        """The pending papers (new dumps included, nothing stored) grouped into sections as
+        the next digest would group them, or no sections and why."""
+        with self.session() as session:
+            self._ingest(session, None, None)
+            sections = assign(store.pending_papers(session), self.settings.themes)
+            session.rollback()
+        if sections:
+            return sections, ""
+        why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
+        return [], why
+
+    def web_secret(self) -> bytes:
+        """A random key of this installation (kept in the state), for signing forms."""
+        with self.session() as session:
+            value = store.get_meta(session, "web_secret")
+            if value is None:
+                store.set_meta(session, "web_secret", secrets.token_hex(32))
+                try:
+                    session.commit()
+                except IntegrityError:  # another process made one first: use theirs
+                    session.rollback()
+                value = store.get_meta(session, "web_secret")
+        return bytes.fromhex(value or "")
+
+    def status(self) -> store.Status:
+        with self.session() as session:
+            return store.status(session)
+
+
+def html_body(document: str) -> str:
+    """The inside of <body>, for feeds (which want a fragment, not a document)."""
+    match = re.search(r"<body[^>]*>(.*)</body>", document, re.S | re.I)
+    return match.group(1).strip() if match else document
+
+
+def make_app(settings: Settings, **parts: Any) -> App:
+    """The one factory: tests and the daemon swap parts (engine, transport, clock) here."""
+    return App(settings, **parts)
+
+
+__all__ = ["App", "DigestError", "SendReport", "make_app"]

@@ -1,0 +1,377 @@
+"""The command line: thin over pipeline.App. Errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from digest import __version__
+from digest.app import App, IngestReport, SendReport, make_app
+from digest.cli import subscribers as cli_subscribers
+from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
+from digest.errors import DigestError
+from digest.fsutil import atomic_write
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def shown(path: str | Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+class Obj:
+    """What the group passes to its commands: the settings path and the verbosity."""
+
+    def __init__(self, config: str | None, verbose: bool) -> None:
+        self.config = config
+        self.verbose = verbose
+
+    def app(self) -> App:
+        return make_app(load_settings(self.config))
+
+
+class DigestGroup(click.Group):
+    """Turns the core's errors into one line and exit code 1 (traceback with --verbose)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            obj = ctx.obj
+            if isinstance(obj, Obj) and obj.verbose:
+                err.print_exception()
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    help=f"Settings file. Default: $DIGEST_CONFIG, else ./{DEFAULT_CONFIG_NAME} if present, "
+    "else built-in defaults.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every step; show tracebacks on errors.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """Turn dumps of a research-papers page into a themed newsletter.
+
+    Drop dump files into the dumps folder; `digest send` ingests them and publishes
+    the papers not yet sent as one digest: RSS/Atom/JSON feeds, a web copy, and an
+    HTML e-mail to every recipient.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=verbose)],
+        force=True,
+    )
+    ctx.obj = Obj(config, verbose)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[str, int, int, str], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None, what="")
+
+        def update(stage: str, done: int, total: int, what: str) -> None:
+            bar.update(task, description=stage, completed=done, total=total, what=what)
+
+        yield update
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("path", type=click.Path(dir_okay=False), default=DEFAULT_CONFIG_NAME)
+def init(path: str, force: bool) -> None:
+    """Write a commented settings file (default ./digest.toml) with every setting
+    and its default value."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    atomic_write(target, default_toml())
+    out.print(f"wrote {target}: edit it, then run `digest send --dry-run`")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
+    """Read new dump files into the state without publishing.
+
+    PATHS are dump files; without them, every file in the dumps folder. A file
+    already ingested (same content) is skipped; one that cannot be parsed is
+    recorded as failed and the others carry on. Exits 1 when every new file failed.
+    """
+    app = obj.app()
+    with progress_bar("Ingesting") as update:
+        report = app.ingest(list(paths) or None, update)
+    print_ingest(report)
+    fresh = report.fresh
+    if fresh and len(report.failed) == len(fresh):
+        raise click.ClickException(f"all {len(fresh)} new dump(s) failed to parse")
+
+
+def print_ingest(report: IngestReport) -> None:
+    for d in report.dumps:
+        if d.status == "ingested":
+            out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
+        elif d.status == "failed":
+            out.print(f"[red]failed[/] {d.error}")
+    known = len(report.dumps) - len(report.fresh)
+    if known:
+        out.print(f"{known} dump(s) already ingested, skipped")
+
+
+@main.command()
+@click.pass_obj
+def status(obj: Obj) -> None:
+    """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
+    app = obj.app()
+    s = app.status()
+    out.print(f"state:    {shown_url(app.settings.database_url)}")
+    out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
+    out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
+    for path, error in s.failed:
+        out.print(f"  failed: {error or path}")
+    if s.last_listing_date:
+        out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
+    print_schedule(app)
+    if s.last_issue is None:
+        out.print("last digest: none yet")
+        return
+    when = (
+        s.last_published_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        if s.last_published_at
+        else "?"
+    )
+    out.print(f"last digest: #{s.last_issue} at {when}: {s.last_subject}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
+    out.print(f"deliveries:  {counts}")
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def print_schedule(app: App) -> None:
+    from digest.daemon.scheduler import daemon_holder, next_runs
+
+    holder = daemon_holder(app)
+    out.print(f"daemon:   {'running (' + holder + ')' if holder else 'not running'}")
+    runs = next_runs(app)
+    if runs:
+        when = runs[0][1].astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        out.print(f"next run: {when}{'' if holder else ' (when the daemon is running)'}")
+
+
+@main.command()
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append the log to this file (default: schedule.log_file).",
+)
+@click.option(
+    "--serve",
+    "with_server",
+    is_flag=True,
+    help="Also run the web server (`digest serve`) in this process.",
+)
+@click.pass_obj
+def run(obj: Obj, log_file: Path | None, with_server: bool) -> None:
+    """Run the daemon: watch the dumps folder and publish on the schedule.
+
+    New dumps are ingested once complete (size and mtime unchanged for
+    schedule.settle_seconds; *.part, *.tmp and dotfiles are ignored). Publishing
+    follows schedule.cron in schedule.timezone, or, with schedule.mode =
+    "on_new_dump", happens schedule.debounce_seconds after the last new dump. A run
+    missed while the daemon was down fires once on restart. Only one daemon runs
+    per state. SIGTERM or Ctrl-C finishes the job in progress and exits 0.
+    """
+    from digest.daemon.scheduler import Daemon
+
+    app = obj.app()
+    configured = app.settings.schedule.log_file
+    if log_file is None and configured:
+        log_file = app.settings.path(configured)
+    setup_daemon_logging(obj.verbose, log_file)
+    Daemon(app).run(serve=with_server)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: web.host).")
+@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@click.pass_obj
+def serve(obj: Obj, host: str | None, port: int | None) -> None:
+    """Serve the feeds, the archive (with search) and the subscriber pages over HTTP.
+
+    Routes: /feed.xml, /atom.xml, /feed.json, /themes/<slug>.xml, / (the archive
+    index; ?q= searches every published paper), /archive/<n>.html,
+    /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
+    for TLS; digest.base_url must be the public address.
+    """
+    from digest.web.server import make_server
+
+    app = obj.app()
+    server = make_server(app, host, port)
+    cfg = server.config
+    out.print(f"serving {shown(app.settings.public_dir)} on http://{cfg.host}:{cfg.port}/")
+    server.run()
+
+
+def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
+    """One line per event with a timestamp, to stderr and optionally a file."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(fmt)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
+    )
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("preview.html"),
+    show_default=True,
+    help="Where to write the e-mail HTML; the text part goes next to it as .txt and "
+    "the web copy as .web.html.",
+)
+@click.pass_obj
+def preview(obj: Obj, out_path: Path) -> None:
+    """Render the pending digest (new dumps included) to files, publishing nothing."""
+    prepared, reason = obj.app().preview()
+    if prepared is None:
+        out.print(reason)
+        return
+    atomic_write(out_path, prepared.html)
+    atomic_write(out_path.with_suffix(".txt"), prepared.text)
+    atomic_write(out_path.with_suffix(".web.html"), prepared.web_html)
+    out.print(f"{prepared.view.subject}")
+    out.print(
+        f"wrote {out_path}, {out_path.with_suffix('.txt')}, {out_path.with_suffix('.web.html')}"
+    )
+
+
+@main.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be published and to whom; change nothing."
+)
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDR",
+    help="Send the pending digest to this one address only, to check it; marks nothing as sent.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait if another digest process is publishing.",
+)
+@click.pass_obj
+def send(obj: Obj, dry_run: bool, to: str | None, wait: float) -> None:
+    """Do the whole job once: ingest new dumps, publish the papers never sent as one
+    themed digest (feeds, web copy), and e-mail it to every recipient.
+
+    With nothing to publish it says why in one line and exits 0. Deliveries left
+    pending by an earlier run (a server that was down) are retried.
+    """
+    app = obj.app()
+    with progress_bar("Ingesting") as update:
+        report = app.send(dry_run=dry_run, to=to, progress=update, lock_wait=wait)
+    print_send(app, report)
+    d = report.delivery
+    if (d.failed or d.deferred) and not d.sent:
+        raise click.ClickException(
+            f"no message was delivered ({d.failed} failed, {d.deferred} deferred); "
+            "deferred ones are retried by the next `digest send`"
+        )
+
+
+def print_send(app: App, report: SendReport) -> None:
+    print_ingest(report.ingest)
+    p = report.prepared
+    if p is None:
+        out.print(report.reason)
+    else:
+        verb = (
+            "would publish"
+            if report.dry_run
+            else ("sent a test of" if report.issue is None else "published")
+        )
+        out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
+        for section in p.view.sections:
+            out.print(f"  {section.name}: {len(section.papers)}")
+        out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
+    if report.files:
+        out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")
+    d = report.delivery
+    if d.sent or d.failed or d.deferred or d.skipped or d.waiting:
+        where = (
+            shown(app.settings.outbox_dir) if app.settings.email.transport == "maildir" else "SMTP"
+        )
+        counts = f"{d.sent} sent, {d.failed} failed, {d.deferred} deferred"
+        extra = "".join(
+            f", {n} {label}" for n, label in ((d.skipped, "skipped"), (d.waiting, "waiting")) if n
+        )
+        out.print(f"delivery ({where}): {counts}{extra}")
+        for e in d.errors[:20]:
+            out.print(f"  [red]{e}[/]")
+        if len(d.errors) > 20:
+            out.print(f"  … and {len(d.errors) - 20} more (see `digest status`)")
+
+
+def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
+    """The recipients in one line: a few addresses, or a count and the first three."""
+    who = report.recipients
+    if not who:
+        return "no recipients (add subscribers or set email.recipients)"
+    if len(who) <= shown_at_most:
+        return ", ".join(who)
+    return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
+
+
+from digest.cli.sections import themes  # noqa: E402  (the command lives in its own module)
+
+main.add_command(themes)
+main.add_command(cli_subscribers.subscribers)
+main.add_command(cli_subscribers.unsubscribe)

@@ -1,0 +1,76 @@
+"""`digest themes`: how the pending papers would be grouped, and why (thin over App)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from digest.app import App
+from digest.sections.assign import Section
+from digest.state.store import StoredPaper
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _HasApp(Protocol):
+    def app(self) -> App: ...
+
+
+def _kind(section: Section[StoredPaper]) -> str:
+    if section.configured:
+        return "configured"
+    return "automatic" if section.automatic else "remaining"
+
+
+def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> None:
+    header = Text()
+    header.append(section.name, style="bold")
+    header.append(
+        f"  {len(section.papers)} paper{'s' if len(section.papers) != 1 else ''}"
+        f" · {_kind(section)} · weight {section.weight} · themes/{section.slug}.xml",
+        style="dim",
+    )
+    out.print(header)
+    shown = section.papers[:limit] if limit else section.papers
+    for n, (paper, reason) in enumerate(zip(shown, section.reasons, strict=False), 1):
+        seen = (
+            f"seen in {paper.sightings} dump{'s' if paper.sightings != 1 else ''}, "
+            f"best position {paper.position + 1}"
+        )
+        out.print(Text(f"{n:4d}. {paper.title}  ") + Text(f"[{seen}]", style="dim"))
+        if reasons:
+            out.print(Text(f"      {reason}", style="dim"))
+    if len(shown) < len(section.papers):
+        out.print(Text(f"      … and {len(section.papers) - len(shown)} more", style="dim"))
+    out.print()
+
+
+@click.command()
+@click.option(
+    "--reasons/--no-reasons",
+    default=True,
+    show_default=True,
+    help="Say why each paper is where it is.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Show at most this many papers per section (0: all).",
+)
+@click.pass_obj
+def themes(obj: _HasApp, reasons: bool, limit: int) -> None:
+    """Show how the pending papers (new dumps included; nothing is stored) would be
+    grouped into sections: each section in order, its papers in order, and why each
+    paper landed there (matched keywords, or the automatic topic it is close to)."""
+    sections, why = obj.app().pending_sections()
+    if not sections:
+        out.print(why)
+        return
+    total = sum(len(s.papers) for s in sections)
+    out.print(Text(f"{len(sections)} sections, {total} pending papers\n", style="bold"))
+    for section in sections:
+        _print_section(section, reasons, limit)

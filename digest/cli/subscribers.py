@@ -1,0 +1,150 @@
+"""`digest subscribers add|remove|list|import|export` and `digest unsubscribe TOKEN`:
+thin commands over subscribers.SubscriberBook. Errors come back as one line (the main
+group turns DigestError into a ClickException)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.fsutil import atomic_write
+from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook
+
+
+def book(obj: Any) -> SubscriberBook:
+    """The subscriber list of the app the main group's object builds."""
+    book: SubscriberBook = obj.app().subscribers()
+    return book
+
+
+@click.group("subscribers")
+def subscribers() -> None:
+    """Manage who receives the digest: add, remove, list, import and export (CSV).
+
+    Addresses are validated (no network look-up) and folded: case and surrounding
+    spaces do not make a second subscriber. Each subscriber can choose themes
+    (names or slugs, ";"-separated); they then receive only those sections, and no
+    message when a digest has none of them.
+    """
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", default=None, help="The subscriber's name (used in the To header).")
+@click.option(
+    "--themes",
+    default=None,
+    metavar="A;B",
+    help='Theme names or slugs, ";"-separated; "" for every theme. Default: unchanged.',
+)
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Make an unsubscribed or bounced address active again (they asked to come back).",
+)
+@click.pass_obj
+def add(obj: Any, address: str, name: str | None, themes: str | None, resubscribe: bool) -> None:
+    """Add a subscriber, or update the name and themes of an existing one.
+
+    Someone who unsubscribed stays unsubscribed unless --resubscribe is given.
+    """
+    outcome = book(obj).add(address, name=name, themes=themes, resubscribe=resubscribe)
+    if outcome == "kept":
+        click.echo(f"{address.strip()}: unsubscribed; use --resubscribe to make it active")
+    else:
+        click.echo(f"{address.strip()}: {outcome}")
+
+
+@subscribers.command("remove")
+@click.argument("addresses", nargs=-1, required=True)
+@click.pass_obj
+def remove(obj: Any, addresses: tuple[str, ...]) -> None:
+    """Forget subscribers and their delivery history (to stop mail but keep the
+    record, use `digest unsubscribe` with their token). Exits 1 if one is unknown."""
+    the_book = book(obj)
+    unknown = [a for a in addresses if not the_book.remove(a)]
+    for a in addresses:
+        click.echo(f"{a.strip()}: {'not a subscriber' if a in unknown else 'removed'}")
+    if unknown:
+        raise click.ClickException(f"{len(unknown)} address(es) were not subscribers")
+
+
+@subscribers.command("list")
+@click.option(
+    "--status", type=click.Choice(STATUSES), default=None, help="Only subscribers in this state."
+)
+@click.pass_obj
+def list_(obj: Any, status: str | None) -> None:
+    """List subscribers, one a line: address, status, themes (or "all"), name."""
+    rows = book(obj).list(status)
+    for s in rows:
+        themes = ";".join(s.themes) or "all"
+        bounces = f" ({s.bounce_count} bounces)" if s.bounce_count else ""
+        click.echo(f"{s.address}\t{s.status}{bounces}\t{themes}\t{s.name}".rstrip())
+    click.echo(f"{len(rows)} subscriber(s)", err=True)
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.pass_obj
+def import_(obj: Any, file: io.TextIOBase) -> None:
+    """Import subscribers from a CSV file ("-" for standard input) with a header row
+    naming the columns email,name,themes,status (only email is required).
+
+    A bad row is reported with its line number and the good rows still go in; the
+    command then exits 1. Unsubscribed addresses are never reactivated.
+    """
+    report = book(obj).import_csv(file)  # type: ignore[arg-type]
+    print_import(report)
+    if report.errors:
+        raise click.ClickException(
+            f"{len(report.errors)} row(s) rejected (listed above); the other rows were imported"
+        )
+
+
+def print_import(report: ImportReport) -> None:
+    for line, note in report.notes:
+        click.echo(f"line {line}: {note}", err=True)
+    for line, problem in report.errors:
+        click.echo(f"line {line}: {problem}", err=True)
+    click.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged")
+
+
+@subscribers.command("export")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (atomically) instead of standard output.",
+)
+@click.pass_obj
+def export(obj: Any, out_path: Path | None) -> None:
+    """Write every subscriber as CSV: email,name,themes,status (tokens are not
+    exported). The file imports back as it is."""
+    buffer = io.StringIO()
+    n = book(obj).export_csv(buffer)
+    if out_path is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        atomic_write(out_path, buffer.getvalue())
+        click.echo(f"wrote {n} subscriber(s) to {out_path}", err=True)
+
+
+@click.command("unsubscribe")
+@click.argument("token")
+@click.pass_obj
+def unsubscribe(obj: Any, token: str) -> None:
+    """Unsubscribe the subscriber whose unsubscribe link carries TOKEN, at once.
+
+    Running it again changes nothing. Their pending messages are not sent.
+    """
+    result = book(obj).unsubscribe(token)
+    if result is None:
+        raise click.ClickException("no subscriber has this unsubscribe token")
+    state = "was already unsubscribed" if result.already else "unsubscribed"
+    click.echo(f"{result.address}: {state}")

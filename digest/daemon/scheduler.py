@@ -1,0 +1,375 @@
+"""`digest run`: a daemon that watches the dumps folder and publishes on a schedule.
+
+APScheduler 3 jobs, with the pitfalls of design.md handled: explicit job ids, a
+persistent job store in the state database (so a run missed while the daemon was
+down fires once on restart, within `grace_seconds`), coalescing, one instance at a
+time, module-level job functions that take no engine, and an explicit timezone.
+The daemon calls the same pipeline as `digest send`; it has no logic of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import func, select, text
+from tzlocal import get_localzone
+
+from digest.app import App
+from digest.config import Settings
+from digest.errors import ConfigError, DigestError
+from digest.ingest.files import dump_candidates
+from digest.state import locks as lock
+from digest.state import store
+from digest.state.models import DumpFile
+
+log = logging.getLogger(__name__)
+
+PUBLISH_JOB = "publish"  # the cron schedule
+DEBOUNCE_JOB = "publish-after-new-dump"  # mode = on_new_dump
+POLL_JOB = "poll-dumps"
+RETRY_JOB = "retry-deliveries"
+STALE_KEY = "stale_warned_at"
+
+_daemon: Daemon | None = None  # the running daemon; jobs reach it through here
+
+
+def publish_job() -> None:
+    """Job function (pickled by reference into the job store)."""
+    if _daemon is not None:
+        _daemon.run_job(_daemon.publish)
+
+
+def poll_job() -> None:
+    if _daemon is not None:
+        _daemon.run_job(_daemon.poll)
+
+
+def retry_job() -> None:
+    if _daemon is not None:
+        _daemon.run_job(_daemon.retry)
+
+
+def schedule_zone(name: str) -> Any:
+    if not name:
+        return get_localzone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"schedule.timezone = {name!r} is not a known IANA zone") from None
+
+
+def cron_trigger(expr: str, zone: Any) -> CronTrigger:
+    """5 fields (minute hour day month weekday), or 6 with seconds first."""
+    parts = expr.split()
+    try:
+        if len(parts) == 5:
+            return CronTrigger.from_crontab(expr, timezone=zone)
+        if len(parts) == 6:
+            sec, minute, hour, day, month, dow = parts
+            return CronTrigger(
+                second=sec, minute=minute, hour=hour, day=day, month=month,
+                day_of_week=dow, timezone=zone,
+            )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"schedule.cron = {expr!r}: {exc}") from None
+    raise ConfigError(
+        f"schedule.cron = {expr!r}: expected 5 fields (or 6 with seconds first)",
+        hint='e.g. "0 8 * * *" for 08:00 every day',
+    )
+
+
+@dataclass
+class Watcher:
+    """Finds files that are complete: size and mtime unchanged for `settle` seconds."""
+
+    folder: Path
+    settle: float
+    clock: Callable[[], float] = time.monotonic
+    changing: dict[Path, tuple[int, int, float]] = field(default_factory=dict)
+    done: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def ready(self) -> list[Path]:
+        now, ready = self.clock(), []
+        present = set()
+        for path in dump_candidates(self.folder):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            present.add(path)
+            if self.done.get(path) == sig:
+                continue
+            seen = self.changing.get(path)
+            if seen is None or seen[:2] != sig:
+                self.changing[path] = (*sig, now)
+            elif now - seen[2] >= self.settle:
+                ready.append(path)
+        for gone in set(self.changing) - present:
+            del self.changing[gone]
+        return ready
+
+    def mark_done(self, paths: list[Path]) -> None:
+        for path in paths:
+            size, mtime_ns, _ = self.changing.pop(path)
+            self.done[path] = (size, mtime_ns)
+
+
+class Daemon:
+    """Wires the pipeline to a scheduler; one per process."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settings: Settings = app.settings
+        sched = self.settings.schedule
+        self.zone = schedule_zone(sched.timezone)
+        self.watcher = Watcher(self.settings.dumps_dir, sched.settle_seconds)
+        self.started = datetime.now(UTC)
+        self.stop = threading.Event()
+        self._busy = 0  # jobs in progress
+        self._idle = threading.Condition()
+        self.scheduler = BackgroundScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=app.engine),
+                "memory": MemoryJobStore(),
+            },
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(sched.grace_seconds),
+            },
+            timezone=self.zone,
+        )
+
+    # jobs -------------------------------------------------------------------
+
+    def run_job(self, job: Callable[[], None]) -> None:
+        """Run a job unless we are stopping; counted so that shutdown can wait for it."""
+        with self._idle:
+            if self.stop.is_set():
+                return
+            self._busy += 1
+        try:
+            job()
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _drain(self) -> None:
+        """Wait for the jobs in progress. APScheduler's shutdown(wait=True) holds its job
+        store lock while it waits, so a job that touches the scheduler would deadlock it:
+        pause first, let the jobs finish, then shut down."""
+        self.scheduler.pause()
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0)
+
+    def poll(self) -> None:
+        try:
+            ready = self.watcher.ready()
+            if ready:
+                self._ingest(ready)
+            self._check_stale()
+        except DigestError as exc:
+            log.error("poll failed: %s", exc)
+
+    def _ingest(self, ready: list[Path]) -> None:
+        for path in ready:
+            log.info("dump seen: %s", path.name)
+        with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
+            report = self.app.ingest(ready)
+        self.watcher.mark_done(ready)
+        if any(d.status == "ingested" for d in report.dumps):
+            self._set_meta(STALE_KEY, None)
+            if self.settings.schedule.mode == "on_new_dump" and report.new_papers:
+                self._debounce()
+
+    def _debounce(self) -> None:
+        when = datetime.now(self.zone) + timedelta(seconds=self.settings.schedule.debounce_seconds)
+        self.scheduler.add_job(
+            publish_job, DateTrigger(when), id=DEBOUNCE_JOB, replace_existing=True
+        )
+        log.info(
+            "new papers: publishing at %s unless more dumps arrive", when.isoformat(" ", "seconds")
+        )
+
+    def publish(self) -> None:
+        try:
+            report = self.app.send(lock_wait=600, stop=self.stop)
+        except DigestError as exc:
+            log.error("publish failed: %s", exc)
+            return
+        if report.issue is None:
+            log.info("%s", report.reason)
+        self._log_next()
+
+    def retry(self) -> None:
+        """Deliveries deferred by a temporary failure go out when due, not only at the
+        next publish. Skipped while another process holds the publish lock."""
+        try:
+            with lock.publish_lock(self.app.engine, self.settings.state_dir):
+                d = self.app.deliver_pending(stop=self.stop)
+        except DigestError as exc:
+            log.info("delivery retry postponed: %s", exc)
+            return
+        if d.sent or d.failed or d.deferred:
+            log.info(
+                "delivery retry: %d sent, %d failed, %d deferred", d.sent, d.failed, d.deferred
+            )
+
+    # stale source -------------------------------------------------------------
+
+    def _check_stale(self) -> None:
+        days = self.settings.schedule.stale_days
+        if days <= 0 or self._get_meta(STALE_KEY):
+            return
+        with self.app.session() as s:
+            last = s.scalar(
+                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == "ingested")
+            )
+        since = max(last or self.started, self.started)
+        idle = datetime.now(UTC) - since
+        if idle < timedelta(days=days):
+            return
+        message = (
+            f"no new dump in {self.settings.dumps_dir} for {idle.days} days "
+            f"(since {since:%Y-%m-%d %H:%M} UTC); is the source still being saved?"
+        )
+        log.warning("stale source: %s", message)
+        self._set_meta(STALE_KEY, datetime.now(UTC).isoformat())
+        self._mail_admin("digest: no new dumps", message)
+
+    def _mail_admin(self, subject: str, body: str) -> None:
+        admin = self.settings.schedule.admin_email
+        if not admin:
+            return
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, self.settings.email.sender, admin
+        msg["Date"], msg["Message-ID"] = format_datetime(datetime.now(UTC)), make_msgid()
+        msg.set_content(body + "\n")
+        try:
+            with self.app.transport() as transport:
+                transport.send(msg, admin)
+            log.info("mailed %s about the stale source", admin)
+        except Exception as exc:  # a notice must never stop the daemon
+            log.error("could not mail %s: %s", admin, exc)
+
+    def _get_meta(self, key: str) -> str | None:
+        with self.app.session() as s:
+            return store.get_meta(s, key)
+
+    def _set_meta(self, key: str, value: str | None) -> None:
+        with self.app.session() as s:
+            store.set_meta(s, key, value)
+            s.commit()
+
+    # lifecycle ----------------------------------------------------------------
+
+    def install_jobs(self) -> None:
+        """Keep a stored job whose schedule is unchanged (its missed run must survive the
+        restart); replace it when the schedule changed."""
+        sched = self.settings.schedule
+        self.scheduler.add_job(
+            poll_job, "interval", seconds=sched.poll_seconds, id=POLL_JOB,
+            jobstore="memory", replace_existing=True, next_run_time=datetime.now(self.zone),
+        )  # fmt: skip
+        self.scheduler.add_job(
+            retry_job, "interval", minutes=sched.retry_minutes, id=RETRY_JOB,
+            jobstore="memory", replace_existing=True,
+        )  # fmt: skip
+        stored = self.scheduler.get_job(PUBLISH_JOB)
+        if sched.mode != "cron":
+            if stored is not None:
+                stored.remove()
+            return
+        trigger = cron_trigger(sched.cron, self.zone)
+        if stored is None or str(stored.trigger) != str(trigger):
+            self.scheduler.add_job(publish_job, trigger, id=PUBLISH_JOB, replace_existing=True)
+
+    def _log_next(self) -> None:
+        jobs = [self.scheduler.get_job(j) for j in (PUBLISH_JOB, DEBOUNCE_JOB)]
+        times = [j.next_run_time for j in jobs if j is not None and j.next_run_time]
+        if times:
+            log.info("next publish: %s", min(times).isoformat(" ", "seconds"))
+        elif self.settings.schedule.mode == "on_new_dump":
+            log.info("next publish: when a new dump arrives")
+
+    def run(self, *, serve: bool = False) -> None:
+        """Run until SIGTERM/SIGINT; the job in progress finishes before exit. With
+        `serve`, the web server runs in this process too (a thread)."""
+        global _daemon
+        with lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir):
+            _daemon = self
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop.set())
+            server = self._start_server() if serve else None
+            self.scheduler.start(paused=True)
+            try:
+                self.install_jobs()
+                self.scheduler.resume()
+                self._log_start()
+                self.stop.wait()
+                log.info("stopping: finishing the job in progress")
+                self._drain()
+            finally:
+                self.scheduler.shutdown(wait=True)
+                if server is not None:
+                    server[0].should_exit = True
+                    server[1].join(timeout=10)
+                _daemon = None
+        log.info("daemon stopped")
+
+    def _start_server(self) -> tuple[Any, threading.Thread]:
+        from digest.web.server import make_server
+
+        server = make_server(self.app)
+        thread = threading.Thread(target=server.run, name="web", daemon=True)
+        thread.start()
+        log.info("web server on http://%s:%d/", server.config.host, server.config.port)
+        return server, thread
+
+    def _log_start(self) -> None:
+        sched = self.settings.schedule
+        how = f" ({sched.cron}, {self.zone})" if sched.mode == "cron" else ""
+        log.info(
+            "daemon started: watching %s every %gs, mode %s%s",
+            self.settings.dumps_dir,
+            sched.poll_seconds,
+            sched.mode,
+            how,
+        )
+        self._log_next()
+
+
+def next_runs(app: App) -> list[tuple[str, datetime]]:
+    """Scheduled publish times stored in the job store (for `digest status`)."""
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, next_run_time FROM apscheduler_jobs "
+                "WHERE next_run_time IS NOT NULL ORDER BY next_run_time"
+            )
+        ).all()
+    return [(job_id, datetime.fromtimestamp(ts, UTC)) for job_id, ts in rows]
+
+
+def daemon_holder(app: App) -> str | None:
+    return lock.holder(lock.DAEMON, app.engine, app.settings.state_dir)

@@ -1,0 +1,107 @@
+"""Reading dump files into the state: each file once (by content hash), a bad one
+recorded as failed with its reason while the others carry on."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from digest.errors import ConfigError, DumpError
+from digest.ingest.parse import parse_bytes
+from digest.state import store
+
+log = logging.getLogger(__name__)
+
+IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+
+
+@dataclass(frozen=True)
+class DumpReport:
+    path: str
+    status: str  # "ingested" | "failed" | "known"
+    papers: int = 0
+    new_papers: int = 0
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    dumps: list[DumpReport] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status != "known"]
+
+    @property
+    def failed(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status == "failed"]
+
+    @property
+    def new_papers(self) -> int:
+        return sum(d.new_papers for d in self.dumps)
+
+
+def dump_candidates(folder: Path) -> list[Path]:
+    """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
+        )
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)
+    )
+
+
+def ingest_files(
+    session: Session,
+    files: Sequence[Path],
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> IngestReport:
+    """Ingest the files in order, one report line each; the caller commits."""
+    report = IngestReport()
+    for i, path in enumerate(files):
+        if progress:
+            progress("Ingesting", i, len(files), path.name)
+        report.dumps.append(ingest_one(session, path))
+    if progress:
+        progress("Ingesting", len(files), len(files), "")
+    return report
+
+
+def ingest_one(session: Session, path: Path) -> DumpReport:
+    try:
+        data = path.read_bytes()
+        mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+    except OSError as exc:
+        err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
+        log.warning("%s", err)
+        return DumpReport(str(path), "failed", error=str(err))
+    digest = hashlib.sha256(data).hexdigest()
+    if store.known_dump(session, digest) is not None:
+        return DumpReport(str(path), "known")
+    try:
+        listing = parse_bytes(data, name=str(path), mtime=mtime)
+    except DumpError as exc:
+        log.warning("%s", exc)
+        store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+        return DumpReport(str(path), "failed", error=str(exc))
+    for warning in listing.warnings:
+        log.warning("%s", warning)
+    outcome = store.record_listing(session, listing, len(data))
+    log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
+    return DumpReport(
+        str(path),
+        "ingested",
+        outcome.papers,
+        outcome.new_papers,
+        warnings=tuple(listing.warnings),
+    )

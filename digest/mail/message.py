@@ -1,0 +1,249 @@
+"""Building messages (the transports that carry them are in transport.py, re-exported
+here).
+
+A digest's e-mail is rendered (and its CSS inlined) once per variant; ``MessageTemplate``
+turns that into the message's bytes once, leaving slots for what differs per subscriber
+(To, Message-ID, List-Unsubscribe and the unsubscribe token in both bodies), so building
+each subscriber's copy is a join of byte strings, not a MIME encoding.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from pathlib import Path
+
+from digest.errors import ConfigError
+from digest.mail.transport import (
+    MaildirTransport,
+    PermanentFailure,
+    SmtpTransport,
+    TransientFailure,
+    Transport,
+    make_transport,
+)
+from digest.render.renderer import slugify
+
+__all__ = [
+    "PLACEHOLDER",
+    "DkimSigner",
+    "Envelope",
+    "Letter",
+    "MaildirTransport",
+    "MessageTemplate",
+    "Outgoing",
+    "PermanentFailure",
+    "SmtpTransport",
+    "TransientFailure",
+    "Transport",
+    "build_message",
+    "encoded_size",
+    "list_id",
+    "make_transport",
+    "new_message_id",
+]
+
+log = logging.getLogger(__name__)
+
+# Stands for a subscriber's unsubscribe token in rendered variants; as long as a real one
+# (secrets.token_urlsafe(32)), so a variant's size is its subscribers' size.
+PLACEHOLDER = "UNSUBSCRIBExTOKENxPLACEHOLDERxxxxxxxxxxxxxx"
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+DKIM_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"List-Id",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"MIME-Version",
+    b"Content-Type",
+)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    sender: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    message_id: str
+    date: datetime
+    list_id: str
+
+
+def sender_domain(sender: str) -> str:
+    addr = parseaddr(sender)[1]
+    return addr.rpartition("@")[2] or "localhost"
+
+
+def new_message_id(sender: str) -> str:
+    return make_msgid(domain=sender_domain(sender))
+
+
+def list_id(title: str, sender: str, configured: str = "") -> str:
+    if configured:
+        return configured
+    return f"{title} <{slugify(title)}.{sender_domain(sender)}>"
+
+
+def build_message(out: Outgoing) -> EmailMessage:
+    """multipart/alternative: text/plain first, then text/html (a one-off message)."""
+    msg = EmailMessage()
+    msg["Subject"] = out.subject
+    msg["From"] = out.sender
+    msg["To"] = out.to
+    msg["Date"] = format_datetime(out.date)
+    msg["Message-ID"] = out.message_id
+    msg["List-Id"] = out.list_id
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(out.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(out.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One rendered variant of a digest: the token appears as PLACEHOLDER."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every message of a list shares."""
+
+    sender: str  # the From header
+    list_id: str
+    unsubscribe_url: str  # https link containing PLACEHOLDER
+    unsubscribe_mailto: str  # an address; the token goes in the subject
+
+
+class MessageTemplate:
+    """A variant's message as bytes with slots for what differs per subscriber."""
+
+    def __init__(
+        self, letter: Letter, envelope: Envelope, date: datetime, signer: DkimSigner | None = None
+    ) -> None:
+        boundary = "=_" + secrets.token_hex(12)  # "=_" never occurs in quoted-printable
+        self._head = _shared_headers(letter.subject, envelope, date, boundary)
+        url_head, _, url_tail = envelope.unsubscribe_url.partition(PLACEHOLDER)
+        mailto = f"mailto:{envelope.unsubscribe_mailto}?subject=unsubscribe%20"
+        self._unsub = (
+            f"List-Unsubscribe: <{mailto}".encode(),
+            f">,\r\n <{url_head}".encode(),
+            f"{url_tail}>\r\n".encode(),
+        )
+        part = '--{b}\r\nContent-Type: text/{t}; charset="utf-8"\r\n' + (
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self._text_head = part.format(b=boundary, t="plain").encode()
+        self._html_head = ("\r\n" + part.format(b=boundary, t="html")).encode()
+        self._end = f"\r\n--{boundary}--\r\n".encode()
+        self._text = _qp_parts(letter.text)
+        self._html = _qp_parts(letter.html)
+        self.signer = signer
+
+    def render(self, to: str, message_id: str, token: str, name: str = "") -> bytes:
+        """The complete message for one subscriber (DKIM-signed when a signer is set)."""
+        if not TOKEN_RE.fullmatch(token):
+            raise ValueError("malformed unsubscribe token")
+        tok = token.encode("ascii")
+        slot = b"=\r\n" + tok + b"=\r\n"
+        u1, u2, u3 = self._unsub
+        to_header = formataddr((name, to), charset="utf-8") if name else to
+        msg = b"".join(
+            (
+                b"To: " + to_header.encode("ascii") + b"\r\n",
+                b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
+                u1 + tok + u2 + tok + u3,
+                self._head,
+                self._text_head,
+                slot.join(self._text),
+                self._html_head,
+                slot.join(self._html),
+                self._end,
+            )
+        )
+        return self.signer.sign(msg) + msg if self.signer else msg
+
+
+def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: str) -> bytes:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["Subject"] = subject
+    msg["From"] = envelope.sender
+    msg["Date"] = format_datetime(date)
+    msg["List-Id"] = envelope.list_id
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["MIME-Version"] = "1.0"
+    msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+    return msg.as_bytes().partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+
+
+def encoded_size(html: str) -> int:
+    """Bytes of an HTML part as it travels (quoted-printable): what clipping counts."""
+    return len(_qp(html))
+
+
+def _qp_parts(text: str) -> list[bytes]:
+    """``text`` quoted-printable encoded, cut where PLACEHOLDER was: joining the parts
+    with ``=\\r\\n<token>=\\r\\n`` (soft line breaks around it) encodes the text with
+    the token in its place."""
+    return [_qp(part) for part in text.split(PLACEHOLDER)]
+
+
+def _qp(part: str) -> bytes:
+    encoded = binascii.b2a_qp(part.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    head, newline, tail = encoded.rpartition(b"\n")
+    if len(tail) >= 76:  # a soft break will follow: keep the line within 76 with its "="
+        cut = 75 - (2 if tail[73:74] == b"=" else 1 if tail[74:75] == b"=" else 0)
+        tail = tail[:cut] + b"=\n" + tail[cut:]
+    return (head + newline + tail).replace(b"\n", b"\r\n")
+
+
+class DkimSigner:
+    """Signs each message with an RSA key read from a file (dkimpy)."""
+
+    def __init__(self, selector: str, domain: str, key_file: Path) -> None:
+        self.selector, self.domain = selector.encode(), domain.encode()
+        where = "email.dkim_key_file"
+        try:
+            self.key = key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {key_file}: {exc.strerror}") from None
+        try:
+            self.sign(b"From: a@b\r\nSubject: key check\r\n\r\nok\r\n")
+        except Exception as exc:  # dkimpy raises several kinds for a bad key
+            raise ConfigError(
+                f"{where}: {key_file} is not a usable private key: {type(exc).__name__}",
+                hint="give a PEM RSA private key",
+            ) from None
+
+    def sign(self, message: bytes) -> bytes:
+        import dkim  # dkimpy: imported only when signing is configured
+
+        present = [h for h in DKIM_HEADERS if h + b":" in message]
+        signature: bytes = dkim.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=present,
+        )
+        return signature

@@ -1,0 +1,375 @@
+"""The subscriber list: add, remove, list, import and export (CSV), unsubscribe.
+
+Addresses are validated with email-validator (no DNS look-up) and folded: the domain's
+case, surrounding spaces and the case of the whole address do not make a second
+subscriber (the first spelling is kept). Unsubscribing is sticky: only an explicit
+``add --resubscribe`` brings someone back; imports and configured recipients never do.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import logging
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.errors import DigestError
+from digest.mail.message import TOKEN_RE
+from digest.render.renderer import slugify
+from digest.state.models import Delivery, Subscriber, utcnow
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("active", "unsubscribed", "bounced")
+CSV_FIELDS = ("email", "name", "themes", "status")
+MAX_NAME = 200
+
+
+class SubscriberError(DigestError):
+    """An address, a theme list, a status or a CSV file is not acceptable."""
+
+
+@dataclass(frozen=True)
+class SubscriberInfo:
+    """A subscriber as the CLI and the web server see it (no token)."""
+
+    address: str
+    name: str
+    status: str
+    themes: tuple[str, ...]
+    bounce_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    address: str
+    already: bool  # was unsubscribed before this call
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, problem)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (line, remark)
+
+
+def normalize(raw: str) -> str:
+    """The address validated and normalised (domain lower-cased, spaces stripped)."""
+    text = raw.strip()
+    if not text:
+        raise SubscriberError("empty address")
+    try:
+        info = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"{text!r} is not a valid address: {exc}") from None
+    return info.ascii_email or info.normalized
+
+
+def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
+    """Theme names or slugs (";"-separated in a string) as slugs; () means every theme."""
+    parts = raw.split(";") if isinstance(raw, str) else raw
+    slugs = [slugify(p) for p in (p.strip() for p in parts) if p]
+    return tuple(dict.fromkeys(slugs))
+
+
+def _check_status(status: str) -> str:
+    status = status.strip().lower()
+    if status not in STATUSES:
+        raise SubscriberError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    return status
+
+
+def _info(s: Subscriber) -> SubscriberInfo:
+    themes = tuple(s.themes)
+    return SubscriberInfo(s.address, s.name, s.status, themes, s.bounce_count, s.created_at)
+
+
+def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> Subscriber:
+    return Subscriber(
+        key=address.lower(),
+        address=address,
+        name=name,
+        status="active",
+        themes=list(themes),
+        token=secrets.token_urlsafe(32),
+        bounce_count=0,
+        created_at=utcnow(),
+    )
+
+
+def _apply(
+    sub: Subscriber,
+    name: str | None,
+    themes: Sequence[str] | None,
+    status: str | None,
+    *,
+    reactivate: bool,
+) -> str:
+    """Update an existing subscriber; returns "updated", "unchanged" or "kept"."""
+    before = (sub.name, list(sub.themes), sub.status)
+    if name is not None:
+        sub.name = name
+    if themes is not None:
+        sub.themes = list(themes)
+    kept = False
+    if status == "active" and sub.status == "unsubscribed" and not reactivate:
+        kept = True
+    elif status is not None and status != sub.status:
+        sub.status = status
+        sub.unsubscribed_at = utcnow() if status == "unsubscribed" else None
+        if status == "active":
+            sub.bounce_count = 0
+    changed = (sub.name, list(sub.themes), sub.status) != before
+    return "kept" if kept else "updated" if changed else "unchanged"
+
+
+def upsert(
+    session: Session,
+    existing: dict[str, Subscriber],
+    address: str,
+    *,
+    name: str | None = None,
+    themes: Sequence[str] | None = None,
+    status: str | None = None,
+    reactivate: bool = False,
+) -> str:
+    """Add or update one subscriber; ``existing`` caches rows by key. Returns "added",
+    "updated", "unchanged" or "kept" (unsubscribed, not reactivated)."""
+    if name is not None and len(name) > MAX_NAME:
+        raise SubscriberError(f"name longer than {MAX_NAME} characters")
+    key = address.lower()
+    sub = existing.get(key)
+    if sub is None:
+        sub = session.scalar(select(Subscriber).where(Subscriber.key == key))
+    if sub is None:
+        sub = new_subscriber(address, name or "", themes or ())
+        if status is not None:
+            _apply(sub, None, None, status, reactivate=True)
+        session.add(sub)
+        existing[key] = sub
+        return "added"
+    existing[key] = sub
+    return _apply(sub, name, themes, status, reactivate=reactivate)
+
+
+def sync_configured(session: Session, addresses: Iterable[str]) -> int:
+    """Configured recipients become active subscribers when new; existing ones (even
+    unsubscribed or bounced) are left as they are. Returns how many were added."""
+    keys = {a.lower(): a for a in addresses}
+    if not keys:
+        return 0
+    known = set(session.scalars(select(Subscriber.key).where(Subscriber.key.in_(list(keys)))))
+    fresh = [new_subscriber(a) for k, a in keys.items() if k not in known]
+    session.add_all(fresh)
+    session.flush()
+    return len(fresh)
+
+
+def active(session: Session) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(id, address, themes) of every active subscriber."""
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.address, Subscriber.themes)
+        .where(Subscriber.status == "active")
+        .order_by(Subscriber.id)
+    )
+    return [(i, a, tuple(t or ())) for i, a, t in rows]
+
+
+def would_receive(session: Session, configured: Sequence[str]) -> list[str]:
+    """The configured addresses not unsubscribed or bounced, then the other active
+    subscribers: who the next digest goes to (before theme choices)."""
+    status = {k: st for k, st in session.execute(select(Subscriber.key, Subscriber.status))}
+    out = [a for a in configured if status.get(a.lower(), "active") == "active"]
+    seen = {a.lower() for a in out}
+    out += [a for _, a, _ in active(session) if a.lower() not in seen]
+    return out
+
+
+def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
+    """Unsubscribe the owner of ``token`` at once; idempotent. None for an unknown token.
+    Pending deliveries to them are skipped. The token is never logged."""
+    sub = by_token(session, token)
+    if sub is None:
+        return None
+    if sub.status == "unsubscribed":
+        return Unsubscribed(sub.address, already=True)
+    sub.status, sub.unsubscribed_at = "unsubscribed", utcnow()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == sub.id, Delivery.status == "pending")
+        .values(status="skipped", last_error="subscriber unsubscribed")
+    )
+    log.info("unsubscribed subscriber #%d", sub.id)
+    return Unsubscribed(sub.address, already=False)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(session: Session, stream: TextIO) -> ImportReport:
+    """Import rows of ``email,name,themes,status`` (only ``email`` is required). A bad
+    row is reported with its line number; the good ones go in."""
+    reader = csv.reader(stream)
+    report = ImportReport()
+    header = [h.strip().lower() for h in next(reader, [])]
+    if "email" not in header:
+        raise SubscriberError("line 1: the header must name an 'email' column")
+    for extra in [h for h in header if h not in CSV_FIELDS]:
+        report.notes.append((1, f"unknown column {extra!r} ignored"))
+    existing: dict[str, Subscriber] = {}
+    first_line: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            cells = dict(zip(header, row, strict=False))
+            _import_row(session, existing, first_line, cells, line, report)
+            if len(row) > len(header):
+                report.notes.append((line, "more fields than the header; extra ignored"))
+        except SubscriberError as exc:
+            report.errors.append((line, exc.message))
+    session.flush()
+    return report
+
+
+def _import_row(
+    session: Session,
+    existing: dict[str, Subscriber],
+    first_line: dict[str, int],
+    cells: dict[str, str],
+    line: int,
+    report: ImportReport,
+) -> None:
+    address = normalize(cells.get("email", ""))
+    status = _check_status(cells["status"]) if cells.get("status", "").strip() else None
+    themes = parse_themes(cells["themes"]) if "themes" in cells else None
+    name = cells.get("name", "").strip() or None  # an empty cell keeps the name
+    if address.lower() in first_line:
+        first = first_line[address.lower()]
+        report.notes.append((line, f"same address as line {first}; this row ignored"))
+        return
+    first_line[address.lower()] = line
+    outcome = upsert(session, existing, address, name=name, themes=themes, status=status)
+    if outcome == "kept":
+        report.notes.append((line, f"{address} unsubscribed; not reactivated"))
+        outcome = "unchanged"
+    setattr(report, outcome, getattr(report, outcome) + 1)
+
+
+def write_csv(session: Session, stream: TextIO) -> int:
+    """Every subscriber as ``email,name,themes,status``; returns how many."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    n = 0
+    for s in session.scalars(select(Subscriber).order_by(Subscriber.id)):
+        writer.writerow([s.address, s.name, ";".join(s.themes), s.status])
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- the book
+
+
+class SubscriberBook:
+    """The subscriber list over a database: each call is one transaction. The CLI and
+    the web server use this."""
+
+    def __init__(self, sessions: sessionmaker[Any]) -> None:
+        self.sessions = sessions
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+            session.commit()
+
+    def add(
+        self,
+        address: str,
+        *,
+        name: str | None = None,
+        themes: str | Sequence[str] | None = None,
+        status: str | None = None,
+        resubscribe: bool = False,
+    ) -> str:
+        """Add or update; returns "added", "updated", "unchanged" or "kept"."""
+        addr = normalize(address)
+        slugs = parse_themes(themes) if themes is not None else None
+        st = _check_status(status) if status else ("active" if resubscribe else None)
+        with self._tx() as s:
+            return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
+
+    def remove(self, address: str) -> bool:
+        """Forget a subscriber and their deliveries; False when unknown."""
+        key = normalize(address).lower()
+        with self._tx() as s:
+            sub = s.scalar(select(Subscriber).where(Subscriber.key == key))
+            if sub is None:
+                return False
+            s.execute(delete(Delivery).where(Delivery.subscriber_id == sub.id))
+            s.delete(sub)
+            return True
+
+    def list(self, status: str | None = None) -> list[SubscriberInfo]:
+        query = select(Subscriber).order_by(Subscriber.id)
+        if status:
+            query = query.where(Subscriber.status == _check_status(status))
+        with self.sessions() as s:
+            return [_info(sub) for sub in s.scalars(query)]
+
+    def import_csv(self, stream: TextIO) -> ImportReport:
+        with self._tx() as s:
+            return read_csv(s, stream)
+
+    def export_csv(self, stream: TextIO) -> int:
+        with self.sessions() as s:
+            return write_csv(s, stream)
+
+    def unsubscribe(self, token: str) -> Unsubscribed | None:
+        with self._tx() as s:
+            return unsubscribe(s, token)
+
+    def lookup(self, token: str) -> SubscriberInfo | None:
+        with self.sessions() as s:
+            sub = by_token(s, token)
+            return _info(sub) if sub is not None else None
+
+    def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+        with self._tx() as s:
+            return choose_themes(s, token, themes)
+
+
+# --------------------------------------------------------------------------- by token
+
+
+def by_token(session: Session, token: str) -> Subscriber | None:
+    """The subscriber owning ``token`` (compared in constant time), or None."""
+    if not TOKEN_RE.fullmatch(token or ""):
+        return None
+    sub = session.scalar(select(Subscriber).where(Subscriber.token == token))
+    if sub is None or not hmac.compare_digest(sub.token.encode(), token.encode()):
+        return None
+    return sub
+
+
+def choose_themes(session: Session, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+    """Set the themes the owner of ``token`` receives (() = every theme)."""
+    sub = by_token(session, token)
+    if sub is None:
+        return None
+    sub.themes = list(parse_themes(themes))
+    log.info("subscriber #%d chose %d theme(s)", sub.id, len(sub.themes))
+    return _info(sub)

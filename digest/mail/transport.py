@@ -1,0 +1,214 @@
+"""Transports: where a built message goes. A Maildir folder (the default: any mail
+client can open what was "sent") or an SMTP server over one reused connection."""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+import smtplib
+import ssl
+from email import policy
+from email.message import EmailMessage
+from email.utils import parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from digest.errors import ConfigError, DeliveryError
+
+log = logging.getLogger(__name__)
+
+
+class PermanentFailure(Exception):
+    """The server refused this message for good (5xx)."""
+
+
+class TransientFailure(Exception):
+    """Try again later (4xx, dropped connection, timeout)."""
+
+
+class Transport(Protocol):
+    name: str
+
+    def __enter__(self) -> Transport: ...
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    def send(self, msg: EmailMessage | bytes, to: str, *, sender: str = "") -> None: ...
+
+
+def _wire(msg: EmailMessage | bytes, sender: str) -> tuple[bytes, str]:
+    """The message's bytes and the envelope sender (the From address unless given)."""
+    if isinstance(msg, bytes):
+        return msg, sender
+    return msg.as_bytes(policy=policy.SMTP), sender or parseaddr(str(msg["From"]))[1]
+
+
+class MaildirTransport:
+    """Delivers into a Maildir folder: any mail client can open what was "sent"."""
+
+    name = "maildir"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.box: mailbox.Maildir | None = None
+
+    def __enter__(self) -> MaildirTransport:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.box = mailbox.Maildir(self.path, create=True)
+        except OSError as exc:
+            raise DeliveryError(f"{self.path}: cannot open the Maildir outbox: {exc}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.box = None
+
+    def send(self, msg: EmailMessage | bytes, to: str, *, sender: str = "") -> None:
+        assert self.box is not None, "use the transport as a context manager"
+        data = _wire(msg, sender)[0].replace(b"\r\n", b"\n")
+        try:
+            self.box.add(data)
+        except OSError as exc:
+            raise TransientFailure(f"{self.path}: {exc}") from exc
+
+
+class SmtpTransport:
+    """One reused SMTP connection; a connection the server dropped while idle is
+    reopened once, before anything of the message was sent."""
+
+    name = "smtp"
+
+    def __init__(
+        self, host: str, port: int, security: str, user: str, password: str, timeout: float
+    ) -> None:
+        self.host, self.port, self.security = host, port, security
+        self.user, self.password, self.timeout = user, password, timeout
+        self.conn: smtplib.SMTP | None = None
+        self.used = False  # has the current connection carried a message?
+
+    def __enter__(self) -> SmtpTransport:
+        self._connection()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self.conn.close()
+            self.conn = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self.conn is None:
+            self.conn, self.used = self._connect(), False
+        return self.conn
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def _connect(self) -> smtplib.SMTP:
+        where = f"{self.host}:{self.port}"
+        try:
+            if self.security == "ssl":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.security == "starttls":
+                    conn.starttls(context=ssl.create_default_context())
+            if self.user:
+                conn.login(self.user, self.password)
+            conn.ehlo_or_helo_if_needed()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"SMTP server {where} refused the login for {self.user!r}: {exc.smtp_code}",
+                hint="check email.smtp_user and $DIGEST_EMAIL_SMTP_PASSWORD",
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(
+                f"cannot reach SMTP server {where}: {exc or type(exc).__name__}",
+                hint="undelivered messages stay pending for the next run",
+            ) from None
+        return conn
+
+    def send(self, msg: EmailMessage | bytes, to: str, *, sender: str = "") -> None:
+        """Raises PermanentFailure (5xx), TransientFailure (4xx, connection lost,
+        timeout), or DeliveryError when the server cannot be reached at all."""
+        data, sender = _wire(msg, sender)
+        conn = self._mail_from(sender)
+        try:
+            _expect(conn.rcpt(to), (250, 251))
+            _expect(conn.docmd("data"), (354,))
+            conn.send(_dot_stuffed(data) + b".\r\n")
+            _expect(conn.getreply(), (250,))
+        except smtplib.SMTPResponseException as exc:
+            self._after_refusal(exc.smtp_code)
+            raise _failure(exc.smtp_code, exc.smtp_error) from None
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise TransientFailure(f"connection lost: {exc or type(exc).__name__}") from None
+        self.used = True
+
+    def _mail_from(self, sender: str) -> smtplib.SMTP:
+        for _ in range(2):
+            conn, reused = self._connection(), self.used
+            try:
+                _expect(conn.mail(sender), (250,))
+                return conn
+            except smtplib.SMTPResponseException as exc:
+                self._after_refusal(exc.smtp_code)
+                raise _failure(exc.smtp_code, exc.smtp_error) from None
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                self._drop()
+                if not reused:
+                    raise TransientFailure(f"connection lost: {exc}") from None
+        raise TransientFailure("connection lost twice")  # pragma: no cover
+
+    def _after_refusal(self, code: int) -> None:
+        if code == 421 or self.conn is None:  # 421: the server is closing the connection
+            self._drop()
+            return
+        try:
+            self.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as SMTP DATA wants it (RFC 5321 4.5.2: a line starting with "." gets
+    one more), ending in CRLF; what smtplib does with a regex, without one."""
+    stuffed = (b"." + data if data[:1] == b"." else data).replace(b"\n.", b"\n..")
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
+
+
+def _expect(reply: tuple[int, bytes], ok: tuple[int, ...]) -> None:
+    if reply[0] not in ok:
+        raise smtplib.SMTPResponseException(*reply)
+
+
+def _failure(code: int, reply: bytes | str) -> Exception:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    message = f"{code} {text}".strip()
+    return PermanentFailure(message) if 500 <= code < 600 else TransientFailure(message)
+
+
+def make_transport(
+    kind: str,
+    *,
+    outbox: Path,
+    host: str = "localhost",
+    port: int = 25,
+    security: str = "none",
+    user: str = "",
+    password: str = "",
+    timeout: float = 30.0,
+) -> Transport:
+    if kind == "maildir":
+        return MaildirTransport(outbox)
+    if kind == "smtp":
+        return SmtpTransport(host, port, security, user, password, timeout)
+    raise ConfigError(f"email.transport = {kind!r} is not one of maildir, smtp")

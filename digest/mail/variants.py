@@ -1,0 +1,158 @@
+"""Each subscriber's copy of a digest: only the sections they chose, under the size at
+which Gmail clips a message.
+
+A variant is rendered once per distinct selection of sections (premailer runs once per
+variant, never per subscriber); the unsubscribe token stays ``mailer.PLACEHOLDER`` and is
+filled in when each message is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from digest.errors import ConfigError
+from digest.mail.message import Letter, encoded_size
+from digest.render.renderer import DigestView, PaperView, Renderer, SectionView, shorten
+
+log = logging.getLogger(__name__)
+
+ALL = "*"  # the variant key of "every section"
+Selection = tuple[str, ...] | None  # section slugs in digest order; None: every section
+
+
+def selection(themes: Sequence[str], slugs: Sequence[str]) -> Selection:
+    """The sections (slugs) of a digest that a subscriber with these themes receives:
+    None for all of them, () for none."""
+    if not themes:
+        return None
+    wanted = set(themes)
+    chosen = tuple(s for s in slugs if s in wanted)
+    return None if len(chosen) == len(slugs) else chosen
+
+
+def variant_key(chosen: Selection) -> str:
+    if chosen is None:
+        return ALL
+    return hashlib.sha256(",".join(chosen).encode()).hexdigest()[:40]
+
+
+def only(view: DigestView, chosen: Selection, subject: Callable[[DigestView], str]) -> DigestView:
+    """The view restricted to the chosen sections, with a subject that counts them."""
+    if chosen is None:
+        return view
+    keep = set(chosen)
+    sections = tuple(s for s in view.sections if s.slug in keep)
+    narrowed = replace(view, sections=sections, paper_count=sum(len(s.papers) for s in sections))
+    return replace(narrowed, subject=subject(narrowed))
+
+
+CAPPED_ABSTRACT = 160  # characters of abstract kept when papers are left to the web copy
+
+
+@dataclass(frozen=True)
+class Personaliser:
+    """Renders letters (variants) of a digest, each fitted under ``max_html_bytes``."""
+
+    renderer: Renderer
+    unsubscribe_url: str  # contains mailer.PLACEHOLDER
+    max_html_bytes: int
+    subject: Callable[[DigestView], str]  # the subject line of a narrowed view
+
+    def __post_init__(self) -> None:
+        if self.max_html_bytes < 10_000:
+            raise ConfigError(
+                f"email.max_html_bytes = {self.max_html_bytes} must be at least 10000"
+            )
+
+    def letters(self, view: DigestView, selections: Iterable[Selection]) -> dict[str, Letter]:
+        """One letter per distinct selection, keyed by variant_key."""
+        out: dict[str, Letter] = {}
+        for chosen in selections:
+            key = variant_key(chosen)
+            if key not in out:
+                out[key] = self.letter(only(view, chosen, self.subject))
+        return out
+
+    def letter(self, view: DigestView) -> Letter:
+        """The e-mail for this view: abstracts shortened, then dropped, then papers left
+        to the web copy, until the HTML part fits under the clipping size."""
+        html = self._html(view)
+        if self._fits(html):
+            return self._done(view, html)
+        bare = with_abstracts(view, 0)
+        bare_html = self._html(bare)
+        if not self._fits(bare_html):
+            # Some papers must go to the web copy anyway: the ones the e-mail keeps (the
+            # top of each section) keep a short abstract, which is what makes a digest
+            # worth reading, rather than twice as many bare titles.
+            brief = with_abstracts(view, CAPPED_ABSTRACT)
+            return self._capped(brief, self._html(brief))
+        longest = max((len(p.short_abstract) for p in papers(view)), default=0)
+        for chars in (160, 80):
+            if chars < longest:
+                shorter = with_abstracts(view, chars)
+                html = self._html(shorter)
+                if self._fits(html):
+                    return self._done(shorter, html)
+        return self._done(bare, bare_html)
+
+    def _capped(self, bare: DigestView, html: str) -> Letter:
+        """Fewer papers until it fits; the rest are on the web copy."""
+        fitted, shown = bare, bare.paper_count
+        for _ in range(8):
+            shown = max(1, int(shown * self.max_html_bytes / encoded_size(html) * 0.97))
+            fitted = capped(bare, shown)
+            html = self._html(fitted)
+            if self._fits(html) or shown == 1:
+                break
+        if not self._fits(html):
+            log.warning("issue %d: the e-mail stays over %d bytes", bare.issue, self.max_html_bytes)
+        return self._done(fitted, html)
+
+    def _fits(self, html: str) -> bool:
+        return encoded_size(html) <= self.max_html_bytes
+
+    def _html(self, view: DigestView) -> str:
+        return self.renderer.email_html(view, unsubscribe_url=self.unsubscribe_url)
+
+    def _done(self, view: DigestView, html: str) -> Letter:
+        text = self.renderer.email_text(view, unsubscribe_url=self.unsubscribe_url)
+        return Letter(subject=view.subject, html=html, text=text)
+
+
+def papers(view: DigestView) -> Iterator[PaperView]:
+    for section in view.sections:
+        yield from section.papers
+
+
+def with_abstracts(view: DigestView, chars: int) -> DigestView:
+    """Abstracts shortened to ``chars`` (0: none, with a link to the full one on the web)."""
+
+    def cut(p: PaperView) -> PaperView:
+        if not p.abstract:
+            return p
+        if chars == 0:
+            return replace(p, short_abstract="", truncated=True)
+        short, truncated = shorten(p.abstract, chars)
+        return replace(p, short_abstract=short, truncated=truncated)
+
+    return _map_sections(view, lambda s: replace(s, papers=tuple(cut(p) for p in s.papers)))
+
+
+def capped(view: DigestView, shown: int) -> DigestView:
+    """At most about ``shown`` papers, shared among the sections by size (at least one
+    each); ``paper_count`` keeps the full count so the templates can say what is left out."""
+    total = sum(s.size for s in view.sections) or 1
+
+    def cap(s: SectionView) -> SectionView:
+        keep = max(1, s.size * shown // total)
+        return replace(s, papers=s.papers[:keep], total=s.size)
+
+    return _map_sections(view, cap)
+
+
+def _map_sections(view: DigestView, fn: Callable[[SectionView], SectionView]) -> DigestView:
+    return replace(view, sections=tuple(fn(s) for s in view.sections))

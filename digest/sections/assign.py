@@ -1,0 +1,201 @@
+"""Grouping papers into named sections: configured themes first, automatic topics for the
+rest, and one remaining section for what fits nowhere.
+
+1. **Configured themes** (``[[themes]]``) always take the papers that match them: each
+   paper goes to the theme whose keywords it matches best (a title hit weighs 3, an
+   abstract hit 1; an exclude word vetoes the theme; ties go to the theme configured
+   first).
+2. **Automatic themes** group the other papers by topic (:mod:`digest.autothemes`).
+3. **Remaining**: papers close to no topic go to :data:`REMAINING`, always last.
+
+Ranking: within a section, papers are ordered by how many dumps listed them (most first:
+a paper that keeps reappearing is trending), then by their best position in a dump (top
+of the page first), then by title. Sections are ordered by **weight**, the sum of their
+papers' sightings (a paper counts once, plus once for each further dump that listed it),
+then by size, configured before automatic, then by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from digest.config import ThemeConfig
+from digest.render.renderer import slugify
+
+REMAINING = "More papers"
+
+__all__ = ["REMAINING", "HasText", "Section", "assign", "rank_key", "sightings"]
+
+
+class HasText(Protocol):
+    """What a paper needs to be themed. ``sightings`` and ``position`` are optional: a
+    paper without them counts as listed once, at the top."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def abstract(self) -> str: ...
+
+
+P = TypeVar("P", bound=HasText)
+
+
+@dataclass
+class Section(Generic[P]):
+    name: str
+    slug: str
+    papers: list[P] = field(default_factory=list)
+    configured: bool = False
+    reasons: list[str] = field(default_factory=list)  # why each paper is here, in order
+    automatic: bool = False  # found by topic discovery, not configured
+    description: str = ""  # the configured theme's description
+
+    @property
+    def weight(self) -> int:
+        """How much the section weighs in the ordering: the sum of its papers' sightings."""
+        return sum(sightings(p) for p in self.papers)
+
+    def add(self, paper: P, reason: str) -> None:
+        self.papers.append(paper)
+        self.reasons.append(reason)
+
+
+def sightings(paper: HasText) -> int:
+    """How many dumps listed the paper (1 when the paper does not say)."""
+    return int(getattr(paper, "sightings", 1) or 1)
+
+
+def rank_key(paper: HasText) -> tuple[int, int, str, str, str]:
+    """Most sightings first, then best position in a dump, then title (case-folded)."""
+    position = int(getattr(paper, "position", 0) or 0)
+    return (-sightings(paper), position, paper.title.casefold(), paper.title, paper.abstract)
+
+
+MIN_ABSTRACT_HITS = 2  # without a title hit, a theme needs this many abstract mentions
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """One theme's keywords as a single alternation (longest first), so that overlapping
+    keywords ("mixture of experts", "experts") count a passage of text once."""
+
+    theme: ThemeConfig
+    pattern: re.Pattern[str]
+    exclude: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, theme: ThemeConfig) -> _Matcher:
+        words = sorted({_fold(k) for k in theme.keywords if _fold(k)}, key=lambda w: (-len(w), w))
+        pattern = re.compile("|".join(_phrase(w) for w in words), re.I)
+        excl = "|".join(_phrase(_fold(w)) for w in theme.exclude if _fold(w))
+        return cls(theme, pattern, re.compile(excl, re.I) if excl else None)
+
+    def score(self, title: str, abstract: str) -> tuple[int, list[str]]:
+        """3 per title mention, 1 per abstract mention; 0 without a title mention and
+        fewer than MIN_ABSTRACT_HITS abstract mentions (one passing mention is not a
+        topic); an exclude word vetoes the theme."""
+        if self.exclude and (self.exclude.search(title) or self.exclude.search(abstract)):
+            return 0, []
+        in_title = [_fold(m) for m in self.pattern.findall(title)]
+        in_abstract = [_fold(m) for m in self.pattern.findall(abstract)]
+        if not in_title and len(in_abstract) < MIN_ABSTRACT_HITS:
+            return 0, []
+        hits = sorted(set(in_title + in_abstract))
+        return 3 * len(in_title) + len(in_abstract), hits
+
+
+def _fold(words: str) -> str:
+    """A keyword as compared: case-folded, hyphens and runs of spaces as one space."""
+    return " ".join(re.split(r"[\s\-]+", words.strip().casefold())).strip()
+
+
+def _phrase(words: str) -> str:
+    """A folded keyword as a whole-word pattern; hyphens and spaces are interchangeable."""
+    parts = [re.escape(p) for p in words.split(" ") if p]
+    return r"(?<!\w)" + r"[\s\-]+".join(parts) + r"(?!\w)"
+
+
+def _configured(
+    papers: Sequence[P], themes: Sequence[ThemeConfig]
+) -> tuple[list[Section[P]], list[P]]:
+    """The configured sections (empty ones included) and the papers none of them took."""
+    matchers = [_Matcher.of(t) for t in themes]
+    sections = [
+        Section[P](t.name, slugify(t.name), configured=True, description=t.description)
+        for t in themes
+    ]
+    rest: list[P] = []
+    for paper in papers:
+        best, best_hits, target = 0, [], -1
+        for i, m in enumerate(matchers):
+            score, hits = m.score(paper.title, paper.abstract)
+            if score > best:
+                best, best_hits, target = score, hits, i
+        if target < 0:
+            rest.append(paper)
+        else:
+            sections[target].add(paper, f"matched keywords {', '.join(best_hits)} (score {best})")
+    return sections, rest
+
+
+def _automatic(
+    papers: Sequence[P], reserved: Sequence[str], enabled: bool
+) -> tuple[list[Section[P]], Section[P]]:
+    """Topic sections for ``papers`` and the remaining section."""
+    rest = Section[P](REMAINING, slugify(REMAINING))
+    if not enabled:
+        for paper in papers:
+            rest.add(paper, "no configured theme matched")
+        return [], rest
+    from digest.sections.discover import discover  # numpy and scikit-learn load only when needed
+
+    found = discover(
+        [p.title for p in papers], [p.abstract for p in papers], reserved=[*reserved, REMAINING]
+    )
+    sections = []
+    for auto in found.sections:
+        section = Section[P](auto.name, slugify(auto.name), automatic=True)
+        for i, reason in zip(auto.members, auto.reasons, strict=True):
+            section.add(papers[i], reason)
+        sections.append(section)
+    for i, reason in zip(found.leftovers, found.leftover_reasons, strict=True):
+        rest.add(papers[i], reason)
+    return sections, rest
+
+
+def _ranked(section: Section[P]) -> Section[P]:
+    pairs = sorted(zip(section.papers, section.reasons, strict=True), key=lambda r: rank_key(r[0]))
+    section.papers = [p for p, _ in pairs]
+    section.reasons = [r for _, r in pairs]
+    return section
+
+
+def _unique_slugs(sections: Sequence[Section[P]]) -> None:
+    """Configured and remaining slugs are kept; an automatic one that collides gets -2, -3…"""
+    taken = {s.slug for s in sections if not s.automatic}
+    for s in sections:
+        if not s.automatic:
+            continue
+        base, n = s.slug, 2
+        while s.slug in taken:
+            s.slug, n = f"{base}-{n}", n + 1
+        taken.add(s.slug)
+
+
+def assign(
+    papers: Sequence[P], themes: Sequence[ThemeConfig], *, automatic: bool = True
+) -> list[Section[P]]:
+    """Configured themes take their papers, automatic topics (unless ``automatic`` is
+    False) the rest, the remaining section what is left. Non-empty sections only, ranked
+    (see the module docstring), the remaining section last."""
+    configured, rest = _configured(papers, themes)
+    found, remaining = _automatic(rest, [t.name for t in themes], automatic)
+    sections = [_ranked(s) for s in [*configured, *found] if s.papers]
+    sections.sort(key=lambda s: (-s.weight, -len(s.papers), s.automatic, s.name.casefold()))
+    if remaining.papers:
+        sections.append(_ranked(remaining))
+    _unique_slugs(sections)
+    return sections

@@ -1,0 +1,7 @@
+"""State: the tables (models), the engine and sessions (db), Alembic migrations, the queries
+(store: dumps and papers; archive: search; sectionfeeds: per-section feed entries), and the
+exclusive locks on the state.
+
+May import: `digest.errors`, `digest.config`, `digest.ingest.parse` / `digest.ingest.links`
+(the listing types). Nothing here renders, sends or publishes.
+"""

@@ -1,0 +1,66 @@
+"""Read-only queries over what has been published: the archive and its search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from digest.state.models import Digest, DigestItem, Paper
+
+
+@dataclass(frozen=True)
+class Hit:
+    title: str
+    abstract: str
+    issue: int
+    section: str
+    published_at: datetime
+    position: int  # the paper's place in its issue, 1-based (the web copy's anchor p-N)
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
+    """Published papers whose title or abstract contains every word of `query`
+    (case-insensitive), newest issue first, title matches before abstract matches."""
+    words = [w for w in query.split() if w][:8]
+    if not words:
+        return []
+    conditions = [
+        or_(
+            func.lower(Paper.title).like(_like(w.lower()), escape="\\"),
+            func.lower(Paper.abstract).like(_like(w.lower()), escape="\\"),
+        )
+        for w in words
+    ]
+    in_title = func.lower(Paper.title).like(_like(words[0].lower()), escape="\\")
+    rows = session.execute(
+        select(Paper.title, Paper.abstract, Digest.issue, DigestItem.section, Digest.published_at,
+               DigestItem.position)
+        .join(DigestItem, DigestItem.paper_id == Paper.id)
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .where(*conditions)
+        .order_by(Digest.issue.desc(), in_title.desc(), DigestItem.position)
+        .limit(limit)
+    )  # fmt: skip
+    return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
+
+
+def known_themes(session: Session, configured: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(slug, name) of every theme a subscriber can choose: the configured ones first,
+    then every section name published so far (automatic themes included)."""
+    seen = dict(configured)
+    rows = session.execute(
+        select(DigestItem.section_slug, DigestItem.section)
+        .group_by(DigestItem.section_slug, DigestItem.section)
+        .order_by(DigestItem.section)
+    )
+    for slug, name in rows:
+        seen.setdefault(slug, name)
+    return list(seen.items())

@@ -1,0 +1,122 @@
+"""Exclusive locks on the state: a file lock for SQLite, an advisory lock for PostgreSQL
+(so it also holds across machines). Two are used: one publisher at a time, and one
+daemon at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from digest.errors import StateError
+
+
+@dataclass(frozen=True)
+class LockKind:
+    file_name: str  # under state_dir, for SQLite
+    pg_key: int  # advisory lock id, for PostgreSQL
+    busy: str  # what "held" means, for the error message
+    hint: str
+
+
+PUBLISH = LockKind(
+    "digest.lock", 0x6469_6765, "another digest process is publishing", "wait, or use --wait"
+)
+DAEMON = LockKind(
+    "daemon.lock",
+    0x6469_6766,
+    "a digest daemon is already running on this state",
+    "stop it first (systemctl stop digest, or kill that pid)",
+)
+
+
+def _holder_text() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def hold(kind: LockKind, engine: Engine, state_dir: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lock; wait up to `wait` seconds for it, else raise StateError naming the
+    holder."""
+    if engine.dialect.name == "postgresql":
+        with _pg_lock(kind, engine, wait):
+            yield
+    else:
+        with _file_lock(kind, state_dir / kind.file_name, wait):
+            yield
+
+
+def publish_lock(
+    engine: Engine, state_dir: Path, *, wait: float = 0.0
+) -> contextlib.AbstractContextManager[None]:
+    return hold(PUBLISH, engine, state_dir, wait=wait)
+
+
+def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
+    """Who holds the lock now ("pid 12 on host"), or None when it is free."""
+    try:
+        with hold(kind, engine, state_dir):
+            return None
+    except StateError as exc:
+        return getattr(exc, "holder", None) or "another process"
+
+
+@contextlib.contextmanager
+def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown pid"
+                    err = StateError(f"{kind.busy} ({who}; lock {path})", hint=kind.hint)
+                    err.holder = who  # type: ignore[attr-defined]
+                    raise err from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_text().encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def _pg_lock(kind: LockKind, engine: Engine, wait: float) -> Iterator[None]:
+    with engine.connect() as conn:
+        name = f"digest {_holder_text()}"[:63]
+        conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
+        deadline = time.monotonic() + wait
+        take = text("SELECT pg_try_advisory_lock(:k)")
+        while not conn.execute(take, {"k": kind.pg_key}).scalar():
+            if time.monotonic() >= deadline:
+                who = conn.execute(
+                    text(
+                        "SELECT a.application_name FROM pg_locks l "
+                        "JOIN pg_stat_activity a USING (pid) "
+                        "WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted LIMIT 1"
+                    ),
+                    {"k": kind.pg_key},
+                ).scalar()
+                who = (who or "").removeprefix("digest ") or None
+                err = StateError(f"{kind.busy} ({who or 'advisory lock held'})", hint=kind.hint)
+                err.holder = who or "another process"  # type: ignore[attr-defined]
+                raise err
+            time.sleep(0.2)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": kind.pg_key})
+            conn.commit()

@@ -1,0 +1,68 @@
+"""The state behind the per-theme feeds: the most recent papers of each section slug.
+
+Every published paper is stored with the name and slug of its section (``digest_items``),
+so a theme's feed is rebuilt from the state alone: a configured theme keeps its slug (the
+slug of its name) from one digest to the next, and so does an automatic one that gets
+the same name again.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.ingest.links import tidy_text
+from digest.publish.feeds import ThemeEntry, ThemeFeed
+from digest.state.models import Digest, DigestItem, Paper
+
+__all__ = ["THEME_FEED_SIZE", "theme_feeds"]
+
+THEME_FEED_SIZE = 50  # papers kept in each theme's feed
+
+
+def theme_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) -> list[ThemeFeed]:
+    """One feed per slug ever published, with its ``size`` most recent papers (newest
+    issue first, then in the issue's order), named as its newest section was."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=DigestItem.section_slug,
+            order_by=(Digest.issue.desc(), DigestItem.position),
+        )
+        .label("rank")
+    )
+    ranked = (
+        select(
+            DigestItem.section_slug.label("slug"),
+            DigestItem.section.label("name"),
+            DigestItem.position,
+            Digest.issue,
+            Digest.published_at,
+            Paper.title,
+            Paper.abstract,
+            rank,
+        )
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .join(Paper, Paper.id == DigestItem.paper_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked).where(ranked.c.rank <= size).order_by(ranked.c.slug, ranked.c.rank)
+    ).all()
+    feeds = []
+    for slug, group in groupby(rows, key=lambda r: r.slug):
+        items = list(group)
+        entries = tuple(
+            ThemeEntry(
+                title=r.title,
+                abstract=tidy_text(r.abstract),
+                url=f"{base_url}/archive/{r.issue}.html#p-{r.position + 1}",
+                published_at=r.published_at,
+                issue=r.issue,
+            )
+            for r in items
+        )
+        feeds.append(ThemeFeed(slug, items[0].name, entries))
+    return feeds

@@ -1,0 +1,251 @@
+"""The queries on the state: record dumps and papers, pending papers, publish a digest.
+(The delivery rows have theirs in outbox.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer
+
+from digest.ingest.parse import Link, Listing, paper_key
+from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    """A paper as the rest of the pipeline sees it (plain data, no session)."""
+
+    id: int
+    key: str
+    title: str
+    abstract: str
+    links: tuple[Link, ...]
+    first_seen_at: datetime
+    sightings: int  # how many dumps listed it
+    position: int  # its best (lowest) position in a dump
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    dump_id: int
+    papers: int
+    new_papers: int
+
+
+def known_dump(session: Session, content_hash: str) -> DumpFile | None:
+    return session.scalar(select(DumpFile).where(DumpFile.content_hash == content_hash))
+
+
+def record_failed_dump(
+    session: Session, path: str, content_hash: str, size: int, error: str
+) -> DumpFile:
+    dump = DumpFile(
+        path=path, content_hash=content_hash, size=size, status="failed", error=error, warnings=[]
+    )
+    session.add(dump)
+    session.flush()
+    return dump
+
+
+def record_listing(session: Session, listing: Listing, size: int) -> IngestOutcome:
+    """Store a parsed dump: new papers are inserted, every paper gets a sighting."""
+    dump = DumpFile(
+        path=listing.path,
+        content_hash=listing.content_hash,
+        size=size,
+        status="ingested",
+        warnings=list(listing.warnings),
+        listing_date=listing.listing_date,
+        paper_count=len(listing.papers),
+    )
+    session.add(dump)
+    session.flush()
+    by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
+    by_key.pop("", None)
+    existing = _ids_by_key(session, by_key)
+    new = [
+        Paper(
+            key=key,
+            title=p.title,
+            abstract=p.abstract,
+            links=[{"url": link.url, "kind": link.kind} for link in p.links],
+            first_dump_id=dump.id,
+        )
+        for key, p in by_key.items()
+        if key not in existing
+    ]
+    session.add_all(new)
+    session.flush()
+    existing.update({paper.key: paper.id for paper in new})
+    session.add_all(
+        Sighting(paper_id=existing[key], dump_id=dump.id, position=p.position)
+        for key, p in by_key.items()
+    )
+    dump.new_papers = len(new)
+    session.flush()
+    return IngestOutcome(dump.id, len(by_key), len(new))
+
+
+def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    keys = list(keys)
+    for i in range(0, len(keys), 500):
+        rows = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(keys[i : i + 500])))
+        found.update({key: pid for key, pid in rows})
+    return found
+
+
+def pending_papers(session: Session) -> list[StoredPaper]:
+    """Papers never in a published digest, oldest first, in dump order."""
+    sent = select(DigestItem.paper_id)
+    stats = (
+        select(
+            Sighting.paper_id,
+            func.count().label("n"),
+            func.min(Sighting.position).label("pos"),
+        )
+        .group_by(Sighting.paper_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Paper, stats.c.n, stats.c.pos)
+        .join(stats, stats.c.paper_id == Paper.id)
+        .where(Paper.id.not_in(sent))
+        .order_by(Paper.first_dump_id, stats.c.pos, Paper.id)
+    )
+    return [_stored(paper, n, pos) for paper, n, pos in rows]
+
+
+def _stored(paper: Paper, sightings: int, position: int) -> StoredPaper:
+    links = tuple(Link(url=d["url"], kind=d["kind"]) for d in paper.links)  # type: ignore[arg-type]
+    return StoredPaper(
+        paper.id,
+        paper.key,
+        paper.title,
+        paper.abstract,
+        links,
+        paper.first_seen_at,
+        sightings,
+        position,
+    )
+
+
+def next_issue(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(Digest.issue), 0))) or 0) + 1
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    """What publishing stores: the rendered digest and its papers by section."""
+
+    issue: int
+    subject: str
+    html: str
+    text: str
+    web_html: str
+    published_at: datetime
+    items: Sequence[tuple[int, str, str]]  # (paper id, section name, section slug) in order
+    themes: Sequence[str]
+
+
+def create_digest(session: Session, record: DigestRecord) -> Digest:
+    """Insert the digest and its items. The unique constraint on digest_items.paper_id
+    makes publishing a paper twice impossible. Its deliveries are added by delivery.py,
+    in the same transaction."""
+    digest = Digest(
+        issue=record.issue,
+        subject=record.subject,
+        html=record.html,
+        text=record.text,
+        web_html=record.web_html,
+        paper_count=len(record.items),
+        themes=list(record.themes),
+        status="published",
+        published_at=record.published_at,
+    )
+    session.add(digest)
+    session.flush()
+    session.add_all(
+        DigestItem(digest_id=digest.id, paper_id=pid, section=name, section_slug=slug, position=i)
+        for i, (pid, name, slug) in enumerate(record.items)
+    )
+    session.flush()
+    return digest
+
+
+def digests_newest_first(session: Session) -> list[Digest]:
+    """Every published digest, newest first, without its rendered HTML and text (they
+    load on first access, so only the pages that are needed are read)."""
+    heavy = (defer(Digest.html), defer(Digest.text), defer(Digest.web_html))
+    return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
+
+
+@dataclass(frozen=True)
+class Status:
+    papers_seen: int
+    papers_pending: int
+    papers_sent: int
+    dumps_ingested: int
+    dumps_failed: int
+    failed: list[tuple[str, str]]  # (path, error) of the most recent failures
+    last_issue: int | None
+    last_subject: str | None
+    last_published_at: datetime | None
+    last_listing_date: date | None
+    deliveries: dict[str, int]  # status -> count, for the last digest
+
+
+def status(session: Session) -> Status:
+    seen = session.scalar(select(func.count()).select_from(Paper)) or 0
+    sent = session.scalar(select(func.count()).select_from(DigestItem)) or 0
+    dumps = dict(
+        session.execute(select(DumpFile.status, func.count()).group_by(DumpFile.status)).all()
+    )
+    failed = session.execute(
+        select(DumpFile.path, DumpFile.error)
+        .where(DumpFile.status == "failed")
+        .order_by(DumpFile.id.desc())
+        .limit(5)
+    ).all()
+    last = session.scalar(select(Digest).order_by(Digest.issue.desc()).limit(1))
+    deliveries: dict[str, int] = {}
+    if last is not None:
+        deliveries = dict(
+            session.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.digest_id == last.id)
+                .group_by(Delivery.status)
+            ).all()
+        )
+    last_date = session.scalar(select(func.max(DumpFile.listing_date)))
+    return Status(
+        papers_seen=seen,
+        papers_pending=seen - sent,
+        papers_sent=sent,
+        dumps_ingested=dumps.get("ingested", 0),
+        dumps_failed=dumps.get("failed", 0),
+        failed=[(p, e or "") for p, e in failed],
+        last_issue=last.issue if last else None,
+        last_subject=last.subject if last else None,
+        last_published_at=last.published_at if last else None,
+        last_listing_date=last_date,
+        deliveries=deliveries,
+    )
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    row = session.get(Meta, key)
+    return row.value if row else None
+
+
+def set_meta(session: Session, key: str, value: str | None) -> None:
+    """Set (or, with None, delete) a small fact kept across restarts."""
+    row = session.get(Meta, key)
+    if value is None:
+        if row is not None:
+            session.delete(row)
+    else:
+        session.merge(Meta(key=key, value=value))

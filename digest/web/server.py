@@ -1,0 +1,298 @@
+"""`digest serve`: the feeds, the archive and unsubscribe over HTTP (Starlette + uvicorn).
+
+Only known shapes of path are served (feeds, /themes/<slug>.xml, /archive/<n>.html),
+each checked to resolve inside public/, so no other file can be read through the
+server. Every response carries a strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digest.app import App
+from digest.render.renderer import slugify
+from digest.state import archive
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",  # token URLs never leak to other sites
+    "x-frame-options": "DENY",
+}
+FEEDS = {
+    "feed.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "feed.json": "application/feed+json; charset=utf-8",
+}
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+class SecurityHeaders:
+    """Adds the CSP and friends to every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])]
+                present = {k.lower() for k, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+@dataclass
+class FileCache:
+    """ETags by (path, size, mtime): a feed is hashed once per change, not per poll."""
+
+    entries: dict[Path, tuple[int, int, str, bytes]]
+
+    def get(self, path: Path) -> tuple[str, bytes, float]:
+        st = path.stat()
+        hit = self.entries.get(path)
+        if hit is None or hit[:2] != (st.st_size, st.st_mtime_ns):
+            data = path.read_bytes()
+            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+            hit = (st.st_size, st.st_mtime_ns, etag, data)
+            self.entries[path] = hit
+        return hit[2], hit[3], st.st_mtime
+
+
+class Site:
+    """The routes, over one pipeline App."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.public = app.settings.public_dir
+        self.cache = FileCache({})
+
+    # files ------------------------------------------------------------------
+
+    def inside_public(self, relative: str) -> Path | None:
+        """The file under public/ (symlinks resolved), or None if it leaves public/."""
+        root = self.public.resolve()
+        try:
+            path = (root / relative).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return path if path.is_file() and path.is_relative_to(root) else None
+
+    def file_response(self, request: Request, relative: str, media_type: str) -> Response:
+        path = self.inside_public(relative)
+        if path is None:
+            return self.not_found(request)
+        etag, data, mtime = self.cache.get(path)
+        headers = {
+            "etag": etag,
+            "last-modified": email.utils.formatdate(mtime, usegmt=True),
+            "cache-control": "public, max-age=300",
+        }
+        if _not_modified(request, etag, mtime):
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type=media_type, headers=headers)
+
+    async def feed(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in FEEDS:
+            return self.not_found(request)
+        return self.file_response(request, name, FEEDS[name])
+
+    async def theme_feed(self, request: Request) -> Response:
+        slug = request.path_params["slug"]
+        if not SLUG.match(slug):
+            return self.not_found(request)
+        return self.file_response(request, f"themes/{slug}.xml", FEEDS["feed.xml"])
+
+    async def issue(self, request: Request) -> Response:
+        number = request.path_params["number"]
+        return self.file_response(request, f"archive/{number}.html", "text/html; charset=utf-8")
+
+    async def issue_short(self, request: Request) -> Response:
+        return RedirectResponse(f"/archive/{request.path_params['number']}.html", status_code=301)
+
+    async def index(self, request: Request) -> Response:
+        query = request.query_params.get("q", "").strip()[:200]
+        if not query:
+            return self.file_response(request, "index.html", "text/html; charset=utf-8")
+        with self.app.session() as session:
+            hits = archive.search(session, query)
+        return HTMLResponse(self.render("search.html.j2", query=query, hits=hits))
+
+    # pages ------------------------------------------------------------------
+
+    def render(self, name: str, **context: Any) -> str:
+        s = self.app.settings
+        return self.app.renderer.page(
+            name,
+            site_title=s.digest.title,
+            base_url=s.base_url,
+            feed_url=f"{s.base_url}/feed.xml",
+            atom_url=f"{s.base_url}/atom.xml",
+            archive_url=f"{s.base_url}/",
+            **context,
+        )
+
+    def not_found(self, request: Request, what: str = "This page does not exist.") -> Response:
+        return HTMLResponse(self.render("404.html.j2", message=what), status_code=404)
+
+    async def missing(self, request: Request) -> Response:
+        return self.not_found(request)
+
+
+def _not_modified(request: Request, etag: str, mtime: float) -> bool:
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        return etag in [t.strip().removeprefix("W/") for t in match.split(",")] or match == "*"
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            when = email.utils.parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return int(mtime) <= when
+    return False
+
+
+def create_app(app: App) -> Starlette:
+    site = Site(app)
+    routes = [
+        Route("/", site.index),
+        Route("/themes/{slug}.xml", site.theme_feed),
+        Route("/archive/{number:int}.html", site.issue),
+        Route("/archive/{number:int}", site.issue_short),
+        Route("/{name}", site.feed),
+    ]
+    routes += extra_routes(site)
+    web = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: lambda request, exc: site.not_found(request)},
+    )
+    return web
+
+
+def extra_routes(site: Site) -> list[Route]:
+    """The subscriber pages: one-click unsubscribe and theme preferences."""
+    pages = SubscriberPages(site)
+    return [
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
+    ]
+
+
+class SubscriberPages:
+    """Unsubscribe (RFC 8058 one-click: POST, no login, no cookie; GET only asks) and
+    preferences (protected against cross-site posts by an HMAC form token and the
+    browser's Origin / Sec-Fetch-Site headers)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.book = site.app.subscribers()
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        who = self.book.lookup(token)
+        if who is None:
+            return self.site.not_found(request, "This unsubscribe link is not valid.")
+        if request.method == "GET":
+            state = "already" if who.status == "unsubscribed" else "confirm"
+            return self._page("unsubscribe.html.j2", state=state, address=who.address, token=token)
+        self.book.unsubscribe(token)  # idempotent; the body (List-Unsubscribe=One-Click) is
+        return self._page("unsubscribe.html.j2", state="done", address=who.address, token=token)
+
+    async def preferences(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        who = self.book.lookup(token)
+        if who is None:
+            return self.site.not_found(request, "This preferences link is not valid.")
+        saved = False
+        if request.method == "POST":
+            form = await request.form()
+            if not self._same_site(request) or not hmac.compare_digest(
+                str(form.get("csrf", "")), self._csrf(token)
+            ):
+                return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
+            who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            saved = True
+        return self._page(
+            "preferences.html.j2",
+            address=who.address,
+            chosen=set(who.themes),
+            themes=self._themes(),
+            token=token,
+            csrf=self._csrf(token),
+            saved=saved,
+        )
+
+    def _page(self, name: str, **context: Any) -> Response:
+        headers = {"cache-control": "no-store"}
+        return HTMLResponse(self.site.render(name, **context), headers=headers)
+
+    def _themes(self) -> list[tuple[str, str]]:
+        app = self.site.app
+        configured = [(slugify(t.name), t.name) for t in app.settings.themes]
+        with app.session() as session:
+            return archive.known_themes(session, configured)
+
+    def _csrf(self, token: str) -> str:
+        key = self.site.app.web_secret()
+        return hmac.new(key, b"preferences:" + token.encode(), hashlib.sha256).hexdigest()
+
+    def _same_site(self, request: Request) -> bool:
+        """False when the browser says the post comes from another site (Sec-Fetch-Site,
+        else Origin). Clients that send neither still need the form's HMAC token."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site in ("same-origin", "none")
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return True
+        allowed = {self.site.app.settings.base_url, f"{request.url.scheme}://{request.url.netloc}"}
+        return origin.rstrip("/") in allowed
+
+
+def make_server(app: App, host: str | None = None, port: int | None = None) -> Any:
+    """A uvicorn server for the site (run() blocks; should_exit = True stops it)."""
+    import uvicorn
+
+    web = app.settings.web
+    config = uvicorn.Config(
+        create_app(app),
+        host=host or web.host,
+        port=port if port is not None else web.port,
+        log_level="warning",
+        access_log=False,  # unsubscribe URLs carry tokens: never log paths
+        server_header=False,
+        proxy_headers=True,
+    )
+    return uvicorn.Server(config)
