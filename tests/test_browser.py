@@ -19,11 +19,12 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from digest.app import make_app
 
-from .conftest import ROOT, free_port, make_settings
-from .test_pipeline import write_dump
-from .test_web import Served, serve
+from digest.app import make_app
+from tests.support.dumps import ROOT, write_dump
+from tests.support.net import free_port
+from tests.support.settings import make_settings
+from tests.support.web import Served, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("DIGEST_TEST_ARTIFACTS", ROOT / "test-artifacts"))

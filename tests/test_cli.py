@@ -17,8 +17,8 @@ from digest.config import (
     iter_settings,
     load_settings,
 )
-
-from .conftest import SAMPLE_FILES
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -138,8 +138,6 @@ def test_missing_dumps_folder_is_a_clear_error(project: Path) -> None:
 
 
 def test_unreachable_smtp_fails_the_run_and_keeps_deliveries(project: Path) -> None:
-    from .conftest import free_port
-
     port = free_port()
     (project / "digest.toml").write_text(
         f'[email]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,17 +23,10 @@ from digest.daemon.scheduler import Watcher, cron_trigger
 from digest.errors import ConfigError
 from digest.state import locks as lock
 from digest.state.models import Digest, DumpFile
-
-from .conftest import SAMPLE_FILES
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or cond}")
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.net import free_port
+from tests.support.smtp import running_smtp
+from tests.support.waiting import wait_for
 
 
 class DaemonProc:
@@ -155,7 +148,7 @@ def test_missed_schedule_point_publishes_once_after_restart(tmp_path: Path, daem
     assert first.terminate()[0] == 0
     assert datetime.now(UTC) < due, "the first daemon must stop before the schedule point"
     assert counts(folder) == (1, 0)
-    wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), timeout=10)
+    wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), "the schedule point")
     second = DaemonProc(folder)
     daemons.append(second)
     second.started()
@@ -298,8 +291,6 @@ class SlowRecorder:
 def test_sigterm_during_a_publish_stops_soon_and_loses_nothing(tmp_path: Path, daemons) -> None:
     """SIGTERM mid-delivery: the message in flight finishes, the rest stay pending, the
     process exits 0 at once; the next start delivers the rest, one copy each."""
-    from .conftest import running_smtp
-
     with running_smtp(SlowRecorder(0.7)) as (controller, recorder):
         email = smtp_email(controller.port).replace(
             'recipients = ["ada@example.org", "grace@example.org"]',
@@ -328,8 +319,6 @@ def test_sigterm_during_a_publish_stops_soon_and_loses_nothing(tmp_path: Path, d
 
 def test_run_serve_runs_the_web_server_in_the_same_process(tmp_path: Path, daemons) -> None:
     import http.client
-
-    from .conftest import free_port
 
     port = free_port()
     folder = project(tmp_path, 'mode = "on_new_dump"\ndebounce_seconds = 0.2', "recipients = []")
@@ -370,8 +359,6 @@ class FlakyServer:
 
 
 def test_deferred_delivery_is_retried_between_publishes(tmp_path: Path, daemons) -> None:
-    from .conftest import running_smtp
-
     with running_smtp(FlakyServer()) as (controller, server):
         email = (
             f'transport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {controller.port}\n'

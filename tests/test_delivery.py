@@ -6,28 +6,25 @@ Every case ends with the right delivery states and no duplicate at the server.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
-from digest.app import App, make_app
 from sqlalchemy import select
 
+from digest.app import App, make_app
 from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.state.models import Delivery, Subscriber
-
-from .conftest import free_port, running_smtp
-from .test_pipeline import write_dump
+from tests.support.dumps import write_dump
+from tests.support.net import free_port
+from tests.support.smtp import FaultyServer, running_smtp
 
 MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe"))
 MUSIC = ThemeConfig("Music and audio", ("music", "audio"))
@@ -38,58 +35,6 @@ PAPERS = [
     ("Audio tokenizers for speech", "Audio codecs for music. " * 6),
     ("A study of optimisers", "Adam and friends, compared. " * 6),
 ]
-
-
-class FaultyServer:
-    """aiosmtpd handler. ``script[address]`` lists what to do at each attempt for that
-    recipient: "ok", "421", "451", "550", "drop" (close the connection after the data,
-    before answering) or "stall" (answer RCPT only after the client gave up)."""
-
-    REPLIES: ClassVar[dict[str, str]] = {
-        "421": "421 4.3.2 try again later",
-        "451": "451 4.7.1 greylisted",
-        "550": "550 5.1.1 no such user",
-    }
-
-    def __init__(self, stall: float = 1.5, delay: float = 0.0) -> None:
-        self.script: dict[str, list[str]] = {}
-        self.accepted: Counter[str] = Counter()
-        self.messages: list[EmailMessage] = []
-        self.raw: list[bytes] = []  # as received, for DKIM
-        self.peers: set[object] = set()
-        self.stall, self.delay = stall, delay
-        self.hold: asyncio.Event | None = None  # when set up, RCPT waits for it
-
-    def _next(self, address: str, stage: str) -> str:
-        steps = self.script.get(address.lower(), [])
-        if steps and (steps[0] == "drop") == (stage == "data"):
-            return steps.pop(0)
-        return "ok"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.hold is not None:
-            await self.hold.wait()
-        action = self._next(address, "rcpt")
-        if action == "stall":
-            await asyncio.sleep(self.stall)
-            return "451 4.4.2 too slow"
-        if action in self.REPLIES:
-            return self.REPLIES[action]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        (address,) = envelope.rcpt_tos
-        if self._next(address, "data") == "drop":
-            server.transport.close()
-            return "421 4.4.2 connection dropped"
-        self.peers.add(session.peer)
-        self.accepted[address.lower()] += 1
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        self.raw.append(envelope.content)
-        return "250 2.0.0 accepted"
 
 
 @pytest.fixture

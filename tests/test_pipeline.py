@@ -11,14 +11,13 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from digest.app import make_app
 from sqlalchemy import func, select
 
+from digest.app import make_app
 from digest.config import Settings
 from digest.ingest.parse import paper_key, parse_dump
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
-
-from .conftest import SAMPLE_FILES
+from tests.support.dumps import SAMPLE_FILES, write_dump
 
 
 def distinct_keys(files: list[Path]) -> set[str]:
@@ -28,13 +27,6 @@ def distinct_keys(files: list[Path]) -> set[str]:
 def outbox_messages(settings: Settings) -> list:
     box = mailbox.Maildir(settings.outbox_dir, create=False)
     return [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
-
-
-def write_dump(path: Path, titles_abstracts: list[tuple[str, str]], date: str = "Apr 2") -> Path:
-    header = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
-    body = "\n\n".join(f"{t}\n\n{a}" for t, a in titles_abstracts)
-    path.write_text(f"{header}byAK and the research community\n\n{date}\n\n{body}\n", "utf-8")
-    return path
 
 
 def test_three_dumps_make_one_digest_of_every_distinct_paper(settings: Settings) -> None:

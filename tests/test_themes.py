@@ -11,19 +11,17 @@ from pathlib import Path
 import feedparser
 import pytest
 from click.testing import CliRunner
-from digest.app import make_app
 from sqlalchemy import func, select
 
+from digest.app import make_app
 from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.sections.assign import REMAINING, Section, assign, rank_key
 from digest.sections.discover import Limits
 from digest.sections.naming import display_name, lowercase_vocabulary, title_phrases
 from digest.state.models import Digest
-
-from .conftest import SAMPLE_FILES
-from .sample_papers import Paper, generate, samples
-from .test_pipeline import write_dump
+from tests.support.dumps import SAMPLE_FILES, write_dump
+from tests.support.papers import Paper, generate, samples
 
 MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe", "router"))
 MUSIC = ThemeConfig("Music and audio", ("music", "audio"), "Songs and sounds", ("speech",))

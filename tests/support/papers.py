@@ -7,11 +7,9 @@ import random
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from digest.ingest.parse import paper_key, parse_dump
-
-SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
+from tests.support.dumps import SAMPLES
 
 
 @dataclass(frozen=True)
