@@ -24,6 +24,7 @@ from digest.app import make_app
 from tests.support.dumps import ROOT, write_dump
 from tests.support.net import free_port
 from tests.support.settings import make_settings
+from tests.support.waiting import HANG
 from tests.support.web import Served, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -63,6 +64,14 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
     yield from serve(app, port)
 
 
+def open_page(browser: object, **options: object) -> object:
+    """A new page whose every wait (navigation, click, selector) only a hang exceeds."""
+    page = browser.new_page(**options)  # type: ignore[attr-defined]
+    page.set_default_timeout(HANG * 1000)
+    page.set_default_navigation_timeout(HANG * 1000)
+    return page
+
+
 def shot(page: object, name: str, height: int = 6000) -> Path:
     """A screenshot of the top of the page (at most `height` px, to keep it quick)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,7 @@ def layout_problems(page: object, width: int) -> list[str]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_archive_and_index_pages_render_well(browser, site: Served, width: int) -> None:
-    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": width, "height": 900})
     for path, name in (("/archive/1.html", "archive"), ("/", "index")):
         page.goto(f"http://127.0.0.1:{site.port}{path}")
         assert layout_problems(page, width) == [], f"{name} at {width}px"
@@ -116,7 +125,7 @@ def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Pa
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     path = tmp_path / "email.html"
     path.write_text(html, encoding="utf-8")
-    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": width, "height": 900})
     page.goto(path.as_uri())
     assert layout_problems(page, width) == [], f"e-mail at {width}px"
     shot(page, f"email-{width}.png")
@@ -128,7 +137,7 @@ def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Pa
 
 
 def test_search_box_finds_papers(browser, site: Served) -> None:
-    page = browser.new_page(viewport={"width": 1024, "height": 900})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": 1024, "height": 900})
     page.goto(f"http://127.0.0.1:{site.port}/")
     page.fill("input[name=q]", "music generation")
     page.click("form.search button")
@@ -150,7 +159,7 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
         result = subprocess.run(
             [newsboat, "-u", str(tmp_path / "urls"), "-c", str(cache),
              "-C", str(tmp_path / "config"), "-x", "reload"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+            capture_output=True, text=True, timeout=HANG, env={**os.environ, "HOME": str(tmp_path)},
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         with sqlite3.connect(cache) as db:
@@ -172,7 +181,7 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     msg = next(m for m in msgs if m["To"] == "ada@example.org")
     header = str(msg["List-Unsubscribe"])
     url = next(part.strip("<> ") for part in header.split(",") if "http" in part)
-    page = browser.new_page(viewport={"width": 375, "height": 800})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": 375, "height": 800})
     page.goto(url)
     assert "Unsubscribe?" in page.content()
     shot(page, "unsubscribe-confirm-375.png")

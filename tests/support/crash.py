@@ -6,6 +6,7 @@ server accepted just before the kill, which the database had not yet recorded as
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
@@ -21,19 +22,26 @@ from tests.support.waiting import HANG, wait_for
 
 
 class Holding(FaultyServer):
-    """Counts the RCPT commands waiting on ``hold``, and the copies of each Message-ID."""
+    """Counts the copies of each Message-ID accepted. With ``hold_from`` = n, once n
+    messages were accepted every RCPT waits until the test opens ``gate`` (see
+    ``tests.support.smtp.release``); ``waiting`` counts the RCPTs held."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, hold_from: int | None = None) -> None:
         super().__init__(delay=delay)
+        self.hold_from = hold_from
+        self.gate = asyncio.Event()
         self.waiting = 0
         self.ids: Counter[str] = Counter()  # Message-ID -> copies accepted
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
-        self.waiting += 1
-        try:
-            return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
-        finally:
-            self.waiting -= 1
+        held = self.hold_from is not None and sum(self.accepted.values()) >= self.hold_from
+        if held and not self.gate.is_set():
+            self.waiting += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.waiting -= 1
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         reply = await super().handle_DATA(server, session, envelope)

@@ -56,8 +56,7 @@ class Recorder:
 class FaultyServer:
     """``script[address]`` lists what to do at each attempt for that recipient: "ok",
     "421", "451", "550", "drop" (close the connection after the data, before
-    answering) or "stall" (never answer RCPT: the client must time out and hang up).
-    With ``hold`` set to an event, every RCPT waits for it (see ``release``)."""
+    answering) or "stall" (never answer RCPT: the client must time out and hang up)."""
 
     REPLIES: ClassVar[dict[str, str]] = {
         "421": "421 4.3.2 try again later",
@@ -73,7 +72,6 @@ class FaultyServer:
         self.peers: set[object] = set()
         self.stalled = 0  # RCPTs left unanswered
         self.delay = delay  # a pause before each acceptance (benchmarks only)
-        self.hold: asyncio.Event | None = None
 
     def _next(self, address: str, stage: str) -> str:
         steps = self.script.get(address.lower(), [])
@@ -82,8 +80,6 @@ class FaultyServer:
         return "ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
-        if self.hold is not None:
-            await self.hold.wait()
         action = self._next(address, "rcpt")
         if action == "stall":
             self.stalled += 1

@@ -16,7 +16,7 @@ def wait_for(
     condition: Callable[[], T],
     what: str | Callable[[], str],
     timeout: float = HANG,
-    interval: float = 0.02,
+    interval: float = 0.05,
 ) -> T:
     """Call `condition` until it returns something true, and return that; after
     `timeout` seconds, fail naming `what` (a string, or a function giving one, e.g. a
