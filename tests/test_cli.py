@@ -103,10 +103,13 @@ def test_dry_run_and_preview_publish_nothing(project: Path) -> None:
     assert "would mail: ada@example.org" in dry.output
     preview = run("preview", "--out", "p.html")
     assert preview.exit_code == 0
-    assert (project / "p.html").read_text().startswith("<!DOCTYPE html") or "<html" in (
-        project / "p.html"
-    ).read_text()
+    assert preview.output.startswith("Papers digest #1: 176 new papers")
+    email, web = (project / "p.html").read_text(), (project / "p.web.html").read_text()
+    for page in (email, web):  # whole documents, each with the configured section
+        assert page.startswith("<!DOCTYPE html") and page.rstrip().endswith("</html>")
+        assert ">Mixture of experts<" in page
     assert "Mixture of experts" in (project / "p.txt").read_text()
+    assert "<" not in (project / "p.txt").read_text().split("http")[0]  # text, not markup
     assert "176 seen" not in run("status").output  # nothing stored
     assert not (project / "state" / "public").exists()
 

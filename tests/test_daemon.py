@@ -404,9 +404,18 @@ def test_watcher_waits_for_a_settled_file(tmp_path: Path) -> None:
     assert w.ready() == []
 
 
-@pytest.mark.parametrize("expr", ["0 8 * * *", "*/5 * * * * *", "30 7 * * mon-fri"])
-def test_cron_expressions(expr: str) -> None:
-    assert cron_trigger(expr, UTC) is not None
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 8 * * *", "2026-11-27 09:00:00", "2026-11-28 08:00:00"),  # daily at 08:00
+        ("*/5 * * * * *", "2026-11-27 09:00:01", "2026-11-27 09:00:05"),  # seconds first
+        ("30 7 * * mon-fri", "2026-11-27 09:00:00", "2026-11-30 07:30:00"),  # Fri -> Mon
+    ],
+)
+def test_cron_expressions(expr: str, after: str, expected: str) -> None:
+    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    fire = cron_trigger(expr, UTC).get_next_fire_time(None, start)
+    assert fire == datetime.fromisoformat(expected).replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize("expr", ["every day", "61 * * * *", "* * *"])
