@@ -32,6 +32,14 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("digest")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from what the code produces now (see `make golden`)",
+    )
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Controller, Recorder]]:
     with running_smtp(Recorder()) as server:
