@@ -30,6 +30,7 @@ from digest.mail.variants import Personaliser
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
 from digest.render.renderer import DigestView, IssueSummary, Renderer
 from digest.render.viewmodel import digest_view, subject_line
+from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, store
 from digest.state.locks import publish_lock
@@ -126,7 +127,7 @@ class App:
         if not pending:
             return None
         issue = store.next_issue(session)
-        sections = assign(pending, self.settings.themes)
+        sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
         view = self.view(issue, sections, self.clock())
         return Prepared(
             view=view,
@@ -388,12 +389,19 @@ class App:
         report = self._dry_run([], None)
         return report.prepared, report.reason
 
+    def vocabulary(self) -> Vocabulary:
+        """The research areas sections are cut from: the bundled ones, extended or replaced
+        by ``[digest] areas_file``. Raises ConfigError when that file is unusable."""
+        path = self.settings.areas_file
+        return load_vocabulary(str(path) if path else "")
+
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
         with self.session() as session:
             self._ingest(session, None, None)
-            sections = assign(store.pending_papers(session), self.settings.themes)
+            papers = store.pending_papers(session)
+            sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
             session.rollback()
         if sections:
             return sections, ""
