@@ -28,7 +28,7 @@ from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_mess
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
-from digest.render.renderer import DigestView, IssueSummary, Renderer
+from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
@@ -164,7 +164,15 @@ class App:
 
     def subscribers(self) -> SubscriberBook:
         """The subscriber list (add, remove, import, export, unsubscribe)."""
-        return SubscriberBook(self.sessions)
+        return SubscriberBook(self.sessions, self.theme_choices)
+
+    def theme_choices(self) -> list[tuple[str, str]]:
+        """(slug, name) of every theme a subscriber can choose: the configured themes,
+        then the research areas (never one-off topics or the remaining section)."""
+        seen = {slugify(t.name): t.name for t in self.settings.themes}
+        for area in self.vocabulary():
+            seen.setdefault(area.slug, area.name)
+        return list(seen.items())
 
     def send(
         self,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from digest.app import App
+from digest.sections.areas import Area
 from digest.sections.assign import Section
 from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
@@ -116,3 +117,26 @@ def themes(obj: _HasApp, fmt: str, reasons: bool, limit: int) -> None:
     out.print(Text(f"{len(sections)} sections, {total} pending papers\n", style="bold"))
     for section in sections:
         _print_section(section, reasons, limit)
+
+
+@click.command()
+@click.pass_obj
+def areas(obj: _HasApp) -> None:
+    """List the research areas sections are cut from (the bundled vocabulary, extended or
+    replaced by [digest] areas_file): each broad area, then its narrower ones, with the
+    slug subscribers and feeds use (themes/<slug>.xml) and a one-line description."""
+    vocabulary = obj.app().vocabulary()
+    out.print(Text(f"{len(vocabulary)} areas from {vocabulary.source}\n", style="bold"))
+
+    def show(area: Area, depth: int) -> None:
+        line = Text("  " * depth + area.name, style="bold" if depth == 0 else "")
+        line.append(f"  [{area.slug}]", style="dim")
+        out.print(line)
+        out.print(Text("  " * depth + f"  {area.description}", style="dim"))
+        for child in vocabulary.children(area.slug):
+            show(child, depth + 1)
+
+    known = {a.slug for a in vocabulary}
+    for area in vocabulary:
+        if not area.parent or area.parent not in known:
+            show(area, 0)

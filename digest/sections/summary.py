@@ -28,12 +28,13 @@ _VERBS_FOUND = (
     "study|studies|investigate|investigates|explore|explores|analyze|analyzes|analyse|"
     "examine|examines|argue|argues|identify|identifies|evaluate|evaluates"
 )
-_SUBJECT = r"(?:we|this (?:paper|work|study|article|report)|our (?:work|paper))"
+_SUBJECT = r"(?:we|this (?:paper|work|study|article|report|survey)|our (?:work|paper|survey))"
 _ADVERB = r"(?:\s+(?:first|also|further|then|here|thus|therefore|instead|newly|systematically))?"
 _MADE = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_MADE})\b", re.I)
 _FOUND = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_FOUND})\b", re.I)
 _HERE = re.compile(
-    r"^(?:in this (?:paper|work|study|article|report)|here|in our (?:paper|work))\s*,?\s+we\b"
+    r"^(?:in this (?:paper|work|study|article|report|survey)|here"
+    r"|in our (?:paper|work|survey))\s*,?\s+we\b"
     r"|^this (?:paper|work|study|article|report)\s+\w+s\b",
     re.I,
 )
