@@ -145,9 +145,18 @@ def _check(areas: Sequence[Area], source: str) -> None:
             raise ConfigError(f"{source}: area {a.slug!r} is in a cycle of parents")
 
 
-@functools.lru_cache(maxsize=8)
 def load_vocabulary(path: str = "") -> Vocabulary:
-    """The bundled vocabulary, extended or replaced by the areas file at ``path`` (if any)."""
+    """The bundled vocabulary, extended or replaced by the areas file at ``path`` (if any).
+    Read again only when the file changes."""
+    try:
+        stamp = Path(path).stat().st_mtime_ns if path else 0
+    except OSError:
+        stamp = -1  # let _load report it
+    return _load(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, stamp: int) -> Vocabulary:
     areas, _ = _read(BUNDLED)
     source = str(BUNDLED)
     if path:
