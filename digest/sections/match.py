@@ -7,10 +7,11 @@ How (chosen by measurement against editors' hand-sorting; see the README's Theme
    punctuation folded); a title hit adds to the abstract hits (``TITLE_WEIGHT``). Each
    hit is weighted BM25-style: rare terms in this digest weigh more (idf), repeats
    saturate (``K1``) and long abstracts are normalised (``B``).
-2. **Neighbour smoothing**: a paper's area scores are mixed (``SMOOTHING``) with the mean
-   scores of its ``NEIGHBOURS`` most similar papers (TF-IDF cosine of title and
-   abstract), so papers on the same topic land together even when one of them names it
-   with words the vocabulary lacks.
+2. **Neighbour smoothing**: a paper's area scores are mixed (``SMOOTHING``) with those of
+   its ``NEIGHBOURS`` most similar papers (weighted by similarity: TF-IDF cosine of
+   title and abstract, each paper cut to its ``KEEP_TERMS`` strongest words), so papers
+   on the same topic land together even when one of them names it with words the
+   vocabulary lacks.
 3. **Best area**: each paper goes to the area with the highest score (ties: vocabulary
    order). A paper with no score at all goes to the pool.
 4. **Sizes**: an area with fewer than ``min_size`` papers folds into its parent; a parent
@@ -42,7 +43,8 @@ TITLE_WEIGHT = 1.0  # a title hit counts this much on top of the abstract's hits
 K1, B = 1.2, 0.75  # BM25 saturation and length normalisation
 SMOOTHING = 0.5  # share of a paper's scores taken from its neighbours
 NEIGHBOURS = 10
-MAX_DF = 0.5  # words in more of the papers than this do not count for similarity
+MAX_DF = 0.5
+KEEP_TERMS = 30  # each paper's strongest words used for similarity (0: all)
 _CHUNK = 1024  # rows of the similarity matrix computed at once
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -171,7 +173,7 @@ def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> t
     vectorizer = TfidfVectorizer(
         analyzer=_same, sublinear_tf=True, dtype=np.float32, max_df=MAX_DF if n >= 50 else 1.0
     )
-    x = vectorizer.fit_transform(docs)
+    x = _strongest(vectorizer.fit_transform(docs), KEEP_TERMS)
     xt = x.T.tocsr()
     idx = np.zeros((n, k), dtype=np.int64)
     sim = np.zeros((n, k), dtype=np.float32)
@@ -186,6 +188,27 @@ def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> t
         idx[start : start + block.shape[0]] = np.take_along_axis(top, order, axis=1)
         sim[start : start + block.shape[0]] = np.take_along_axis(vals, order, axis=1)
     return idx, np.maximum(sim, 0.0)
+
+
+def _strongest(x: Any, keep: int) -> Any:
+    """Each row of the CSR matrix ``x`` cut to its ``keep`` largest weights (ties: lower
+    column) and normalised again: the words that say what a paper is about, at a
+    fraction of the cost of the full product."""
+    import numpy as np
+    from sklearn.preprocessing import normalize
+
+    lengths = np.diff(x.indptr)
+    if not keep or lengths.max(initial=0) <= keep:
+        return x
+    mask = np.ones(x.nnz, dtype=bool)
+    for row in np.flatnonzero(lengths > keep):
+        lo, hi = x.indptr[row], x.indptr[row + 1]
+        order = np.lexsort((x.indices[lo:hi], -x.data[lo:hi]))
+        mask[lo + order[keep:]] = False
+    x = x.copy()
+    x.data = np.where(mask, x.data, 0).astype(x.data.dtype)
+    x.eliminate_zeros()
+    return normalize(x)
 
 
 def _same(tokens: list[str]) -> list[str]:
