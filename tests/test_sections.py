@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.cli.main import main
 from digest.config import ThemeConfig, load_settings
@@ -315,3 +317,12 @@ def test_the_email_shows_the_summary_and_links_the_full_abstract(tmp_path: Path)
     shown = view.sections[0].papers[0]
     assert shown.summary == "We propose FooNet, a small model."
     assert shown.short_abstract == shown.summary and shown.truncated
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=600))
+def test_the_summary_of_any_text_is_short_plain_text(text: str) -> None:
+    line = one_line(text, limit=120)
+    assert len(line) <= 120
+    assert "\\" not in line and "$" not in line and "{" not in line and "}" not in line
+    assert line == " ".join(line.split())
