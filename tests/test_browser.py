@@ -140,8 +140,8 @@ def test_search_box_finds_papers(browser, site: Served) -> None:
     page = open_page(browser, viewport={"width": 1024, "height": 900})
     page.goto(f"http://127.0.0.1:{site.port}/")
     page.fill("input[name=q]", "music generation")
-    page.click("form.search button")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.search button")
     assert "Efficient Neural Music Generation" in page.content()
     shot(page, "search-1024.png")
     page.close()
@@ -185,8 +185,8 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     page.goto(url)
     assert "Unsubscribe?" in page.content()
     shot(page, "unsubscribe-confirm-375.png")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form posts, the answer is a new page
+        page.click("button[type=submit]")
     assert "You are unsubscribed" in page.content()
     shot(page, "unsubscribe-done-375.png")
     token = url.rsplit("/", 1)[1]
@@ -196,8 +196,8 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
     page.goto(link.replace("/unsubscribe/", "/preferences/"))
     page.check("input[value='mixture-of-experts']")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     assert "Saved" in page.content()
     shot(page, "preferences-375.png")
     assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
