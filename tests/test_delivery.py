@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
-from digest.app import App, make_app
 from sqlalchemy import select
 
+from digest.app import App, make_app
 from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.state.models import Delivery, Subscriber

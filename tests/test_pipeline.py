@@ -11,9 +11,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from digest.app import make_app
 from sqlalchemy import func, select
 
+from digest.app import make_app
 from digest.config import Settings
 from digest.ingest.parse import paper_key, parse_dump
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
