@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StateError
@@ -74,18 +74,69 @@ class App:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine or db.make_engine(settings.database_url)
-        db.upgrade(self.engine)
-        self.sessions = db.make_sessionmaker(self.engine)
+        self._engine = engine
+        self._migrated = False
+        self._sessions: sessionmaker[Session] | None = None
+        self._empty: sessionmaker[Session] | None = None
         self._transport = transport
-        self.renderer = renderer or Renderer(settings.digest.theme, settings.templates_dir)
+        self._renderer = renderer
         self.clock = clock or (lambda: datetime.now(UTC))
         self._mailing_cache: Mailing | None = None
+
+    # Building the app touches nothing: the database is opened (created, migrated) on
+    # first use by a command that writes, and the template set is loaded when something
+    # is rendered. Read-only commands read what exists (see `reading`).
+
+    @property
+    def engine(self) -> Engine:
+        """The state database, created and brought up to date on first use."""
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings.database_url)
+        if not self._migrated:
+            db.upgrade(self._engine)
+            self._migrated = True
+        return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            self._sessions = db.make_sessionmaker(self.engine)
+        return self._sessions
+
+    @property
+    def renderer(self) -> Renderer:
+        """The template set (digest.theme) with the user's templates_dir, loaded on first use."""
+        if self._renderer is None:
+            s = self.settings
+            self._renderer = Renderer(s.digest.theme, s.templates_dir)
+        return self._renderer
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.sessions() as session:
             yield session
+
+    def has_state(self) -> bool:
+        """Whether the state database exists (a read-only command does not create it)."""
+        return self._engine is not None or db.exists(self.settings.database_url)
+
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for commands that only read: the state as it is or, before the first
+        write, an empty in-memory state (nothing is created on disk)."""
+        if self.has_state():
+            return self.sessions
+        if self._empty is None:
+            self._empty = db.make_sessionmaker(db.empty_engine())
+        return self._empty
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that is rolled back at the end: see `read_sessions`."""
+        with self.read_sessions()() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def transport(self) -> Transport:
         if self._transport is not None:
@@ -147,7 +198,7 @@ class App:
         """Who would receive the next digest: the configured recipients not unsubscribed
         or bounced, then the active subscribers."""
         configured = self._configured()
-        with self.session() as session:
+        with self.reading() as session:
             return subscribers.would_receive(session, configured)
 
     def _configured(self) -> list[str]:
@@ -161,9 +212,10 @@ class App:
             seen.setdefault(address.lower(), address)
         return list(seen.values())
 
-    def subscribers(self) -> SubscriberBook:
-        """The subscriber list (add, remove, import, export, unsubscribe)."""
-        return SubscriberBook(self.sessions)
+    def subscribers(self, *, read_only: bool = False) -> SubscriberBook:
+        """The subscriber list (add, remove, import, export, unsubscribe); `read_only`
+        for listing and export, which must not create the state."""
+        return SubscriberBook(self.read_sessions() if read_only else self.sessions)
 
     def send(
         self,
@@ -176,11 +228,13 @@ class App:
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
         shutdown) ends the delivery early; what is left stays pending."""
+        self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
+        if not dry_run:
+            self._mailing()  # a bad DKIM key or delivery setting fails before publishing
+            Policy.of(self.settings.email)
         recipients = [to] if to else self.recipients()
         if dry_run:
             return self._dry_run(recipients, progress)
-        self._mailing()  # a bad DKIM key or delivery setting fails before publishing
-        Policy.of(self.settings.email)
         with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
             if to:
                 return self._send_test(to, progress)
@@ -189,11 +243,10 @@ class App:
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
-        with self.session() as session:
+        with self.reading() as session:
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
             report.recipients = tuple(recipients)
-            session.rollback()
         return report
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
@@ -391,10 +444,9 @@ class App:
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
-        with self.session() as session:
+        with self.reading() as session:
             self._ingest(session, None, None)
             sections = assign(store.pending_papers(session), self.settings.themes)
-            session.rollback()
         if sections:
             return sections, ""
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
@@ -414,7 +466,8 @@ class App:
         return bytes.fromhex(value or "")
 
     def status(self) -> store.Status:
-        with self.session() as session:
+        """The state as it is (all zero before the first ingest; nothing is created)."""
+        with self.reading() as session:
             return store.status(session)
 
 

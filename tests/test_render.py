@@ -439,7 +439,7 @@ def test_unknown_theme_lists_the_search_path(tmp_path: Path) -> None:
     message = str(err.value)
     assert str(tmp_path) in message
     assert str(builtin_templates_dir() / "no-such-theme") in message
-    assert "available themes: compact, default" in message
+    assert "available template sets: compact, default" in message
 
 
 def test_missing_template_lists_the_search_path(tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
     app = obj.app()
     s = app.status()
-    out.print(f"state:    {shown_url(app.settings.database_url)}")
+    missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
+    out.print(f"state:    {shown_url(app.settings.database_url)}{missing}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:

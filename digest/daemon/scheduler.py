@@ -329,7 +329,9 @@ class Daemon:
 
 def next_runs(app: App) -> list[tuple[str, datetime]]:
     """Scheduled publish times stored in the job store (for `digest status`)."""
-    with app.engine.connect() as conn:
+    if not app.has_state():
+        return []
+    with app.reading() as conn:
         rows = conn.execute(
             text(
                 "SELECT id, next_run_time FROM apscheduler_jobs "
@@ -340,4 +342,6 @@ def next_runs(app: App) -> list[tuple[str, datetime]]:
 
 
 def daemon_holder(app: App) -> str | None:
+    if not app.has_state():
+        return None  # no state, no daemon (and nothing is created to find out)
     return lock.holder(lock.DAEMON, app.engine, app.settings.state_dir)

@@ -298,7 +298,9 @@ class Renderer:
 
     def _build_search_path(self) -> tuple[Path, ...]:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.theme) or ".." in self.theme:
-            raise TemplateError(f"invalid theme name {self.theme!r}", hint="use a folder name")
+            raise TemplateError(
+                f"invalid template set name {self.theme!r} (digest.theme)", hint="use a folder name"
+            )
         path: list[Path] = []
         if self.templates_dir is not None:
             if not self.templates_dir.is_dir():
@@ -311,8 +313,9 @@ class Renderer:
         if not theme_dir.is_dir():
             path.append(theme_dir)
             raise TemplateError(
-                f"unknown theme {self.theme!r}; searched: {_format_path(path)}",
-                hint=f"available themes: {', '.join(self.available_themes()) or 'none'}",
+                f"unknown template set {self.theme!r} (digest.theme); searched: "
+                f"{_format_path(path)}",
+                hint=f"available template sets: {', '.join(self.available_themes()) or 'none'}",
             )
         path.append(theme_dir)
         if self.theme != "default":
@@ -381,7 +384,7 @@ class Renderer:
     def _not_found(self, name: str) -> TemplateError:
         return TemplateError(
             f"template {name!r} not found; searched: {_format_path(self.search_path)}",
-            hint="add it to your templates_dir or pick another theme",
+            hint="add it to your templates_dir or pick another template set (digest.theme)",
         )
 
 
