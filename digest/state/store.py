@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,8 +11,11 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
-from digest.ingest.parse import Link, Listing, paper_key
+from digest.ingest.keys import different_abstracts, paper_key
+from digest.ingest.parse import Link, Listing
 from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,17 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
     session.flush()
     by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
     by_key.pop("", None)
-    existing = _ids_by_key(session, by_key)
+    stored = _papers_by_key(session, by_key)
+    warnings = [
+        f"{listing.path}:{p.line}: {p.title!r} has the key of the stored paper "
+        f"{stored[key][1]!r} but another abstract; kept the stored one"
+        for key, p in by_key.items()
+        if key in stored and different_abstracts(stored[key][2], p.abstract)
+    ]
+    for warning in warnings:
+        log.warning("%s", warning)
+    dump.warnings = [*dump.warnings, *warnings]
+    existing = {key: row[0] for key, row in stored.items()}
     new = [
         Paper(
             key=key,
@@ -89,12 +103,17 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
     return IngestOutcome(dump.id, len(by_key), len(new))
 
 
-def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def _papers_by_key(session: Session, keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+    """(id, title, abstract) of the stored papers with these keys."""
+    found: dict[str, tuple[int, str, str]] = {}
     keys = list(keys)
     for i in range(0, len(keys), 500):
-        rows = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(keys[i : i + 500])))
-        found.update({key: pid for key, pid in rows})
+        rows = session.execute(
+            select(Paper.key, Paper.id, Paper.title, Paper.abstract).where(
+                Paper.key.in_(keys[i : i + 500])
+            )
+        )
+        found.update({key: (pid, title, abstract) for key, pid, title, abstract in rows})
     return found
 
 
