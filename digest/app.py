@@ -33,7 +33,9 @@ from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.assign import Section, assign
 from digest.state import db, store
 from digest.state.locks import publish_lock
-from digest.state.sectionfeeds import theme_feeds
+from digest.state.sectionfeeds import section_feeds
+from digest.state.states import DumpStatus
+from digest.urls import issue_path, issue_url
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +270,7 @@ class App:
             fresh = report.ingest.fresh
             if not fresh:
                 report.reason = f"nothing to publish: no new dump in {self.settings.dumps_dir}"
-            elif all(d.status == "failed" for d in fresh):
+            elif all(d.status == DumpStatus.FAILED for d in fresh):
                 report.reason = f"nothing to publish: the {len(fresh)} new dump(s) failed to parse"
             else:
                 report.reason = (
@@ -308,7 +310,6 @@ class App:
             issue=prepared.view.issue,
             subject=prepared.view.subject,
             html=prepared.html,
-            text=prepared.text,
             web_html=prepared.web_html,
             published_at=prepared.view.published_at,
             items=items,
@@ -352,7 +353,7 @@ class App:
         with self.session() as session:
             digests = store.digests_newest_first(session)
             for d in digests:
-                page = public / "archive" / f"{d.issue}.html"
+                page = public / issue_path(d.issue)
                 if not page.exists() and atomic_write(page, d.web_html):
                     changed.append(page)
             feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
@@ -363,7 +364,7 @@ class App:
                 published_at=d.published_at,
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
-                web_url=f"{s.base_url}/archive/{d.issue}.html",
+                web_url=issue_url(s.base_url, d.issue),
             )
             for d in digests
         ]
@@ -373,14 +374,14 @@ class App:
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
         changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
-        changed += self._theme_feeds()
+        changed += self._section_feeds()
         return changed
 
-    def _theme_feeds(self) -> list[Path]:
+    def _section_feeds(self) -> list[Path]:
         """themes/<slug>.xml: the recent papers of each section, from the state."""
         s = self.settings
         with self.session() as session:
-            feeds = theme_feeds(session, s.base_url)
+            feeds = section_feeds(session, s.base_url)
         return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
 
     def _feed_issue(self, d: Any) -> FeedIssue:
@@ -390,7 +391,7 @@ class App:
             published_at=d.published_at,
             html=html_body(d.html),
             summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
-            url=f"{self.settings.base_url}/archive/{d.issue}.html",
+            url=issue_url(self.settings.base_url, d.issue),
             themes=tuple(d.themes),
         )
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
-from digest.ingest.parse import parse_dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 

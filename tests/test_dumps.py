@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import DumpError
+from digest.ingest import files as dump_files
 from digest.ingest import parse as dumps
+from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
-from digest.ingest.parse import Link, Listing, extract_links, parse_bytes, parse_dump
+from digest.ingest.parse import Link, Listing, extract_links, parse_bytes
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 MTIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -175,7 +177,7 @@ def test_parse_dump_permission_denied(tmp_path: Path, monkeypatch: pytest.Monkey
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dumps, "open", refuse, raising=False)
+    monkeypatch.setattr(dump_files, "open", refuse, raising=False)
     with pytest.raises(DumpError) as info:
         parse_dump(str(path))
     assert info.value.problem == "permission denied"

@@ -113,7 +113,6 @@ def test_migration_0004_recomputes_keys_and_merges_safely(
                 issue=1,
                 subject="s",
                 html="h",
-                text="t",
                 web_html="w",
                 paper_count=3,
                 published_at=when,

@@ -528,7 +528,7 @@ def test_compact_theme_is_a_complete_look(compact: Renderer, view: DigestView) -
         builtin_templates_dir() / "compact",
         builtin_templates_dir() / "default",
     )
-    assert "compact" in compact.available_themes()
+    assert "compact" in compact.available_template_sets()
     email = compact.email_html(view)
     doc = lxml_html.document_fromstring(email)
     flat = " ".join(doc.text_content().split())

@@ -19,6 +19,7 @@ from digest.cli import subscribers as cli_subscribers
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError
 from digest.fsutil import atomic_write
+from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -141,9 +142,9 @@ def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
 
 def print_ingest(report: IngestReport) -> None:
     for d in report.dumps:
-        if d.status == "ingested":
+        if d.status == DumpStatus.INGESTED:
             out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
-        elif d.status == "failed":
+        elif d.status == DumpStatus.FAILED:
             out.print(f"[red]failed[/] {d.error}")
     known = len(report.dumps) - len(report.fresh)
     if known:

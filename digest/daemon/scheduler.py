@@ -35,6 +35,7 @@ from digest.ingest.files import dump_candidates
 from digest.state import locks as lock
 from digest.state import store
 from digest.state.models import DumpFile
+from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Daemon:
         with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
-        if any(d.status == "ingested" for d in report.dumps):
+        if any(d.status == DumpStatus.INGESTED for d in report.dumps):
             self._set_meta(STALE_KEY, None)
             if self.settings.schedule.mode == "on_new_dump" and report.new_papers:
                 self._debounce()
@@ -211,7 +212,7 @@ class Daemon:
             return
         with self.app.session() as s:
             last = s.scalar(
-                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == "ingested")
+                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == DumpStatus.INGESTED)
             )
         since = max(last or self.started, self.started)
         idle = datetime.now(UTC) - since

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import re
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -36,7 +34,6 @@ __all__ = [
     "ParsedPaper",
     "extract_links",
     "parse_bytes",
-    "parse_dump",
 ]
 
 
@@ -410,28 +407,3 @@ def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
         raise DumpError(name, "no papers found after the header", line=first.line)
     digest = hashlib.sha256(data).hexdigest()
     return Listing(name, digest, listing_date, out.papers, out.warnings)
-
-
-def _read(path: str) -> tuple[bytes, datetime]:
-    try:
-        info = os.stat(path)
-        if stat.S_ISDIR(info.st_mode):
-            raise DumpError(path, "is a directory, not a dump file")
-        if not stat.S_ISREG(info.st_mode):
-            raise DumpError(path, "is not a regular file")
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            data = handle.read()
-    except FileNotFoundError:
-        raise DumpError(path, "file not found") from None
-    except PermissionError:
-        raise DumpError(path, "permission denied", hint="check the file's permissions") from None
-    except OSError as err:
-        raise DumpError(path, f"cannot read: {err.strerror or err}") from None
-    return data, datetime.fromtimestamp(info.st_mtime).astimezone()
-
-
-def parse_dump(path: str) -> Listing:
-    """Read and parse one file; the listing year comes from the file's mtime."""
-    data, mtime = _read(os.fspath(path))
-    return parse_bytes(data, name=os.fspath(path), mtime=mtime)

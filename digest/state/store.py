@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, defer
 from digest.ingest.keys import different_abstracts, paper_key
 from digest.ingest.parse import Link, Listing
 from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+from digest.state.states import DigestStatus, DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,12 @@ def record_failed_dump(
     session: Session, path: str, content_hash: str, size: int, error: str
 ) -> DumpFile:
     dump = DumpFile(
-        path=path, content_hash=content_hash, size=size, status="failed", error=error, warnings=[]
+        path=path,
+        content_hash=content_hash,
+        size=size,
+        status=DumpStatus.FAILED,
+        error=error,
+        warnings=[],
     )
     session.add(dump)
     session.flush()
@@ -60,7 +66,7 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
         path=listing.path,
         content_hash=listing.content_hash,
         size=size,
-        status="ingested",
+        status=DumpStatus.INGESTED,
         warnings=list(listing.warnings),
         listing_date=listing.listing_date,
         paper_count=len(listing.papers),
@@ -163,7 +169,6 @@ class DigestRecord:
     issue: int
     subject: str
     html: str
-    text: str
     web_html: str
     published_at: datetime
     items: Sequence[tuple[int, str, str]]  # (paper id, section name, section slug) in order
@@ -178,11 +183,10 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
         issue=record.issue,
         subject=record.subject,
         html=record.html,
-        text=record.text,
         web_html=record.web_html,
         paper_count=len(record.items),
         themes=list(record.themes),
-        status="published",
+        status=DigestStatus.PUBLISHED,
         published_at=record.published_at,
     )
     session.add(digest)
@@ -198,7 +202,7 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
 def digests_newest_first(session: Session) -> list[Digest]:
     """Every published digest, newest first, without its rendered HTML and text (they
     load on first access, so only the pages that are needed are read)."""
-    heavy = (defer(Digest.html), defer(Digest.text), defer(Digest.web_html))
+    heavy = (defer(Digest.html), defer(Digest.web_html))
     return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
 
 
@@ -225,7 +229,7 @@ def status(session: Session) -> Status:
     )
     failed = session.execute(
         select(DumpFile.path, DumpFile.error)
-        .where(DumpFile.status == "failed")
+        .where(DumpFile.status == DumpStatus.FAILED)
         .order_by(DumpFile.id.desc())
         .limit(5)
     ).all()
@@ -244,8 +248,8 @@ def status(session: Session) -> Status:
         papers_seen=seen,
         papers_pending=seen - sent,
         papers_sent=sent,
-        dumps_ingested=dumps.get("ingested", 0),
-        dumps_failed=dumps.get("failed", 0),
+        dumps_ingested=dumps.get(DumpStatus.INGESTED, 0),
+        dumps_failed=dumps.get(DumpStatus.FAILED, 0),
         failed=[(p, e or "") for p, e in failed],
         last_issue=last.issue if last else None,
         last_subject=last.subject if last else None,

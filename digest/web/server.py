@@ -33,6 +33,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.app import App
 from digest.render.renderer import slugify
 from digest.state import archive
+from digest.state.states import SubscriberStatus
+from digest.urls import issue_path
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +144,10 @@ class Site:
 
     def issue(self, request: Request) -> Response:
         number = request.path_params["number"]
-        return self.file_response(request, f"archive/{number}.html", "text/html; charset=utf-8")
+        return self.file_response(request, issue_path(number), "text/html; charset=utf-8")
 
     def issue_short(self, request: Request) -> Response:
-        return RedirectResponse(f"/archive/{request.path_params['number']}.html", status_code=301)
+        return RedirectResponse("/" + issue_path(request.path_params["number"]), status_code=301)
 
     def index(self, request: Request) -> Response:
         query = request.query_params.get("q", "").strip()[:200]
@@ -232,7 +234,7 @@ class SubscriberPages:
         if who is None:
             return self.site.not_found(request, "This unsubscribe link is not valid.")
         if request.method == "GET":
-            state = "already" if who.status == "unsubscribed" else "confirm"
+            state = "already" if who.status == SubscriberStatus.UNSUBSCRIBED else "confirm"
             return self._page("unsubscribe.html.j2", state=state, address=who.address, token=token)
         self.book.unsubscribe(token)  # idempotent; the body (List-Unsubscribe=One-Click) is
         return self._page("unsubscribe.html.j2", state="done", address=who.address, token=token)
