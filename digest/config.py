@@ -143,16 +143,15 @@ def _http_url(value: str) -> str | None:
     return None
 
 
-def address_problem(address: str) -> str | None:
-    """Why `address` (a bare address) is not valid, or None. No DNS look-up; a local
-    `user@localhost` is accepted (the default sender of the Maildir set-up)."""
+def address_problem(address: str, *, local_ok: bool = False) -> str | None:
+    """Why `address` (a bare address) is not valid, or None: the same rule as the
+    subscriber list's (email-validator, no DNS look-up). `local_ok` also accepts
+    `user@localhost` (the default sender of the Maildir set-up)."""
     local, at, domain = address.rpartition("@")
-    if at and domain.lower() == "localhost":
+    if local_ok and at and domain.lower() == "localhost":
         address = f"{local}@localhost.example"  # checks the local part the same way
     try:
-        validate_email(
-            address, check_deliverability=False, allow_smtputf8=False, test_environment=True
-        )
+        validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         return f"is not a valid address: {exc}"
     return None
@@ -167,7 +166,7 @@ def _mailbox(value: str) -> str | None:
         address = parseaddr(value)[1]
         if not address or ("<" in value) != (">" in value):
             return 'is not an address (e.g. "Papers digest <digest@example.org>")'
-    return address_problem(address)
+    return address_problem(address, local_ok=True)
 
 
 def _optional_address(value: str) -> str | None:
@@ -175,8 +174,9 @@ def _optional_address(value: str) -> str | None:
 
 
 def _addresses(values: list[str]) -> str | None:
+    """Bare addresses, as the subscriber list takes them."""
     for value in values:
-        problem = _mailbox(value)
+        problem = address_problem(value.strip())
         if problem:
             return f"has {value!r}, which {problem}"
     return None
