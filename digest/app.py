@@ -28,8 +28,9 @@ from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_mess
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
-from digest.render.renderer import DigestView, IssueSummary, Renderer
+from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
+from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, store
 from digest.state.locks import publish_lock
@@ -179,7 +180,7 @@ class App:
         if not pending:
             return None
         issue = store.next_issue(session)
-        sections = assign(pending, self.settings.themes)
+        sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
         view = self.view(issue, sections, self.clock())
         return Prepared(
             view=view,
@@ -217,7 +218,17 @@ class App:
     def subscribers(self, *, read_only: bool = False) -> SubscriberBook:
         """The subscriber list (add, remove, import, export, unsubscribe); `read_only`
         for listing and export, which must not create the state."""
-        return SubscriberBook(self.read_sessions() if read_only else self.sessions)
+        return SubscriberBook(
+            self.read_sessions() if read_only else self.sessions, self.theme_choices
+        )
+
+    def theme_choices(self) -> list[tuple[str, str]]:
+        """(slug, name) of every theme a subscriber can choose: the configured themes,
+        then the research areas (never one-off topics or the remaining section)."""
+        seen = {slugify(t.name): t.name for t in self.settings.themes}
+        for area in self.vocabulary():
+            seen.setdefault(area.slug, area.name)
+        return list(seen.items())
 
     def send(
         self,
@@ -442,12 +453,19 @@ class App:
         report = self._dry_run([], None)
         return report.prepared, report.reason
 
+    def vocabulary(self) -> Vocabulary:
+        """The research areas sections are cut from: the bundled ones, extended or replaced
+        by ``[digest] areas_file``. Raises ConfigError when that file is unusable."""
+        path = self.settings.areas_file
+        return load_vocabulary(str(path) if path else "")
+
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
         with self.reading() as session:
             self._ingest(session, None, None)
-            sections = assign(store.pending_papers(session), self.settings.themes)
+            papers = store.pending_papers(session)
+            sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
         if sections:
             return sections, ""
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.app import App
-from digest.render.renderer import slugify
+from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
 from digest.urls import issue_path
@@ -256,7 +256,10 @@ class SubscriberPages:
                 str(form.get("csrf", "")), self._csrf(token)
             ):
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
-            who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            try:
+                who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            except SubscriberError as exc:
+                return PlainTextResponse(f"Bad request: {exc.message}", status_code=400)
             saved = True
         return self._page(
             "preferences.html.j2",
@@ -273,10 +276,7 @@ class SubscriberPages:
         return HTMLResponse(self.site.render(name, **context), headers=headers)
 
     def _themes(self) -> list[tuple[str, str]]:
-        app = self.site.app
-        configured = [(slugify(t.name), t.name) for t in app.settings.themes]
-        with app.session() as session:
-            return archive.known_themes(session, configured)
+        return self.site.app.theme_choices()
 
     def _csrf(self, token: str) -> str:
         key = self.site.app.web_secret()
