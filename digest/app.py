@@ -242,6 +242,7 @@ class App:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
         shutdown) ends the delivery early; what is left stays pending."""
         self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
+        self.vocabulary()  # so does a bad areas_file
         if not dry_run:
             self._mailing()  # a bad DKIM key or delivery setting fails before publishing
             Policy.of(self.settings.email)

@@ -57,6 +57,18 @@ def test_commands_that_render_fail_on_the_template_set_before_storing(
     assert sorted(p.name for p in folder.iterdir()) == ["digest.toml", "dumps"]
 
 
+@pytest.mark.parametrize("command", ["send", "send --dry-run"])
+def test_a_bad_areas_file_stops_send_before_it_stores_anything(folder: Path, command: str) -> None:
+    (folder / "digest.toml").write_text('[digest]\nareas_file = "no-such-areas.toml"\n')
+    result = run(*command.split())
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {folder / 'no-such-areas.toml'}: areas file not found; set [digest] areas_file "
+        "to a TOML file\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["digest.toml", "dumps"]
+
+
 def test_a_dry_run_reads_the_dumps_without_creating_the_state(folder: Path) -> None:
     (folder / "digest.toml").write_text("")
     dry = run("send", "--dry-run")
