@@ -224,7 +224,9 @@ class DigestSection:
         "Template set (the look of the e-mail and web pages): a folder under templates/.",
         check=_template_set,
     )
-    templates_dir: str = setting("", "Your own templates, searched before the theme, file by file.")
+    templates_dir: str = setting(
+        "", "Your own templates, searched before the template set, file by file."
+    )
     min_papers: int = setting(1, "Publish only when at least this many papers are pending.", low=1)
     feed_size: int = setting(20, "How many recent issues the feeds carry.", low=1, high=1000)
     abstract_chars: int = setting(
@@ -541,7 +543,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any, where: str) -> None:
 
 def _range(low: float | None, high: float | None, above: float | None) -> str:
     def n(x: float) -> str:
-        return f"{x:g}" if isinstance(x, float) else f"{x:,}".replace(",", "_")
+        return f"{x:g}" if isinstance(x, float) else str(x)
 
     if above is not None:
         return f"more than {n(above)}" + (f" and at most {n(high)}" if high is not None else "")
@@ -639,6 +641,9 @@ def default_toml() -> str:
             choices = f.metadata.get("choices")
             if choices:
                 lines.append(f"# One of: {', '.join(choices)}.")
+            low, high, above = (f.metadata.get(k) for k in ("low", "high", "above"))
+            if low is not None or high is not None or above is not None:
+                lines.append(f"# Allowed: {_range(low, high, above)}.")
             lines.append(f"{toml_key(f)} = {_toml_value(default)}")
     lines += [
         "",

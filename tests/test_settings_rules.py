@@ -76,7 +76,7 @@ RULES = [
     ),
     (
         "[digest]\nfeed_size = -1\n",
-        "digest.toml: digest.feed_size = -1 is out of range: expected 1 to 1_000",
+        "digest.toml: digest.feed_size = -1 is out of range: expected 1 to 1000",
     ),
     (
         "[email]\nsmtp_timeout = 0\n",
@@ -128,7 +128,7 @@ def test_each_rule_is_one_line_before_anything_is_created(
 
 def test_an_environment_override_is_checked_the_same_way(folder: Path) -> None:
     out = run(folder, "", "status", env={"DIGEST_DIGEST_FEED_SIZE": "0"})
-    assert out == "Error: $DIGEST_DIGEST_FEED_SIZE = 0 is out of range: expected 1 to 1_000"
+    assert out == "Error: $DIGEST_DIGEST_FEED_SIZE = 0 is out of range: expected 1 to 1000"
 
 
 def test_an_unknown_digest_variable_names_the_closest_setting(folder: Path) -> None:
@@ -211,4 +211,4 @@ def test_every_command_checks_the_settings_before_anything_else(
         assert isinstance(command, click.Group)
         command = command.commands[name]
     out = run(folder, "[digest]\nfeed_size = 0\n", *path, *_arguments(command))
-    assert out == "Error: digest.toml: digest.feed_size = 0 is out of range: expected 1 to 1_000"
+    assert out == "Error: digest.toml: digest.feed_size = 0 is out of range: expected 1 to 1000"
