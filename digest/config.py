@@ -188,6 +188,22 @@ def _one_line(value: str) -> str | None:
     return None
 
 
+_HOST = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[?[0-9a-fA-F:.]+\]?"
+)
+
+
+def _host(value: str) -> str | None:
+    """A host name, DNS label(s) or IP address."""
+    if not _HOST.fullmatch(value) or len(value) > 253:
+        return 'is not a host name or address (e.g. "mail.example.org")'
+    return None
+
+
+def _optional_host(value: str) -> str | None:
+    return _host(value) if value else None
+
+
 def _database_url(value: str) -> str | None:
     if not value:
         return None
@@ -254,7 +270,7 @@ class EmailSection:
         "", "List-Id header; empty: derived from the title and From domain.", check=_one_line
     )
     outbox_dir: str = setting("", "Maildir for transport = maildir; empty: <state_dir>/outbox.")
-    smtp_host: str = setting("localhost", "SMTP server host.")
+    smtp_host: str = setting("localhost", "SMTP server host.", check=_optional_host)
     smtp_port: int = setting(25, "SMTP server port.", low=1, high=65535)
     smtp_security: str = setting("none", "Transport security.", choices=("none", "starttls", "ssl"))
     smtp_user: str = setting(
@@ -295,8 +311,12 @@ class EmailSection:
     dkim_key_file: str = setting(
         "", "PEM private key for DKIM signing; empty: no signing. The key never goes here."
     )
-    dkim_selector: str = setting("digest", "DKIM selector (the DNS record <selector>._domainkey).")
-    dkim_domain: str = setting("", "DKIM signing domain; empty: the domain of the From address.")
+    dkim_selector: str = setting(
+        "digest", "DKIM selector (the DNS record <selector>._domainkey).", check=_host
+    )
+    dkim_domain: str = setting(
+        "", "DKIM signing domain; empty: the domain of the From address.", check=_optional_host
+    )
 
 
 @dataclass(frozen=True)
@@ -334,7 +354,7 @@ class ScheduleSection:
 
 @dataclass(frozen=True)
 class WebSection:
-    host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
+    host: str = setting("127.0.0.1", "Address `digest serve` listens on.", check=_host)
     port: int = setting(8000, "Port `digest serve` listens on.", low=1, high=65535)
 
 

@@ -98,6 +98,11 @@ RULES = [
         "control characters",
     ),
     (
+        '[email]\nsmtp_host = "mail example org"\n',
+        "digest.toml: email.smtp_host = 'mail example org' is not a host name or address "
+        '(e.g. "mail.example.org")',
+    ),
+    (
         '[email]\ntransport = "pigeon"\n',
         "digest.toml: email.transport = 'pigeon' is not one of maildir, smtp",
     ),
