@@ -1,4 +1,4 @@
-"""The one place that strings the job together: ingest → diff → theme → render →
+"""The one place that strings the job together: ingest → diff → sections → render →
 publish → deliver. The CLI, the scheduler and the web server all call this."""
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class App:
     # prepare --------------------------------------------------------------
 
     def prepare(self, session: Session) -> Prepared | None:
-        """Theme and render the pending papers; None when nothing is pending."""
+        """Cut the pending papers into sections and render them; None when nothing is pending."""
         pending = store.pending_papers(session)
         if not pending:
             return None
