@@ -33,7 +33,8 @@ from sqlalchemy import create_engine, func, select, text
 from digest.cli.main import main
 from digest.daemon.scheduler import PUBLISH_JOB, Watcher, cron_trigger
 from digest.errors import ConfigError
-from digest.ingest.parse import paper_key, parse_dump
+from digest.ingest.files import parse_dump
+from digest.ingest.keys import paper_key
 from digest.state import locks as lock
 from digest.state.models import Delivery, Digest, DumpFile, Paper
 from tests.support.dumps import SAMPLE_FILES, write_dump

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from digest.app import make_app
 from digest.config import Settings
-from digest.ingest.parse import paper_key, parse_dump
+from digest.ingest.files import parse_dump
+from digest.ingest.keys import paper_key
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
 from tests.support.dumps import SAMPLE_FILES, write_dump
 

@@ -27,10 +27,11 @@ from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
 from digest.render.renderer import slugify
 from digest.state.models import Delivery, Subscriber, utcnow
+from digest.state.states import DeliveryStatus, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("active", "unsubscribed", "bounced")
+STATUSES = tuple(s.value for s in SubscriberStatus)  # plain strings (click shows them)
 CSV_FIELDS = ("email", "name", "themes", "status")
 MAX_NAME = 200
 
@@ -128,7 +129,7 @@ def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> 
         key=address.lower(),
         address=address,
         name=name,
-        status="active",
+        status=SubscriberStatus.ACTIVE,
         themes=list(themes),
         token=secrets.token_urlsafe(32),
         bounce_count=0,
@@ -151,12 +152,16 @@ def _apply(
     if themes is not None:
         sub.themes = list(themes)
     kept = False
-    if status == "active" and sub.status == "unsubscribed" and not reactivate:
+    if (
+        status == SubscriberStatus.ACTIVE
+        and sub.status == SubscriberStatus.UNSUBSCRIBED
+        and not reactivate
+    ):
         kept = True
     elif status is not None and status != sub.status:
         sub.status = status
-        sub.unsubscribed_at = utcnow() if status == "unsubscribed" else None
-        if status == "active":
+        sub.unsubscribed_at = utcnow() if status == SubscriberStatus.UNSUBSCRIBED else None
+        if status == SubscriberStatus.ACTIVE:
             sub.bounce_count = 0
     changed = (sub.name, list(sub.themes), sub.status) != before
     return "kept" if kept else "updated" if changed else "unchanged"
@@ -208,7 +213,7 @@ def active(session: Session) -> list[tuple[int, str, tuple[str, ...]]]:
     """(id, address, themes) of every active subscriber."""
     rows = session.execute(
         select(Subscriber.id, Subscriber.address, Subscriber.themes)
-        .where(Subscriber.status == "active")
+        .where(Subscriber.status == SubscriberStatus.ACTIVE)
         .order_by(Subscriber.id)
     )
     return [(i, a, tuple(t or ())) for i, a, t in rows]
@@ -218,7 +223,8 @@ def would_receive(session: Session, configured: Sequence[str]) -> list[str]:
     """The configured addresses not unsubscribed or bounced, then the other active
     subscribers: who the next digest goes to (before theme choices)."""
     status = {k: st for k, st in session.execute(select(Subscriber.key, Subscriber.status))}
-    out = [a for a in configured if status.get(a.lower(), "active") == "active"]
+    on = SubscriberStatus.ACTIVE
+    out = [a for a in configured if status.get(a.lower(), on) == on]
     seen = {a.lower() for a in out}
     out += [a for _, a, _ in active(session) if a.lower() not in seen]
     return out
@@ -230,13 +236,13 @@ def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
     sub = by_token(session, token)
     if sub is None:
         return None
-    if sub.status == "unsubscribed":
+    if sub.status == SubscriberStatus.UNSUBSCRIBED:
         return Unsubscribed(sub.address, already=True)
-    sub.status, sub.unsubscribed_at = "unsubscribed", utcnow()
+    sub.status, sub.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, utcnow()
     session.execute(
         update(Delivery)
-        .where(Delivery.subscriber_id == sub.id, Delivery.status == "pending")
-        .values(status="skipped", last_error="subscriber unsubscribed")
+        .where(Delivery.subscriber_id == sub.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, last_error="subscriber unsubscribed")
     )
     log.info("unsubscribed subscriber #%d", sub.id)
     return Unsubscribed(sub.address, already=False)
@@ -343,7 +349,7 @@ class SubscriberBook:
         """Add or update; returns "added", "updated", "unchanged" or "kept"."""
         addr = normalize(address)
         slugs = self._slugs(themes) if themes is not None else None
-        st = _check_status(status) if status else ("active" if resubscribe else None)
+        st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
         with self._tx() as s:
             return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
 

@@ -14,6 +14,7 @@ from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
 from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
+from digest.urls import issue_url, paper_anchor, paper_url
 
 
 def digest_view(
@@ -21,7 +22,7 @@ def digest_view(
 ) -> DigestView:
     """The plain view model of one issue: what every template gets."""
     base = settings.base_url
-    web_url = f"{base}/archive/{issue}.html"
+    web_url = issue_url(base, issue)
     limit = settings.digest.abstract_chars
     views, n = [], 0
     for section in sections:
@@ -35,14 +36,14 @@ def digest_view(
             papers.append(
                 PaperView(
                     key=paper.key,
-                    anchor=f"p-{n}",
+                    anchor=paper_anchor(n),
                     title=paper.title,
                     abstract=abstract,
                     short_abstract=short,
                     truncated=cut,
                     summary=summary,
                     links=paper.links,
-                    web_url=f"{web_url}#p-{n}",
+                    web_url=paper_url(base, issue, n),
                 )
             )
         views.append(SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers)))

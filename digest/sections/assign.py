@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from digest.config import ThemeConfig
+from digest.ingest.keys import paper_key as _fold
 from digest.render.renderer import slugify
 
 if TYPE_CHECKING:
@@ -121,15 +122,11 @@ class _Matcher:
         return 3 * len(in_title) + len(in_abstract), hits
 
 
-def _fold(words: str) -> str:
-    """A keyword as compared: case-folded, hyphens and runs of spaces as one space."""
-    return " ".join(re.split(r"[\s\-]+", words.strip().casefold())).strip()
-
-
 def _phrase(words: str) -> str:
-    """A folded keyword as a whole-word pattern; hyphens and spaces are interchangeable."""
+    """A folded keyword as a whole-word pattern; any punctuation and spacing between its
+    words match (the key fold made them one space)."""
     parts = [re.escape(p) for p in words.split(" ") if p]
-    return r"(?<!\w)" + r"[\s\-]+".join(parts) + r"(?!\w)"
+    return r"(?<!\w)" + r"[\W_]+".join(parts) + r"(?!\w)"
 
 
 def _configured(

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from digest.ingest.parse import paper_key, parse_dump
+from digest.ingest.files import parse_dump
+from digest.ingest.keys import paper_key
 from tests.support.dumps import SAMPLES
 
 
