@@ -37,6 +37,8 @@ from digest.state.sectionfeeds import theme_feeds
 
 log = logging.getLogger(__name__)
 
+FEED_ENTRY_BYTES = 48_000  # an issue's feed entry is kept under this (summaries shortened)
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -47,6 +49,7 @@ class Prepared:
     html: str
     text: str
     web_html: str
+    feed_html: str = ""
 
 
 @dataclass
@@ -134,6 +137,7 @@ class App:
             html=self.renderer.email_html(view),
             text=self.renderer.email_text(view),
             web_html=self.renderer.web_html(view),
+            feed_html=self.renderer.feed_html(view, max_bytes=FEED_ENTRY_BYTES),
         )
 
     def view(
@@ -260,6 +264,7 @@ class App:
             published_at=prepared.view.published_at,
             items=items,
             themes=[s.name for s in prepared.sections],
+            feed_html=prepared.feed_html or None,
         )
         configured = self._configured()
         personaliser = self._personaliser()
@@ -335,8 +340,8 @@ class App:
             issue=d.issue,
             subject=d.subject,
             published_at=d.published_at,
-            html=html_body(d.html),
-            summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
+            html=d.feed_html or feed_fragment(d.web_html),
+            summary=f"{d.subject}. In this issue: {', '.join(d.themes)}.",
             url=f"{self.settings.base_url}/archive/{d.issue}.html",
             themes=tuple(d.themes),
         )
@@ -416,6 +421,24 @@ class App:
     def status(self) -> store.Status:
         with self.session() as session:
             return store.status(session)
+
+
+def feed_fragment(web_html: str) -> str:
+    """An issue published before feed entries were stored: its web copy's papers without
+    abstracts, classes or the page around them."""
+    from lxml import html as lxml_html
+
+    root = lxml_html.fromstring(web_html)
+    main = root.find(".//main")
+    if main is None:
+        return html_body(web_html)
+    for element in main.xpath(".//p[@class='abstract'] | .//nav | .//form"):
+        element.drop_tree()
+    for element in main.iter():
+        for name in ("class", "id", "style", "aria-labelledby"):
+            element.attrib.pop(name, None)
+    inner = "".join(lxml_html.tostring(child, encoding="unicode") for child in main)
+    return inner.strip()
 
 
 def html_body(document: str) -> str:

@@ -28,6 +28,7 @@ from premailer import Premailer
 
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
+from digest.render.reading import ARXIV_SEARCH, linkify
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class PaperView:
     truncated: bool  # short_abstract != abstract
     links: tuple[Link, ...]
     web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
+    summary: str = ""  # one line that says what the paper does (shown above the abstract)
+    read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
+    read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
+
+    @property
+    def has_page(self) -> bool:
+        """True when read_url is the paper's own page (not a search for its title)."""
+        return bool(self.read_url) and not self.read_url.startswith(ARXIV_SEARCH)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class SectionView:
     anchor: str  # html id, e.g. "s-mixture-of-experts"
     papers: tuple[PaperView, ...]
     total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
+    feed_url: str = ""  # absolute url of the section's own feed (themes/<slug>.xml)
 
     @property
     def size(self) -> int:
@@ -104,6 +114,7 @@ class IssueSummary:
 # --------------------------------------------------------------------------- helpers
 
 ELLIPSIS = "…"
+FEED_SUMMARY_CHARS = (200, 160, 120, 90, 0)  # tried in turn until a feed entry fits
 _TRAILING_PUNCT = ",;:-–—([{"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -262,6 +273,17 @@ class Renderer:
             self._text_env, "digest.txt.j2", view=view, unsubscribe_url=unsubscribe_url
         )
 
+    def feed_html(self, view: DigestView, *, max_bytes: int = 0) -> str:
+        """One issue as a feed entry's content (``feed.html.j2``): plain semantic HTML.
+        With ``max_bytes``, the one-line summaries are shortened, then left out, until
+        the fragment fits."""
+        html = ""
+        for chars in FEED_SUMMARY_CHARS:
+            html = self._render(self._html_env, "feed.html.j2", view=view, summary_chars=chars)
+            if not max_bytes or len(html.encode("utf-8")) <= max_bytes:
+                break
+        return html
+
     def web_html(self, view: DigestView) -> str:
         """The web copy of one issue (full abstracts, feed autodiscovery, CSS in <style>)."""
         return self._render(
@@ -353,6 +375,8 @@ class Renderer:
             wrap=_wrap,
             safe_url=_safe_url,
             paragraphs=_paragraphs,
+            linkify=linkify,
+            shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
         return env

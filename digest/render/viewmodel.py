@@ -9,6 +9,7 @@ from typing import Any
 
 from digest.config import Settings
 from digest.ingest.links import tidy_text
+from digest.render.reading import first_sentence, read_link
 from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
 from digest.state.store import StoredPaper
@@ -28,6 +29,7 @@ def digest_view(
             n += 1
             abstract = tidy_text(paper.abstract)
             short, cut = shorten(abstract, limit)
+            read_url, read_label = read_link(paper.title, abstract, paper.links)
             papers.append(
                 PaperView(
                     key=paper.key,
@@ -38,9 +40,20 @@ def digest_view(
                     truncated=cut,
                     links=paper.links,
                     web_url=f"{web_url}#p-{n}",
+                    summary=paper_summary(paper, abstract),
+                    read_url=read_url,
+                    read_label=read_label,
                 )
             )
-        views.append(SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers)))
+        views.append(
+            SectionView(
+                section.name,
+                section.slug,
+                f"s-{section.slug}",
+                tuple(papers),
+                feed_url=f"{base}/themes/{section.slug}.xml",
+            )
+        )
     return DigestView(
         site_title=settings.digest.title,
         issue=issue,
@@ -53,6 +66,13 @@ def digest_view(
         feed_url=f"{base}/feed.xml",
         archive_url=f"{base}/",
     )
+
+
+def paper_summary(paper: StoredPaper, abstract: str) -> str:
+    """The one line shown above the abstract: the paper's own summary when the sections
+    stage made one, else the abstract's first sentence."""
+    given = getattr(paper, "summary", "") or ""
+    return given.strip() or first_sentence(abstract)
 
 
 def subject_line(title: str, issue: int, count: int, sections: Sequence[Any]) -> str:
