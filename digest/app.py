@@ -31,7 +31,7 @@ from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_f
 from digest.render.renderer import DigestView, IssueSummary, Renderer
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.assign import Section, assign
-from digest.state import db, store
+from digest.state import archive, db, store
 from digest.state.locks import publish_lock
 from digest.state.sectionfeeds import theme_feeds
 
@@ -308,6 +308,8 @@ class App:
                 if not page.exists() and atomic_write(page, d.web_html):
                     changed.append(page)
             feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
+            sections = archive.issue_sections(session)
+            area_feeds = theme_feeds(session, s.base_url)
         issues = [
             IssueSummary(
                 issue=d.issue,
@@ -316,24 +318,28 @@ class App:
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
                 web_url=f"{s.base_url}/archive/{d.issue}.html",
+                theme_feeds=tuple(
+                    (name, self._area_feed_url(slug)) for name, slug in sections.get(d.issue, [])
+                ),
             )
             for d in digests
         ]
+        areas = sorted(
+            ((f.name, self._area_feed_url(f.slug)) for f in area_feeds),
+            key=lambda a: a[0].casefold(),
+        )
         index = self.renderer.index_html(
-            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues
+            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues, areas
         )
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
-        changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
-        changed += self._theme_feeds()
+        site = FeedSite(s.digest.title, s.base_url)
+        changed += write_feeds(public, site, feed_items)
+        changed += write_theme_feeds(public, site, area_feeds)
         return changed
 
-    def _theme_feeds(self) -> list[Path]:
-        """themes/<slug>.xml: the recent papers of each section, from the state."""
-        s = self.settings
-        with self.session() as session:
-            feeds = theme_feeds(session, s.base_url)
-        return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
+    def _area_feed_url(self, slug: str) -> str:
+        return f"{self.settings.base_url}/themes/{slug}.xml"
 
     def _feed_issue(self, d: Any) -> FeedIssue:
         return FeedIssue(

@@ -109,6 +109,7 @@ class IssueSummary:
     paper_count: int
     themes: tuple[str, ...]
     web_url: str
+    theme_feeds: tuple[tuple[str, str], ...] = ()  # (section name, its feed url), in order
 
 
 # --------------------------------------------------------------------------- helpers
@@ -298,9 +299,15 @@ class Renderer:
         )
 
     def index_html(
-        self, site_title: str, base_url: str, feed_url: str, issues: Sequence[IssueSummary]
+        self,
+        site_title: str,
+        base_url: str,
+        feed_url: str,
+        issues: Sequence[IssueSummary],
+        areas: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """The archive index: one entry per issue, in the order given (newest first)."""
+        """The archive index: one entry per issue, in the order given (newest first), and
+        every area with its feed (``areas``: (name, feed url))."""
         return self._render(
             self._html_env,
             "index.html.j2",
@@ -310,6 +317,7 @@ class Renderer:
             atom_url=base_url + "/atom.xml",
             archive_url=None,
             issues=tuple(issues),
+            areas=tuple(areas),
         )
 
     def page(self, name: str, **context: Any) -> str:

@@ -64,3 +64,17 @@ def known_themes(session: Session, configured: list[tuple[str, str]]) -> list[tu
     for slug, name in rows:
         seen.setdefault(slug, name)
     return list(seen.items())
+
+
+def issue_sections(session: Session) -> dict[int, list[tuple[str, str]]]:
+    """(name, slug) of each issue's sections, in the issue's order, keyed by issue."""
+    rows = session.execute(
+        select(Digest.issue, DigestItem.section, DigestItem.section_slug)
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .group_by(Digest.issue, DigestItem.section, DigestItem.section_slug)
+        .order_by(Digest.issue, func.min(DigestItem.position))
+    )
+    out: dict[int, list[tuple[str, str]]] = {}
+    for issue, name, slug in rows:
+        out.setdefault(issue, []).append((name, slug))
+    return out
