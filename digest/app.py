@@ -19,12 +19,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError, StateError
+from digest.errors import ConfigError, DeliveryError, DigestError, StateError
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, dump_candidates, ingest_files
 from digest.mail import delivery, outbox, subscribers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
-from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_message_id
+from digest.mail.message import (
+    PLACEHOLDER,
+    PermanentFailure,
+    TransientFailure,
+    Transport,
+    make_transport,
+    new_message_id,
+)
+from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
@@ -410,6 +418,92 @@ class App:
             return sections, ""
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
         return [], why
+
+    # subscribing from the web (double opt-in) ------------------------------
+
+    def signups(self) -> SignupDesk:
+        return SignupDesk(self.sessions, self.settings.subscribe, self.web_secret(), self.clock)
+
+    def request_subscription(self, address: str, themes: Sequence[str], ip: str) -> Request:
+        """Record a /subscribe request and send its confirmation e-mail when the limits
+        allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""
+        desk = self.signups()
+        request = desk.request(address, themes, ip)
+        if request.outcome != "send":
+            return request
+        s = self.settings
+        try:
+            self._send_notice(
+                "confirm_email",
+                request.address,
+                f"Confirm your subscription to {s.digest.title}",
+                confirm_url=f"{s.base_url}/subscribe/confirm/{request.token}",
+                confirm_hours=s.subscribe.confirm_hours,
+                themes=self.theme_names(request.themes),
+            )
+        except DeliveryError:
+            desk.forget(request.token)  # the reader may ask again at once
+            raise
+        return request
+
+    def confirm_subscription(self, token: str) -> Confirmation:
+        """Activate the subscriber of a confirmation token, then welcome them."""
+        result = self.signups().confirm(token)
+        if result.state == "confirmed":
+            base = self.settings.base_url
+            try:
+                self._send_notice(
+                    "welcome_email",
+                    result.address,
+                    f"Welcome to {self.settings.digest.title}",
+                    themes=self.theme_names(result.themes),
+                    preferences_url=f"{base}/preferences/{result.subscriber_token}",
+                    unsubscribe_url=f"{base}/unsubscribe/{result.subscriber_token}",
+                )
+            except DeliveryError as exc:  # they are subscribed all the same
+                log.warning("welcome message not sent: %s", exc.message)
+        return result
+
+    def theme_names(self, slugs: Sequence[str]) -> list[str]:
+        """Section names for slugs (configured themes and every section published)."""
+        if not slugs:
+            return []
+        with self.session() as session:
+            names = dict(archive.known_themes(session, self._configured_themes()))
+        return [names.get(slug, slug) for slug in slugs]
+
+    def subscribable_themes(self) -> list[tuple[str, str]]:
+        """(slug, name) of every area a reader can choose."""
+        with self.session() as session:
+            return archive.known_themes(session, self._configured_themes())
+
+    def _configured_themes(self) -> list[tuple[str, str]]:
+        from digest.render.renderer import slugify
+
+        return [(slugify(t.name), t.name) for t in self.settings.themes]
+
+    def _send_notice(self, template: str, to: str, subject: str, **context: Any) -> None:
+        s = self.settings
+        html, text = self.renderer.notice(
+            template,
+            address=to,
+            site_title=s.digest.title,
+            archive_url=f"{s.base_url}/",
+            feed_url=f"{s.base_url}/feed.xml",
+            **context,
+        )
+        msg = notice_message(
+            sender=s.email.sender, to=to, subject=subject, text=text, html=html, when=self.clock()
+        )
+        mailing = self._mailing()
+        data = msg.as_bytes()
+        if mailing.signer is not None:
+            data = mailing.signer.sign(data) + data
+        try:
+            with self.transport() as transport:
+                transport.send(data, to, sender=mailing.envelope_from)
+        except (PermanentFailure, TransientFailure, OSError) as exc:
+            raise DeliveryError(f"{to}: not delivered: {exc}") from None
 
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""

@@ -20,9 +20,17 @@ CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG_NAME = "digest.toml"
 
 
-def setting(default: Any, help: str, *, key: str = "", choices: tuple[str, ...] = ()) -> Any:
-    """A declared setting: its default, one line of help, optional TOML key and choices."""
-    meta = {"help": help, "key": key, "choices": choices}
+def setting(
+    default: Any,
+    help: str,
+    *,
+    key: str = "",
+    choices: tuple[str, ...] = (),
+    check: Any = None,
+) -> Any:
+    """A declared setting: its default, one line of help, optional TOML key, choices and
+    check (a function of the value returning what is wrong with it, or "")."""
+    meta = {"help": help, "key": key, "choices": choices, "check": check}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -125,6 +133,30 @@ class WebSection:
 
 
 @dataclass(frozen=True)
+class SubscribeSection:
+    confirm_hours: float = setting(
+        48.0,
+        "A /subscribe confirmation link stops working after this many hours.",
+        check=lambda v: _positive(v),
+    )
+    resend_minutes: float = setting(
+        60.0,
+        "A repeated request for an address awaiting confirmation re-sends at most this often.",
+        check=lambda v: _positive(v),
+    )
+    max_per_address_day: int = setting(
+        3,
+        "Confirmation e-mails to one address in 24 hours, at most (stops mail-bombing).",
+        check=lambda v: _positive(v),
+    )
+    max_per_ip_hour: int = setting(
+        10,
+        "Subscribe requests that send mail from one client address in an hour, at most.",
+        check=lambda v: _positive(v),
+    )
+
+
+@dataclass(frozen=True)
 class ThemeConfig:
     name: str
     keywords: tuple[str, ...]
@@ -137,6 +169,7 @@ SECTIONS: dict[str, type] = {
     "email": EmailSection,
     "schedule": ScheduleSection,
     "web": WebSection,
+    "subscribe": SubscribeSection,
 }
 
 
@@ -146,6 +179,7 @@ class Settings:
     email: EmailSection = field(default_factory=EmailSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     web: WebSection = field(default_factory=WebSection)
+    subscribe: SubscribeSection = field(default_factory=SubscribeSection)
     themes: tuple[ThemeConfig, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths resolve against it
     source: str = "defaults"  # the file the settings came from, for messages
@@ -267,7 +301,20 @@ def _load_section(name: str, cls: type, table: Any, environ: dict[str, str], sou
         else:
             continue
         _check_choice(f, values[f.name], f"{name}.{key}", source)
+        _check_value(f, values[f.name], f"{name}.{key}", source)
     return cls(**values)
+
+
+def _check_value(f: dataclasses.Field[Any], value: Any, where: str, source: str) -> None:
+    """A setting's own rule (metadata "check": value -> problem or ""), if it has one."""
+    check = f.metadata.get("check")
+    problem = check(value) if check else ""
+    if problem:
+        raise ConfigError(f"{source}: {where} = {value!r} {problem}")
+
+
+def _positive(value: float) -> str:
+    return "" if value > 0 else "must be greater than 0"
 
 
 def _check_choice(f: dataclasses.Field[Any], value: Any, where: str, source: str) -> None:

@@ -170,6 +170,15 @@ def _safe_url(url: object) -> str:
     return text
 
 
+def preferences_of(unsubscribe_url: str | None) -> str | None:
+    """The preferences page of the same subscriber: /unsubscribe/<token> becomes
+    /preferences/<token> (the token, or its placeholder, stays where it was)."""
+    if not unsubscribe_url or "/unsubscribe/" not in unsubscribe_url:
+        return None
+    head, _, tail = unsubscribe_url.rpartition("/unsubscribe/")
+    return f"{head}/preferences/{tail}"
+
+
 def _long_date(value: datetime) -> str:
     return f"{value.day} {value:%B %Y}"
 
@@ -264,14 +273,22 @@ class Renderer:
     def email_html(self, view: DigestView, *, unsubscribe_url: str | None = None) -> str:
         """The HTML part: ``digest.html.j2`` with ``style.css`` inlined (premailer, once)."""
         html = self._render(
-            self._html_env, "digest.html.j2", view=view, unsubscribe_url=unsubscribe_url
+            self._html_env,
+            "digest.html.j2",
+            view=view,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_of(unsubscribe_url),
         )
         return inline_css(html, self._source("style.css"))
 
     def email_text(self, view: DigestView, *, unsubscribe_url: str | None = None) -> str:
         """The text/plain part, wrapped to 78 columns (urls are never broken)."""
         return self._render(
-            self._text_env, "digest.txt.j2", view=view, unsubscribe_url=unsubscribe_url
+            self._text_env,
+            "digest.txt.j2",
+            view=view,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_of(unsubscribe_url),
         )
 
     def feed_html(self, view: DigestView, *, max_bytes: int = 0) -> str:
@@ -319,6 +336,11 @@ class Renderer:
             issues=tuple(issues),
             areas=tuple(areas),
         )
+
+    def notice(self, name: str, **context: Any) -> tuple[str, str]:
+        """A one-off e-mail (``<name>.html.j2`` and ``<name>.txt.j2``): (html, text)."""
+        html = self._render(self._html_env, f"{name}.html.j2", **context)
+        return html, self._render(self._text_env, f"{name}.txt.j2", **context)
 
     def page(self, name: str, **context: Any) -> str:
         """Any other HTML page of the theme (the web server's pages), autoescaped."""
