@@ -391,7 +391,14 @@ class App:
             self.renderer,
             unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
             max_html_bytes=self.settings.email.max_html_bytes,
-            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
+            subject=lambda v: subject_line(
+                v.site_title,
+                v.issue,
+                v.paper_count,
+                v.sections,
+                self.settings.email.subject,
+                self.settings.email.subject_max,
+            ),
         )
 
     def _deliver_one_off(self, prepared: Prepared, to: str) -> DeliveryReport:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,16 @@ class EmailSection:
     )
     dkim_selector: str = setting("digest", "DKIM selector (the DNS record <selector>._domainkey).")
     dkim_domain: str = setting("", "DKIM signing domain; empty: the domain of the From address.")
+    subject: str = setting(
+        "#{issue} · {papers}: {sections}",
+        "Subject of each issue: {issue}, {count}, {papers} ('64 papers'), {sections}, {title}.",
+        check=lambda v: subject_template_problem(v),
+    )
+    subject_max: int = setting(
+        70,
+        "Subjects are kept to this many characters (phones cut longer ones): fewer sections.",
+        check=lambda v: "" if v >= 20 else "must be at least 20",
+    )
 
 
 @dataclass(frozen=True)
@@ -311,6 +322,31 @@ def _check_value(f: dataclasses.Field[Any], value: Any, where: str, source: str)
     problem = check(value) if check else ""
     if problem:
         raise ConfigError(f"{source}: {where} = {value!r} {problem}")
+
+
+SUBJECT_FIELDS = ("issue", "count", "papers", "sections", "title")
+
+
+def subject_template_problem(template: str) -> str:
+    """What is wrong with an ``email.subject`` template, or "" when it is usable."""
+    if not template.strip():
+        return "must not be empty"
+    if any(ch in template for ch in "\r\n"):
+        return "must be one line"
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); write {{{{ and }}}} for a literal brace"
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in SUBJECT_FIELDS:
+            return f"uses {{{name}}}; known fields: " + ", ".join(
+                f"{{{f}}}" for f in SUBJECT_FIELDS
+            )
+        if spec or conversion:
+            return f"uses a format spec in {{{name}}}; write the field alone"
+    return ""
 
 
 def _positive(value: float) -> str:

@@ -157,11 +157,11 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
             return [t for (t,) in db.execute("SELECT title FROM rss_item ORDER BY pubDate")]
 
     first = reload()
-    assert len(first) == 1 and first[0].startswith("Papers digest #1: 176 new papers")
+    assert len(first) == 1 and first[0].startswith("#1 · 176 papers: ")
     write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
     site.app.send()
     titles = reload()  # the reader sees the new issue next to the old one
-    assert len(titles) == 2 and titles[1].startswith("Papers digest #2: 1 new paper")
+    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper: ")
 
 
 def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from digest.config import Settings
+from digest.config import EmailSection, Settings
 from digest.ingest.links import tidy_text
 from digest.render.reading import first_sentence, read_link
 from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
 from digest.state.store import StoredPaper
+
+DEFAULT_SUBJECT = EmailSection.subject
+SUBJECT_MAX = EmailSection.subject_max
 
 
 def digest_view(
@@ -57,7 +60,14 @@ def digest_view(
     return DigestView(
         site_title=settings.digest.title,
         issue=issue,
-        subject=subject_line(settings.digest.title, issue, n, sections),
+        subject=subject_line(
+            settings.digest.title,
+            issue,
+            n,
+            sections,
+            settings.email.subject,
+            settings.email.subject_max,
+        ),
         published_at=when,
         sections=tuple(views),
         paper_count=n,
@@ -75,11 +85,28 @@ def paper_summary(paper: StoredPaper, abstract: str) -> str:
     return given.strip() or first_sentence(abstract)
 
 
-def subject_line(title: str, issue: int, count: int, sections: Sequence[Any]) -> str:
-    """ "Papers digest #3: 42 new papers — Mixture of experts, Agents and 4 more"."""
-    named = [s.name for s in sections if s.name != REMAINING]
-    lead = named[:2] or [sections[0].name]
-    more = len(named) - len(lead)
-    tail = f" and {more} more" if more > 0 else ""
+def subject_line(
+    title: str,
+    issue: int,
+    count: int,
+    sections: Sequence[Any],
+    template: str = DEFAULT_SUBJECT,
+    limit: int = SUBJECT_MAX,
+) -> str:
+    """The subject from ``email.subject``: the count first, then as many leading sections
+    as fit in ``limit`` characters and "+N" for the rest
+    ("#12 · 64 papers: Reasoning, Music & audio, +9")."""
+    named = [s.name for s in sections if s.name != REMAINING] or [s.name for s in sections[:1]]
     noun = "paper" if count == 1 else "papers"
-    return f"{title} #{issue}: {count} new {noun} — {', '.join(lead)}{tail}"
+    fields = {"title": title, "issue": issue, "count": count, "papers": f"{count} {noun}"}
+
+    def fill(shown: int) -> str:
+        listed = named[:shown] + ([f"+{len(named) - shown}"] if shown < len(named) else [])
+        return template.format(**fields, sections=", ".join(listed))
+
+    for shown in range(len(named), 0, -1):
+        subject = fill(shown)
+        if len(subject) <= limit:
+            return subject
+    subject = fill(min(1, len(named)))
+    return subject if len(subject) <= limit else shorten(subject, limit)[0]
