@@ -192,3 +192,69 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     shot(page, "preferences-375.png")
     assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
     page.close()
+
+
+SCHEMES = ("light", "dark")
+
+
+def confirm_link_in(outbox: Path, address: str) -> str:
+    import re
+
+    box = mailbox.Maildir(outbox, create=False)
+    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    mine = [m for m in msgs if m["To"] == address and "Confirm" in str(m["Subject"])]
+    assert mine, f"no confirmation for {address}"
+    text = mine[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return re.search(r"http://\S+/subscribe/confirm/\S+", text).group()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pages_and_subscribing_in_light_and_dark(
+    browser, site: Served, width: int, scheme: str, tmp_path: Path
+) -> None:
+    """Index, issue, subscribe, confirm and the e-mail, as a reader sees them: subscribing
+    is done by clicking, from the index's form to the confirmation page."""
+    base = f"http://127.0.0.1:{site.port}"
+    page = browser.new_page(  # type: ignore[attr-defined]
+        viewport={"width": width, "height": 900}, color_scheme=scheme
+    )
+    tag = f"{width}-{scheme}"
+
+    def look(name: str, height: int = 2400) -> None:
+        assert layout_problems(page, width) == [], f"{name} at {tag}"
+        shot(page, f"{name}-{tag}.png", height)
+
+    page.goto(f"{base}/")
+    look("index")
+    page.goto(f"{base}/archive/1.html")
+    look("issue")
+    page.goto(f"{base}/subscribe")
+    look("subscribe")
+    address = f"reader-{width}-{scheme}@example.org"
+    page.fill("#email", address)
+    page.check("input[value='music-and-audio']")
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+    assert "Check your inbox" in page.content()
+    look("subscribe-sent")
+    page.goto(confirm_link_in(site.app.settings.outbox_dir, address))
+    assert "Confirm your subscription" in page.content()
+    look("confirm")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "You are subscribed" in page.content()
+    look("confirmed")
+    assert site.app.subscribers().list("active")[-1].address == address
+    # the digest e-mail and the confirmation e-mail, as a mail app would show them
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    digest = next(m for m in msgs if m["To"] == "ada@example.org")
+    confirm = next(m for m in msgs if m["To"] == address and "Confirm" in str(m["Subject"]))
+    for name, msg in (("email", digest), ("confirm-email", confirm)):
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        path = tmp_path / f"{name}.html"
+        path.write_text(html, encoding="utf-8")
+        page.goto(path.as_uri())
+        look(name)
+    page.close()

@@ -34,8 +34,8 @@ CRAFTED = [
     ),
     (
         'Hostile <script>alert("t")</script> Title on Music',
-        'Click javascript:alert(1) or <a href="javascript:alert(2)">this</a> and '
-        "<script>alert(3)</script> then http://ok.example/x?q=<b>1</b> & data:text/html,hi.",
+        'A hostile abstract. Click javascript:alert(1) or <a href="javascript:alert(2)">this</a> '
+        "and <script>alert(3)</script> then http://ok.example/x?q=<b>1</b> & data:text/html,hi.",
     ),
 ]
 
@@ -89,7 +89,7 @@ def test_every_paper_has_a_summary_above_its_abstract_and_a_place_to_read_it(app
     for article in articles:
         classes = [p.get("class") for p in article.iter("p")]
         assert classes[0] == "summary", article.get("id")
-        assert classes.index("summary") < classes.index("abstract")
+        assert "abstract" in classes or len(classes) == 2  # one-sentence abstracts: no rest
         read = article.xpath(".//a[contains(@class, 'link-read')]")
         assert len(read) == 1 and read[0].get("href").startswith(("http://", "https://"))
         assert read[0].get("rel") == "nofollow noopener"
@@ -174,3 +174,12 @@ def test_index_links_each_section_to_its_feed_and_lists_every_area(app: App) -> 
     on_disk = {p.name for p in (public / "themes").iterdir()}
     assert {a.get("href").rsplit("/", 1)[1] for a in areas} == on_disk
     assert {a.text_content() for a in tags} <= {a.text_content() for a in areas}
+
+
+def test_the_summary_is_not_said_twice(app: App) -> None:
+    root = page(app, "archive/1.html")
+    article = paper_named(root, "A Survey on Mixture of Experts")
+    summary = article.xpath(".//p[@class='summary']")[0].text_content()
+    abstract = article.xpath(".//p[@class='abstract']")[0].text_content()
+    assert summary.startswith("Large language models (LLMs) have garnered")
+    assert summary not in abstract and abstract.startswith("The prowess of LLMs")

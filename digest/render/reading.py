@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from digest.ingest.links import Link, _trim_url
 
-__all__ = ["ARXIV_SEARCH", "LINK_REL", "first_sentence", "linkify", "read_link"]
+__all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linkify", "read_link"]
 
 _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
 _ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf|html)/(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
@@ -65,6 +65,18 @@ def first_sentence(text: str, limit: int = 240) -> str:
         return flat
     cut = flat[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–—([{")
     return cut + "…"
+
+
+def after_summary(abstract: str, summary: str) -> str:
+    """The abstract without its opening sentence when that sentence is the summary shown
+    above it (so the page does not say it twice); else the abstract as it is."""
+    lead = summary.strip()
+    if not lead or lead.endswith("…"):
+        return abstract
+    flat = " ".join(abstract.split())
+    if not flat.startswith(lead):
+        return abstract
+    return flat[len(lead) :].strip()
 
 
 def linkify(text: str) -> Markup:

@@ -28,7 +28,7 @@ from premailer import Premailer
 
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
-from digest.render.reading import ARXIV_SEARCH, linkify
+from digest.render.reading import ARXIV_SEARCH, after_summary, linkify
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class IssueSummary:
 
 ELLIPSIS = "…"
 FEED_SUMMARY_CHARS = (200, 160, 120, 90, 0)  # tried in turn until a feed entry fits
-_TRAILING_PUNCT = ",;:-–—([{"
+_TRAILING_PUNCT = ".,;:-–—([{"  # a cut ending a sentence gets "…", not ".…"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
@@ -406,6 +406,7 @@ class Renderer:
             safe_url=_safe_url,
             paragraphs=_paragraphs,
             linkify=linkify,
+            after_summary=after_summary,
             shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
