@@ -8,7 +8,6 @@ import gzip
 import http.client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import feedparser
 import pytest
@@ -114,6 +113,12 @@ def test_atom_has_every_element_rfc_4287_requires(published: App) -> None:
     assert feedparser.parse(feed_bytes(published, "atom.xml")).feed.author == "Papers digest"
 
 
+def test_the_sample_subject_fits_a_phone(published: App) -> None:
+    entry = feedparser.parse(feed_bytes(published, "feed.xml")).entries[0]
+    assert entry.title.startswith("#1 · 176 papers: Mixture of experts, ")
+    assert len(entry.title) <= 70
+
+
 def test_json_feed_has_authors(published: App) -> None:
     doc = json.loads(feed_bytes(published, "feed.json"))
     assert doc["version"] == "https://jsonfeed.org/version/1.1"
@@ -147,11 +152,9 @@ def test_issues_published_before_feed_entries_were_stored_get_a_light_entry(
 # --------------------------------------------------------------------------- served
 
 
-@pytest.fixture
-def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
-    app = make_app(make_settings(tmp_path, dumps_dir))
-    app.send()
-    yield from serve(app)
+@pytest.fixture(scope="module")
+def site(published: App) -> Iterator[Served]:
+    yield from serve(published)
 
 
 def raw_get(site: Served, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:

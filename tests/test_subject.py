@@ -49,16 +49,6 @@ def test_a_section_name_longer_than_the_limit_is_cut() -> None:
     assert len(subject) <= 70 and subject.endswith("…")
 
 
-def test_the_sample_subject_fits(tmp_path: Path, dumps_dir: Path) -> None:
-    from digest.app import make_app
-
-    from .conftest import make_settings
-
-    app = make_app(make_settings(tmp_path, dumps_dir))
-    subject = app.send().prepared.view.subject
-    assert subject.startswith("#1 · 176 papers: Mixture of experts, ") and len(subject) <= 70
-
-
 @pytest.mark.parametrize(
     ("template", "problem"),
     [

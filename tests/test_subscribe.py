@@ -78,10 +78,20 @@ def path_of(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
 
+PAPERS = [
+    ("Sparse Mixture of Experts Routing", "We route tokens to experts with a router. " * 4),
+    ("Music Generation with Diffusion", "We generate music and audio from text. " * 4),
+    ("A Study of Something Else", "We study a topic that is neither of the above. " * 4),
+]
+
+
 @pytest.fixture
-def world(tmp_path: Path, dumps_dir: Path) -> Iterator[World]:
+def world(tmp_path: Path) -> Iterator[World]:
     port = free_port()
-    settings = make_settings(tmp_path, dumps_dir)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    write_dump(dumps / "first.txt", PAPERS)
+    settings = make_settings(tmp_path, dumps)
     settings = replace(
         settings,
         digest=replace(settings.digest, base_url=f"http://127.0.0.1:{port}"),
