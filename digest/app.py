@@ -35,9 +35,16 @@ from digest.mail.message import (
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
-from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
-from digest.render.renderer import DigestView, IssueSummary, Renderer
+from digest.publish.feeds import (
+    FeedIssue,
+    FeedSite,
+    feed_summary,
+    write_feeds,
+    write_theme_feeds,
+)
+from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
+from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import archive, db, store
 from digest.state.locks import publish_lock
@@ -137,7 +144,7 @@ class App:
         if not pending:
             return None
         issue = store.next_issue(session)
-        sections = assign(pending, self.settings.themes)
+        sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
         view = self.view(issue, sections, self.clock())
         return Prepared(
             view=view,
@@ -175,7 +182,15 @@ class App:
 
     def subscribers(self) -> SubscriberBook:
         """The subscriber list (add, remove, import, export, unsubscribe)."""
-        return SubscriberBook(self.sessions)
+        return SubscriberBook(self.sessions, self.theme_choices)
+
+    def theme_choices(self) -> list[tuple[str, str]]:
+        """(slug, name) of every theme a subscriber can choose: the configured themes,
+        then the research areas (never one-off topics or the remaining section)."""
+        seen = {slugify(t.name): t.name for t in self.settings.themes}
+        for area in self.vocabulary():
+            seen.setdefault(area.slug, area.name)
+        return list(seen.items())
 
     def send(
         self,
@@ -355,7 +370,7 @@ class App:
             subject=d.subject,
             published_at=d.published_at,
             html=d.feed_html or feed_fragment(d.web_html),
-            summary=f"{d.subject}. In this issue: {', '.join(d.themes)}.",
+            summary=feed_summary(d.subject, d.themes),
             url=f"{self.settings.base_url}/archive/{d.issue}.html",
             themes=tuple(d.themes),
         )
@@ -414,12 +429,19 @@ class App:
         report = self._dry_run([], None)
         return report.prepared, report.reason
 
+    def vocabulary(self) -> Vocabulary:
+        """The research areas sections are cut from: the bundled ones, extended or replaced
+        by ``[digest] areas_file``. Raises ConfigError when that file is unusable."""
+        path = self.settings.areas_file
+        return load_vocabulary(str(path) if path else "")
+
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
         with self.session() as session:
             self._ingest(session, None, None)
-            sections = assign(store.pending_papers(session), self.settings.themes)
+            papers = store.pending_papers(session)
+            sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
             session.rollback()
         if sections:
             return sections, ""
@@ -435,7 +457,8 @@ class App:
         """Record a /subscribe request and send its confirmation e-mail when the limits
         allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""
         desk = self.signups()
-        request = desk.request(address, themes, ip)
+        chosen = subscribers.resolve_themes(themes, self.theme_choices())
+        request = desk.request(address, chosen, ip)
         if request.outcome != "send":
             return request
         s = self.settings
@@ -472,22 +495,9 @@ class App:
         return result
 
     def theme_names(self, slugs: Sequence[str]) -> list[str]:
-        """Section names for slugs (configured themes and every section published)."""
-        if not slugs:
-            return []
-        with self.session() as session:
-            names = dict(archive.known_themes(session, self._configured_themes()))
+        """Names for theme slugs (configured themes and research areas)."""
+        names = dict(self.theme_choices()) if slugs else {}
         return [names.get(slug, slug) for slug in slugs]
-
-    def subscribable_themes(self) -> list[tuple[str, str]]:
-        """(slug, name) of every area a reader can choose."""
-        with self.session() as session:
-            return archive.known_themes(session, self._configured_themes())
-
-    def _configured_themes(self) -> list[tuple[str, str]]:
-        from digest.render.renderer import slugify
-
-        return [(slugify(t.name), t.name) for t in self.settings.themes]
 
     def _send_notice(self, template: str, to: str, subject: str, **context: Any) -> None:
         s = self.settings

@@ -53,6 +53,11 @@ class DigestSection:
     abstract_chars: int = setting(
         320, "Abstracts in the e-mail are shortened to about this length."
     )
+    areas_file: str = setting(
+        "",
+        "TOML file of research areas that extends the bundled ones (or replaces them with "
+        "replace = true); empty: the bundled areas only.",
+    )
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,10 @@ class Settings:
         if self.digest.database_url:
             return self.digest.database_url
         return f"sqlite:///{self.state_dir / 'digest.db'}"
+
+    @property
+    def areas_file(self) -> Path | None:
+        return self.path(self.digest.areas_file) if self.digest.areas_file else None
 
     @property
     def templates_dir(self) -> Path | None:

@@ -370,8 +370,9 @@ def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
     return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
 
 
-from digest.cli.sections import themes  # noqa: E402  (the command lives in its own module)
+from digest.cli.sections import areas, themes  # noqa: E402  (the commands live in their module)
 
 main.add_command(themes)
+main.add_command(areas)
 main.add_command(cli_subscribers.subscribers)
 main.add_command(cli_subscribers.unsubscribe)

@@ -9,10 +9,11 @@ subscriber (the first spelling is kept). Unsubscribing is sticky: only an explic
 from __future__ import annotations
 
 import csv
+import difflib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,32 @@ def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
     """Theme names or slugs (";"-separated in a string) as slugs; () means every theme."""
     parts = raw.split(";") if isinstance(raw, str) else raw
     slugs = [slugify(p) for p in (p.strip() for p in parts) if p]
+    return tuple(dict.fromkeys(slugs))
+
+
+Choices = Sequence[tuple[str, str]]  # (slug, name) of every theme a subscriber may choose
+
+
+def resolve_themes(raw: str | Iterable[str], choices: Choices) -> tuple[str, ...]:
+    """Theme names or slugs (";"-separated in a string) as the slugs of ``choices``;
+    an unknown one is refused with the closest known name. () means every theme."""
+    by_key: dict[str, str] = {}
+    for slug, name in choices:
+        by_key.setdefault(slug, slug)
+        by_key.setdefault(name.casefold(), slug)
+        by_key.setdefault(slugify(name), slug)
+    parts = raw.split(";") if isinstance(raw, str) else raw
+    slugs = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        found = by_key.get(part.casefold()) or by_key.get(slugify(part))
+        if found is None:
+            names = {n.casefold(): n for _, n in choices} | {s: n for s, n in choices}
+            close = difflib.get_close_matches(part.casefold(), list(names), 1, 0.5)
+            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            raise SubscriberError(f"unknown theme {part!r}{hint} (see `digest areas`)")
+        slugs.append(found)
     return tuple(dict.fromkeys(slugs))
 
 
@@ -287,8 +314,16 @@ class SubscriberBook:
     """The subscriber list over a database: each call is one transaction. The CLI and
     the web server use this."""
 
-    def __init__(self, sessions: sessionmaker[Any]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Any], choices: Callable[[], Choices] | None = None
+    ) -> None:
         self.sessions = sessions
+        self.choices = choices  # what --themes may name; None: anything goes
+
+    def _slugs(self, themes: str | Sequence[str]) -> tuple[str, ...]:
+        if self.choices is None:
+            return parse_themes(themes)
+        return resolve_themes(themes, self.choices())
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -307,7 +342,7 @@ class SubscriberBook:
     ) -> str:
         """Add or update; returns "added", "updated", "unchanged" or "kept"."""
         addr = normalize(address)
-        slugs = parse_themes(themes) if themes is not None else None
+        slugs = self._slugs(themes) if themes is not None else None
         st = _check_status(status) if status else ("active" if resubscribe else None)
         with self._tx() as s:
             return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
@@ -348,8 +383,10 @@ class SubscriberBook:
             return _info(sub) if sub is not None else None
 
     def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+        """Set the themes of the owner of ``token``; unknown ones are refused."""
+        slugs = self._slugs(themes)
         with self._tx() as s:
-            return choose_themes(s, token, themes)
+            return choose_themes(s, token, slugs)
 
 
 # --------------------------------------------------------------------------- by token

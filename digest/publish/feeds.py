@@ -32,6 +32,19 @@ class FeedIssue:
     themes: tuple[str, ...] = ()
 
 
+def feed_summary(subject: str, sections: Sequence[str], limit: int = 320) -> str:
+    """The entry's short summary: the subject, then the sections as many as fit in
+    about ``limit`` characters ("… and 9 more")."""
+    shown: list[str] = []
+    for i, name in enumerate(sections):
+        rest = len(sections) - i - 1
+        tail = f" and {rest} more" if rest else ""
+        if shown and len(subject) + len(", ".join([*shown, name])) + len(tail) + 20 > limit:
+            return f"{subject}. In this issue: {', '.join(shown)} and {len(sections) - i} more."
+        shown.append(name)
+    return f"{subject}. In this issue: {', '.join(shown)}." if shown else subject
+
+
 def issue_guid(base_url: str, issue: int) -> str:
     """Stable across rebuilds and hosts moving paths: derived from base_url and issue."""
     return f"{base_url}/archive/{issue}.html"

@@ -51,11 +51,11 @@ class PaperView:
     anchor: str  # html id on the web copy, e.g. "p-3"
     title: str
     abstract: str  # full abstract
-    short_abstract: str  # shortened to a readable length (word boundary, ends with "…")
-    truncated: bool  # short_abstract != abstract
+    short_abstract: str  # what the e-mail shows: the summary (or abstract), shortened
+    truncated: bool  # short_abstract != abstract: the e-mail links the full abstract
     links: tuple[Link, ...]
     web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
-    summary: str = ""  # one line that says what the paper does (shown above the abstract)
+    summary: str = ""  # one line that says what the paper does (its contribution sentence)
     read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
     read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
 

@@ -1,5 +1,6 @@
 """The view model of an issue (plain dataclasses from render.py), built from the
-themed sections: abstracts tidied and shortened, anchors and links, the subject."""
+themed sections: each paper's one-line summary (its contribution sentence, shown in the
+e-mail; the full abstract is on the web copy), abstracts tidied, anchors and links, the subject."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from digest.ingest.links import tidy_text
 from digest.render.reading import first_sentence, read_link
 from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
+from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
 
 DEFAULT_SUBJECT = EmailSection.subject
@@ -31,7 +33,10 @@ def digest_view(
         for paper in section.papers:
             n += 1
             abstract = tidy_text(paper.abstract)
-            short, cut = shorten(abstract, limit)
+            line = one_line(paper.abstract)
+            summary = line or first_sentence(abstract)  # the web copy always shows one
+            short, cut = shorten(line or abstract, limit)
+            cut = cut or " ".join(short.split()) != " ".join(abstract.split())
             read_url, read_label = read_link(paper.title, abstract, paper.links)
             papers.append(
                 PaperView(
@@ -41,9 +46,9 @@ def digest_view(
                     abstract=abstract,
                     short_abstract=short,
                     truncated=cut,
+                    summary=summary,
                     links=paper.links,
                     web_url=f"{web_url}#p-{n}",
-                    summary=paper_summary(paper, abstract),
                     read_url=read_url,
                     read_label=read_label,
                 )
@@ -76,13 +81,6 @@ def digest_view(
         feed_url=f"{base}/feed.xml",
         archive_url=f"{base}/",
     )
-
-
-def paper_summary(paper: StoredPaper, abstract: str) -> str:
-    """The one line shown above the abstract: the paper's own summary when the sections
-    stage made one, else the abstract's first sentence."""
-    given = getattr(paper, "summary", "") or ""
-    return given.strip() or first_sentence(abstract)
 
 
 def subject_line(

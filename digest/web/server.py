@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.app import App
 from digest.errors import DeliveryError
 from digest.mail.subscribers import SubscriberError
-from digest.render.renderer import slugify
 from digest.state import archive
 
 log = logging.getLogger(__name__)
@@ -244,7 +243,7 @@ class SignupPages:
     async def subscribe(self, request: Request) -> Response:
         app = self.site.app
         if request.method == "GET":
-            areas = await run_in_threadpool(app.subscribable_themes)
+            areas = await run_in_threadpool(app.theme_choices)
             return self._page("subscribe.html.j2", state="form", areas=areas)
         if not same_site(request, app.settings.base_url):
             return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
@@ -254,9 +253,9 @@ class SignupPages:
         ip = request.client.host if request.client else ""
         try:
             outcome = await run_in_threadpool(app.request_subscription, address, themes, ip)
-        except SubscriberError:
-            areas = await run_in_threadpool(app.subscribable_themes)
-            error = "That does not look like an e-mail address. Please check it."
+        except SubscriberError as exc:
+            areas = await run_in_threadpool(app.theme_choices)
+            error = f"Please check the form: {exc.message}"
             return self._page(
                 "subscribe.html.j2", 400, state="form", areas=areas, address=address,
                 chosen=set(themes), error=error,
@@ -327,7 +326,10 @@ class SubscriberPages:
                 str(form.get("csrf", "")), self._csrf(token)
             ):
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
-            who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            try:
+                who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            except SubscriberError as exc:
+                return PlainTextResponse(f"Bad request: {exc.message}", status_code=400)
             saved = True
         return self._page(
             "preferences.html.j2",
@@ -344,10 +346,7 @@ class SubscriberPages:
         return HTMLResponse(self.site.render(name, **context), headers=headers)
 
     def _themes(self) -> list[tuple[str, str]]:
-        app = self.site.app
-        configured = [(slugify(t.name), t.name) for t in app.settings.themes]
-        with app.session() as session:
-            return archive.known_themes(session, configured)
+        return self.site.app.theme_choices()
 
     def _csrf(self, token: str) -> str:
         key = self.site.app.web_secret()
