@@ -52,7 +52,7 @@ from digest.state.sectionfeeds import theme_feeds
 
 log = logging.getLogger(__name__)
 
-FEED_ENTRY_BYTES = 48_000  # an issue's feed entry is kept under this (summaries shortened)
+FEED_ENTRY_BYTES = 56_000  # an issue's feed entry, escaped, stays under this (Atom < 60 KB)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,9 @@ def test_entry_content_is_semantic_html(published: App) -> None:
     assert all(h.startswith(("http://localhost:8000/", "https://")) for h in hrefs)
     # each section says where to follow it alone
     assert any(h.startswith("http://localhost:8000/themes/") for h in hrefs)
+    # and each paper keeps its one-line summary, shortened to fit
+    summaries = [br.tail.strip() for br in root.iter("br")]
+    assert len(summaries) >= 170 and all(0 < len(t) <= 200 for t in summaries)
 
 
 def test_rss_channel_links_the_site_and_itself(published: App) -> None:

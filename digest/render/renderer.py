@@ -115,7 +115,7 @@ class IssueSummary:
 # --------------------------------------------------------------------------- helpers
 
 ELLIPSIS = "…"
-FEED_SUMMARY_CHARS = (200, 160, 120, 90, 0)  # tried in turn until a feed entry fits
+FEED_SUMMARY_CHARS = (200, 160, 120, 100, 80, 60, 0)  # tried in turn until a feed entry fits
 _TRAILING_PUNCT = ".,;:-–—([{"  # a cut ending a sentence gets "…", not ".…"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -168,6 +168,12 @@ def _safe_url(url: object) -> str:
     if match and match.group(1).lower() not in _SAFE_SCHEMES:
         return "#"
     return text
+
+
+def escaped_size(html: str) -> int:
+    """Bytes of ``html`` as the text of an XML element (&, < and > escaped)."""
+    data = html.encode("utf-8")
+    return len(data) + 4 * data.count(b"&") + 3 * (data.count(b"<") + data.count(b">"))
 
 
 def preferences_of(unsubscribe_url: str | None) -> str | None:
@@ -293,12 +299,12 @@ class Renderer:
 
     def feed_html(self, view: DigestView, *, max_bytes: int = 0) -> str:
         """One issue as a feed entry's content (``feed.html.j2``): plain semantic HTML.
-        With ``max_bytes``, the one-line summaries are shortened, then left out, until
-        the fragment fits."""
+        With ``max_bytes``, the one-line summaries are shortened, then left out, until the
+        fragment fits, counted as an escaped XML text node (Atom's content, the largest)."""
         html = ""
         for chars in FEED_SUMMARY_CHARS:
             html = self._render(self._html_env, "feed.html.j2", view=view, summary_chars=chars)
-            if not max_bytes or len(html.encode("utf-8")) <= max_bytes:
+            if not max_bytes or escaped_size(html) <= max_bytes:
                 break
         return html
 
