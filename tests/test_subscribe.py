@@ -87,6 +87,10 @@ PAPERS = [
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    yield from make_world(tmp_path, "")
+
+
+def make_world(tmp_path: Path, database_url: str) -> Iterator[World]:
     port = free_port()
     dumps = tmp_path / "dumps"
     dumps.mkdir()
@@ -94,7 +98,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     settings = make_settings(tmp_path, dumps)
     settings = replace(
         settings,
-        digest=replace(settings.digest, base_url=f"http://127.0.0.1:{port}"),
+        digest=replace(
+            settings.digest, base_url=f"http://127.0.0.1:{port}", database_url=database_url
+        ),
         subscribe=SubscribeSection(max_per_ip_hour=6),
     )
     clock = Clock(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
@@ -155,6 +161,21 @@ def test_subscribe_confirm_welcome_and_the_next_digest(
     assert "A Mixture of Experts Router Paper" in digest.get_body(("plain",)).get_content()
     # no token ever reached the log
     assert token not in caplog.text and prefs.rsplit("/", 1)[1] not in caplog.text
+
+
+def test_the_limits_and_expiry_hold_on_every_database(tmp_path: Path, database_url: str) -> None:
+    """The time comparisons behind the limits, on SQLite and PostgreSQL alike."""
+    for world in make_world(tmp_path, database_url):
+        world.subscribe("both@example.org")
+        world.clock.advance(minutes=59)
+        world.subscribe("both@example.org")
+        assert len(world.mail_to("both@example.org")) == 1
+        world.clock.advance(minutes=2)
+        world.subscribe("both@example.org")
+        first, second = (path_of(confirm_link(m)) for m in world.mail_to("both@example.org"))
+        world.clock.advance(hours=47)
+        assert world.post(first, {})[0] == 410  # 48 h and a minute after it was sent
+        assert world.post(second, {})[0] == 200 and world.status("both@example.org") == "active"
 
 
 def test_expired_and_unknown_links(world: World) -> None:
