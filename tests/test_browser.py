@@ -227,6 +227,8 @@ def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path:
     assert page.evaluate("location.hash") == "#contents"
     page.goto(f"{base}/subscribe")
     look("subscribe")
+    page.click("details.areas-choice summary")  # the areas are folded away until asked for
+    look("subscribe-areas")
     address = f"reader-{width}-{scheme}@example.org"
     page.fill("#email", address)
     page.check("input[value='music-and-audio']")
