@@ -4,6 +4,7 @@ the item of the issue it covers."""
 
 from __future__ import annotations
 
+import io
 import mailbox
 import os
 import re
@@ -11,11 +12,12 @@ import time
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from digest.app import App, make_app
 from digest.cli.main import main
@@ -122,3 +124,66 @@ def test_item1_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> N
             assert all(body[:i].endswith(base) for i in starts)
             for other in set(owned.values()) - {token}:
                 assert other not in body
+
+
+# --- item 2: names never reach a header unencoded ----------------------------------------------
+
+INJECTED = "Evil\r\nBcc: injected@evil.example"
+
+
+@pytest.mark.parametrize("name", [INJECTED, "Evil\nBcc: x@evil.example", "Evil\x00One", "A\x1bB"])
+def test_item2_cli_refuses_a_name_with_line_breaks_or_control_characters(
+    tmp_path: Path, name: str
+) -> None:
+    config = project(tmp_path)
+    code, output = cli("-c", str(config), "subscribers", "add", "evil@example.net", "--name", name)
+    assert code == 1
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and "name" in lines[0] and "control" in lines[0], output
+    code, output = cli("-c", str(config), "subscribers", "list")
+    assert "evil@example.net" not in output
+
+
+def test_item2_csv_row_with_an_injected_name_is_rejected(tmp_path: Path) -> None:
+    settings = hostile_settings(tmp_path)
+    book = make_app(settings).subscribers()
+    text = 'email,name\nok@example.org,Ok\nevil@example.net,"Evil\r\nBcc: x@evil.example"\n'
+    report = book.import_csv(io.StringIO(text, newline=""))
+    assert report.added == 1
+    assert len(report.errors) == 1
+    line, problem = report.errors[0]
+    assert line == 4 and "name" in problem
+    assert [s.address for s in book.list()] == ["ok@example.org"]
+
+
+def test_item2_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, smtp_server) -> None:
+    controller, recorder = smtp_server
+    settings = hostile_settings(
+        tmp_path, transport="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
+    )
+    write_dump(settings.dumps_dir / "d.txt", dump_text([("A Paper", ABSTRACT)]))
+    app = make_app(settings)
+    book = app.subscribers()
+    book.add("evil@example.net", name="Evil")
+    book.add("zoe@example.org", name="Zoë Ångström, PhD")
+    with app.session() as s:  # a row written before names were checked
+        s.execute(
+            update(Subscriber).where(Subscriber.address == "evil@example.net").values(name=INJECTED)
+        )
+        s.commit()
+    assert app.send().delivery.sent == 2
+    got = {tuple(rcpts): msg for rcpts, msg in recorder.messages}
+    assert set(got) == {("evil@example.net",), ("zoe@example.org",)}
+    for (rcpt,), msg in got.items():
+        assert msg["Bcc"] is None and msg["Cc"] is None
+        assert [a for _, a in getaddresses([str(msg["To"])])] == [rcpt]
+        assert set(msg.keys()) == {
+            "To", "Message-ID", "List-Unsubscribe", "Subject", "From", "Date", "List-Id",
+            "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
+        }  # fmt: skip
+    assert msg_name(got[("zoe@example.org",)]) == "Zoë Ångström, PhD"
+    assert msg_name(got[("evil@example.net",)]) == "Evil Bcc: injected@evil.example"
+
+
+def msg_name(msg: EmailMessage) -> str:
+    return str(msg["To"].addresses[0].display_name)

@@ -13,11 +13,13 @@ import binascii
 import logging
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
 from digest.errors import ConfigError
@@ -166,10 +168,9 @@ class MessageTemplate:
         tok = token.encode("ascii")
         slot = b"=\r\n" + tok + b"=\r\n"
         u1, u2, u3 = self._unsub
-        to_header = formataddr((name, to), charset="utf-8") if name else to
         msg = b"".join(
             (
-                b"To: " + to_header.encode("ascii") + b"\r\n",
+                to_header(to, name),
                 b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
                 u1 + tok + u2 + tok + u3,
                 self._head,
@@ -181,6 +182,22 @@ class MessageTemplate:
             )
         )
         return self.signer.sign(msg) + msg if self.signer else msg
+
+
+def to_header(address: str, name: str = "") -> bytes:
+    """The To header line: the address, with the name (if any) as an encoded display
+    name. Whatever a stored name holds, it cannot end the header or add one: control
+    characters and line breaks become spaces, and the email package quotes or
+    RFC 2047-encodes the rest and folds the line."""
+    if any(c in address for c in "\r\n\0") or not address.isascii():
+        raise ValueError(f"malformed recipient address {address!r}")
+    spaced = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in name)
+    # "=?" would start an encoded word that readers decode, even inside quotes
+    shown = " ".join(spaced.replace("=?", "= ?").split())
+    if not shown:
+        return f"To: {address}\r\n".encode("ascii")
+    header = policy.SMTP.header_factory("To", Address(shown, addr_spec=address))
+    return header.fold(policy=policy.SMTP).encode("ascii")
 
 
 def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: str) -> bytes:

@@ -12,6 +12,7 @@ import csv
 import hmac
 import logging
 import secrets
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,20 @@ def normalize(raw: str) -> str:
     except EmailNotValidError as exc:
         raise SubscriberError(f"{text!r} is not a valid address: {exc}") from None
     return info.ascii_email or info.normalized
+
+
+def check_name(raw: str) -> str:
+    """A subscriber's name as it may go into a To header (encoded there): one line, no
+    control characters, at most MAX_NAME characters; surrounding spaces stripped."""
+    name = raw.strip()
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        raise SubscriberError(
+            f"name {name!r} contains a line break or control character; "
+            "give the name on one line, as plain text"
+        )
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name longer than {MAX_NAME} characters")
+    return name
 
 
 def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
@@ -147,8 +162,8 @@ def upsert(
 ) -> str:
     """Add or update one subscriber; ``existing`` caches rows by key. Returns "added",
     "updated", "unchanged" or "kept" (unsubscribed, not reactivated)."""
-    if name is not None and len(name) > MAX_NAME:
-        raise SubscriberError(f"name longer than {MAX_NAME} characters")
+    if name is not None:
+        name = check_name(name)
     key = address.lower()
     sub = existing.get(key)
     if sub is None:
