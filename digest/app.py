@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StateError
 from digest.fsutil import atomic_write
-from digest.ingest.files import IngestReport, dump_candidates, ingest_files
+from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_message_id
@@ -115,8 +115,9 @@ class App:
     def _ingest(
         self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
     ) -> IngestReport:
-        files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
-        return ingest_files(session, files, progress)
+        if paths:
+            return ingest_files(session, list(paths), progress)
+        return ingest_folder(session, self.settings.dumps_dir, progress)
 
     # prepare --------------------------------------------------------------
 

@@ -5,6 +5,7 @@ the item of the issue it covers."""
 from __future__ import annotations
 
 import io
+import logging
 import mailbox
 import os
 import re
@@ -23,7 +24,7 @@ from digest.app import App, make_app
 from digest.cli.main import main
 from digest.config import Settings
 from digest.mail.message import PLACEHOLDER
-from digest.state.models import Subscriber
+from digest.state.models import DumpFile, Paper, Subscriber
 
 from .conftest import make_settings
 
@@ -187,3 +188,119 @@ def test_item2_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, sm
 
 def msg_name(msg: EmailMessage) -> str:
     return str(msg["To"].addresses[0].display_name)
+
+
+# --- item 3: only regular files inside the dumps folder ----------------------------------------
+
+
+def test_item3_symlinks_in_the_dumps_folder_are_reported_and_skipped(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    secret = write_dump(tmp_path / "secret.txt", dump_text([("Root Only Secret Paper", ABSTRACT)]))
+    dumps = tmp_path / "dumps"
+    write_dump(dumps / "real.txt", dump_text([("A Real Paper", OTHER)]))
+    (dumps / "link.txt").symlink_to(secret)
+    (dumps / "dirlink").symlink_to(tmp_path)
+    (dumps / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    code, output = cli("-c", str(config), "send")
+    assert code == 0, output
+    assert "published issue #1" in output
+    for name in ("link.txt", "dangling.txt"):
+        lines = [line for line in output.splitlines() if f"'{name}'" in line]
+        assert len(lines) == 1 and "symbolic link" in lines[0], output
+    settings_app = make_app(_settings_of(config))
+    with settings_app.session() as s:
+        titles = set(s.scalars(select(Paper.title)))
+        paths = set(s.scalars(select(DumpFile.path)))
+    assert titles == {"A Real Paper"}
+    assert paths == {str(dumps / "real.txt")}
+    public = tmp_path / "state" / "public"
+    for f in public.rglob("*"):
+        if f.is_file():
+            assert b"Root Only Secret" not in f.read_bytes(), f
+
+
+def test_item3_the_daemon_watcher_skips_links_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from digest.daemon.scheduler import Watcher
+
+    secret = write_dump(tmp_path / "secret.txt", dump_text([("Secret", ABSTRACT)]))
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    write_dump(dumps / "real.txt", dump_text([("Real", ABSTRACT)]))
+    (dumps / "link.txt").symlink_to(secret)
+    ticks = iter(range(0, 100, 10))
+    watcher = Watcher(dumps, 1.0, clock=lambda: float(next(ticks)))
+    with caplog.at_level(logging.WARNING):
+        assert watcher.ready() == []
+        assert watcher.ready() == [dumps / "real.txt"]
+        watcher.ready()
+    warned = [r.getMessage() for r in caplog.records if "'link.txt'" in r.getMessage()]
+    assert len(warned) == 1 and "symbolic link" in warned[0]
+
+
+def test_item3_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path) -> None:
+    from digest.ingest.files import ingest_one
+
+    settings = hostile_settings(tmp_path)
+    secret = write_dump(tmp_path / "secret.txt", dump_text([("Secret", ABSTRACT)]))
+    (settings.dumps_dir / "x.txt").symlink_to(secret)
+    app = make_app(settings)
+    with app.session() as s:
+        report = ingest_one(s, settings.dumps_dir / "x.txt")
+    assert report.status == "failed" and "symbolic link" in report.error
+
+
+def _settings_of(config: Path) -> Settings:
+    from digest.config import load_settings
+
+    return load_settings(str(config))
+
+
+# --- item 10: file names and dump text cannot forge a log or output line -----------------------
+
+FORGED = "2026-01-01 00:00:00 INFO published issue #99"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def test_item10_cli_output_escapes_file_names(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    dumps = tmp_path / "dumps"
+    write_dump(dumps / f"a\n{FORGED}\n.txt", dump_text([("Fine", ABSTRACT)]))
+    write_dump(dumps / f"b\n{FORGED}\n.txt", b"junk\x00" * 100)
+    write_dump(dumps / "c\x1b[2J.txt", dump_text([("Also Fine", OTHER)]))
+    code, output = cli("-c", str(config), "ingest")
+    assert code == 0
+    assert not any(line.startswith(FORGED[:10]) for line in output.splitlines()), output
+    assert "published issue #99" in output  # shown, escaped, inside a real line
+    assert "\x1b" not in output
+    assert "\\n" in output and "\\x1b" in output
+
+
+def test_item10_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
+    from digest.cli.main import setup_daemon_logging
+    from digest.daemon.scheduler import Daemon, Watcher
+
+    config = project(tmp_path, '\n[schedule]\nmode = "on_new_dump"\n')
+    dumps = tmp_path / "dumps"
+    write_dump(dumps / f"a\n{FORGED}\n.txt", dump_text([("Fine", ABSTRACT)]))
+    write_dump(dumps / f"b\n{FORGED}\n.txt", b"junk\x00" * 100)
+    stray = f"Mar 14\n\nTitle\n\n{ABSTRACT}\n\nTitle two\n\n{OTHER}\n{FORGED}\n"
+    write_dump(dumps / "c.txt", stray)
+    app = make_app(_settings_of(config))  # migrations log before the daemon's format is set
+    log_file = tmp_path / "daemon.log"
+    setup_daemon_logging(False, log_file)
+    try:
+        daemon = Daemon(app)
+        ticks = iter(range(0, 100, 10))
+        daemon.watcher = Watcher(dumps, 1.0, clock=lambda: float(next(ticks)))
+        daemon.poll()
+        daemon.poll()
+    finally:
+        for h in logging.getLogger().handlers:
+            h.close()
+        logging.getLogger().handlers.clear()
+    lines = log_file.read_text("utf-8").splitlines()
+    assert len(lines) >= 3
+    assert all(LOG_LINE.match(line) for line in lines), lines
+    assert sum("published issue #99" in line for line in lines) >= 2

@@ -33,8 +33,8 @@ from tzlocal import get_localzone
 
 from digest.app import App
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError
-from digest.ingest.files import dump_candidates
+from digest.errors import ConfigError, DigestError, printable
+from digest.ingest.files import scan
 from digest.state import locks as lock
 from digest.state import store
 from digest.state.models import DumpFile
@@ -104,11 +104,17 @@ class Watcher:
     clock: Callable[[], float] = time.monotonic
     changing: dict[Path, tuple[int, int, float]] = field(default_factory=dict)
     done: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)  # entries already reported
 
     def ready(self) -> list[Path]:
         now, ready = self.clock(), []
         present = set()
-        for path in dump_candidates(self.folder):
+        candidates, refused = scan(self.folder)
+        for r in refused:
+            if r.path not in self.refused:
+                log.warning("%s", r.error)
+        self.refused = {r.path for r in refused}
+        for path in candidates:
             try:
                 st = path.stat()
             except OSError:
@@ -193,7 +199,7 @@ class Daemon:
 
     def _ingest(self, ready: list[Path]) -> None:
         for path in ready:
-            log.info("dump seen: %s", path.name)
+            log.info("dump seen: %s", printable(path.name))
         with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)

@@ -1,10 +1,16 @@
 """Reading dump files into the state: each file once (by content hash), a bad one
-recorded as failed with its reason while the others carry on."""
+recorded as failed with its reason while the others carry on.
+
+Only regular files directly inside the dumps folder are read: a symbolic link (or a
+FIFO, a socket, a device) is reported by its quoted name and skipped, and each file is
+opened with O_NOFOLLOW so that one swapped for a link after the scan is not followed."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from digest.errors import ConfigError, DumpError
+from digest.errors import ConfigError, DumpError, printable, quoted
 from digest.ingest.parse import parse_bytes
 from digest.state import store
 
@@ -24,7 +30,7 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 @dataclass(frozen=True)
 class DumpReport:
     path: str
-    status: str  # "ingested" | "failed" | "known"
+    status: str  # "ingested" | "failed" | "known" | "refused" (not a regular file)
     papers: int = 0
     new_papers: int = 0
     error: str = ""
@@ -37,7 +43,11 @@ class IngestReport:
 
     @property
     def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status != "known"]
+        return [d for d in self.dumps if d.status in ("ingested", "failed")]
+
+    @property
+    def refused(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status == "refused"]
 
     @property
     def failed(self) -> list[DumpReport]:
@@ -50,15 +60,36 @@ class IngestReport:
 
 def dump_candidates(folder: Path) -> list[Path]:
     """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
+    return scan(folder)[0]
+
+
+def scan(folder: Path) -> tuple[list[Path], list[DumpReport]]:
+    """(regular files to read, reports of the entries refused) in the dumps folder.
+    Dotfiles, partial names and sub-folders are passed over silently."""
     if not folder.is_dir():
         raise ConfigError(
             f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
         )
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)
-    )
+    files, refused = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name.endswith(IGNORED_SUFFIXES):
+                continue
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue  # gone since the listing
+            path = folder / entry.name
+            if stat.S_ISREG(mode):
+                files.append(path)
+            elif not stat.S_ISDIR(mode):
+                refused.append(DumpReport(str(path), "refused", error=_refusal(entry.name, mode)))
+    return sorted(files), sorted(refused, key=lambda r: r.path)
+
+
+def _refusal(name: str, mode: int) -> str:
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    return f"{quoted(name)}: {kind}, not read; only regular files in the dumps folder are read"
 
 
 def ingest_files(
@@ -77,12 +108,43 @@ def ingest_files(
     return report
 
 
+def read_regular(path: Path) -> tuple[bytes, datetime]:
+    """The bytes and mtime of a regular file, never through a symbolic link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise DumpError(str(path), "is a symbolic link; only regular files are read") from None
+        raise DumpError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise DumpError(str(path), "is not a regular file")
+        try:
+            data = handle.read()
+        except OSError as exc:
+            raise DumpError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+def ingest_folder(
+    session: Session,
+    folder: Path,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> IngestReport:
+    """Ingest every regular file of the dumps folder; each entry refused is in the
+    report (status "refused") with its quoted name."""
+    files, refused = scan(folder)
+    report = ingest_files(session, files, progress)
+    report.dumps[:0] = refused
+    return report
+
+
 def ingest_one(session: Session, path: Path) -> DumpReport:
     try:
-        data = path.read_bytes()
-        mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-    except OSError as exc:
-        err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
+        data, mtime = read_regular(path)
+    except DumpError as err:
         log.warning("%s", err)
         return DumpReport(str(path), "failed", error=str(err))
     digest = hashlib.sha256(data).hexdigest()
@@ -97,7 +159,8 @@ def ingest_one(session: Session, path: Path) -> DumpReport:
     for warning in listing.warnings:
         log.warning("%s", warning)
     outcome = store.record_listing(session, listing, len(data))
-    log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
+    name = printable(path.name)
+    log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(
         str(path),
         "ingested",
