@@ -183,7 +183,7 @@ def status(obj: Obj) -> None:
         if s.last_published_at
         else "?"
     )
-    out.print(f"last digest: #{s.last_issue} at {when}: {safe(s.last_subject)}")
+    out.print(f"last digest: #{s.last_issue} at {when}: {safe(s.last_subject or '')}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
     out.print(f"deliveries:  {counts}")
 
