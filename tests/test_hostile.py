@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
+import feedparser
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
@@ -304,3 +305,31 @@ def test_item10_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> N
     assert len(lines) >= 3
     assert all(LOG_LINE.match(line) for line in lines), lines
     assert sum("published issue #99" in line for line in lines) >= 2
+
+
+# --- item 11: bidi controls never reach an output ----------------------------------------------
+
+
+def test_item11_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> None:
+    settings = hostile_settings(tmp_path)
+    title = "Safe \u202eTitle\u202c With \u2066Isolates\u2069 and \u200fMarks\u061c"
+    abstract = f"{ABSTRACT} Evil \u202egnp.exe\u202c here {BIDI}."
+    write_dump(settings.dumps_dir / "d.txt", dump_text([(title, abstract), ("Plain", OTHER)]))
+    app = make_app(settings)
+    app.subscribers().add("ada@example.org")
+    assert app.send().delivery.sent == 1
+    outputs: dict[str, str] = {}
+    msg = parsed(outbox_raw(settings)[0])
+    outputs["e-mail html"], outputs["e-mail text"] = bodies(msg)
+    outputs["subject"] = str(msg["Subject"])
+    public = settings.public_dir
+    for f in public.rglob("*"):
+        if f.is_file() and f.suffix in (".html", ".xml", ".json"):
+            outputs[str(f.relative_to(public))] = f.read_text("utf-8")
+    assert "feed.xml" in outputs and "archive/1.html" in outputs and "feed.json" in outputs
+    for where, text in outputs.items():
+        assert not set(text) & set(BIDI), where
+    assert "Safe Title With Isolates and Marks" in outputs["e-mail text"]
+    assert "Safe Title With Isolates and Marks" in outputs["archive/1.html"]
+    assert "Safe Title With Isolates and Marks" in outputs["feed.json"]
+    assert len(feedparser.parse(outputs["feed.xml"]).entries) == 1

@@ -139,6 +139,9 @@ def _resolve_date(parts: tuple[int, int, int | None], mtime: datetime) -> date |
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _INVALID_RE = re.compile(r"[\udc80-\udcff]+")
+# Bidirectional controls (embeddings, overrides, isolates, marks): in a title they can make
+# text display in another order than it is stored ("gnp.exe"), so no output gets them.
+_BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]+")
 _MAX_CONTROL_SHARE = 0.10
 _MAX_INVALID_SHARE = 0.30
 _BINARY_HINT = "a dump must be UTF-8 text saved from the papers page"
@@ -184,6 +187,12 @@ def _decode(data: bytes, name: str, warnings: list[str]) -> str:
     text, controls, line = _replace_runs(text, _CONTROL_RE, "")
     if controls:
         warnings.append(f"{name}:{line}: removed {controls} control byte(s) (first on line {line})")
+    text, bidi, line = _replace_runs(text, _BIDI_RE, "")
+    if bidi:
+        warnings.append(
+            f"{name}:{line}: removed {bidi} bidirectional control character(s) "
+            f"(first on line {line})"
+        )
     if not text.strip():
         raise DumpError(name, "empty file (only blank lines)")
     return text
