@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError, StateError
+from digest.errors import ConfigError, DeliveryError, DigestError, StateError
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers
@@ -186,7 +186,16 @@ class App:
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-            report.delivery = self.deliver_pending(progress, stop)
+            try:
+                report.delivery = self.deliver_pending(progress, stop)
+            except DeliveryError as exc:
+                if report.issue is None:
+                    raise
+                raise DeliveryError(
+                    f"issue #{report.issue} was published to the feeds and web; "
+                    f"delivery is pending: {exc}",
+                    hint="the next `digest send` (or the daemon's retry) delivers it",
+                ) from None
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:

@@ -27,7 +27,7 @@ from digest.config import Settings
 from digest.mail.message import PLACEHOLDER
 from digest.state.models import DumpFile, Paper, Subscriber
 
-from .conftest import make_settings
+from .conftest import make_settings, running_smtp
 
 HEADER = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nMar 14\n\n"
 ABSTRACT = (
@@ -333,3 +333,88 @@ def test_item11_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> 
     assert "Safe Title With Isolates and Marks" in outputs["archive/1.html"]
     assert "Safe Title With Isolates and Marks" in outputs["feed.json"]
     assert len(feedparser.parse(outputs["feed.xml"]).entries) == 1
+
+
+# --- item 12: CSV files from spreadsheets, and SMTP errors that say what to do -----------------
+
+
+NAMED = "{0}email{1}name{2}ada@example.org{1}José Ñúñez{2}bob@example.org{1}Bob{2}"
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (NAMED.format("", ";", "\n").encode("latin-1"), "latin-1, semicolons"),
+        (NAMED.format("", "\t", "\r\n").encode("utf-16"), "Excel UTF-16, tabs"),
+        (NAMED.format("\ufeff", ";", "\r\n").encode("utf-8"), "UTF-8 BOM, semicolons"),
+        (NAMED.format("", ",", "\n").encode("cp1252"), "Windows-1252, commas"),
+        (b"ada@example.org\nbob@example.org\n", "plain"),
+    ],
+)
+def test_item12_csv_import_detects_encoding_and_delimiter(
+    tmp_path: Path, data: bytes, what: str
+) -> None:
+    config = project(tmp_path)
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    code, output = cli("-c", str(config), "subscribers", "import", str(path))
+    assert code == 0, output
+    assert "2 added" in output
+    code, output = cli("-c", str(config), "subscribers", "list")
+    names = {line.split("\t")[0]: line.split("\t")[-1] for line in output.splitlines()}
+    assert "ada@example.org" in names and "bob@example.org" in names
+    if what != "plain":
+        assert names["ada@example.org"] == "José Ñúñez"
+
+
+def test_item12_csv_import_of_a_binary_file_is_one_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    path = tmp_path / "in.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    code, output = cli("-c", str(config), "subscribers", "import", str(path))
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1 and "in.csv" in output, output
+
+
+class _Accept:
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return "250 OK"
+
+
+@pytest.mark.parametrize(("security", "advice"), [("starttls", '"none"'), ("ssl", '"starttls"')])
+def test_item12_tls_mismatch_says_which_smtp_security_to_try(
+    tmp_path: Path, security: str, advice: str
+) -> None:
+    with running_smtp(_Accept()) as (controller, _):
+        config = project(
+            tmp_path,
+            f'\n[email]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
+            f'smtp_port = {controller.port}\nsmtp_security = "{security}"\nsmtp_timeout = 10\n'
+            'recipients = ["ada@example.org"]\n',
+        )
+        write_dump(tmp_path / "dumps" / "d.txt", dump_text([("A Paper", ABSTRACT)]))
+        code, output = cli("-c", str(config), "send")
+    assert code == 1
+    last = output.strip().splitlines()[-1]
+    assert "issue #1 was published to the feeds and web; delivery is pending" in last, output
+    assert f"smtp_security = {advice}" in last, output
+    assert "WRONG_VERSION_NUMBER" not in output and "Traceback" not in output
+    app = make_app(_settings_of(config))
+    assert app.status().last_issue == 1
+
+
+def test_item12_unreachable_server_after_publishing_says_delivery_is_pending(
+    tmp_path: Path,
+) -> None:
+    from .conftest import free_port
+
+    config = project(
+        tmp_path,
+        f'\n[email]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {free_port()}\n'
+        'recipients = ["ada@example.org"]\n',
+    )
+    write_dump(tmp_path / "dumps" / "d.txt", dump_text([("A Paper", ABSTRACT)]))
+    code, output = cli("-c", str(config), "send")
+    assert code == 1
+    assert "issue #1 was published to the feeds and web; delivery is pending" in output
+    assert "next `digest send`" in output or "digest send" in output
