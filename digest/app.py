@@ -117,7 +117,8 @@ class App:
     ) -> IngestReport:
         if paths:
             return ingest_files(session, list(paths), progress)
-        return ingest_folder(session, self.settings.dumps_dir, progress)
+        settle = self.settings.schedule.settle_seconds
+        return ingest_folder(session, self.settings.dumps_dir, progress, settle=settle)
 
     # prepare --------------------------------------------------------------
 

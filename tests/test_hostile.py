@@ -27,7 +27,7 @@ from digest.config import Settings
 from digest.mail.message import PLACEHOLDER
 from digest.state.models import DumpFile, Paper, Subscriber
 
-from .conftest import make_settings, running_smtp
+from .conftest import SAMPLE_FILES, make_settings, running_smtp
 
 HEADER = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nMar 14\n\n"
 ABSTRACT = (
@@ -418,3 +418,92 @@ def test_item12_unreachable_server_after_publishing_says_delivery_is_pending(
     assert code == 1
     assert "issue #1 was published to the feeds and web; delivery is pending" in output
     assert "next `digest send`" in output or "digest send" in output
+
+
+# --- item 4: junk is not published; a growing file is one dump --------------------------------
+
+SAMPLE = SAMPLE_FILES[1]  # 74 papers
+
+
+def ingest_one_file(tmp_path: Path, path: Path) -> tuple[str, str]:
+    from digest.ingest.files import ingest_one
+
+    app = make_app(hostile_settings(tmp_path))
+    with app.session() as s:
+        report = ingest_one(s, path)
+        s.commit()
+    return report.status, report.error
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("hello world, this is not a dump\n", "no listing date"),
+        ("Title one\n\n" + ABSTRACT + "\n", "no listing date"),
+        (HEADER + "Title one\n\nshort words.\n\nTitle two\n\nalso short.\n", "too short"),
+        (HEADER + "Title one\n\nTitle two\n\nTitle three\n\nTitle four\n", "no abstract"),
+    ],
+)
+def test_item4_a_file_without_the_shape_of_a_listing_fails_with_its_reason(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    path = write_dump(tmp_path / "junk.txt", text)
+    status, error = ingest_one_file(tmp_path, path)
+    assert status == "failed"
+    assert reason in error and "junk.txt" in error
+
+
+def test_item4_a_dump_cut_mid_abstract_keeps_only_whole_papers(tmp_path: Path) -> None:
+    from digest.ingest.parse import parse_bytes
+
+    full = dump_text([("One", ABSTRACT), ("Two", OTHER), ("Three", ABSTRACT)])
+    cut = full[: full.rindex(ABSTRACT) + 60]  # mid-sentence
+    listing = parse_bytes(cut.encode(), name="d.txt", mtime=_now())
+    assert [p.title for p in listing.papers] == ["One", "Two"]
+    skipped = [w for w in listing.warnings if "still being written" in w]
+    assert any("'Three'" in w for w in skipped), listing.warnings
+    titled = full[: full.rindex(ABSTRACT)]  # the last title without its abstract yet
+    listing = parse_bytes(titled.encode(), name="d.txt", mtime=_now())
+    assert [p.title for p in listing.papers] == ["One", "Two"]
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def test_item4_send_skips_a_file_still_being_written(tmp_path: Path) -> None:
+    config = project(tmp_path, "\n[schedule]\nsettle_seconds = 30\n")
+    dumps = tmp_path / "dumps"
+    fresh = write_dump(dumps / "fresh.txt", SAMPLE.read_bytes(), age=0)
+    code, output = cli("-c", str(config), "send")
+    assert code == 0, output
+    lines = [line for line in output.splitlines() if "'fresh.txt'" in line]
+    assert len(lines) == 1 and "still being written" in lines[0], output
+    assert "nothing to publish" in output
+    write_dump(fresh, SAMPLE.read_bytes(), age=60)
+    code, output = cli("-c", str(config), "send")
+    assert code == 0 and "published issue #1" in output, output
+
+
+def test_item4_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:
+    settings = hostile_settings(tmp_path)
+    data = SAMPLE.read_bytes()
+    path = settings.dumps_dir / "growing.txt"
+    write_dump(path, data[: len(data) // 2])
+    app = make_app(settings)
+    first = app.ingest()
+    assert [d.status for d in first.dumps] == ["ingested"]
+    part = first.dumps[0].papers
+    assert 20 < part < 74
+    write_dump(path, data)
+    second = app.ingest()
+    assert [d.status for d in second.dumps] == ["ingested"]
+    assert second.dumps[0].new_papers == 74 - part
+    with app.session() as s:
+        assert len(s.scalars(select(DumpFile)).all()) == 1
+        assert len(s.scalars(select(Paper)).all()) == 74
+        dump = s.scalars(select(DumpFile)).one()
+        assert dump.paper_count == 74 and dump.size == len(data)
+    assert app.ingest().dumps[0].status == "known"

@@ -156,6 +156,8 @@ def print_ingest(report: IngestReport) -> None:
             out.print(f"[red]failed[/] {safe(d.error)}")
         elif d.status == "refused":
             out.print(f"[yellow]skipped[/] {safe(d.error)}")
+        elif d.status == "waiting":
+            out.print(f"[yellow]waiting[/] {safe(d.error)}")
     known = sum(1 for d in report.dumps if d.status == "known")
     if known:
         out.print(f"{known} dump(s) already ingested, skipped")

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,8 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 @dataclass(frozen=True)
 class DumpReport:
     path: str
-    status: str  # "ingested" | "failed" | "known" | "refused" (not a regular file)
+    # "ingested" | "failed" | "known" | "refused" (not a regular file) | "waiting" (unsettled)
+    status: str
     papers: int = 0
     new_papers: int = 0
     error: str = ""
@@ -132,13 +134,36 @@ def ingest_folder(
     session: Session,
     folder: Path,
     progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    settle: float = 0.0,
+    now: float | None = None,
 ) -> IngestReport:
-    """Ingest every regular file of the dumps folder; each entry refused is in the
+    """Ingest every regular file of the dumps folder that has settled: one modified in
+    the last ``settle`` seconds may still be being written, so it waits for a later run
+    (status "waiting"), as the daemon's watcher does. Each entry refused is in the
     report (status "refused") with its quoted name."""
     files, refused = scan(folder)
-    report = ingest_files(session, files, progress)
-    report.dumps[:0] = refused
+    now = time.time() if now is None else now
+    ready, waiting = [], []
+    for path in files:
+        try:
+            age = now - path.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age < settle:
+            waiting.append(DumpReport(str(path), "waiting", error=_unsettled(path.name, settle)))
+        else:
+            ready.append(path)
+    report = ingest_files(session, ready, progress)
+    report.dumps[:0] = refused + waiting
     return report
+
+
+def _unsettled(name: str, settle: float) -> str:
+    return (
+        f"{quoted(name)}: still being written (modified less than "
+        f"schedule.settle_seconds = {settle:g} s ago); a later run reads it"
+    )
 
 
 def ingest_one(session: Session, path: Path) -> DumpReport:
@@ -150,15 +175,20 @@ def ingest_one(session: Session, path: Path) -> DumpReport:
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
         return DumpReport(str(path), "known")
+    earlier = store.grown_from(session, str(path), data)
     try:
         listing = parse_bytes(data, name=str(path), mtime=mtime)
     except DumpError as exc:
         log.warning("%s", exc)
-        store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+        if earlier is None:
+            store.record_failed_dump(session, str(path), digest, len(data), str(exc))
         return DumpReport(str(path), "failed", error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
-    outcome = store.record_listing(session, listing, len(data))
+    if earlier is not None:  # the same dump, grown since it was read: one row, no repeats
+        outcome = store.record_growth(session, earlier, listing, len(data))
+    else:
+        outcome = store.record_listing(session, listing, len(data))
     name = printable(path.name)
     log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(

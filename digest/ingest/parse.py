@@ -418,7 +418,9 @@ def _listing_date(header: _Header, mtime: datetime, out: _Collector, first: int)
 
 
 def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
-    """Parse raw bytes; raises DumpError when nothing usable is in them."""
+    """Parse raw bytes; raises DumpError when nothing usable is in them, or when they do
+    not have the shape of a listing (no listing date, no abstracts, abstracts too short
+    to be abstracts). The last paper is kept only when its block is whole."""
     out = _Collector(name)
     text = _decode(data, name, out.warnings)
     header, blocks = _split_header(_iter_blocks(text))
@@ -430,12 +432,79 @@ def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
             line=header.last_line or None,
             hint="expected a title line and an abstract paragraph after the date",
         )
+    if header.date_parts is None:
+        raise DumpError(
+            name,
+            "no listing date (such as 'Mar 14') before the first paper: "
+            "this does not look like a papers listing",
+            line=first.line,
+            hint=_WHOLE_HINT,
+        )
     listing_date = _listing_date(header, mtime, out, first.line)
     _collect_papers(itertools.chain([first], blocks), out)
     if not out.papers:
         raise DumpError(name, "no papers found after the header", line=first.line)
+    titles = len(out.papers)
+    _drop_unfinished_last(out)
+    if not out.papers:
+        raise DumpError(
+            name,
+            f"no abstracts: {titles} title(s), none followed by a whole abstract",
+            line=first.line,
+            hint="is the file still being written? " + _WHOLE_HINT,
+        )
+    _check_abstracts(out.papers, name, first.line)
     digest = hashlib.sha256(data).hexdigest()
     return Listing(name, digest, listing_date, out.papers, out.warnings)
+
+
+# --- the shape of a listing ------------------------------------------------------------------
+
+MIN_ABSTRACT_CHARS = 100  # about 15-20 words; real abstracts are 600-2,000 characters
+_WHOLE_HINT = "a dump is the text of the papers page, saved whole"
+# How a whole abstract ends: a sentence's end (a closing bracket or quote may follow),
+# or a link (code and project pages often close an abstract without a period).
+_WHOLE_END_RE = re.compile(r"(?:[.!?…。][\"'’”)\]}>]*|\S*(?:://|www\.)\S*)$")
+
+
+def _check_abstracts(papers: list[ParsedPaper], name: str, line: int) -> None:
+    """A listing is mostly papers with abstracts; raise when it is not."""
+    real = sum(1 for p in papers if len(p.abstract) >= MIN_ABSTRACT_CHARS)
+    if 2 * real >= len(papers):
+        return
+    with_any = sum(1 for p in papers if p.abstract)
+    if not with_any:
+        problem = f"no abstracts: {len(papers)} title(s), none followed by an abstract paragraph"
+    else:
+        problem = (
+            f"abstracts too short to be abstracts: {len(papers) - real} of {len(papers)} "
+            f"paper(s) have fewer than {MIN_ABSTRACT_CHARS} characters"
+        )
+    raise DumpError(name, problem, line=line, hint=_WHOLE_HINT)
+
+
+def _drop_unfinished_last(out: _Collector) -> None:
+    """A file still being written ends in the middle of a paper: its last title has no
+    abstract yet, or the abstract stops mid-sentence (a short cut-off one even reads as
+    a title, leaving the title before it without an abstract). Those trailing papers are
+    left for the whole file, which is then recognised as the same dump, grown."""
+    while out.papers:
+        last = out.papers[-1]
+        if last.abstract and _WHOLE_END_RE.search(last.abstract):
+            return
+        out.papers.pop()
+        said = f"{out.name}:{last.line}: title with no abstract: {_clip(last.title)!r}"
+        out.warnings[:] = [w for w in out.warnings if w != said]
+        why = (
+            "which has no abstract yet"
+            if not last.abstract
+            else "whose abstract stops mid-sentence"
+        )
+        out.warn(
+            last.line,
+            f"skipped the last paper, {why} (is the file still being written?): "
+            f"{_clip(last.title)!r}",
+        )
 
 
 def _read(path: str) -> tuple[bytes, datetime]:
