@@ -290,7 +290,8 @@ def test_item10_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> N
     write_dump(dumps / f"b\n{FORGED}\n.txt", b"junk\x00" * 100)
     stray = f"Mar 14\n\nTitle\n\n{ABSTRACT}\n\nTitle two\n\n{OTHER}\n{FORGED}\n"
     write_dump(dumps / "c.txt", stray)
-    app = make_app(_settings_of(config))  # migrations log before the daemon's format is set
+    app = make_app(_settings_of(config))
+    assert app.engine is not None  # migrations log before the daemon's format is set
     log_file = tmp_path / "daemon.log"
     setup_daemon_logging(False, log_file)
     try:

@@ -20,8 +20,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from digest.errors import ConfigError, DumpError, printable, quoted
-from digest.ingest.parse import parse_bytes
+from digest.ingest.parse import Listing, parse_bytes
 from digest.state import store
+from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 @dataclass(frozen=True)
 class DumpReport:
     path: str
-    # "ingested" | "failed" | "known" | "refused" (not a regular file) | "waiting" (unsettled)
-    status: str
+    # KNOWN: read before; REFUSED: not a regular file; WAITING: still being written
+    status: DumpStatus
     papers: int = 0
     new_papers: int = 0
     error: str = ""
@@ -45,15 +46,15 @@ class IngestReport:
 
     @property
     def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status in ("ingested", "failed")]
+        return [d for d in self.dumps if d.status in (DumpStatus.INGESTED, DumpStatus.FAILED)]
 
     @property
     def refused(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == "refused"]
+        return [d for d in self.dumps if d.status == DumpStatus.REFUSED]
 
     @property
     def failed(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == "failed"]
+        return [d for d in self.dumps if d.status == DumpStatus.FAILED]
 
     @property
     def new_papers(self) -> int:
@@ -85,7 +86,9 @@ def scan(folder: Path) -> tuple[list[Path], list[DumpReport]]:
             if stat.S_ISREG(mode):
                 files.append(path)
             elif not stat.S_ISDIR(mode):
-                refused.append(DumpReport(str(path), "refused", error=_refusal(entry.name, mode)))
+                refused.append(
+                    DumpReport(str(path), DumpStatus.REFUSED, error=_refusal(entry.name, mode))
+                )
     return sorted(files), sorted(refused, key=lambda r: r.path)
 
 
@@ -110,24 +113,40 @@ def ingest_files(
     return report
 
 
-def read_regular(path: Path) -> tuple[bytes, datetime]:
-    """The bytes and mtime of a regular file, never through a symbolic link."""
+def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
+    """The bytes and mtime of a dump file, never through a symbolic link (O_NOFOLLOW);
+    DumpError (one line) for what is not a readable regular file (a link, a folder, a
+    FIFO that would block, a missing file)."""
+    name = os.fspath(path)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if os.path.islink(path):
-            raise DumpError(str(path), "is a symbolic link; only regular files are read") from None
-        raise DumpError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        fd = os.open(name, flags)
+    except FileNotFoundError:
+        raise DumpError(name, "file not found") from None
+    except PermissionError:
+        raise DumpError(name, "permission denied", hint="check the file's permissions") from None
+    except OSError as err:
+        if os.path.islink(name):
+            raise DumpError(name, "is a symbolic link; only regular files are read") from None
+        raise DumpError(name, f"cannot read: {err.strerror or err}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DumpError(name, "is a directory, not a dump file")
+        raise DumpError(name, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise DumpError(str(path), "is not a regular file")
         try:
             data = handle.read()
-        except OSError as exc:
-            raise DumpError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        except OSError as err:
+            raise DumpError(name, f"cannot read: {err.strerror or err}") from None
     return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+def parse_dump(path: str | os.PathLike[str]) -> Listing:
+    """Read and parse one file; the listing year comes from the file's mtime."""
+    data, mtime = read_dump(path)
+    return parse_bytes(data, name=os.fspath(path), mtime=mtime)
 
 
 def ingest_folder(
@@ -151,7 +170,9 @@ def ingest_folder(
         except OSError:
             continue
         if age < settle:
-            waiting.append(DumpReport(str(path), "waiting", error=_unsettled(path.name, settle)))
+            waiting.append(
+                DumpReport(str(path), DumpStatus.WAITING, error=_unsettled(path.name, settle))
+            )
         else:
             ready.append(path)
     report = ingest_files(session, ready, progress)
@@ -168,13 +189,13 @@ def _unsettled(name: str, settle: float) -> str:
 
 def ingest_one(session: Session, path: Path) -> DumpReport:
     try:
-        data, mtime = read_regular(path)
+        data, mtime = read_dump(path)
     except DumpError as err:
         log.warning("%s", err)
-        return DumpReport(str(path), "failed", error=str(err))
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
-        return DumpReport(str(path), "known")
+        return DumpReport(str(path), DumpStatus.KNOWN)
     earlier = store.grown_from(session, str(path), data)
     try:
         listing = parse_bytes(data, name=str(path), mtime=mtime)
@@ -182,7 +203,7 @@ def ingest_one(session: Session, path: Path) -> DumpReport:
         log.warning("%s", exc)
         if earlier is None:
             store.record_failed_dump(session, str(path), digest, len(data), str(exc))
-        return DumpReport(str(path), "failed", error=str(exc))
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
     if earlier is not None:  # the same dump, grown since it was read: one row, no repeats
@@ -193,7 +214,7 @@ def ingest_one(session: Session, path: Path) -> DumpReport:
     log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(
         str(path),
-        "ingested",
+        DumpStatus.INGESTED,
         outcome.papers,
         outcome.new_papers,
         warnings=tuple(listing.warnings),
