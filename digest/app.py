@@ -22,11 +22,12 @@ from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StateError
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, dump_candidates, ingest_files
-from digest.mail import delivery, outbox, subscribers
+from digest.mail import delivery, outbox, subscribers, workers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_message_id
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
+from digest.mail.workers import WorkerInfo
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
 from digest.render.renderer import DigestView, IssueSummary, Renderer
 from digest.render.viewmodel import digest_view, subject_line
@@ -173,9 +174,13 @@ class App:
         progress: Progress | None = None,
         lock_wait: float = 0.0,
         stop: threading.Event | None = None,
+        abort: threading.Event | None = None,
+        drain: bool = False,
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
-        shutdown) ends the delivery early; what is left stays pending."""
+        shutdown, a first Ctrl-C) ends the delivery early, what is in flight finishing;
+        `abort` (a second one) cuts it at once; what is left stays pending. Delivery runs
+        after the publish lock is released: other workers may deliver alongside."""
         recipients = [to] if to else self.recipients()
         if dry_run:
             return self._dry_run(recipients, progress)
@@ -185,7 +190,8 @@ class App:
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-            report.delivery = self.deliver_pending(progress, stop)
+        if not (stop and stop.is_set()):
+            report.delivery = self.deliver_pending(progress, stop, abort=abort, drain=drain)
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
@@ -344,11 +350,19 @@ class App:
     # deliver --------------------------------------------------------------
 
     def deliver_pending(
-        self, progress: Progress | None = None, stop: threading.Event | None = None
+        self,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        *,
+        abort: threading.Event | None = None,
+        drain: bool = False,
+        forever: bool = False,
     ) -> DeliveryReport:
-        """Send every due pending delivery of every digest (delivery.py): one row each,
-        marked sent only after the server accepted it. Call it holding the publish lock.
-        Setting `stop` ends it early, leaving the rest pending."""
+        """Send due pending deliveries of every digest as one worker (delivery.py): one
+        row each, claimed in batches, marked sent only after the server accepted it. Any
+        number of workers may run at once. `drain`: also wait for rows other workers hold
+        until the outbox is empty; `forever`: keep polling (`digest worker`). Setting
+        `stop` ends it early, `abort` at once; the rest stays pending."""
         return delivery.deliver(
             self.engine,
             self.transport,
@@ -357,7 +371,16 @@ class App:
             clock=self.clock,
             progress=progress,
             stop=stop,
+            abort=abort,
+            drain=drain,
+            forever=forever,
+            poll=self.settings.schedule.poll_seconds,
         )
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live delivery workers and their progress."""
+        with self.session() as session:
+            return workers.listing(session, self.clock(), self.settings.email.lease_seconds)
 
     def _parallel(self) -> bool:
         return self._transport is None and self.settings.email.transport == "smtp"

@@ -80,6 +80,16 @@ class EmailSection:
     bounce_threshold: int = setting(
         3, "Permanent failures (5xx) in a row after which a subscriber is marked bounced."
     )
+    max_run_minutes: float = setting(
+        60.0, "A delivery run stops after this long; the rest stays pending. 0: no limit."
+    )
+    breaker_failures: int = setting(
+        5, "Timeouts or lost connections in a row (any connection) that stop a run; 0: never."
+    )
+    lease_seconds: float = setting(
+        60.0, "A worker's claimed deliveries return to pending this long after it stops."
+    )
+    claim_batch: int = setting(50, "Deliveries a worker claims at a time.")
     unsubscribe_mailto: str = setting(
         "", "Address for List-Unsubscribe requests by mail; empty: the From address."
     )

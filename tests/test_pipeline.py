@@ -11,9 +11,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from digest.app import make_app
 from sqlalchemy import func, select
 
+from digest.app import make_app
 from digest.config import Settings
 from digest.ingest.parse import paper_key, parse_dump
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
@@ -183,7 +183,7 @@ def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) ->
     the next run sends them and rewrites any missing public file."""
     app = make_app(settings)
 
-    def killed(*_: object) -> None:
+    def killed(*_: object, **__: object) -> None:
         raise RuntimeError("process killed")
 
     app.deliver_pending = killed  # type: ignore[method-assign,assignment]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from digest.app import make_app
-
 from digest.config import Settings
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from digest.app import App, make_app
 from sqlalchemy import func, select, text
 
+from digest.app import App, make_app
 from digest.cli.main import main
 from digest.config import Settings
 from digest.mail.message import encoded_size

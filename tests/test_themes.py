@@ -11,9 +11,9 @@ from pathlib import Path
 import feedparser
 import pytest
 from click.testing import CliRunner
-from digest.app import make_app
 from sqlalchemy import func, select
 
+from digest.app import make_app
 from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.sections.assign import REMAINING, Section, assign, rank_key

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from digest.app import App, make_app
 
+from digest.app import App, make_app
 from digest.config import Settings
 from digest.web.server import CSP, make_server
 

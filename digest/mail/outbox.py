@@ -132,7 +132,7 @@ def due_jobs(session: Session, now: datetime) -> list[Job]:
     return [Job(**row._mapping) for row in rows]
 
 
-def waiting_count(session: Session, now: datetime) -> int:
+def waiting_count(session: Connection | Session, now: datetime) -> int:
     """Pending deliveries whose next attempt is later than now."""
     return int(
         session.scalar(
@@ -144,23 +144,122 @@ def waiting_count(session: Session, now: datetime) -> int:
     )
 
 
-def letters(session: Session, variant_ids: Iterable[int]) -> dict[int, tuple[Letter, datetime]]:
+def letters(
+    db: Connection | Session, variant_ids: Iterable[int]
+) -> dict[int, tuple[Letter, datetime]]:
     """The rendered variants by id, with their digest's publication time."""
-    rows = session.execute(
-        select(DigestVariant, Digest.published_at)
+    rows = db.execute(
+        select(
+            DigestVariant.id,
+            DigestVariant.subject,
+            DigestVariant.html,
+            DigestVariant.text,
+            Digest.published_at,
+        )
         .join(Digest, Digest.id == DigestVariant.digest_id)
         .where(DigestVariant.id.in_(list(variant_ids)))
     )
-    return {v.id: (Letter(v.subject, v.html, v.text), when) for v, when in rows}
+    return {vid: (Letter(subject, html, text), when) for vid, subject, html, text, when in rows}
 
 
-def release_stale(session: Session) -> int:
-    """Deliveries left 'sending' by a process that died go back to pending. Call it only
-    while holding the publish lock: then no other process can be sending."""
-    result = session.execute(
-        update(Delivery).where(Delivery.status == "sending").values(status="pending")
+def release_expired(db: Connection | Session, cutoff: datetime, dead: Sequence[int] = ()) -> int:
+    """Deliveries left 'sending' whose lease ran out (claimed before `cutoff`: their
+    worker's heartbeat stopped renewing them), or held by a worker known to be dead, go
+    back to pending. A live worker's rows are never taken."""
+    held = or_(_D.c.claimed_at.is_(None), _D.c.claimed_at < cutoff)
+    if dead:
+        held = or_(held, _D.c.claimed_by.in_(list(dead)))
+    result = db.execute(
+        update(_D).where(_D.c.status == "sending", held).values(status="pending", claimed_by=None)
     )
     return _count(result)
+
+
+def renew(db: Connection | Session, worker_id: int, now: datetime) -> None:
+    """The worker is alive: the lease on every row it holds starts again."""
+    db.execute(
+        update(_D)
+        .where(_D.c.claimed_by == worker_id, _D.c.status == "sending")
+        .values(claimed_at=now)
+    )
+
+
+def release_held(db: Connection | Session, worker_id: int, keep: Iterable[int] = ()) -> int:
+    """The worker stops: its claimed rows that were never handed to the server go back to
+    pending (`keep`: rows whose message the server may have accepted; they stay
+    'sending' until their lease runs out)."""
+    stmt = update(_D).where(_D.c.claimed_by == worker_id, _D.c.status == "sending")
+    kept = list(keep)
+    if kept:
+        stmt = stmt.where(_D.c.id.not_in(kept))
+    return _count(db.execute(stmt.values(status="pending", claimed_by=None)))
+
+
+def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> list[Job]:
+    """Claim up to `limit` due pending deliveries for this worker, oldest digest first.
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never wait on each other's
+    rows; SQLite: the same conditional UPDATE runs under its single writer lock."""
+    due = (
+        select(_D.c.id)
+        .join(_S, _S.c.id == _D.c.subscriber_id)
+        .where(
+            _D.c.status == "pending",
+            _D.c.variant_id.is_not(None),
+            _S.c.status == "active",
+            or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
+        )
+        .order_by(_D.c.digest_id, _D.c.id)
+        .limit(limit)
+    )
+    if db.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=_D)
+    ids = list(
+        db.scalars(
+            update(_D)
+            .where(_D.c.id.in_(due.scalar_subquery()), _D.c.status == "pending")
+            .values(
+                status="sending", claimed_at=now, claimed_by=worker_id, attempts=_D.c.attempts + 1
+            )
+            .returning(_D.c.id)
+        )
+    )
+    if not ids:
+        return []
+    rows = db.execute(_JOBS.where(_D.c.id.in_(ids)).order_by(_D.c.digest_id, _D.c.id))
+    # attempts counts this claim; Job.attempts is what came before it
+    return [Job(**{**row._mapping, "attempts": row.attempts - 1}) for row in rows]
+
+
+def unfinished(db: Connection | Session, now: datetime) -> int:
+    """Rows a worker holds ('sending'), or pending, due, to an active subscriber: what a
+    draining worker waits for."""
+    due = (
+        select(func.count())
+        .select_from(_D)
+        .join(_S, _S.c.id == _D.c.subscriber_id)
+        .where(
+            _D.c.variant_id.is_not(None),
+            or_(
+                _D.c.status == "sending",
+                (_D.c.status == "pending")
+                & (_S.c.status == "active")
+                & or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
+            ),
+        )
+    )
+    return int(db.scalar(due) or 0)
+
+
+def pending_count(db: Connection | Session) -> int:
+    """Rows not finished: pending (due or not) or being sent."""
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(_D)
+            .where(_D.c.status.in_(("pending", "sending")), _D.c.variant_id.is_not(None))
+        )
+        or 0
+    )
 
 
 def skip_inactive(session: Connection | Session) -> int:
@@ -184,6 +283,18 @@ def skip_inactive(session: Connection | Session) -> int:
 _D = cast(Table, Delivery.__table__)
 _S = cast(Table, Subscriber.__table__)
 _NOW = bindparam("now", type_=UTCDateTime())
+_JOBS = select(
+    _D.c.id,
+    _D.c.variant_id,
+    _D.c.subscriber_id,
+    _S.c.address,
+    _S.c.name,
+    _S.c.token,
+    _D.c.message_id,
+    _D.c.attempts,
+    _D.c.created_at,
+    _S.c.bounce_count,
+).join(_S, _S.c.id == _D.c.subscriber_id)
 _CLAIM = (
     update(_D)
     .where(
@@ -191,7 +302,12 @@ _CLAIM = (
         _D.c.status == "pending",
         select(_S.c.id).where(_S.c.id == _D.c.subscriber_id, _S.c.status == "active").exists(),
     )
-    .values(status="sending", claimed_at=_NOW, attempts=_D.c.attempts + 1)
+    .values(
+        status="sending",
+        claimed_at=_NOW,
+        claimed_by=bindparam("by"),
+        attempts=_D.c.attempts + 1,
+    )
 )
 _SENT = (
     update(_D)
@@ -220,10 +336,13 @@ _BOUNCED = (
 )
 
 
-def claim(db: Connection | Session, delivery_id: int, now: datetime) -> bool:
-    """Conditional update: True when this process now owns the delivery (SQLite has no
-    SKIP LOCKED; the row count says who won). The subscriber must still be active."""
-    return _count(db.execute(_CLAIM, {"did": delivery_id, "now": now})) == 1
+def claim(
+    db: Connection | Session, delivery_id: int, now: datetime, worker_id: int | None = None
+) -> bool:
+    """Conditional update: True when this worker now owns the delivery (the row count
+    says who won). The subscriber must still be active."""
+    params = {"did": delivery_id, "now": now, "by": worker_id}
+    return _count(db.execute(_CLAIM, params)) == 1
 
 
 def mark_sent(db: Connection | Session, job: Job, now: datetime) -> None:
