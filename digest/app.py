@@ -176,6 +176,7 @@ class App:
         stop: threading.Event | None = None,
         abort: threading.Event | None = None,
         drain: bool = False,
+        deliver: bool = True,
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
         shutdown, a first Ctrl-C) ends the delivery early, what is in flight finishing;
@@ -190,7 +191,7 @@ class App:
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-        if not (stop and stop.is_set()):
+        if deliver and not (stop and stop.is_set()):
             report.delivery = self.deliver_pending(progress, stop, abort=abort, drain=drain)
         return report
 

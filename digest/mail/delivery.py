@@ -132,6 +132,13 @@ class Mailing:
     signer: DkimSigner | None = None
 
 
+class Abort(threading.Event):
+    """A stop-now event that knows whether a delivery run is listening for it (else the
+    one who set it must interrupt the work itself)."""
+
+    armed = False
+
+
 @dataclass(frozen=True)
 class Stops:
     """How a run is asked to end: ``soon`` (finish what is in flight) or ``now``."""
@@ -216,6 +223,8 @@ class Sender:
         self, *, drain: bool = False, forever: bool = False, poll: float = 1.0
     ) -> DeliveryReport:
         skipped, waiting = self._start()
+        if isinstance(self.abort, Abort):
+            self.abort.armed = True
         beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         beat.start()
         handed_over: set[int] = set()
@@ -234,6 +243,8 @@ class Sender:
         finally:
             self._halt.set()
             left = self._finish(handed_over)
+            if isinstance(self.abort, Abort):
+                self.abort.armed = False
         if self.crash is not None:
             raise self.crash
         if self.lost is not None and left:

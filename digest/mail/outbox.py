@@ -192,7 +192,9 @@ def release_held(db: Connection | Session, worker_id: int, keep: Iterable[int] =
     kept = list(keep)
     if kept:
         stmt = stmt.where(_D.c.id.not_in(kept))
-    return _count(db.execute(stmt.values(status="pending", claimed_by=None)))
+    # their claim counted an attempt that never happened
+    values = {"status": "pending", "claimed_by": None, "attempts": _D.c.attempts - 1}
+    return _count(db.execute(stmt.values(values)))
 
 
 def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> list[Job]:
