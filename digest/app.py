@@ -56,7 +56,8 @@ class SendReport:
     issue: int | None = None  # the published issue
     prepared: Prepared | None = None
     reason: str = ""  # why nothing was published
-    recipients: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()  # the first few only
+    recipient_count: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
@@ -182,7 +183,11 @@ class App:
         shutdown, a first Ctrl-C) ends the delivery early, what is in flight finishing;
         `abort` (a second one) cuts it at once; what is left stays pending. Delivery runs
         after the publish lock is released: other workers may deliver alongside."""
-        recipients = [to] if to else self.recipients()
+        if to:
+            recipients: tuple[int, list[str]] = (1, [to])
+        else:
+            with self.session() as session:
+                recipients = subscribers.receiving(session, self._configured())
         if dry_run:
             return self._dry_run(recipients, progress)
         self._mailing()  # a bad DKIM key or delivery setting fails before publishing
@@ -195,11 +200,11 @@ class App:
             report.delivery = self.deliver_pending(progress, stop, abort=abort, drain=drain)
         return report
 
-    def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
+    def _dry_run(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.session() as session:
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
-            report.recipients = tuple(recipients)
+            report.recipient_count, report.recipients = recipients[0], tuple(recipients[1])
             session.rollback()
         return report
 
@@ -216,7 +221,7 @@ class App:
         self, session: Session, report: SendReport, *, ignore_minimum: bool = False
     ) -> Prepared | None:
         """The prepared digest, or None with report.reason saying why not."""
-        pending = len(store.pending_papers(session))
+        pending = store.pending_count(session)
         minimum = 1 if ignore_minimum else self.settings.digest.min_papers
         if pending == 0:
             fresh = report.ingest.fresh
@@ -238,7 +243,7 @@ class App:
             return None
         return self.prepare(session)
 
-    def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
+    def _publish(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.session() as session:
             report = SendReport(self._ingest(session, None, progress))
             session.commit()
@@ -246,7 +251,8 @@ class App:
             if prepared is not None:
                 self._store(session, prepared)
                 report.issue, report.prepared = prepared.view.issue, prepared
-                report.recipients = tuple(recipients)
+                report.recipient_count = recipients[0]
+                report.recipients = tuple(recipients[1])
         report.files = self.publish_files()
         return report
 
@@ -409,7 +415,7 @@ class App:
 
     def preview(self) -> tuple[Prepared | None, str]:
         """Render the pending digest (including new dumps) without storing anything."""
-        report = self._dry_run([], None)
+        report = self._dry_run((0, []), None)
         return report.prepared, report.reason
 
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:

@@ -394,12 +394,12 @@ def print_send(app: App, report: SendReport) -> None:
 
 def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
     """The recipients in one line: a few addresses, or a count and the first three."""
-    who = report.recipients
-    if not who:
+    who, count = report.recipients, max(report.recipient_count, len(report.recipients))
+    if not count:
         return "no recipients (add subscribers or set email.recipients)"
-    if len(who) <= shown_at_most:
+    if count <= shown_at_most and len(who) == count:
         return ", ".join(who)
-    return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
+    return f"{count:,} subscribers ({', '.join(who[:3])}, …)"
 
 
 from digest.cli.sections import themes  # noqa: E402  (the command lives in its own module)

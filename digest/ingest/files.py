@@ -79,24 +79,28 @@ def ingest_files(
 
 def ingest_one(session: Session, path: Path) -> DumpReport:
     try:
+        st = path.stat()
+        if store.known_file(session, str(path), st.st_size, st.st_mtime_ns):
+            return DumpReport(str(path), "known")  # same name, size and mtime: not re-read
         data = path.read_bytes()
-        mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+        mtime = datetime.fromtimestamp(st.st_mtime).astimezone()
     except OSError as exc:
         err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
         log.warning("%s", err)
         return DumpReport(str(path), "failed", error=str(err))
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
+        store.remember_mtime(session, digest, str(path), st.st_mtime_ns)
         return DumpReport(str(path), "known")
     try:
         listing = parse_bytes(data, name=str(path), mtime=mtime)
     except DumpError as exc:
         log.warning("%s", exc)
-        store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+        store.record_failed_dump(session, str(path), digest, len(data), str(exc), st.st_mtime_ns)
         return DumpReport(str(path), "failed", error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
-    outcome = store.record_listing(session, listing, len(data))
+    outcome = store.record_listing(session, listing, len(data), st.st_mtime_ns)
     log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
     return DumpReport(
         str(path),

@@ -5,15 +5,28 @@ skipped when the subscriber chose none of the digest's themes or left."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from digest.mail import subscribers
 from digest.mail.message import Letter
 from digest.mail.variants import Personaliser, Selection, only, selection, variant_key
 from digest.render.renderer import DigestView
@@ -47,10 +60,19 @@ def add_deliveries(
         session.execute(insert(Delivery), chunk)
 
 
+def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
+    """The distinct theme lists of the active subscribers, as stored (JSON text) and as
+    read: a handful, however long the list is."""
+    stored = cast(Table, Subscriber.__table__).c.themes
+    as_text = stored.cast(Text)
+    rows = session.execute(select(as_text).where(Subscriber.status == "active").distinct())
+    return [(raw, tuple(json.loads(raw) or ())) for (raw,) in rows if raw is not None]
+
+
 def selections(session: Session, view: DigestView, *, with_all: bool) -> set[Selection]:
     """The distinct section selections the active subscribers make of this digest."""
     slugs = [s.slug for s in view.sections]
-    found = {selection(themes, slugs) for _, _, themes in subscribers.active(session)}
+    found = {selection(themes, slugs) for _, themes in theme_choices(session)}
     if with_all:
         found.add(None)
     found.discard(())
@@ -67,27 +89,73 @@ def create_deliveries(
 ) -> tuple[int, int]:
     """One row per active subscriber, in the caller's transaction: pending with its
     variant, or skipped when none of their themes is in the digest. Returns
-    (pending, skipped). ``letters`` holds variants already rendered, by key."""
+    (pending, skipped). ``letters`` holds variants already rendered, by key.
+
+    The rows are made in the database (INSERT … SELECT, one statement per distinct
+    theme list), never loading the subscribers; each Message-ID is a random prefix
+    made once for the digest plus the subscriber's id."""
     slugs = [s.slug for s in view.sections]
     variant_ids: dict[str, int] = {}
-    rows: list[dict[str, object]] = []
-    for sid, address, themes in subscribers.active(session):
-        row: dict[str, object] = {"digest_id": digest_id, "subscriber_id": sid, "address": address}
+    left, _, right = new_message_id().strip("<>").rpartition("@")
+    prefix, domain = f"<{left}.{secrets.token_hex(4)}.", f"@{right}>"
+    counts = {"pending": 0, "skipped": 0}
+    for raw, themes in theme_choices(session):
         chosen = selection(themes, slugs)
         if chosen == ():
-            rows.append(row | {"status": "skipped", "message_id": "", "last_error": "no theme"})
-            continue
-        key = variant_key(chosen)
-        if key not in variant_ids:
-            letter = letters.get(key) or personaliser.letter(
-                only(view, chosen, personaliser.subject)
-            )
-            variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
-        row |= {"status": "pending", "variant_id": variant_ids[key]}
-        rows.append(row | {"message_id": new_message_id()})
-    add_deliveries(session, rows, view.published_at)
-    skipped = sum(1 for r in rows if r["status"] == "skipped")
-    return len(rows) - skipped, skipped
+            status, variant_id, error = "skipped", None, "no theme"
+        else:
+            key = variant_key(chosen)
+            if key not in variant_ids:
+                letter = letters.get(key) or personaliser.letter(
+                    only(view, chosen, personaliser.subject)
+                )
+                variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
+            status, variant_id, error = "pending", variant_ids[key], None
+        counts[status] += _insert_for(
+            session, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at
+        )
+    return counts["pending"], counts["skipped"]
+
+
+def _insert_for(
+    session: Session,
+    digest_id: int,
+    themes: str,
+    status: str,
+    variant_id: int | None,
+    error: str | None,
+    prefix: str,
+    domain: str,
+    now: datetime,
+) -> int:
+    message_id = (
+        literal(prefix) + _S.c.id.cast(Text) + literal(domain)
+        if status == "pending"
+        else literal("")
+    )
+    rows = select(
+        literal(digest_id),
+        _S.c.id,
+        literal(variant_id, Integer),
+        _S.c.address,
+        literal(status),
+        literal(0),
+        literal(error, Text),
+        message_id,
+        literal(now, UTCDateTime()),
+    ).where(_S.c.status == "active", _S.c.themes.cast(Text) == themes)
+    columns = [
+        "digest_id",
+        "subscriber_id",
+        "variant_id",
+        "address",
+        "status",
+        "attempts",
+        "last_error",
+        "message_id",
+        "created_at",
+    ]
+    return _count(session.execute(insert(_D).from_select(columns, rows)))
 
 
 @dataclass(frozen=True)

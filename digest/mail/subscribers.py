@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DigestError
@@ -185,6 +185,23 @@ def active(session: Session) -> list[tuple[int, str, tuple[str, ...]]]:
         .order_by(Subscriber.id)
     )
     return [(i, a, tuple(t or ())) for i, a, t in rows]
+
+
+def receiving(session: Session, configured: Sequence[str], shown: int = 5) -> tuple[int, list[str]]:
+    """How many would receive the next digest, and the first `shown` of them, as
+    would_receive orders them, without reading the whole list."""
+    keys = [a.lower() for a in configured]
+    rows = session.execute(
+        select(Subscriber.key, Subscriber.status).where(Subscriber.key.in_(keys))
+    )
+    status = {key: st for key, st in rows}
+    first = [a for a in configured if status.get(a.lower(), "active") == "active"]
+    others = (Subscriber.status == "active") & Subscriber.key.not_in(keys)
+    count = session.scalar(select(func.count()).select_from(Subscriber).where(others)) or 0
+    rest = session.scalars(
+        select(Subscriber.address).where(others).order_by(Subscriber.id).limit(shown)
+    )
+    return len(first) + int(count), [*first[:shown], *rest][:shown]
 
 
 def would_receive(session: Session, configured: Sequence[str]) -> list[str]:

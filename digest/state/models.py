@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -60,11 +62,13 @@ class DumpFile(Base):
     """One dump file, remembered by content hash: the same bytes are never read twice."""
 
     __tablename__ = "dump_files"
+    __table_args__ = (Index("ix_dump_files_path", "path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)  # recognised before hashing
     status: Mapped[str] = mapped_column(String(16))  # "ingested" | "failed"
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -78,6 +82,14 @@ class Paper(Base):
     """A paper, identified by its normalised title."""
 
     __tablename__ = "papers"
+    __table_args__ = (
+        Index(
+            "ix_papers_pending",
+            "id",
+            sqlite_where=text("published_in IS NULL"),
+            postgresql_where=text("published_in IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(Text, unique=True)
@@ -86,6 +98,7 @@ class Paper(Base):
     links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_dump_id: Mapped[int | None] = mapped_column(ForeignKey("dump_files.id"))
+    published_in: Mapped[int | None] = mapped_column(Integer)  # digests.id; NULL: pending
 
 
 class Sighting(Base):

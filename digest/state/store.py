@@ -7,11 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from digest.ingest.parse import Link, Listing, paper_key
-from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+from digest.state.models import (
+    Delivery,
+    Digest,
+    DigestItem,
+    DumpFile,
+    Meta,
+    Paper,
+    Sighting,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -40,22 +49,37 @@ def known_dump(session: Session, content_hash: str) -> DumpFile | None:
 
 
 def record_failed_dump(
-    session: Session, path: str, content_hash: str, size: int, error: str
+    session: Session,
+    path: str,
+    content_hash: str,
+    size: int,
+    error: str,
+    mtime_ns: int | None = None,
 ) -> DumpFile:
     dump = DumpFile(
-        path=path, content_hash=content_hash, size=size, status="failed", error=error, warnings=[]
+        path=path,
+        content_hash=content_hash,
+        size=size,
+        mtime_ns=mtime_ns,
+        status="failed",
+        error=error,
+        warnings=[],
     )
     session.add(dump)
     session.flush()
     return dump
 
 
-def record_listing(session: Session, listing: Listing, size: int) -> IngestOutcome:
-    """Store a parsed dump: new papers are inserted, every paper gets a sighting."""
+def record_listing(
+    session: Session, listing: Listing, size: int, mtime_ns: int | None = None
+) -> IngestOutcome:
+    """Store a parsed dump: new papers are inserted, every paper gets a sighting (Core
+    executemany, no ORM object per paper)."""
     dump = DumpFile(
         path=listing.path,
         content_hash=listing.content_hash,
         size=size,
+        mtime_ns=mtime_ns,
         status="ingested",
         warnings=list(listing.warnings),
         listing_date=listing.listing_date,
@@ -66,24 +90,28 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
     by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
     by_key.pop("", None)
     existing = _ids_by_key(session, by_key)
+    now = utcnow()
     new = [
-        Paper(
-            key=key,
-            title=p.title,
-            abstract=p.abstract,
-            links=[{"url": link.url, "kind": link.kind} for link in p.links],
-            first_dump_id=dump.id,
-        )
+        {
+            "key": key,
+            "title": p.title,
+            "abstract": p.abstract,
+            "links": [{"url": link.url, "kind": link.kind} for link in p.links],
+            "first_dump_id": dump.id,
+            "first_seen_at": now,
+        }
         for key, p in by_key.items()
         if key not in existing
     ]
-    session.add_all(new)
-    session.flush()
-    existing.update({paper.key: paper.id for paper in new})
-    session.add_all(
-        Sighting(paper_id=existing[key], dump_id=dump.id, position=p.position)
+    if new:
+        session.execute(insert(Paper), new)
+        existing.update(_ids_by_key(session, [str(row["key"]) for row in new]))
+    sightings = [
+        {"paper_id": existing[key], "dump_id": dump.id, "position": p.position}
         for key, p in by_key.items()
-    )
+    ]
+    if sightings:
+        session.execute(insert(Sighting), sightings)
     dump.new_papers = len(new)
     session.flush()
     return IngestOutcome(dump.id, len(by_key), len(new))
@@ -99,24 +127,45 @@ def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
 
 
 def pending_papers(session: Session) -> list[StoredPaper]:
-    """Papers never in a published digest, oldest first, in dump order."""
-    sent = select(DigestItem.paper_id)
-    stats = (
-        select(
-            Sighting.paper_id,
-            func.count().label("n"),
-            func.min(Sighting.position).label("pos"),
-        )
-        .group_by(Sighting.paper_id)
-        .subquery()
-    )
+    """Papers never in a published digest, oldest first, in dump order: only the pending
+    papers are read (papers.published_in IS NULL, a partial index), and only their
+    sightings are counted, so the cost follows the new papers, not the history."""
+    pending = Paper.published_in.is_(None)
     rows = session.execute(
-        select(Paper, stats.c.n, stats.c.pos)
-        .join(stats, stats.c.paper_id == Paper.id)
-        .where(Paper.id.not_in(sent))
-        .order_by(Paper.first_dump_id, stats.c.pos, Paper.id)
+        select(Paper, func.count().label("n"), func.min(Sighting.position).label("pos"))
+        .join(Sighting, Sighting.paper_id == Paper.id)
+        .where(pending)
+        .group_by(Paper.id)
+        .order_by(Paper.first_dump_id, func.min(Sighting.position), Paper.id)
     )
     return [_stored(paper, n, pos) for paper, n, pos in rows]
+
+
+def pending_count(session: Session) -> int:
+    """How many papers are pending (seen, never in a published digest)."""
+    query = select(func.count()).select_from(Paper).where(Paper.published_in.is_(None))
+    return int(session.scalar(query) or 0)
+
+
+def remember_mtime(session: Session, content_hash: str, path: str, mtime_ns: int) -> None:
+    """A dump recorded before mtimes were kept: keep it now, so it is not hashed again."""
+    session.execute(
+        update(DumpFile)
+        .where(
+            DumpFile.content_hash == content_hash,
+            DumpFile.path == path,
+            DumpFile.mtime_ns.is_(None),
+        )
+        .values(mtime_ns=mtime_ns)
+    )
+
+
+def known_file(session: Session, path: str, size: int, mtime_ns: int) -> bool:
+    """A dump file already read, recognised by path, size and mtime (no hashing)."""
+    query = select(DumpFile.id).where(
+        DumpFile.path == path, DumpFile.size == size, DumpFile.mtime_ns == mtime_ns
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _stored(paper: Paper, sightings: int, position: int) -> StoredPaper:
@@ -173,6 +222,11 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
         for i, (pid, name, slug) in enumerate(record.items)
     )
     session.flush()
+    ids = [pid for pid, _, _ in record.items]
+    for i in range(0, len(ids), 500):
+        session.execute(
+            update(Paper).where(Paper.id.in_(ids[i : i + 500])).values(published_in=digest.id)
+        )
     return digest
 
 

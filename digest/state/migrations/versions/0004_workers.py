@@ -1,7 +1,10 @@
-"""workers: delivery processes with a heartbeat, and who holds each claimed delivery
+"""workers: delivery processes with a heartbeat, and who holds each claimed delivery;
+papers remember their digest; dump files their mtime
 
 A delivery row in 'sending' names its worker; the worker's heartbeat renews the row's
-``claimed_at``, and only a row whose lease ran out goes back to pending.
+``claimed_at``, and only a row whose lease ran out goes back to pending. A paper's
+``published_in`` (NULL: pending, behind a partial index) makes "not yet in a digest" one
+indexed query; a dump file's size and mtime recognise it before its bytes are hashed.
 
 Revision ID: 0004
 Revises: 0003
@@ -11,7 +14,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0004_workers"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
@@ -32,9 +35,32 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("claimed_by", sa.Integer(), nullable=True))
+    with op.batch_alter_table("dump_files") as batch:
+        batch.add_column(sa.Column("mtime_ns", sa.BigInteger(), nullable=True))
+        batch.create_index("ix_dump_files_path", ["path"], unique=False)
+    with op.batch_alter_table("papers") as batch:
+        batch.add_column(sa.Column("published_in", sa.Integer(), nullable=True))
+    op.execute(
+        "UPDATE papers SET published_in = (SELECT digest_id FROM digest_items "
+        "WHERE digest_items.paper_id = papers.id)"
+    )
+    op.create_index(
+        "ix_papers_pending",
+        "papers",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("published_in IS NULL"),
+        postgresql_where=sa.text("published_in IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_papers_pending", table_name="papers")
+    with op.batch_alter_table("papers") as batch:
+        batch.drop_column("published_in")
+    with op.batch_alter_table("dump_files") as batch:
+        batch.drop_index("ix_dump_files_path")
+        batch.drop_column("mtime_ns")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("claimed_by")
     op.drop_table("workers")
