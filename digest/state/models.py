@@ -132,6 +132,7 @@ class DigestItem(Base):
     """A paper in a digest. A paper is in at most one digest: that is what "sent" means."""
 
     __tablename__ = "digest_items"
+    __table_args__ = (Index("ix_digest_items_slug", "section_slug", "digest_id"),)
 
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True, unique=True)

@@ -45,6 +45,9 @@ def upgrade() -> None:
         "WHERE digest_items.paper_id = papers.id)"
     )
     op.create_index(
+        "ix_digest_items_slug", "digest_items", ["section_slug", "digest_id"], unique=False
+    )
+    op.create_index(
         "ix_papers_pending",
         "papers",
         ["id"],
@@ -56,6 +59,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_papers_pending", table_name="papers")
+    op.drop_index("ix_digest_items_slug", table_name="digest_items")
     with op.batch_alter_table("papers") as batch:
         batch.drop_column("published_in")
     with op.batch_alter_table("dump_files") as batch:
