@@ -9,6 +9,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v newsboat >/dev/null || need+=(newsboat)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/time ] || need+=(time)  # peak memory in tests/bench
+command -v systemd-analyze >/dev/null || need+=(systemd)  # deploy/ units checked
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (Debian packages the tests use)" >&2
   apt-get update -qq >&2
