@@ -154,3 +154,30 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
     # a copy the server accepted just before the kill, not yet recorded: at most one
     # per connection of the killed worker
     assert extra <= connections, got.most_common(3)
+
+
+@pytest.mark.postgres
+def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> None:
+    from .conftest import Recorder, running_smtp
+
+    with new_pg_database() as url, running_smtp(Recorder()) as (controller, recorder):
+        config = project(tmp_path, url, controller.port, "127.0.0.1")
+        domain = "two.example.org"
+        app = make_app(load_settings(str(config)))
+        seed(url, domain, 60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "digest.cli", "-c", str(config), "send", "--workers", "2"],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        out = proc.stdout.decode()
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert "published issue #1" in out and "worker:" in out  # the child's summary
+        got = Counter(to for tos, _ in recorder.messages for to in tos)
+        assert got == Counter({f"r{i}@{domain}": 1 for i in range(60)})
+        with app.session() as s:
+            assert Counter(s.scalars(select(Delivery.status))) == Counter({"sent": 60})
+        app.engine.dispose()
