@@ -227,5 +227,5 @@ def test_the_run_deadline_leaves_the_rest_pending_with_a_clear_line(
     assert d.sent == 0 and "stopped after email.max_run_minutes = 0.001" in d.stopped
     with app.session() as s:
         tries = sum(s.scalars(select(Delivery.attempts)))
-    assert 1 <= tries < READERS
+    assert tries < READERS  # the deadline may pass before the first attempt
     assert set(states(app).values()) == {"pending"}
