@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from digest.ingest.parse import Link, Listing, paper_key
@@ -90,31 +91,51 @@ def record_listing(
     by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
     by_key.pop("", None)
     existing = _ids_by_key(session, by_key)
-    now = utcnow()
+    now = stored_time(session, utcnow())
     new = [
-        {
-            "key": key,
-            "title": p.title,
-            "abstract": p.abstract,
-            "links": [{"url": link.url, "kind": link.kind} for link in p.links],
-            "first_dump_id": dump.id,
-            "first_seen_at": now,
-        }
+        (
+            key,
+            p.title,
+            p.abstract,
+            json.dumps([{"url": link.url, "kind": link.kind} for link in p.links]),
+            now,
+            dump.id,
+        )
         for key, p in by_key.items()
         if key not in existing
     ]
+    executemany(session, "papers", _PAPER_COLUMNS, new)
     if new:
-        session.execute(insert(Paper), new)
-        existing.update(_ids_by_key(session, [str(row["key"]) for row in new]))
-    sightings = [
-        {"paper_id": existing[key], "dump_id": dump.id, "position": p.position}
-        for key, p in by_key.items()
-    ]
-    if sightings:
-        session.execute(insert(Sighting), sightings)
+        existing.update(_ids_by_key(session, [row[0] for row in new]))
+    sightings = [(existing[key], dump.id, p.position) for key, p in by_key.items()]
+    executemany(session, "sightings", ("paper_id", "dump_id", "position"), sightings)
     dump.new_papers = len(new)
     session.flush()
     return IngestOutcome(dump.id, len(by_key), len(new))
+
+
+_PAPER_COLUMNS = ("key", "title", "abstract", "links", "first_seen_at", "first_dump_id")
+
+
+def stored_time(session: Session, when: datetime) -> object:
+    """A time as UTCDateTime stores it: naive UTC text on SQLite, as it is elsewhere."""
+    if session.get_bind().dialect.name == "sqlite":
+        return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return when
+
+
+def executemany(
+    session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """Rows of checked values through the driver's executemany, in the session's
+    transaction: per-row statement processing would cost more than the database."""
+    if not rows:
+        return
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), 5000):
+        conn.exec_driver_sql(sql, list(rows[i : i + 5000]))
 
 
 def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
