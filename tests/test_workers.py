@@ -181,3 +181,57 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
         with app.session() as s:
             assert Counter(s.scalars(select(Delivery.status))) == Counter({"sent": 60})
         app.engine.dispose()
+
+
+def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli.main import main
+    from digest.state.models import Worker
+
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    config = project(tmp_path, url, 1, "127.0.0.1")  # nothing to send: no server needed
+    app = make_app(load_settings(str(config)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def registered() -> bool:
+        with app.session() as s:
+            return s.scalar(select(func.count()).select_from(Worker)) == 1
+
+    wait_for(registered, 60, "the worker to register")
+    shown = CliRunner().invoke(main, ["-c", str(config), "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "workers:  1 delivering" in shown.output
+    assert f"pid {worker.pid} on" in shown.output and "0 sent, 0 failed" in shown.output
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 143, err.decode()
+    assert b"worker: 0 sent, 0 failed, 0 deferred" in out
+    assert not registered()  # it unregistered on the way out
+    shown = CliRunner().invoke(main, ["-c", str(config), "status"])
+    assert "workers:  none delivering" in shown.output
+
+
+def test_the_rate_limit_is_shared_by_the_live_workers(tmp_path: Path) -> None:
+    from digest.mail import workers
+    from digest.mail.delivery import Policy, Sender, Stops
+
+    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+    config = project(tmp_path, url, 1, "127.0.0.1")
+    app = make_app(load_settings(str(config)))
+    with app.engine.begin() as conn:
+        workers.register(conn, datetime.now(UTC))  # another live worker
+    policy = Policy(rate_limit=20.0, lease=30.0)
+    sender = Sender(app.engine, app.transport, app._mailing(), policy, app.clock, None, Stops.of())
+    sender._start()
+    assert sender.limiter.interval == 2 / 20.0  # two live workers: 10 messages/s each
+    sender._finish(set())
+    with app.engine.begin() as conn:
+        assert workers.live_count(conn, datetime.now(UTC), 30.0) == 1
