@@ -124,6 +124,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
     with new_pg_database() as url:
         config = project(tmp_path, url, port, host)
         app = make_app(load_settings(str(config)))
+        app.engine  # noqa: B018  (creates the schema)
         seed(url, domain, readers)
         report = app.send(deliver=False)  # publish: 3,000 pending rows
         assert report.issue == 1
@@ -165,6 +166,7 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
         config = project(tmp_path, url, controller.port, "127.0.0.1")
         domain = "two.example.org"
         app = make_app(load_settings(str(config)))
+        app.engine  # noqa: B018  (creates the schema)
         seed(url, domain, 60)
         proc = subprocess.run(
             [sys.executable, "-m", "digest.cli", "-c", str(config), "send", "--workers", "2"],

@@ -31,6 +31,7 @@ from digest.mail.message import Letter
 from digest.mail.variants import Personaliser, Selection, only, selection, variant_key
 from digest.render.renderer import DigestView
 from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime, utcnow
+from digest.state.states import DeliveryStatus, SubscriberStatus
 
 
 def add_variant(
@@ -65,7 +66,9 @@ def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
     read: a handful, however long the list is."""
     stored = cast(Table, Subscriber.__table__).c.themes
     as_text = stored.cast(Text)
-    rows = session.execute(select(as_text).where(Subscriber.status == "active").distinct())
+    rows = session.execute(
+        select(as_text).where(Subscriber.status == SubscriberStatus.ACTIVE).distinct()
+    )
     return [(raw, tuple(json.loads(raw) or ())) for (raw,) in rows if raw is not None]
 
 
@@ -102,7 +105,7 @@ def create_deliveries(
     for raw, themes in theme_choices(session):
         chosen = selection(themes, slugs)
         if chosen == ():
-            status, variant_id, error = "skipped", None, "no theme"
+            status, variant_id, error = DeliveryStatus.SKIPPED, None, "no theme"
         else:
             key = variant_key(chosen)
             if key not in variant_ids:
@@ -110,7 +113,7 @@ def create_deliveries(
                     only(view, chosen, personaliser.subject)
                 )
                 variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
-            status, variant_id, error = "pending", variant_ids[key], None
+            status, variant_id, error = DeliveryStatus.PENDING, variant_ids[key], None
         counts[status] += _insert_for(
             session, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at
         )
@@ -130,7 +133,7 @@ def _insert_for(
 ) -> int:
     message_id = (
         literal(prefix) + _S.c.id.cast(Text) + literal(domain)
-        if status == "pending"
+        if status == DeliveryStatus.PENDING
         else literal("")
     )
     rows = select(
@@ -143,7 +146,7 @@ def _insert_for(
         literal(error, Text),
         message_id,
         literal(now, UTCDateTime()),
-    ).where(_S.c.status == "active", _S.c.themes.cast(Text) == themes)
+    ).where(_S.c.status == SubscriberStatus.ACTIVE, _S.c.themes.cast(Text) == themes)
     columns = [
         "digest_id",
         "subscriber_id",
@@ -191,7 +194,7 @@ def due_jobs(session: Session, now: datetime) -> list[Job]:
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
             Delivery.variant_id.is_not(None),
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
         )
@@ -206,7 +209,7 @@ def waiting_count(session: Connection | Session, now: datetime) -> int:
         session.scalar(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.status == "pending", Delivery.next_attempt_at > now)
+            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at > now)
         )
         or 0
     )
@@ -238,7 +241,9 @@ def release_expired(db: Connection | Session, cutoff: datetime, dead: Sequence[i
     if dead:
         held = or_(held, _D.c.claimed_by.in_(list(dead)))
     result = db.execute(
-        update(_D).where(_D.c.status == "sending", held).values(status="pending", claimed_by=None)
+        update(_D)
+        .where(_D.c.status == DeliveryStatus.SENDING, held)
+        .values(status=DeliveryStatus.PENDING, claimed_by=None)
     )
     return _count(result)
 
@@ -247,7 +252,7 @@ def renew(db: Connection | Session, worker_id: int, now: datetime) -> None:
     """The worker is alive: the lease on every row it holds starts again."""
     db.execute(
         update(_D)
-        .where(_D.c.claimed_by == worker_id, _D.c.status == "sending")
+        .where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
         .values(claimed_at=now)
     )
 
@@ -256,12 +261,12 @@ def release_held(db: Connection | Session, worker_id: int, keep: Iterable[int] =
     """The worker stops: its claimed rows that were never handed to the server go back to
     pending (`keep`: rows whose message the server may have accepted; they stay
     'sending' until their lease runs out)."""
-    stmt = update(_D).where(_D.c.claimed_by == worker_id, _D.c.status == "sending")
+    stmt = update(_D).where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
     kept = list(keep)
     if kept:
         stmt = stmt.where(_D.c.id.not_in(kept))
     # their claim counted an attempt that never happened
-    values = {"status": "pending", "claimed_by": None, "attempts": _D.c.attempts - 1}
+    values = {"status": DeliveryStatus.PENDING, "claimed_by": None, "attempts": _D.c.attempts - 1}
     return _count(db.execute(stmt.values(values)))
 
 
@@ -273,9 +278,9 @@ def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> li
         select(_D.c.id)
         .join(_S, _S.c.id == _D.c.subscriber_id)
         .where(
-            _D.c.status == "pending",
+            _D.c.status == DeliveryStatus.PENDING,
             _D.c.variant_id.is_not(None),
-            _S.c.status == "active",
+            _S.c.status == SubscriberStatus.ACTIVE,
             or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
         )
         .order_by(_D.c.digest_id, _D.c.id)
@@ -286,9 +291,12 @@ def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> li
     ids = list(
         db.scalars(
             update(_D)
-            .where(_D.c.id.in_(due.scalar_subquery()), _D.c.status == "pending")
+            .where(_D.c.id.in_(due.scalar_subquery()), _D.c.status == DeliveryStatus.PENDING)
             .values(
-                status="sending", claimed_at=now, claimed_by=worker_id, attempts=_D.c.attempts + 1
+                status=DeliveryStatus.SENDING,
+                claimed_at=now,
+                claimed_by=worker_id,
+                attempts=_D.c.attempts + 1,
             )
             .returning(_D.c.id)
         )
@@ -310,9 +318,9 @@ def unfinished(db: Connection | Session, now: datetime) -> int:
         .where(
             _D.c.variant_id.is_not(None),
             or_(
-                _D.c.status == "sending",
-                (_D.c.status == "pending")
-                & (_S.c.status == "active")
+                _D.c.status == DeliveryStatus.SENDING,
+                (_D.c.status == DeliveryStatus.PENDING)
+                & (_S.c.status == SubscriberStatus.ACTIVE)
                 & or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
             ),
         )
@@ -326,7 +334,10 @@ def pending_count(db: Connection | Session) -> int:
         db.scalar(
             select(func.count())
             .select_from(_D)
-            .where(_D.c.status.in_(("pending", "sending")), _D.c.variant_id.is_not(None))
+            .where(
+                _D.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                _D.c.variant_id.is_not(None),
+            )
         )
         or 0
     )
@@ -335,14 +346,14 @@ def pending_count(db: Connection | Session) -> int:
 def skip_inactive(session: Connection | Session) -> int:
     """Pending deliveries to subscribers no longer active are skipped."""
     skipped = 0
-    for status in ("unsubscribed", "bounced"):
+    for status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
         gone = select(Subscriber.id).where(
             Subscriber.id == Delivery.subscriber_id, Subscriber.status == status
         )
         result = session.execute(
             update(Delivery)
-            .where(Delivery.status == "pending", gone.exists())
-            .values(status="skipped", last_error=f"subscriber {status}")
+            .where(Delivery.status == DeliveryStatus.PENDING, gone.exists())
+            .values(status=DeliveryStatus.SKIPPED, last_error=f"subscriber {status}")
         )
         skipped += _count(result)
     return skipped
@@ -369,11 +380,13 @@ _CLAIM = (
     update(_D)
     .where(
         _D.c.id == bindparam("did"),
-        _D.c.status == "pending",
-        select(_S.c.id).where(_S.c.id == _D.c.subscriber_id, _S.c.status == "active").exists(),
+        _D.c.status == DeliveryStatus.PENDING,
+        select(_S.c.id)
+        .where(_S.c.id == _D.c.subscriber_id, _S.c.status == SubscriberStatus.ACTIVE)
+        .exists(),
     )
     .values(
-        status="sending",
+        status=DeliveryStatus.SENDING,
         claimed_at=_NOW,
         claimed_by=bindparam("by"),
         attempts=_D.c.attempts + 1,
@@ -382,7 +395,7 @@ _CLAIM = (
 _SENT = (
     update(_D)
     .where(_D.c.id == bindparam("did"))
-    .values(status="sent", sent_at=_NOW, last_error=None, next_attempt_at=None)
+    .values(status=DeliveryStatus.SENT, sent_at=_NOW, last_error=None, next_attempt_at=None)
 )
 _FINISH = (
     update(_D)
@@ -399,10 +412,10 @@ _BOUNCED = (
     update(_S)
     .where(
         _S.c.id == bindparam("sid"),
-        _S.c.status == "active",
+        _S.c.status == SubscriberStatus.ACTIVE,
         _S.c.bounce_count >= bindparam("limit"),
     )
-    .values(status="bounced")
+    .values(status=SubscriberStatus.BOUNCED)
 )
 
 
@@ -425,13 +438,17 @@ def mark_pending(
     db: Connection | Session, delivery_id: int, error: str | None, at: datetime | None
 ) -> None:
     """Back to pending: retried when `at` comes (None: at once, by the next run)."""
-    db.execute(_FINISH, {"did": delivery_id, "status": "pending", "error": error, "at": at})
+    db.execute(
+        _FINISH, {"did": delivery_id, "status": DeliveryStatus.PENDING, "error": error, "at": at}
+    )
 
 
 def mark_failed(db: Connection | Session, job: Job, error: str, *, bounce_after: int = 0) -> bool:
     """The delivery failed for good. With bounce_after, it counts as a bounce, and the
     subscriber becomes 'bounced' at that many in a row; True when that happened now."""
-    db.execute(_FINISH, {"did": job.id, "status": "failed", "error": error, "at": None})
+    db.execute(
+        _FINISH, {"did": job.id, "status": DeliveryStatus.FAILED, "error": error, "at": None}
+    )
     if not bounce_after:
         return False
     db.execute(_BOUNCE, {"sid": job.subscriber_id})

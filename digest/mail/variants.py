@@ -136,7 +136,8 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
             return p
         if chars == 0:
             return replace(p, short_abstract="", truncated=True)
-        short, truncated = shorten(p.abstract, chars)
+        short, truncated = shorten(p.summary or p.abstract, chars)
+        truncated = truncated or short != p.abstract
         return replace(p, short_abstract=short, truncated=truncated)
 
     return _map_sections(view, lambda s: replace(s, papers=tuple(cut(p) for p in s.papers)))

@@ -60,7 +60,10 @@ def publish_lock(
 
 
 def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
-    """Who holds the lock now ("pid 12 on host"), or None when it is free."""
+    """Who holds the lock now ("pid 12 on host"), or None when it is free. Asking
+    creates nothing: a lock file that does not exist is free."""
+    if engine.dialect.name != "postgresql" and not (state_dir / kind.file_name).exists():
+        return None
     try:
         with hold(kind, engine, state_dir):
             return None

@@ -195,6 +195,7 @@ def bench_workers(n: int = 3000) -> None:
                 [(f"Paper {i}", "An abstract. " * 30) for i in range(20)],
             )
             app = make_app(load_settings(str(cfg)))
+            app.engine  # noqa: B018  (creates the schema)
             seed_subscribers(url, n, f"b{uuid.uuid4().hex[:8]}.example.org")
             app.send(deliver=False)
             procs = [
