@@ -41,6 +41,7 @@ from digest.config import load_settings  # noqa: E402
 from digest.state import db  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
 from tests.bench.bench_delivery import Sink  # noqa: E402
+from tests.sample_papers import generate  # noqa: E402
 from tests.test_pipeline import write_dump  # noqa: E402
 
 QUICK = bool(os.environ.get("BENCH_SCALE_QUICK"))
@@ -277,8 +278,8 @@ def seed_history(path: Path, papers: int) -> None:
         [(d + 1, f"/gone/{d}.txt", f"{d:064x}", per, per, stamp) for d in range(n_digests)],
     )
     conn.executemany(
-        "INSERT INTO digests (id, issue, subject, html, text, web_html, paper_count, themes,"
-        " status, published_at) VALUES (?, ?, ?, '<p>x</p>', 'x', '<p>x</p>', ?, '[\"Area\"]',"
+        "INSERT INTO digests (id, issue, subject, html, web_html, paper_count, themes,"
+        " status, published_at) VALUES (?, ?, ?, '<p>x</p>', '<p>x</p>', ?, '[\"Area\"]',"
         " 'published', ?)",
         [(d + 1, d + 1, f"Issue {d + 1}", per, stamp) for d in range(n_digests)],
     )
@@ -308,7 +309,6 @@ def seed_history(path: Path, papers: int) -> None:
 
 
 def bench_history(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
-    rng = random.Random(3)
     times = {}
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -318,7 +318,9 @@ def bench_history(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None
             make_app(load_settings(str(cfg))).engine.dispose()
             seed_history(folder / "state" / "digest.db", n)
             for k in range(2):  # the first send writes the missing archive pages: warm-up
-                papers = [(f"New {k} {i} {abstract(rng, 4)}", abstract(rng)) for i in range(100)]
+                papers = [
+                    (f"{p.title} [{k}]", p.abstract) for p in generate(100, seed=n + k)
+                ]  # realistic papers: the sectioning sees text like the real dumps
                 write_dump(folder / "dumps" / f"new{k}.txt", papers)
                 os.utime(folder / "dumps" / f"new{k}.txt", (time.time() - 60, time.time() - 60))
                 seconds, _ = run_cli(cfg, "send")
