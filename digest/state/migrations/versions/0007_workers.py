@@ -6,8 +6,8 @@ A delivery row in 'sending' names its worker; the worker's heartbeat renews the 
 ``published_in`` (NULL: pending, behind a partial index) makes "not yet in a digest" one
 indexed query; a dump file's size and mtime recognise it before its bytes are hashed.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
