@@ -3,9 +3,7 @@ dumps. Helpers that tests import live in tests/support/, never here or in a test
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,15 +12,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from digest.config import Settings
 from tests.support.dumps import SAMPLE_FILES
+from tests.support.postgres import new_pg_database
 from tests.support.settings import make_settings
 from tests.support.smtp import Recorder, running_smtp
-
-PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
 
 # Property tests must not fail because the machine is busy: no per-example deadline,
 # and no health check that measures how fast examples are generated.
@@ -61,18 +56,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
         return
-    if not PG_URL:
-        pytest.fail("DIGEST_TEST_DATABASE_URL is not set: run the tests through .ci/run")
-    name = f"digest_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,76 +18,19 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from digest.app import App, make_app
-from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
+from digest.app import make_app
 from digest.errors import ConfigError, DeliveryError
 from digest.state.models import Delivery, Subscriber
+from tests.support.delivery import PAPERS, addresses, small_settings, states, subscribe
 from tests.support.dumps import write_dump
 from tests.support.net import free_port
 from tests.support.smtp import FaultyServer, running_smtp
-from tests.support.waiting import HANG
-
-MOE = ThemeConfig("Mixture of experts", ("mixture of experts", "moe"))
-MUSIC = ThemeConfig("Music and audio", ("music", "audio"))
-PAPERS = [
-    ("Sparse mixture of experts at scale", "We route tokens to experts. " * 6),
-    ("Routing in MoE transformers", "A router for mixture of experts. " * 6),
-    ("Music generation with diffusion", "We generate music and audio. " * 6),
-    ("Audio tokenizers for speech", "Audio codecs for music. " * 6),
-    ("A study of optimisers", "Adam and friends, compared. " * 6),
-]
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[Controller, FaultyServer]]:
     with running_smtp(FaultyServer()) as running:
         yield running
-
-
-def small_settings(tmp_path: Path, database_url: str, port: int, **email: object) -> Settings:
-    """Five papers in two configured themes; fast retries, and an SMTP timeout that only
-    a hung server reaches."""
-    dumps = tmp_path / "dumps"
-    dumps.mkdir(exist_ok=True)
-    write_dump(dumps / "a.txt", PAPERS)
-    base = {
-        "transport": "smtp",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "smtp_timeout": HANG,
-        "retry_seconds": 0.05,
-        "max_attempts": 3,
-        "connections": 2,
-        "recipients": [],
-    }
-    return Settings(
-        digest=DigestSection(
-            dumps_dir=str(dumps),
-            state_dir=str(tmp_path / "state"),
-            database_url=database_url,
-            base_url="https://news.example.org",
-        ),
-        email=EmailSection(**(base | email)),  # type: ignore[arg-type]
-        themes=(MOE, MUSIC),
-        base_dir=tmp_path,
-        source="test",
-    )
-
-
-def subscribe(app: App, *addresses: str, themes: str | None = None) -> None:
-    book = app.subscribers()
-    for a in addresses:
-        book.add(a, themes=themes)
-
-
-def states(app: App) -> dict[str, str]:
-    with app.session() as s:
-        rows = s.execute(select(Delivery.address, Delivery.status).order_by(Delivery.id))
-        return {a: st for a, st in rows}
-
-
-def addresses(n: int) -> list[str]:
-    return [f"reader{i}@example.org" for i in range(n)]
 
 
 def test_every_subscriber_gets_exactly_one_copy(
@@ -162,11 +105,11 @@ def test_permanent_failure_is_recorded_and_bounces_after_the_threshold(
         row = s.scalar(select(Delivery).where(Delivery.address == "gone@example.org"))
         assert row.status == "failed" and row.last_error == "550 5.1.1 no such user"
         assert row.attempts == 1  # a 5xx is never retried
-    write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 9)])
+    write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 12)])
     app.send()  # second refusal in a row: bounced
     [gone] = [s for s in app.subscribers().list() if s.address == "gone@example.org"]
     assert gone.status == "bounced" and gone.bounce_count == 2
-    write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 9)])
+    write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 12)])
     third = app.send()
     assert third.delivery.sent == 1  # a bounced subscriber is no longer mailed
     assert handler.accepted["gone@example.org"] == 0
@@ -353,30 +296,39 @@ def test_message_template_round_trips_any_text() -> None:
         assert html.replace("\r\n", "\n") == "<p>" + filled + "</p>"
 
 
-def test_a_row_is_claimed_once_and_a_stale_claim_is_recovered(
+def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
 ) -> None:
-    from digest.mail import outbox
+    from digest.mail import outbox, workers
 
     controller, handler = server
-    settings = small_settings(tmp_path, database_url, controller.port)
+    settings = small_settings(tmp_path, database_url, controller.port, lease_seconds=30.0)
     app = make_app(settings)
-    subscribe(app, "ada@example.org")
+    subscribe(app, "ada@example.org", "grace@example.org")
     app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
     app.send()
     now = datetime.now(UTC)
     with app.session() as s:
-        row_id = s.scalar(select(Delivery.id))
+        ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
     with app.engine.begin() as conn:
-        assert outbox.claim(conn, row_id, now)
+        live = workers.register(conn, now)  # a worker alive now (this very process)
+        assert outbox.claim(conn, ada, now, live)
+        # a worker on another machine that stopped 31 s ago: its lease ran out
+        assert outbox.claim(conn, grace, now - timedelta(seconds=31), live + 1000)
     with app.engine.begin() as conn:
-        assert not outbox.claim(conn, row_id, now)  # the row count says who won
-    # a process died holding it: the next run (under the publish lock) takes it back
+        assert not outbox.claim(conn, ada, now)  # the row count says who won
     report = make_app(settings).deliver_pending()
-    assert report.sent == 1 and handler.accepted == Counter({"ada@example.org": 1})
+    # only the expired claim was taken back; the live worker's row is left alone
+    assert report.sent == 1 and handler.accepted == Counter({"grace@example.org": 1})
+    assert states(app) == {"ada@example.org": "sending", "grace@example.org": "sent"}
     with app.session() as s:
-        row = s.scalar(select(Delivery))
-        assert row.status == "sent" and row.attempts == 2 and row.claimed_at is not None
+        row = s.get(Delivery, grace)
+        assert row is not None and row.attempts == 2 and row.claimed_at is not None
+    with app.engine.begin() as conn:  # the live worker lets go of it: pending again
+        assert outbox.release_held(conn, live) == 1
+        workers.unregister(conn, live)
+    assert make_app(settings).deliver_pending().sent == 1
+    assert handler.accepted == Counter({"grace@example.org": 1, "ada@example.org": 1})
 
 
 def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:

@@ -11,18 +11,27 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
 from digest.app import App, IngestReport, SendReport, make_app
 from digest.cli import subscribers as cli_subscribers
+from digest.cli import workers as cli_workers
+from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
-from digest.errors import DigestError
+from digest.errors import DigestError, printable
 from digest.fsutil import atomic_write
 from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def safe(text: str) -> str:
+    """Text from outside (file names, dump text, server replies) for one line of output:
+    unprintable characters escaped, no rich markup."""
+    return escape(printable(text))
 
 
 def shown(path: str | Path) -> str:
@@ -103,6 +112,7 @@ def progress_bar(label: str) -> Iterator[Callable[[str, int, int, str], None] | 
         task = bar.add_task(label, total=None, what="")
 
         def update(stage: str, done: int, total: int, what: str) -> None:
+            what = safe(what)
             bar.update(task, description=stage, completed=done, total=total, what=what)
 
         yield update
@@ -143,10 +153,15 @@ def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
 def print_ingest(report: IngestReport) -> None:
     for d in report.dumps:
         if d.status == DumpStatus.INGESTED:
-            out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
+            name = safe(shown(d.path))
+            out.print(f"ingested {name}: {d.papers} papers, {d.new_papers} new")
         elif d.status == DumpStatus.FAILED:
-            out.print(f"[red]failed[/] {d.error}")
-    known = len(report.dumps) - len(report.fresh)
+            out.print(f"[red]failed[/] {safe(d.error)}")
+        elif d.status == DumpStatus.REFUSED:
+            out.print(f"[yellow]skipped[/] {safe(d.error)}")
+        elif d.status == DumpStatus.WAITING:
+            out.print(f"[yellow]waiting[/] {safe(d.error)}")
+    known = sum(1 for d in report.dumps if d.status == DumpStatus.KNOWN)
     if known:
         out.print(f"{known} dump(s) already ingested, skipped")
 
@@ -162,10 +177,11 @@ def status(obj: Obj) -> None:
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:
-        out.print(f"  failed: {error or path}")
+        out.print(f"  failed: {safe(error or path)}")
     if s.last_listing_date:
         out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
     print_schedule(app)
+    cli_workers.print_workers(app, out)
     if s.last_issue is None:
         out.print("last digest: none yet")
         return
@@ -174,7 +190,7 @@ def status(obj: Obj) -> None:
         if s.last_published_at
         else "?"
     )
-    out.print(f"last digest: #{s.last_issue} at {when}: {s.last_subject}")
+    out.print(f"last digest: #{s.last_issue} at {when}: {safe(s.last_subject or '')}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
     out.print(f"deliveries:  {counts}")
 
@@ -286,7 +302,7 @@ def preview(obj: Obj, out_path: Path) -> None:
     atomic_write(out_path, prepared.html)
     atomic_write(out_path.with_suffix(".txt"), prepared.text)
     atomic_write(out_path.with_suffix(".web.html"), prepared.web_html)
-    out.print(f"{prepared.view.subject}")
+    out.print(safe(prepared.view.subject))
     out.print(
         f"wrote {out_path}, {out_path.with_suffix('.txt')}, {out_path.with_suffix('.web.html')}"
     )
@@ -309,19 +325,46 @@ def preview(obj: Obj, out_path: Path) -> None:
     show_default=True,
     help="Seconds to wait if another digest process is publishing.",
 )
-@click.pass_obj
-def send(obj: Obj, dry_run: bool, to: str | None, wait: float) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Delivery processes (this one and N-1 `digest worker --drain`); more than one "
+    "needs PostgreSQL.",
+)
+@click.pass_context
+def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers: int) -> None:
     """Do the whole job once: ingest new dumps, publish the papers never sent as one
     themed digest (feeds, web copy), and e-mail it to every recipient.
 
     With nothing to publish it says why in one line and exits 0. Deliveries left
-    pending by an earlier run (a server that was down) are retried.
+    pending by an earlier run (a server that was down) are retried. Ctrl-C or SIGTERM
+    stops taking new messages: those in flight finish, the rest stays pending for the
+    next run, and it exits 130 (143 for SIGTERM); a second Ctrl-C stops at once.
     """
+    obj: Obj = ctx.obj
     app = obj.app()
-    with progress_bar("Ingesting") as update:
-        report = app.send(dry_run=dry_run, to=to, progress=update, lock_wait=wait)
+    workers = cli_workers.usable(app, workers, err)
+    with Interrupts(err) as stop, progress_bar("Ingesting") as update:
+        try:
+            report = app.send(
+                dry_run=dry_run,
+                to=to,
+                progress=update,
+                lock_wait=wait,
+                stop=stop.soon,
+                abort=stop.now,
+                deliver=workers == 1,
+            )
+            if workers > 1 and not (dry_run or to or stop.soon.is_set()):
+                report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
+        except KeyboardInterrupt:
+            raise click.ClickException("stopped at once: nothing more was done") from None
     print_send(app, report)
     d = report.delivery
+    if stop.code:
+        ctx.exit(stop.code)
     if (d.failed or d.deferred) and not d.sent:
         raise click.ClickException(
             f"no message was delivered ({d.failed} failed, {d.deferred} deferred); "
@@ -340,9 +383,9 @@ def print_send(app: App, report: SendReport) -> None:
             if report.dry_run
             else ("sent a test of" if report.issue is None else "published")
         )
-        out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
+        out.print(f"{verb} issue #{p.view.issue}: {safe(p.view.subject)}")
         for section in p.view.sections:
-            out.print(f"  {section.name}: {len(section.papers)}")
+            out.print(f"  {safe(section.name)}: {len(section.papers)}")
         out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
     if report.files:
         out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")
@@ -356,25 +399,28 @@ def print_send(app: App, report: SendReport) -> None:
             f", {n} {label}" for n, label in ((d.skipped, "skipped"), (d.waiting, "waiting")) if n
         )
         out.print(f"delivery ({where}): {counts}{extra}")
+        if d.stopped:
+            out.print(d.stopped)
         for e in d.errors[:20]:
-            out.print(f"  [red]{e}[/]")
+            out.print(f"  [red]{safe(e)}[/]")
         if len(d.errors) > 20:
             out.print(f"  … and {len(d.errors) - 20} more (see `digest status`)")
 
 
 def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
     """The recipients in one line: a few addresses, or a count and the first three."""
-    who = report.recipients
-    if not who:
+    who, count = report.recipients, max(report.recipient_count, len(report.recipients))
+    if not count:
         return "no recipients (add subscribers or set email.recipients)"
-    if len(who) <= shown_at_most:
+    if count <= shown_at_most and len(who) == count:
         return ", ".join(who)
-    return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
+    return f"{count:,} subscribers ({', '.join(who[:3])}, …)"
 
 
 from digest.cli.sections import areas, themes  # noqa: E402  (the commands live in their module)
 
 main.add_command(themes)
 main.add_command(areas)
+main.add_command(cli_workers.worker)
 main.add_command(cli_subscribers.subscribers)
 main.add_command(cli_subscribers.unsubscribe)
