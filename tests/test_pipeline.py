@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import time
 from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -116,6 +117,8 @@ def test_dump_with_only_sent_papers_says_so(settings: Settings) -> None:
 def test_corrupt_dump_fails_alone(settings: Settings) -> None:
     (settings.dumps_dir / "000_binary.txt").write_bytes(bytes(range(256)) * 40)
     (settings.dumps_dir / "000_empty.txt").write_bytes(b"")
+    for f in settings.dumps_dir.glob("000_*.txt"):
+        os.utime(f, (1, time.time() - 3600))  # settled (written an hour ago)
     app = make_app(settings)
     report = app.send()
     failed = {Path(d.path).name: d.error for d in report.ingest.failed}
@@ -127,7 +130,15 @@ def test_corrupt_dump_fails_alone(settings: Settings) -> None:
     # a failed dump is not retried while its content is unchanged...
     assert app.ingest().fresh == []
     # ...and is eligible again once fixed
-    write_dump(settings.dumps_dir / "000_empty.txt", [("Fixed paper", "Now it parses.")])
+    write_dump(
+        settings.dumps_dir / "000_empty.txt",
+        [
+            (
+                "Fixed paper",
+                "Now it parses, with an abstract long enough to be one. " * 2,
+            )
+        ],
+    )
     assert [d.status for d in app.ingest().fresh] == ["ingested"]
 
 
@@ -179,7 +190,7 @@ def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) ->
     the next run sends them and rewrites any missing public file."""
     app = make_app(settings)
 
-    def killed(*_: object) -> None:
+    def killed(*_: object, **__: object) -> None:
         raise RuntimeError("process killed")
 
     app.deliver_pending = killed  # type: ignore[method-assign,assignment]
@@ -201,7 +212,13 @@ def test_hostile_dump_text_is_escaped_everywhere(settings: Settings, tmp_path: P
     evil = '<script>alert("x")</script> & <b>bold</b> Attention'
     write_dump(
         settings.dumps_dir / "evil.txt",
-        [(evil, "An abstract with <img src=x onerror=alert(1)> & a link https://github.com/a/b.")],
+        [
+            (
+                evil,
+                "An abstract with <img src=x onerror=alert(1)> & a link https://github.com/a/b, "
+                "long enough to be an abstract.",
+            )
+        ],
     )
     app = make_app(settings)
     report = app.send()
@@ -232,7 +249,7 @@ def test_feeds_keep_the_last_n_issues(settings: Settings) -> None:
     app = make_app(s)
     app.send()  # issue 1: the samples
     for i in range(3):
-        write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 10)])
+        write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 12)])
         app.send()
     rss = feedparser.parse((s.public_dir / "feed.xml").read_bytes())
     atom = feedparser.parse((s.public_dir / "atom.xml").read_bytes())
