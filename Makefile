@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench golden clean
 
 # `make run` installs only what the main job needs; the test extras (pytest, Playwright,
 # psycopg, ruff, mypy…) come with the first target that needs them.
@@ -39,6 +39,11 @@ lint: $(VENV)/.installed-test
 ## benchmarks: each prints the project's figure next to a baseline from the same run
 bench: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -s -o python_files='bench_*.py' tests/bench
+
+## rewrite tests/golden/ (the e-mail, web copy, index and feeds of a fixed small input)
+## from what the code produces now; review the diff and commit it with the change
+golden: $(VENV)/.installed
+	$(VENV)/bin/pytest -q -p no:xdist tests/test_golden.py --update-golden
 
 clean:
 	rm -rf state/digest.db* state/public state/outbox state/digest.lock preview*.html preview.txt

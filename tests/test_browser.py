@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from digest.app import make_app
-
-from .conftest import ROOT, free_port, make_settings
-from .test_pipeline import write_dump
-from .test_web import Served, serve
+from tests.support.dumps import ROOT, write_dump
+from tests.support.net import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import HANG
+from tests.support.web import Served, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("DIGEST_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -63,6 +64,14 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
     yield from serve(app, port)
 
 
+def open_page(browser: object, **options: object) -> object:
+    """A new page whose every wait (navigation, click, selector) only a hang exceeds."""
+    page = browser.new_page(**options)  # type: ignore[attr-defined]
+    page.set_default_timeout(HANG * 1000)
+    page.set_default_navigation_timeout(HANG * 1000)
+    return page
+
+
 def shot(page: object, name: str, height: int = 6000) -> Path:
     """A screenshot of the top of the page (at most `height` px, to keep it quick)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -99,7 +108,7 @@ def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Pa
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     path = tmp_path / "email.html"
     path.write_text(html, encoding="utf-8")
-    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": width, "height": 900})
     page.goto(path.as_uri())
     assert layout_problems(page, width) == [], f"e-mail at {width}px"
     shot(page, f"email-{width}.png")
@@ -111,11 +120,11 @@ def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Pa
 
 
 def test_search_box_finds_papers(browser, site: Served) -> None:
-    page = browser.new_page(viewport={"width": 1024, "height": 900})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": 1024, "height": 900})
     page.goto(f"http://127.0.0.1:{site.port}/")
     page.fill("input[name=q]", "music generation")
-    page.click("form.search button")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form.search button")
     assert "Efficient Neural Music Generation" in page.content()
     shot(page, "search-1024.png")
     page.close()
@@ -133,7 +142,7 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
         result = subprocess.run(
             [newsboat, "-u", str(tmp_path / "urls"), "-c", str(cache),
              "-C", str(tmp_path / "config"), "-x", "reload"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+            capture_output=True, text=True, timeout=HANG, env={**os.environ, "HOME": str(tmp_path)},
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         with sqlite3.connect(cache) as db:
@@ -155,12 +164,12 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     msg = next(m for m in msgs if m["To"] == "ada@example.org")
     header = str(msg["List-Unsubscribe"])
     url = next(part.strip("<> ") for part in header.split(",") if "http" in part)
-    page = browser.new_page(viewport={"width": 375, "height": 800})  # type: ignore[attr-defined]
+    page = open_page(browser, viewport={"width": 375, "height": 800})
     page.goto(url)
     assert "Unsubscribe?" in page.content()
     shot(page, "unsubscribe-confirm-375.png")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form posts, the answer is a new page
+        page.click("button[type=submit]")
     assert "You are unsubscribed" in page.content()
     shot(page, "unsubscribe-done-375.png")
     token = url.rsplit("/", 1)[1]
@@ -170,8 +179,8 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
     page.goto(link.replace("/unsubscribe/", "/preferences/"))
     page.check("input[value='mixture-of-experts']")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     assert "Saved" in page.content()
     shot(page, "preferences-375.png")
     assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
@@ -204,9 +213,7 @@ def test_pages_and_subscribing_in_light_and_dark(
 
 def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{site.port}"
-    page = browser.new_page(  # type: ignore[attr-defined]
-        viewport={"width": width, "height": 900}, color_scheme=scheme
-    )
+    page = open_page(browser, viewport={"width": width, "height": 900}, color_scheme=scheme)
     tag = f"{width}-{scheme}"
 
     def look(name: str, height: int = 2400) -> None:
@@ -232,15 +239,15 @@ def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path:
     address = f"reader-{width}-{scheme}@example.org"
     page.fill("#email", address)
     page.check("input[value='music-and-audio']")
-    page.click("form button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
     assert "Check your inbox" in page.content()
     look("subscribe-sent")
     page.goto(confirm_link_in(site.app.settings.outbox_dir, address))
     assert "Confirm your subscription" in page.content()
     look("confirm")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     assert "You are subscribed" in page.content()
     look("confirmed")
     assert site.app.subscribers().list("active")[-1].address == address

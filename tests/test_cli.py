@@ -18,8 +18,8 @@ from digest.config import (
     iter_settings,
     load_settings,
 )
-
-from .conftest import SAMPLE_FILES
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -104,10 +104,14 @@ def test_dry_run_and_preview_publish_nothing(project: Path) -> None:
     assert "would mail: ada@example.org" in dry.output
     preview = run("preview", "--out", "p.html")
     assert preview.exit_code == 0
-    assert (project / "p.html").read_text().startswith("<!DOCTYPE html") or "<html" in (
-        project / "p.html"
-    ).read_text()
+    subject = preview.output.splitlines()[0]  # the subject: issue number and paper count
+    assert "#1" in subject and "176" in subject
+    email, web = (project / "p.html").read_text(), (project / "p.web.html").read_text()
+    for page in (email, web):  # whole documents, each with the configured section
+        assert page.startswith("<!DOCTYPE html") and page.rstrip().endswith("</html>")
+        assert ">Mixture of experts<" in page
     assert "Mixture of experts" in (project / "p.txt").read_text()
+    assert "<" not in (project / "p.txt").read_text().split("http")[0]  # text, not markup
     assert "176 seen" not in run("status").output  # nothing stored
     assert not (project / "state" / "public").exists()
 
@@ -139,8 +143,6 @@ def test_missing_dumps_folder_is_a_clear_error(project: Path) -> None:
 
 
 def test_unreachable_smtp_fails_the_run_and_keeps_deliveries(project: Path) -> None:
-    from .conftest import free_port
-
     port = free_port()
     (project / "digest.toml").write_text(
         f'[email]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'

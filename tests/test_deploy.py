@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT
+from tests.support.dumps import ROOT
 
 
 def test_deploy_files_pass_their_checkers() -> None:

@@ -17,9 +17,10 @@ from sqlalchemy import select, update
 
 from digest.app import App, make_app
 from digest.state.models import Digest
-
-from .conftest import make_settings
-from .test_web import Served, serve
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.settings import make_settings
+from tests.support.waiting import HANG
+from tests.support.web import Served, serve
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 LIMIT = 60_000  # bytes, for the 176-paper sample
@@ -30,8 +31,6 @@ FEEDS = ("feed.xml", "atom.xml", "feed.json")
 def published(tmp_path_factory: pytest.TempPathFactory) -> App:
     """The three sample dumps published once (one issue of 176 papers), shared."""
     import shutil
-
-    from .conftest import SAMPLE_FILES
 
     tmp = tmp_path_factory.mktemp("feeds")
     dumps = tmp / "dumps"
@@ -162,7 +161,7 @@ def site(published: App) -> Iterator[Served]:
 
 def raw_get(site: Served, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     """A GET whose body is returned as it came over the wire (not decoded)."""
-    conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=HANG)
     conn.request("GET", path, headers=headers)
     resp = conn.getresponse()
     data = resp.read()

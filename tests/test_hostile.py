@@ -28,8 +28,10 @@ from digest.cli.main import main
 from digest.config import Settings
 from digest.mail.message import PLACEHOLDER
 from digest.state.models import DumpFile, Paper, Subscriber
-
-from .conftest import SAMPLE_FILES, make_settings, running_smtp
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.net import free_port
+from tests.support.settings import make_settings
+from tests.support.smtp import running_smtp
 
 HEADER = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nMar 14\n\n"
 ABSTRACT = (
@@ -410,7 +412,6 @@ def test_item12_tls_mismatch_says_which_smtp_security_to_try(
 def test_item12_unreachable_server_after_publishing_says_delivery_is_pending(
     tmp_path: Path,
 ) -> None:
-    from .conftest import free_port
 
     config = project(
         tmp_path,

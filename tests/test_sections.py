@@ -24,9 +24,8 @@ from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
 from digest.sections.match import Sizes
 from digest.sections.summary import one_line, sentences
-
-from .conftest import SAMPLE_FILES
-from .sample_papers import Paper, generate, samples
+from tests.support.dumps import SAMPLE_FILES
+from tests.support.papers import Paper, generate, samples
 
 # ----------------------------------------------------------------------------- vocabulary
 

@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import main
-
-from .conftest import SAMPLE_FILES
+from tests.support.dumps import SAMPLE_FILES
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from sqlalchemy import create_engine, select
 
 from digest.app import make_app
 from digest.state.models import Delivery
-
-from .conftest import running_smtp
-from .test_crash import start_send, wait_for
-from .test_delivery import addresses, small_settings, states, subscribe
-from .test_pipeline import write_dump
+from tests.support.crash import start_send
+from tests.support.delivery import addresses, small_settings, states, subscribe
+from tests.support.dumps import write_dump
+from tests.support.smtp import running_smtp
+from tests.support.waiting import wait_for
 
 READERS = 20
 
@@ -116,9 +116,9 @@ def test_sigterm_lets_messages_in_flight_finish_and_leaves_the_rest_pending(
     controller, handler = gate
     proc = start_send(project(tmp_path, controller.port))
     err = Lines(proc)
-    wait_for(lambda: len(handler.held) == 2, 60, "both connections to hold a message")
+    wait_for(lambda: len(handler.held) == 2, "both connections to hold a message")
     proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: "stopping:" in err.text, 60, "the process to say it is stopping")
+    wait_for(lambda: "stopping:" in err.text, "the process to say it is stopping")
     handler.open(controller)  # the two messages in flight are accepted
     out = proc.communicate(timeout=60)[0].decode()
     err.thread.join(60)
@@ -140,10 +140,10 @@ def test_a_second_ctrl_c_stops_at_once_and_only_handed_over_messages_stay_sendin
     controller, handler = gate
     proc = start_send(project(tmp_path, controller.port))
     err = Lines(proc)
-    wait_for(lambda: len(handler.held) == 2, 60, "both connections to hold a message")
+    wait_for(lambda: len(handler.held) == 2, "both connections to hold a message")
     held = set(handler.held)
     proc.send_signal(signal.SIGINT)
-    wait_for(lambda: "stopping:" in err.text, 60, "the process to say it is stopping")
+    wait_for(lambda: "stopping:" in err.text, "the process to say it is stopping")
     proc.send_signal(signal.SIGINT)  # the server never answers: only this ends the run
     out = proc.communicate(timeout=60)[0].decode()
     err.thread.join(60)

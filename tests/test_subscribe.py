@@ -21,10 +21,10 @@ from sqlalchemy import select
 from digest.app import App, make_app
 from digest.config import SubscribeSection
 from digest.state.models import Signup, Subscriber
-
-from .conftest import free_port, make_settings
-from .test_pipeline import write_dump
-from .test_web import Served, serve
+from tests.support.dumps import write_dump
+from tests.support.net import free_port
+from tests.support.settings import make_settings
+from tests.support.web import Served, serve
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

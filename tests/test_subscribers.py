@@ -21,8 +21,7 @@ from digest.mail.subscribers import SubscriberError, normalize, parse_themes
 from digest.render.renderer import Renderer
 from digest.state import db
 from digest.state.models import Delivery, DigestVariant, Subscriber
-
-from .test_pipeline import write_dump
+from tests.support.dumps import write_dump
 
 
 def tokens(app: App) -> dict[str, str]:

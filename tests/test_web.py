@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,54 +13,14 @@ import pytest
 
 from digest.app import App, make_app
 from digest.config import Settings
-from digest.web.server import CSP, make_server
-
-from .conftest import free_port
-from .test_pipeline import write_dump
-
-
-class Served:
-    def __init__(self, app: App, port: int) -> None:
-        self.app, self.port = app, port
-
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET",
-            body: str | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-
-    def raw(self, request_line: str) -> bytes:
-        """Send a request line as is (no client-side normalisation of the path)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-            s.sendall(f"{request_line}\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def serve(app: App, port: int | None = None) -> Iterator[Served]:
-    port = port or free_port()
-    server = make_server(app, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield Served(app, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+from digest.web.server import CSP
+from tests.support.dumps import write_dump
+from tests.support.settings import make_settings
+from tests.support.web import Served, serve
 
 
 @pytest.fixture
 def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
-    from .conftest import make_settings
-
     settings: Settings = make_settings(tmp_path, dumps_dir)
     write_dump(
         dumps_dir / "evil.txt",
@@ -169,8 +127,6 @@ def test_unknown_paths_get_a_plain_404_page(site: Served) -> None:
 
 
 def test_run_serve_and_base_url(tmp_path: Path, dumps_dir: Path) -> None:
-    from .conftest import make_settings
-
     settings = make_settings(tmp_path, dumps_dir)
     settings = replace(settings, digest=replace(settings.digest, base_url="http://news.example"))
     app = make_app(settings)

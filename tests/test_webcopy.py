@@ -12,9 +12,8 @@ from lxml import html as lxml_html
 
 from digest.app import App, make_app
 from digest.render.reading import first_sentence, linkify, read_link
-
-from .conftest import SAMPLE_FILES, make_settings
-from .test_pipeline import write_dump
+from tests.support.dumps import SAMPLE_FILES, write_dump
+from tests.support.settings import make_settings
 
 BASE = "http://localhost:8000"
 CRAFTED = [

@@ -10,10 +10,8 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +21,10 @@ from sqlalchemy import create_engine, func, insert, select
 from digest.app import make_app
 from digest.config import load_settings
 from digest.state.models import Delivery, Subscriber
-
-from .conftest import ROOT, new_pg_database
-from .test_pipeline import write_dump
+from tests.support.dumps import ROOT, write_dump
+from tests.support.postgres import new_pg_database
+from tests.support.smtp import Recorder, running_smtp
+from tests.support.waiting import wait_for
 
 POSTFIX = os.environ.get("DIGEST_TEST_POSTFIX", "")  # "host:port maildir", from .ci/postfix.sh
 DELIVERED_TO = re.compile(rb"^Delivered-To: (\S+)", re.M | re.I)
@@ -37,14 +36,6 @@ def postfix() -> tuple[str, int, Path]:
     where, maildir = POSTFIX.split()
     host, port = where.rsplit(":", 1)
     return host, int(port), Path(maildir)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def copies(maildir: Path, domain: str) -> Counter[str]:
@@ -134,7 +125,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
                 return int(s.scalar(select(func.count()).where(Delivery.status == "sent")) or 0)
 
         procs = [start_worker(config) for _ in range(3)]
-        wait_for(lambda: sent() >= readers // 5, 120, "a fifth of the messages")
+        wait_for(lambda: sent() >= readers // 5, "a fifth of the messages")
         victim = procs[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -148,7 +139,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
         assert statuses == Counter({"sent": readers})
         app.engine.dispose()
 
-    wait_for(lambda: not queued_for(domain), 120, "Postfix to deliver its queue")
+    wait_for(lambda: not queued_for(domain), "Postfix to deliver its queue")
     got = copies(maildir, domain)
     assert set(got) == {f"r{i}@{domain}" for i in range(readers)}  # nobody missed
     extra = sum(n - 1 for n in got.values())
@@ -160,7 +151,6 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
 
 @pytest.mark.postgres
 def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> None:
-    from .conftest import Recorder, running_smtp
 
     with new_pg_database() as url, running_smtp(Recorder()) as (controller, recorder):
         config = project(tmp_path, url, controller.port, "127.0.0.1")
@@ -208,7 +198,7 @@ def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None
         with app.session() as s:
             return s.scalar(select(func.count()).select_from(Worker)) == 1
 
-    wait_for(registered, 60, "the worker to register")
+    wait_for(registered, "the worker to register")
     shown = CliRunner().invoke(main, ["-c", str(config), "status"])
     assert shown.exit_code == 0, shown.output
     assert "workers:  1 delivering" in shown.output

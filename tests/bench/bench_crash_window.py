@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.test_crash import measure_duplicates
+from tests.support.crash import measure_duplicates
 
 
 def test_crash_window() -> None:

@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = sorted((ROOT / "examples" / "dumps").glob("*.txt"))[0]
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.dumps import SAMPLE_FILES  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
+
+SAMPLE = SAMPLE_FILES[0]
 
 
 def _project(folder: Path, schedule: str) -> Path:
@@ -47,23 +53,24 @@ def manual_send() -> float:
 def daemon_latency(schedule: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = _project(Path(tmp), schedule)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run"],
-            stderr=subprocess.DEVNULL,
-        )
+        log = folder / "daemon.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run"],
+                stderr=stderr,
+            )
         try:
-            time.sleep(2)  # let it start
+            wait_for(lambda: "daemon started" in log.read_text(), "the daemon to start")
             staged = folder / "d.txt.part"
             shutil.copy(SAMPLE, staged)
             t0 = time.perf_counter()
             staged.rename(folder / "dumps" / "d.txt")  # complete on disk, atomically
             feed = folder / "state" / "public" / "feed.xml"
-            while not feed.exists():
-                time.sleep(0.02)
+            wait_for(feed.exists, "the feed", interval=0.02)
             return time.perf_counter() - t0
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            proc.wait(timeout=120)
 
 
 def test_latency() -> None:

@@ -80,7 +80,7 @@ class Sink:
     """An SMTP sink in a child process, counting the messages it accepted."""
 
     def __init__(self) -> None:
-        from tests.conftest import free_port
+        from tests.support.net import free_port
 
         self.port = free_port()
         self.count = multiprocessing.Value("l", 0)

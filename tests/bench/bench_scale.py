@@ -42,7 +42,7 @@ from digest.state import db  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
 from tests.bench.bench_delivery import Sink  # noqa: E402
 from tests.sample_papers import generate  # noqa: E402
-from tests.test_pipeline import write_dump  # noqa: E402
+from tests.support.dumps import write_dump  # noqa: E402
 
 QUICK = bool(os.environ.get("BENCH_SCALE_QUICK"))
 SCALE = 10 if QUICK else 1
@@ -182,7 +182,7 @@ def bench_workers(n: int = 3000) -> None:
     if not (PG and POSTFIX):
         print("workers through Postfix: skipped (needs DIGEST_TEST_DATABASE_URL and _POSTFIX)")
         return
-    from tests.conftest import new_pg_database
+    from tests.support.postgres import new_pg_database
 
     host_port = POSTFIX.split()[0]
     port = int(host_port.rsplit(":", 1)[1])

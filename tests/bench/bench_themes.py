@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # run as a script
 
 from digest.config import ThemeConfig  # noqa: E402
 from digest.sections.assign import assign  # noqa: E402
-from tests.sample_papers import Paper, generate  # noqa: E402
+from tests.support.papers import Paper, generate  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 THEMES = (

@@ -7,12 +7,10 @@ import random
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
-
-SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
+from tests.support.dumps import SAMPLES
 
 
 @dataclass(frozen=True)
