@@ -108,6 +108,7 @@ class App:
         self, paths: Sequence[Path] | None = None, progress: Progress | None = None
     ) -> IngestReport:
         with self.session() as session:
+            db.begin_write(session)
             report = self._ingest(session, paths, progress)
             session.commit()
         return report
@@ -190,6 +191,7 @@ class App:
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
         with self.session() as session:
+            db.begin_write(session)  # ingests, then rolls back
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
             report.recipients = tuple(recipients)
@@ -198,6 +200,7 @@ class App:
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
         with self.session() as session:
+            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress), recipients=(to,))
             session.commit()
             report.prepared = self._ready(session, report, ignore_minimum=True)
@@ -233,6 +236,7 @@ class App:
 
     def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
         with self.session() as session:
+            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress))
             session.commit()
             prepared = self._ready(session, report)
@@ -269,6 +273,9 @@ class App:
         )
         sender = self.settings.email.sender
         try:
+            # What was read above (pending papers, selections) is read again or checked
+            # by unique keys here; the write itself is short and waits its turn.
+            db.begin_write(session)
             subscribers.sync_configured(session, configured)
             digest = store.create_digest(session, record)
             outbox.create_deliveries(
@@ -350,7 +357,7 @@ class App:
         marked sent only after the server accepted it. Call it holding the publish lock.
         Setting `stop` ends it early, leaving the rest pending."""
         return delivery.deliver(
-            self.engine,
+            db.for_writes(self.engine),
             self.transport,
             self._mailing(),
             Policy.of(self.settings.email, parallel=self._parallel()),
@@ -392,6 +399,7 @@ class App:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
         with self.session() as session:
+            db.begin_write(session)  # ingests, then rolls back
             self._ingest(session, None, None)
             sections = assign(store.pending_papers(session), self.settings.themes)
             session.rollback()
@@ -403,6 +411,7 @@ class App:
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""
         with self.session() as session:
+            db.begin_write(session)
             value = store.get_meta(session, "web_secret")
             if value is None:
                 store.set_meta(session, "web_secret", secrets.token_hex(32))

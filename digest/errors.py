@@ -43,3 +43,8 @@ class DeliveryError(DigestError):
 
 class StateError(DigestError):
     """The state database cannot be opened or is in an unexpected shape."""
+
+
+class StateBusy(StateError):
+    """Another process kept the state database locked longer than the busy timeout:
+    nothing was changed, and the same call can simply be tried again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from digest.errors import StateError
+from digest.errors import StateBusy, StateError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
 def make_engine(url: str) -> Engine:
@@ -29,7 +31,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
     try:
         engine = create_engine(parsed, **kwargs)
     except Exception as exc:  # a missing driver, for instance
@@ -37,6 +39,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_error)
     return engine
 
 
@@ -48,12 +51,54 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
+# An execution option marking a connection whose transactions write. On SQLite they
+# begin IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before the
+# first read, so a commit by another process between this transaction's reads and its
+# writes cannot fail the upgrade with SQLITE_BUSY, which no busy timeout waits out.
+WRITE = "digest_write"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    immediate = conn.get_execution_options().get(WRITE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writes(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions take the write lock up front."""
+    return engine.execution_options(**{WRITE: True})
+
+
+def begin_write(session: Session) -> None:
+    """End the session's read transaction, if any, and begin a write transaction (BEGIN
+    IMMEDIATE on SQLite: it waits its turn for the write lock). Call it before the first
+    statement of a unit of work that writes; keep what follows short."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={WRITE: True})
+
+
+def _sqlite_error(ctx: Any) -> StateError | None:
+    """Turn SQLite's failures that are not bugs into the core's one-line errors."""
+    return translate(ctx.original_exception, ctx.engine.url.database if ctx.engine else None)
+
+
+def translate(exc: BaseException, path: str | None) -> StateError | None:
+    """The StateError for a sqlite3 error that a user can act on, else None."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    where = path or "the state database"
+    text = str(exc).lower()
+    if "database is locked" in text or "database table is locked" in text:
+        return StateBusy(
+            f"{where} stayed locked by another digest process for {BUSY_TIMEOUT_S} s; "
+            "nothing was changed",
+            hint="try again in a minute (`digest status` shows what is running)",
+        )
+    return None
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
@@ -74,5 +119,7 @@ def upgrade(engine: Engine) -> None:
         ) from None
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Any]:
+    """Sessions over `engine`; with `write`, every transaction begins as a write one."""
+    options = {WRITE: True} if write else {}
+    return sessionmaker(engine, expire_on_commit=False, execution_options=options)
