@@ -19,7 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError, StateError
+from digest.errors import (
+    ConfigError,
+    DigestError,
+    StateError,
+    StateUnwritable,
+    StorageError,
+)
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, dump_candidates, ingest_files
 from digest.mail import delivery, outbox, subscribers
@@ -244,7 +250,16 @@ class App:
                 self._store(session, prepared)
                 report.issue, report.prepared = prepared.view.issue, prepared
                 report.recipients = tuple(recipients)
-        report.files = self.publish_files()
+        try:
+            report.files = self.publish_files()
+        except StorageError as exc:
+            if report.issue is None:
+                raise
+            raise StorageError(
+                exc.path,
+                f"{exc.message.removeprefix(exc.path + ': ')}; issue #{report.issue} is stored",
+                hint=f"{exc.hint}: the next `digest send` writes its files and sends its e-mails",
+            ) from None
         return report
 
     def _store(self, session: Session, prepared: Prepared) -> None:
@@ -436,6 +451,19 @@ def html_body(document: str) -> str:
 def make_app(settings: Settings, **parts: Any) -> App:
     """The one factory: tests and the daemon swap parts (engine, transport, clock) here."""
     return App(settings, **parts)
+
+
+def make_reader_app(settings: Settings) -> tuple[App, str]:
+    """An App for looking only (`digest status`): when the state cannot be written (a
+    full disk, a read-only folder) but can be read, the SQLite file is opened read-only
+    and the second value says why; otherwise it is empty."""
+    try:
+        return App(settings), ""
+    except StateUnwritable as exc:
+        if not settings.database_url.startswith("sqlite"):
+            raise
+        engine = db.make_engine(settings.database_url, read_only=True)
+        return App(settings, engine=engine), str(exc)
 
 
 __all__ = ["App", "DigestError", "SendReport", "make_app"]

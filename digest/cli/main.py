@@ -14,11 +14,11 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
-from digest.app import App, IngestReport, SendReport, make_app
+from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import subscribers as cli_subscribers
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError
-from digest.fsutil import atomic_write
+from digest.fsutil import atomic_write, storage_error
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -43,6 +43,13 @@ class Obj:
     def app(self) -> App:
         return make_app(load_settings(self.config))
 
+    def reader_app(self) -> App:
+        """An App for looking only; read-only (with a warning) when it cannot write."""
+        app, why = make_reader_app(load_settings(self.config))
+        if why:
+            err.print(f"warning: {why}; showing the state read-only")
+        return app
+
 
 class DigestGroup(click.Group):
     """Turns the core's errors into one line and exit code 1 (traceback with --verbose)."""
@@ -55,6 +62,11 @@ class DigestGroup(click.Group):
             if isinstance(obj, Obj) and obj.verbose:
                 err.print_exception()
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a file the core did not expect to fail: still one line
+            obj = ctx.obj
+            if isinstance(obj, Obj) and obj.verbose:
+                err.print_exception()
+            raise click.ClickException(str(storage_error(exc.filename or "?", exc))) from None
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,7 +166,7 @@ def print_ingest(report: IngestReport) -> None:
 @click.pass_obj
 def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
-    app = obj.app()
+    app = obj.reader_app()
     s = app.status()
     out.print(f"state:    {shown_url(app.settings.database_url)}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")

@@ -2,6 +2,7 @@
 (store: dumps and papers; archive: search; sectionfeeds: per-section feed entries), and the
 exclusive locks on the state.
 
-May import: `digest.errors`, `digest.config`, `digest.ingest.parse` / `digest.ingest.links`
+May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
+`digest.ingest.links`
 (the listing types). Nothing here renders, sends or publishes.
 """

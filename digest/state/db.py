@@ -11,33 +11,45 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.errors import StateBusy, StateError
+from digest.errors import StateBusy, StateError, StateUnwritable
+from digest.fsutil import file_system_problem, storage_error
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout. With
+    `read_only` (SQLite only), the file is opened as immutable and never written: a view
+    of a state on a full disk or a read-only folder."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise StateError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not read_only:
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(folder, exc) from None
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+        if read_only and parsed.database:
+            uri = f"file:{Path(parsed.database).resolve()}?mode=ro&immutable=1"
+            kwargs["creator"] = lambda: sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
     try:
         engine = create_engine(parsed, **kwargs)
     except Exception as exc:  # a missing driver, for instance
         raise StateError(f"cannot open database {parsed.render_as_string()}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_error)
     return engine
@@ -53,6 +65,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
+
+
+def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute("PRAGMA query_only=ON")
 
 
 # An execution option marking a connection whose transactions write. On SQLite they
@@ -98,6 +115,28 @@ def translate(exc: BaseException, path: str | None) -> StateError | None:
             "nothing was changed",
             hint="try again in a minute (`digest status` shows what is running)",
         )
+    problem = file_system_problem(Path(where)) if path else None
+    if "disk is full" in text or problem == "full":
+        return StateUnwritable(
+            f"{where}: no space left on the disk (nothing stored was lost)",
+            hint="free some space there, then run the command again",
+        )
+    if "readonly" in text or "read-only" in text or problem == "read-only":
+        return StateUnwritable(
+            f"{where}: the state folder is read-only, so nothing could be stored",
+            hint="make the folder and the database file writable for this user (or point "
+            "digest.state_dir elsewhere), then run the command again",
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StateError(
+            f"{where} is not a digest database or is damaged ({exc}); it was left as it is",
+            hint="restore it from a backup, or move it aside to start an empty state",
+        )
+    if "unable to open" in text or "disk i/o error" in text:
+        return StateError(
+            f"cannot open {where} ({exc})",
+            hint="check that its folder exists and that this user may read and write it",
+        )
     return None
 
 
@@ -112,7 +151,11 @@ def upgrade(engine: Engine) -> None:
     """Create or migrate the schema to the newest revision."""
     try:
         command.upgrade(alembic_config(engine), "head")
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        if engine.dialect.name == "sqlite" and exc.orig is not None:
+            known = translate(exc.orig, engine.url.database)
+            if known is not None:
+                raise known from None
         raise StateError(
             f"cannot open database {engine.url.render_as_string()}: {exc.orig}",
             hint="check database_url and that the server is running",
