@@ -65,6 +65,7 @@ class SendReport:
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
+    waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
 
 
 class App:
@@ -123,13 +124,20 @@ class App:
         self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
     ) -> IngestReport:
         files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
-        return ingest_files(session, files, progress)
+        return ingest_files(session, files, progress, max_bytes=self.settings.digest.max_dump_bytes)
 
     # prepare --------------------------------------------------------------
 
-    def prepare(self, session: Session) -> Prepared | None:
-        """Theme and render the pending papers; None when nothing is pending."""
-        pending = store.pending_papers(session)
+    def prepare(
+        self, session: Session, pending: list[store.StoredPaper] | None = None
+    ) -> Prepared | None:
+        """Theme and render the pending papers (at most digest.max_papers_per_digest, the
+        oldest first); None when nothing is pending. The stored HTML, which the feeds
+        carry, is the e-mail as fitted under email.max_html_bytes, so an issue's feed
+        entry stays bounded however many papers it has; the web copy has them all."""
+        if pending is None:
+            pending = store.pending_papers(session)
+        pending = pending[: self.settings.digest.max_papers_per_digest]
         if not pending:
             return None
         issue = store.next_issue(session)
@@ -138,7 +146,7 @@ class App:
         return Prepared(
             view=view,
             sections=sections,
-            html=self.renderer.email_html(view),
+            html=self._personaliser(unsubscribe=False).letter(view).html,
             text=self.renderer.email_text(view),
             web_html=self.renderer.web_html(view),
         )
@@ -218,7 +226,18 @@ class App:
         self, session: Session, report: SendReport, *, ignore_minimum: bool = False
     ) -> Prepared | None:
         """The prepared digest, or None with report.reason saying why not."""
-        pending = len(store.pending_papers(session))
+        papers = store.pending_papers(session)
+        pending = len(papers)
+        limit = self.settings.digest.max_papers_per_digest
+        report.waiting = max(0, pending - limit)
+        if report.waiting:
+            log.info(
+                "%d pending papers: the oldest %d go in this issue (digest.max_papers_per_"
+                "digest), %d wait for the next",
+                pending,
+                limit,
+                report.waiting,
+            )
         minimum = 1 if ignore_minimum else self.settings.digest.min_papers
         if pending == 0:
             fresh = report.ingest.fresh
@@ -238,7 +257,7 @@ class App:
                 f"digest.min_papers = {minimum}; they wait for the next run"
             )
             return None
-        return self.prepare(session)
+        return self.prepare(session, papers)
 
     def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
         with self.session() as session:
@@ -389,10 +408,11 @@ class App:
             self._mailing_cache = delivery.mailing_of(self.settings)
         return self._mailing_cache
 
-    def _personaliser(self) -> Personaliser:
+    def _personaliser(self, *, unsubscribe: bool = True) -> Personaliser:
+        url = f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}" if unsubscribe else ""
         return Personaliser(
             self.renderer,
-            unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
+            unsubscribe_url=url,
             max_html_bytes=self.settings.email.max_html_bytes,
             subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
         )

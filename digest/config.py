@@ -44,6 +44,14 @@ class DigestSection:
     abstract_chars: int = setting(
         320, "Abstracts in the e-mail are shortened to about this length."
     )
+    max_papers_per_digest: int = setting(
+        2000,
+        "At most this many papers in one issue: the oldest pending go first, the rest "
+        "wait for the next issue.",
+    )
+    max_dump_bytes: int = setting(
+        20_000_000, "A dump file larger than this many bytes is refused with the reason, unread."
+    )
 
 
 @dataclass(frozen=True)

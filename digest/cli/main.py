@@ -353,6 +353,12 @@ def print_send(app: App, report: SendReport) -> None:
         out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
         for section in p.view.sections:
             out.print(f"  {section.name}: {len(section.papers)}")
+        if report.waiting:
+            limit = app.settings.digest.max_papers_per_digest
+            out.print(
+                f"{report.waiting:,} more pending paper(s) wait for the next issue "
+                f"(at most digest.max_papers_per_digest = {limit:,} in one issue)"
+            )
         out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
     if report.files:
         out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")

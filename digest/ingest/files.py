@@ -65,19 +65,34 @@ def ingest_files(
     session: Session,
     files: Sequence[Path],
     progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> IngestReport:
-    """Ingest the files in order, one report line each; the caller commits."""
+    """Ingest the files in order, one report line each; the caller commits. A file over
+    `max_bytes` is refused unread (and not recorded: raising the limit lets it in)."""
     report = IngestReport()
     for i, path in enumerate(files):
         if progress:
             progress("Ingesting", i, len(files), path.name)
-        report.dumps.append(ingest_one(session, path))
+        report.dumps.append(ingest_one(session, path, max_bytes))
     if progress:
         progress("Ingesting", len(files), len(files), "")
     return report
 
 
-def ingest_one(session: Session, path: Path) -> DumpReport:
+def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # reported by the read below
+    if max_bytes is not None and size > max_bytes:
+        err = DumpError(
+            str(path),
+            f"{size:,} bytes, over digest.max_dump_bytes = {max_bytes:,}; it was not read",
+            hint="split the file, or raise digest.max_dump_bytes if it is a real dump",
+        )
+        log.warning("%s", err)
+        return DumpReport(str(path), "failed", error=str(err))
     try:
         data = path.read_bytes()
         mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
