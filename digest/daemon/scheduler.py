@@ -35,8 +35,8 @@ from digest.app import App
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError
 from digest.ingest.files import dump_candidates
+from digest.state import db, store
 from digest.state import locks as lock
-from digest.state import store
 from digest.state.models import DumpFile
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=app.engine),
+                "default": SQLAlchemyJobStore(engine=db.for_writes(app.engine)),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -278,6 +278,7 @@ class Daemon:
 
     def _set_meta(self, key: str, value: str | None) -> None:
         with self.app.session() as s:
+            db.begin_write(s)  # read-then-write: take the write lock first (SQLite)
             store.set_meta(s, key, value)
             s.commit()
 
