@@ -26,13 +26,20 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def write_dump(path: Path, n: int) -> None:
+PER_DUMP = 10_000  # papers per dump file: about 19 MB, under digest.max_dump_bytes
+
+
+def write_dumps(folder: Path, n: int) -> None:
+    """`n` distinct papers in dumps of at most PER_DUMP papers each."""
     from tests.sample_papers import generate
 
-    blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Mar 14"]
-    for p in generate(n, seed=1):
-        blocks += [p.title, p.abstract]
-    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    papers = generate(n, seed=1)
+    for start in range(0, n, PER_DUMP):
+        blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Mar 14"]
+        for p in papers[start : start + PER_DUMP]:
+            blocks += [p.title, p.abstract]
+        text = "\n\n".join(blocks) + "\n"
+        (folder / f"huge-{start // PER_DUMP:02d}.txt").write_text(text, encoding="utf-8")
 
 
 def child(mode: str, folder: Path) -> None:
@@ -45,7 +52,8 @@ def child(mode: str, folder: Path) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if mode == "ingest":
         report = app.ingest()
-        papers = report.dumps[0].papers
+        papers = sum(d.papers for d in report.dumps)
+        assert papers, report
     else:
         sent = app.send()
         assert sent.issue is not None, sent.reason
@@ -84,7 +92,7 @@ def setup(root: Path, n: int, limit: int | None = None) -> Path:
     """A folder with the dump and settings; `limit` sets digest.max_papers_per_digest."""
     folder = root / f"n{n}-{limit}"
     (folder / "dumps").mkdir(parents=True)
-    write_dump(folder / "dumps" / "huge.txt", n)
+    write_dumps(folder / "dumps", n)
     extra = f"max_papers_per_digest = {limit}\n" if limit else ""
     (folder / "digest.toml").write_text(
         f'[digest]\ndumps_dir = "dumps"\nstate_dir = "state"\n{extra}'
@@ -102,7 +110,7 @@ def bench(n: int, all_in_one: bool = True) -> None:
         if all_in_one:  # the same backlog with no limit on one issue
             label = "digest send, all in one issue"
             runs.append((label, measure("send", setup(Path(tmp) / "all", n, limit=n))))
-    print(f"\n{n:,} papers in one dump ({digest.__file__})")
+    print(f"\n{n:,} papers in {-(-n // PER_DUMP)} dump(s) ({digest.__file__})")
     print(
         f"baseline: ingest alone (parse + store)  {base['seconds']:7.1f} s "
         f"({base['cpu']:6.1f} s CPU)  "
