@@ -277,7 +277,7 @@ class App:
             raise StorageError(
                 exc.path,
                 f"{exc.message.removeprefix(exc.path + ': ')}; issue #{report.issue} is stored",
-                hint=f"{exc.hint}: the next `digest send` writes its files and sends its e-mails",
+                hint=f"{exc.hint}; the next `digest send` writes its files and sends its e-mails",
             ) from None
         return report
 

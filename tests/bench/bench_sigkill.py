@@ -147,9 +147,16 @@ class World:
         if not dumps or dumps[0][0] < self.dropped:
             return "ingest"
         issues = self.query("SELECT count(*) FROM digests")[0][0]
-        if issues < self.dropped:
-            return "publish"
+        if issues < self.dropped or self.sent_of_newest() == 0:
+            return "publish"  # storing the issue, writing the feeds
         return "delivery"
+
+    def sent_of_newest(self) -> int:
+        rows = self.query(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent' AND digest_id = "
+            "(SELECT max(id) FROM digests)"
+        )
+        return int(rows[0][0]) if rows else 0
 
     def arrived(self) -> Counter[str]:
         if self.transport == "smtp":
@@ -226,6 +233,8 @@ def kill_one(world: World, target: str) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    if phase == "delivery":
+        phase += f" ({world.sent_of_newest()}/{SUBSCRIBERS} sent)"
     return phase
 
 
@@ -255,10 +264,10 @@ def run(kills: int, seed: int) -> int:
                 bound = CONNECTIONS if world.transport == "smtp" else 1
                 ok = new_dups <= bound
                 failures += not ok
-                totals[phase] += 1
+                totals[phase.split()[0]] += 1
                 totals["duplicates"] += new_dups
                 print(
-                    f"kill {k + 1:2d}: {world.transport:7s} killed in {phase:8s} "
+                    f"kill {k + 1:2d}: {world.transport:7s} killed in {phase:23s} "
                     f"-> rerun ok; issues {figures['issues']:2d}, sent {figures['sent']:5d}, "
                     f"new duplicates {new_dups} (bound {bound}){'' if ok else '  OVER BOUND'}"
                 )
