@@ -5,9 +5,15 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: run test lint bench clean
 
+# `make run` installs only what the main job needs; the test extras (pytest, Playwright,
+# psycopg, ruff, mypy…) come with the first target that needs them.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
@@ -17,7 +23,7 @@ run: $(VENV)/.installed
 
 ## lint, type-check and run the whole suite (installs Chromium, newsboat and PostgreSQL
 ## from Debian if missing, and starts PostgreSQL for its tests)
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	bash .ci/system-deps.sh
 	$(VENV)/bin/ruff check digest tests
 	$(VENV)/bin/ruff format --check digest tests
@@ -25,12 +31,12 @@ test: $(VENV)/.installed
 	DIGEST_TEST_DATABASE_URL="$${DIGEST_TEST_DATABASE_URL:-$$(bash .ci/postgres.sh)}" \
 	  $(VENV)/bin/pytest -n 2 -q
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix digest tests
 	$(VENV)/bin/ruff format digest tests
 
 ## benchmarks: each prints the project's figure next to a baseline from the same run
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -s -o python_files='bench_*.py' tests/bench
 
 clean:

@@ -1,4 +1,4 @@
-"""The one place that strings the job together: ingest → diff → theme → render →
+"""The one place that strings the job together: ingest → diff → sections → render →
 publish → deliver. The CLI, the scheduler and the web server all call this."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.errors import (
@@ -34,14 +34,18 @@ from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_mess
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
-from digest.render.renderer import DigestView, IssueSummary, Renderer
+from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
+from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, store
 from digest.state.locks import publish_lock
-from digest.state.sectionfeeds import theme_feeds
+from digest.state.sectionfeeds import section_feeds
+from digest.state.states import DumpStatus
+from digest.urls import issue_path, issue_url
 
 log = logging.getLogger(__name__)
+FEED_ENTRY_BYTES = 500_000  # an issue's feed entry at most: beyond, the e-mail as fitted
 
 
 @dataclass(frozen=True)
@@ -81,18 +85,69 @@ class App:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine or db.make_engine(settings.database_url)
-        db.upgrade(self.engine)
-        self.sessions = db.make_sessionmaker(self.engine)
+        self._engine = engine
+        self._migrated = False
+        self._sessions: sessionmaker[Session] | None = None
+        self._empty: sessionmaker[Session] | None = None
         self._transport = transport
-        self.renderer = renderer or Renderer(settings.digest.theme, settings.templates_dir)
+        self._renderer = renderer
         self.clock = clock or (lambda: datetime.now(UTC))
         self._mailing_cache: Mailing | None = None
+
+    # Building the app touches nothing: the database is opened (created, migrated) on
+    # first use by a command that writes, and the template set is loaded when something
+    # is rendered. Read-only commands read what exists (see `reading`).
+
+    @property
+    def engine(self) -> Engine:
+        """The state database, created and brought up to date on first use."""
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings.database_url)
+        if not self._migrated:
+            db.upgrade(self._engine)
+            self._migrated = True
+        return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            self._sessions = db.make_sessionmaker(self.engine)
+        return self._sessions
+
+    @property
+    def renderer(self) -> Renderer:
+        """The template set (digest.theme) with the user's templates_dir, loaded on first use."""
+        if self._renderer is None:
+            s = self.settings
+            self._renderer = Renderer(s.digest.theme, s.templates_dir)
+        return self._renderer
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.sessions() as session:
             yield session
+
+    def has_state(self) -> bool:
+        """Whether the state database exists (a read-only command does not create it)."""
+        return self._engine is not None or db.exists(self.settings.database_url)
+
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for commands that only read: the state as it is or, before the first
+        write, an empty in-memory state (nothing is created on disk)."""
+        if self.has_state():
+            return self.sessions
+        if self._empty is None:
+            self._empty = db.make_sessionmaker(db.empty_engine())
+        return self._empty
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that is rolled back at the end: see `read_sessions`."""
+        with self.read_sessions()() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def transport(self) -> Transport:
         if self._transport is not None:
@@ -131,22 +186,23 @@ class App:
     def prepare(
         self, session: Session, pending: list[store.StoredPaper] | None = None
     ) -> Prepared | None:
-        """Theme and render the pending papers (at most digest.max_papers_per_digest, the
-        oldest first); None when nothing is pending. The stored HTML, which the feeds
-        carry, is the e-mail as fitted under email.max_html_bytes, so an issue's feed
-        entry stays bounded however many papers it has; the web copy has them all."""
+        """Cut the pending papers (at most digest.max_papers_per_digest, the oldest first)
+        into sections and render them; None when nothing is pending. The stored HTML,
+        which the feeds carry, is the whole e-mail up to FEED_ENTRY_BYTES and fitted
+        under it beyond, so an issue's feed entry stays bounded however many papers it
+        has; the web copy has them all."""
         if pending is None:
             pending = store.pending_papers(session)
         pending = pending[: self.settings.digest.max_papers_per_digest]
         if not pending:
             return None
         issue = store.next_issue(session)
-        sections = assign(pending, self.settings.themes)
+        sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
         view = self.view(issue, sections, self.clock())
         return Prepared(
             view=view,
             sections=sections,
-            html=self._personaliser(unsubscribe=False).letter(view).html,
+            html=self._feed_copy().letter(view).html,
             text=self.renderer.email_text(view),
             web_html=self.renderer.web_html(view),
         )
@@ -162,7 +218,7 @@ class App:
         """Who would receive the next digest: the configured recipients not unsubscribed
         or bounced, then the active subscribers."""
         configured = self._configured()
-        with self.session() as session:
+        with self.reading() as session:
             return subscribers.would_receive(session, configured)
 
     def _configured(self) -> list[str]:
@@ -176,9 +232,20 @@ class App:
             seen.setdefault(address.lower(), address)
         return list(seen.values())
 
-    def subscribers(self) -> SubscriberBook:
-        """The subscriber list (add, remove, import, export, unsubscribe)."""
-        return SubscriberBook(self.sessions)
+    def subscribers(self, *, read_only: bool = False) -> SubscriberBook:
+        """The subscriber list (add, remove, import, export, unsubscribe); `read_only`
+        for listing and export, which must not create the state."""
+        return SubscriberBook(
+            self.read_sessions() if read_only else self.sessions, self.theme_choices
+        )
+
+    def theme_choices(self) -> list[tuple[str, str]]:
+        """(slug, name) of every theme a subscriber can choose: the configured themes,
+        then the research areas (never one-off topics or the remaining section)."""
+        seen = {slugify(t.name): t.name for t in self.settings.themes}
+        for area in self.vocabulary():
+            seen.setdefault(area.slug, area.name)
+        return list(seen.items())
 
     def send(
         self,
@@ -191,11 +258,14 @@ class App:
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
         shutdown) ends the delivery early; what is left stays pending."""
+        self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
+        self.vocabulary()  # so does a bad areas_file
+        if not dry_run:
+            self._mailing()  # a bad DKIM key or delivery setting fails before publishing
+            Policy.of(self.settings.email)
         recipients = [to] if to else self.recipients()
         if dry_run:
             return self._dry_run(recipients, progress)
-        self._mailing()  # a bad DKIM key or delivery setting fails before publishing
-        Policy.of(self.settings.email)
         with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
             if to:
                 return self._send_test(to, progress)
@@ -204,12 +274,11 @@ class App:
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
-        with self.session() as session:
-            db.begin_write(session)  # ingests, then rolls back
+        with self.reading() as session:
+            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
             report.recipients = tuple(recipients)
-            session.rollback()
         return report
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
@@ -243,7 +312,7 @@ class App:
             fresh = report.ingest.fresh
             if not fresh:
                 report.reason = f"nothing to publish: no new dump in {self.settings.dumps_dir}"
-            elif all(d.status == "failed" for d in fresh):
+            elif all(d.status == DumpStatus.FAILED for d in fresh):
                 report.reason = f"nothing to publish: the {len(fresh)} new dump(s) failed to parse"
             else:
                 report.reason = (
@@ -293,7 +362,6 @@ class App:
             issue=prepared.view.issue,
             subject=prepared.view.subject,
             html=prepared.html,
-            text=prepared.text,
             web_html=prepared.web_html,
             published_at=prepared.view.published_at,
             items=items,
@@ -340,7 +408,7 @@ class App:
         with self.session() as session:
             digests = store.digests_newest_first(session)
             for d in digests:
-                page = public / "archive" / f"{d.issue}.html"
+                page = public / issue_path(d.issue)
                 if not page.exists() and atomic_write(page, d.web_html):
                     changed.append(page)
             feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
@@ -351,7 +419,7 @@ class App:
                 published_at=d.published_at,
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
-                web_url=f"{s.base_url}/archive/{d.issue}.html",
+                web_url=issue_url(s.base_url, d.issue),
             )
             for d in digests
         ]
@@ -361,14 +429,14 @@ class App:
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
         changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
-        changed += self._theme_feeds()
+        changed += self._section_feeds()
         return changed
 
-    def _theme_feeds(self) -> list[Path]:
+    def _section_feeds(self) -> list[Path]:
         """themes/<slug>.xml: the recent papers of each section, from the state."""
         s = self.settings
         with self.session() as session:
-            feeds = theme_feeds(session, s.base_url)
+            feeds = section_feeds(session, s.base_url)
         return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
 
     def _feed_issue(self, d: Any) -> FeedIssue:
@@ -378,7 +446,7 @@ class App:
             published_at=d.published_at,
             html=html_body(d.html),
             summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
-            url=f"{self.settings.base_url}/archive/{d.issue}.html",
+            url=issue_url(self.settings.base_url, d.issue),
             themes=tuple(d.themes),
         )
 
@@ -408,12 +476,21 @@ class App:
             self._mailing_cache = delivery.mailing_of(self.settings)
         return self._mailing_cache
 
-    def _personaliser(self, *, unsubscribe: bool = True) -> Personaliser:
-        url = f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}" if unsubscribe else ""
+    def _personaliser(self) -> Personaliser:
         return Personaliser(
             self.renderer,
-            unsubscribe_url=url,
+            unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
             max_html_bytes=self.settings.email.max_html_bytes,
+            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
+        )
+
+    def _feed_copy(self) -> Personaliser:
+        """The stored HTML the feeds carry: the whole e-mail (no unsubscribe link) up to
+        FEED_ENTRY_BYTES, else fitted under it the way the e-mail is."""
+        return Personaliser(
+            self.renderer,
+            unsubscribe_url="",
+            max_html_bytes=FEED_ENTRY_BYTES,
             subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
         )
 
@@ -430,14 +507,20 @@ class App:
         report = self._dry_run([], None)
         return report.prepared, report.reason
 
+    def vocabulary(self) -> Vocabulary:
+        """The research areas sections are cut from: the bundled ones, extended or replaced
+        by ``[digest] areas_file``. Raises ConfigError when that file is unusable."""
+        path = self.settings.areas_file
+        return load_vocabulary(str(path) if path else "")
+
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
-        with self.session() as session:
-            db.begin_write(session)  # ingests, then rolls back
+        with self.reading() as session:
+            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
             self._ingest(session, None, None)
-            sections = assign(store.pending_papers(session), self.settings.themes)
-            session.rollback()
+            papers = store.pending_papers(session)
+            sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
         if sections:
             return sections, ""
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
@@ -458,7 +541,8 @@ class App:
         return bytes.fromhex(value or "")
 
     def status(self) -> store.Status:
-        with self.session() as session:
+        """The state as it is (all zero before the first ingest; nothing is created)."""
+        with self.reading() as session:
             return store.status(session)
 
 
@@ -477,8 +561,11 @@ def make_reader_app(settings: Settings) -> tuple[App, str]:
     """An App for looking only (`digest status`): when the state cannot be written (a
     full disk, a read-only folder) but can be read, the SQLite file is opened read-only
     and the second value says why; otherwise it is empty."""
+    app = App(settings)
     try:
-        return App(settings), ""
+        if app.has_state():
+            app.engine  # noqa: B018 - opens (and migrates) it now, where it can fail
+        return app, ""
     except StateUnwritable as exc:
         if not settings.database_url.startswith("sqlite"):
             raise

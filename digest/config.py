@@ -7,50 +7,262 @@ overridden by `DIGEST_<SECTION>_<KEY>` environment variables, validated at start
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, cast, get_type_hints
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from tzlocal import get_localzone
 
 from digest.errors import ConfigError
 
 CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG_NAME = "digest.toml"
+PASSWORD_ENV = "DIGEST_EMAIL_SMTP_PASSWORD"
+# DIGEST_* variables that are not settings but that digest, its tests or its scripts read.
+# Any other DIGEST_* variable is refused as a likely misspelt setting.
+OTHER_ENV = frozenset(
+    {
+        CONFIG_ENV,  # which settings file
+        PASSWORD_ENV,  # the SMTP password (never in the file)
+        "DIGEST_TEST_DATABASE_URL",  # tests: the PostgreSQL server
+        "DIGEST_TEST_ARTIFACTS",  # tests: where browser screenshots go
+        "DIGEST_CRASH_KILLS",  # tests: how many kills the crash loop makes
+        "DIGEST_BENCH_SUBSCRIBERS",  # benchmarks: list size
+    }
+)
+
+T = TypeVar("T")
+Check = Callable[[Any], str | None]  # a problem ("is not ...") or None when the value is fine
 
 
-def setting(default: Any, help: str, *, key: str = "", choices: tuple[str, ...] = ()) -> Any:
-    """A declared setting: its default, one line of help, optional TOML key and choices."""
-    meta = {"help": help, "key": key, "choices": choices}
+def setting(
+    default: T,
+    help: str,
+    *,
+    key: str = "",
+    choices: tuple[str, ...] = (),
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    check: Check | None = None,
+) -> T:
+    """A declared setting: its default (typed: mypy checks it against the annotation), one
+    line of help, optional TOML key, and what a valid value is: one of `choices`, at least
+    `low`, at most `high`, more than `above`, or whatever `check` accepts."""
+    meta = {
+        "help": help,
+        "key": key,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "above": above,
+        "check": check,
+    }
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+        items = list(default)
+        return cast(T, field(default_factory=lambda: list(items), metadata=meta))
+    return cast(T, field(default=default, metadata=meta))
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def schedule_zone(name: str) -> Any:
+    """The IANA zone `name`, or the machine's zone for "" (ConfigError if unknown)."""
+    if not name:
+        return get_localzone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"schedule.timezone = {name!r} is not a known IANA zone") from None
+
+
+def cron_trigger(expr: str, zone: Any) -> CronTrigger:
+    """5 fields (minute hour day month weekday), or 6 with seconds first."""
+    try:
+        return _make_cron(expr, zone)
+    except ValueError as exc:
+        raise ConfigError(f"schedule.cron = {expr!r}: {exc}") from None
+
+
+def _make_cron(expr: str, zone: Any) -> CronTrigger:
+    parts = expr.split()
+    if len(parts) == 5:
+        return CronTrigger.from_crontab(expr, timezone=zone)
+    if len(parts) == 6:
+        sec, minute, hour, day, month, dow = parts
+        return CronTrigger(
+            second=sec, minute=minute, hour=hour, day=day, month=month,
+            day_of_week=dow, timezone=zone,
+        )  # fmt: skip
+    raise ValueError('expected 5 fields (or 6 with seconds first), e.g. "0 8 * * *" for 08:00')
+
+
+def _cron(value: str) -> str | None:
+    try:
+        _make_cron(value, ZoneInfo("UTC"))
+    except ValueError as exc:
+        return f"is not a cron expression: {exc}"
+    return None
+
+
+def _zone(value: str) -> str | None:
+    try:
+        schedule_zone(value)
+    except ConfigError:
+        return 'is not a known IANA zone (e.g. "Europe/Paris"; empty: the machine\'s zone)'
+    return None
+
+
+def _http_url(value: str) -> str | None:
+    bad = 'is not an absolute http(s) URL (e.g. "https://example.org/digest")'
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        return bad
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return bad
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return bad
+    if parts.query or parts.fragment:
+        return "must not carry a query or fragment (the links are built under it)"
+    return None
+
+
+def address_problem(address: str, *, local_ok: bool = False) -> str | None:
+    """Why `address` (a bare address) is not valid, or None: the same rule as the
+    subscriber list's (email-validator, no DNS look-up). `local_ok` also accepts
+    `user@localhost` (the default sender of the Maildir set-up)."""
+    local, at, domain = address.rpartition("@")
+    if local_ok and at and domain.lower() == "localhost":
+        address = f"{local}@localhost.example"  # checks the local part the same way
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return f"is not a valid address: {exc}"
+    return None
+
+
+def _mailbox(value: str) -> str | None:
+    """`Name <user@host>` or `user@host`, on one line."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must be one line without control characters"
+    address = value.strip()
+    if "<" in value or ">" in value:
+        address = parseaddr(value)[1]
+        if not address or ("<" in value) != (">" in value):
+            return 'is not an address (e.g. "Papers digest <digest@example.org>")'
+    return address_problem(address, local_ok=True)
+
+
+def _optional_address(value: str) -> str | None:
+    return _mailbox(value) if value else None
+
+
+def _addresses(values: list[str]) -> str | None:
+    """Bare addresses, as the subscriber list takes them."""
+    for value in values:
+        problem = address_problem(value.strip())
+        if problem:
+            return f"has {value!r}, which {problem}"
+    return None
+
+
+def _one_line(value: str) -> str | None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must be one line without control characters"
+    return None
+
+
+_HOST = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[?[0-9a-fA-F:.]+\]?"
+)
+
+
+def _host(value: str) -> str | None:
+    """A host name, DNS label(s) or IP address."""
+    if not _HOST.fullmatch(value) or len(value) > 253:
+        return 'is not a host name or address (e.g. "mail.example.org")'
+    return None
+
+
+def _optional_host(value: str) -> str | None:
+    return _host(value) if value else None
+
+
+def _database_url(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        make_url(value)
+    except ArgumentError:
+        return 'is not a valid SQLAlchemy URL (e.g. "postgresql+psycopg://digest@db/digest")'
+    return None
+
+
+def _template_set(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value) or ".." in value:
+        return "is not a template set name: use a folder name under templates/"
+    return None
 
 
 @dataclass(frozen=True)
 class DigestSection:
-    title: str = setting("Papers digest", "Title of the newsletter, its feeds and web pages.")
+    title: str = setting(
+        "Papers digest", "Title of the newsletter, its feeds and web pages.", check=_one_line
+    )
     base_url: str = setting(
-        "http://localhost:8000", "Public URL where state/public is served; used in every link."
+        "http://localhost:8000",
+        "Public URL where state/public is served; used in every link.",
+        check=_http_url,
     )
     dumps_dir: str = setting("dumps", "Folder where dump files are dropped.")
     state_dir: str = setting("state", "Folder for the database, public/ and outbox/.")
-    database_url: str = setting("", "SQLAlchemy URL; empty: SQLite at <state_dir>/digest.db.")
-    theme: str = setting("default", "Visual theme: a folder under templates/.")
-    templates_dir: str = setting("", "Your own templates, searched before the theme, file by file.")
-    min_papers: int = setting(1, "Publish only when at least this many papers are pending.")
-    feed_size: int = setting(20, "How many recent issues the feeds carry.")
+    database_url: str = setting(
+        "", "SQLAlchemy URL; empty: SQLite at <state_dir>/digest.db.", check=_database_url
+    )
+    theme: str = setting(
+        "default",
+        "Template set (the look of the e-mail and web pages): a folder under templates/.",
+        check=_template_set,
+    )
+    templates_dir: str = setting(
+        "", "Your own templates, searched before the template set, file by file."
+    )
+    min_papers: int = setting(1, "Publish only when at least this many papers are pending.", low=1)
+    feed_size: int = setting(20, "How many recent issues the feeds carry.", low=1, high=1000)
     abstract_chars: int = setting(
-        320, "Abstracts in the e-mail are shortened to about this length."
+        320, "Abstracts in the e-mail are shortened to about this length.", low=40
+    )
+    areas_file: str = setting(
+        "",
+        "TOML file of research areas that extends the bundled ones (or replaces them with "
+        "replace = true); empty: the bundled areas only.",
     )
     max_papers_per_digest: int = setting(
         2000,
         "At most this many papers in one issue: the oldest pending go first, the rest "
         "wait for the next issue.",
+        low=1,
     )
     max_dump_bytes: int = setting(
-        20_000_000, "A dump file larger than this many bytes is refused with the reason, unread."
+        20_000_000,
+        "A dump file larger than this many bytes is refused with the reason, unread.",
+        low=1,
     )
 
 
@@ -61,75 +273,100 @@ class EmailSection:
         "How mail leaves: a Maildir outbox or an SMTP server.",
         choices=("maildir", "smtp"),
     )
-    sender: str = setting("Papers digest <digest@localhost>", "The From address.", key="from")
-    recipients: list[str] = setting([], "Addresses that receive each digest.")
-    list_id: str = setting("", "List-Id header; empty: derived from the title and From domain.")
+    sender: str = setting(
+        "Papers digest <digest@localhost>", "The From address.", key="from", check=_mailbox
+    )
+    recipients: list[str] = setting([], "Addresses that receive each digest.", check=_addresses)
+    list_id: str = setting(
+        "", "List-Id header; empty: derived from the title and From domain.", check=_one_line
+    )
     outbox_dir: str = setting("", "Maildir for transport = maildir; empty: <state_dir>/outbox.")
-    smtp_host: str = setting("localhost", "SMTP server host.")
-    smtp_port: int = setting(25, "SMTP server port.")
+    smtp_host: str = setting("localhost", "SMTP server host.", check=_optional_host)
+    smtp_port: int = setting(25, "SMTP server port.", low=1, high=65535)
     smtp_security: str = setting("none", "Transport security.", choices=("none", "starttls", "ssl"))
     smtp_user: str = setting(
         "", "SMTP login; the password comes from $DIGEST_EMAIL_SMTP_PASSWORD, never this file."
     )
-    smtp_timeout: float = setting(30.0, "Seconds to wait for the SMTP server.")
+    smtp_timeout: float = setting(30.0, "Seconds to wait for the SMTP server.", above=0)
     connections: int = setting(
-        4, "SMTP connections used in parallel, each reused for many messages."
+        4, "SMTP connections used in parallel, each reused for many messages.", low=1, high=100
     )
-    rate_limit: float = setting(0.0, "At most this many messages per second in all; 0: no limit.")
+    rate_limit: float = setting(
+        0.0, "At most this many messages per second in all; 0: no limit.", low=0
+    )
     max_attempts: int = setting(
-        4, "Tries per message in one run on a temporary failure (4xx, lost connection, timeout)."
+        4,
+        "Tries per message in one run on a temporary failure (4xx, lost connection, timeout).",
+        low=1,
+        high=100,
     )
     retry_seconds: float = setting(
-        1.0, "Wait before retrying a temporary failure; doubles with each attempt."
+        1.0, "Wait before retrying a temporary failure; doubles with each attempt.", low=0
     )
     give_up_hours: float = setting(
-        72.0, "A message still failing temporarily this long after publishing is marked failed."
+        72.0,
+        "A message still failing temporarily this long after publishing is marked failed.",
+        above=0,
     )
     bounce_threshold: int = setting(
-        3, "Permanent failures (5xx) in a row after which a subscriber is marked bounced."
+        3, "Permanent failures (5xx) in a row after which a subscriber is marked bounced.", low=1
     )
     unsubscribe_mailto: str = setting(
-        "", "Address for List-Unsubscribe requests by mail; empty: the From address."
+        "",
+        "Address for List-Unsubscribe requests by mail; empty: the From address.",
+        check=_optional_address,
     )
     max_html_bytes: int = setting(
-        100_000, "Keep the HTML part under this size (Gmail clips at about 102 KB)."
+        100_000, "Keep the HTML part under this size (Gmail clips at about 102 KB).", low=10_000
     )
     dkim_key_file: str = setting(
         "", "PEM private key for DKIM signing; empty: no signing. The key never goes here."
     )
-    dkim_selector: str = setting("digest", "DKIM selector (the DNS record <selector>._domainkey).")
-    dkim_domain: str = setting("", "DKIM signing domain; empty: the domain of the From address.")
+    dkim_selector: str = setting(
+        "digest", "DKIM selector (the DNS record <selector>._domainkey).", check=_host
+    )
+    dkim_domain: str = setting(
+        "", "DKIM signing domain; empty: the domain of the From address.", check=_optional_host
+    )
 
 
 @dataclass(frozen=True)
 class ScheduleSection:
     mode: str = setting("cron", "When `digest run` publishes.", choices=("cron", "on_new_dump"))
-    cron: str = setting("0 8 * * *", "Crontab expression for mode = cron.")
-    timezone: str = setting("", "IANA zone for the schedule; empty: the machine's zone.")
-    poll_seconds: float = setting(5.0, "How often `digest run` checks the dumps folder.")
+    cron: str = setting("0 8 * * *", "Crontab expression for mode = cron.", check=_cron)
+    timezone: str = setting(
+        "", "IANA zone for the schedule; empty: the machine's zone.", check=_zone
+    )
+    poll_seconds: float = setting(5.0, "How often `digest run` checks the dumps folder.", above=0)
     settle_seconds: float = setting(
-        2.0, "A new file is read once its size and mtime stayed unchanged this long."
+        2.0, "A new file is read once its size and mtime stayed unchanged this long.", low=0
     )
     debounce_seconds: float = setting(
-        10.0, "mode = on_new_dump: wait this long after the last new dump before publishing."
+        10.0,
+        "mode = on_new_dump: wait this long after the last new dump before publishing.",
+        low=0,
     )
     grace_seconds: float = setting(
-        3600.0, "A scheduled run missed while the daemon was down still fires if this recent."
+        3600.0,
+        "A scheduled run missed while the daemon was down still fires if this recent.",
+        low=1,
     )
     stale_days: float = setting(
-        3.0, "Warn (once) when no new dump has arrived for this many days; 0 turns it off."
+        3.0, "Warn (once) when no new dump has arrived for this many days; 0 turns it off.", low=0
     )
     retry_minutes: float = setting(
-        5.0, "How often `digest run` retries deliveries deferred by a temporary failure."
+        5.0, "How often `digest run` retries deliveries deferred by a temporary failure.", above=0
     )
-    admin_email: str = setting("", "Who is mailed about a stale source; empty: log only.")
+    admin_email: str = setting(
+        "", "Who is mailed about a stale source; empty: log only.", check=_optional_address
+    )
     log_file: str = setting("", "Also append the daemon's log to this file.")
 
 
 @dataclass(frozen=True)
 class WebSection:
-    host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
-    port: int = setting(8000, "Port `digest serve` listens on.")
+    host: str = setting("127.0.0.1", "Address `digest serve` listens on.", check=_host)
+    port: int = setting(8000, "Port `digest serve` listens on.", low=1, high=65535)
 
 
 @dataclass(frozen=True)
@@ -187,6 +424,10 @@ class Settings:
         return f"sqlite:///{self.state_dir / 'digest.db'}"
 
     @property
+    def areas_file(self) -> Path | None:
+        return self.path(self.digest.areas_file) if self.digest.areas_file else None
+
+    @property
     def templates_dir(self) -> Path | None:
         return self.path(self.digest.templates_dir) if self.digest.templates_dir else None
 
@@ -196,7 +437,7 @@ class Settings:
 
     @property
     def smtp_password(self) -> str:
-        return os.environ.get("DIGEST_EMAIL_SMTP_PASSWORD", "")
+        return os.environ.get(PASSWORD_ENV, "")
 
 
 def toml_key(f: dataclasses.Field[Any]) -> str:
@@ -237,11 +478,13 @@ def load_settings(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
     source = str(path) if path else "defaults"
+    _check_environment(environ)
     unknown = set(data) - set(SECTIONS) - {"themes"}
     if unknown:
+        name = sorted(unknown)[0]
         raise ConfigError(
-            f"{source}: unknown section [{sorted(unknown)[0]}]",
-            hint=f"known sections: {', '.join([*SECTIONS, 'themes'])}",
+            f"{source}: unknown section [{name}]",
+            hint=_closest(name, [*SECTIONS, "themes"], "known sections"),
         )
     sections = {
         name: _load_section(name, cls, data.get(name, {}), environ, source)
@@ -252,38 +495,92 @@ def load_settings(
     return Settings(**sections, themes=themes, base_dir=base_dir, source=source)
 
 
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides a setting: DIGEST_<SECTION>_<KEY>."""
+    return f"DIGEST_{section}_{key}".upper()
+
+
+def _check_environment(environ: dict[str, str]) -> None:
+    """A DIGEST_* variable that is neither a setting nor one of OTHER_ENV is refused."""
+    known = {env_name(name, toml_key(f)) for name, cls in SECTIONS.items() for f in _fields(cls)}
+    for var in sorted(environ):
+        if var.startswith("DIGEST_") and var not in known and var not in OTHER_ENV:
+            raise ConfigError(
+                f"${var} is not a setting",
+                hint=_closest(var, sorted(known | OTHER_ENV), "")
+                or "unset it; a setting is DIGEST_<SECTION>_<KEY> (`digest init` lists them)",
+            )
+
+
+def _closest(name: str, known: list[str], lead: str) -> str:
+    """ "did you mean X?" for the closest known name, else the list of known names."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"{lead}: {', '.join(known)}" if lead else ""
+
+
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
 def _load_section(name: str, cls: type, table: Any, environ: dict[str, str], source: str) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [{name}] must be a table")
-    fields = {toml_key(f): f for f in dataclasses.fields(cls)}
+    fields = {toml_key(f): f for f in _fields(cls)}
     unknown = set(table) - set(fields)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
             f"{source}: unknown setting {name}.{key}",
-            hint=f"known keys of [{name}]: {', '.join(fields)}",
+            hint=_closest(key, list(fields), f"known keys of [{name}]"),
         )
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, f in fields.items():
-        env_name = f"DIGEST_{name}_{key}".upper()
-        if env_name in environ:
-            raw: Any = environ[env_name]
-            values[f.name] = _coerce(raw, hints[f.name], f"${env_name}", from_env=True)
+        var = env_name(name, key)
+        if var in environ:
+            where = f"${var}"
+            values[f.name] = _coerce(environ[var], hints[f.name], where, from_env=True)
         elif key in table:
-            values[f.name] = _coerce(table[key], hints[f.name], f"{source}: {name}.{key}")
+            where = f"{source}: {name}.{key}"
+            values[f.name] = _coerce(table[key], hints[f.name], where)
         else:
             continue
-        _check_choice(f, values[f.name], f"{name}.{key}", source)
+        _check_value(f, values[f.name], where)
     return cls(**values)
 
 
-def _check_choice(f: dataclasses.Field[Any], value: Any, where: str, source: str) -> None:
-    choices = f.metadata.get("choices") or ()
+def _check_value(f: dataclasses.Field[Any], value: Any, where: str) -> None:
+    """The declared rule of a setting (choices, range, format); ConfigError naming it."""
+    meta = f.metadata
+    choices = meta.get("choices") or ()
     if choices and value not in choices:
+        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}")
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    if (
+        (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    ):
         raise ConfigError(
-            f"{source}: {where} = {value!r} is not one of {', '.join(choices)}",
+            f"{where} = {value!r} is out of range: expected {_range(low, high, above)}"
         )
+    check = meta.get("check")
+    problem = check(value) if check else None
+    if problem:
+        raise ConfigError(f"{where} = {value!r} {problem}")
+
+
+def _range(low: float | None, high: float | None, above: float | None) -> str:
+    def n(x: float) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    if above is not None:
+        return f"more than {n(above)}" + (f" and at most {n(high)}" if high is not None else "")
+    if low is not None and high is not None:
+        return f"{n(low)} to {n(high)}"
+    return f"at least {n(low)}" if low is not None else f"at most {n(high or 0)}"
 
 
 def _coerce(value: Any, typ: Any, where: str, *, from_env: bool = False) -> Any:
@@ -375,6 +672,9 @@ def default_toml() -> str:
             choices = f.metadata.get("choices")
             if choices:
                 lines.append(f"# One of: {', '.join(choices)}.")
+            low, high, above = (f.metadata.get(k) for k in ("low", "high", "above"))
+            if low is not None or high is not None or above is not None:
+                lines.append(f"# Allowed: {_range(low, high, above)}.")
             lines.append(f"{toml_key(f)} = {_toml_value(default)}")
     lines += [
         "",

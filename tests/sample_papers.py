@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from digest.ingest.parse import paper_key, parse_dump
+from digest.ingest.files import parse_dump
+from digest.ingest.keys import paper_key
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 

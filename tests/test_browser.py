@@ -19,6 +19,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+
 from digest.app import make_app
 
 from .conftest import ROOT, free_port, make_settings

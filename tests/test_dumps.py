@@ -14,8 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import DumpError
+from digest.ingest import files as dump_files
 from digest.ingest import parse as dumps
-from digest.ingest.parse import Link, Listing, extract_links, paper_key, parse_bytes, parse_dump
+from digest.ingest.files import parse_dump
+from digest.ingest.keys import paper_key
+from digest.ingest.parse import Link, Listing, extract_links, parse_bytes
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 MTIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -174,7 +177,7 @@ def test_parse_dump_permission_denied(tmp_path: Path, monkeypatch: pytest.Monkey
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dumps, "open", refuse, raising=False)
+    monkeypatch.setattr(dump_files, "open", refuse, raising=False)
     with pytest.raises(DumpError) as info:
         parse_dump(str(path))
     assert info.value.problem == "permission denied"
@@ -354,8 +357,9 @@ def test_duplicate_titles_keep_the_first() -> None:
     listing = parse(text)
     assert pairs(listing) == [("Mixture-of-Experts: A Survey", A1), ("Other", A2), ("Last", A1)]
     assert [p.position for p in listing.papers] == [0, 1, 2]
-    assert listing.warnings == [
-        "d.txt:19: duplicate of the paper on line 11 skipped: 'mixture of experts a survey'"
+    assert listing.warnings == [  # a different abstract under the same key: named, not silent
+        "d.txt:19: 'mixture of experts a survey' has the key of 'Mixture-of-Experts: A Survey' "
+        "(line 11) but another abstract; kept the first"
     ]
 
 
@@ -488,6 +492,50 @@ def test_paper_key_keeps_symbols_and_empties_only_on_punctuation() -> None:
     assert paper_key("C++ for LLMs") != paper_key("C for LLMs")
     assert paper_key("?!… — ()") == ""
     assert paper_key("42") == "42"
+
+
+def test_paper_key_keeps_what_changes_meaning() -> None:
+    c, sharp = "C Compilers for Deep Learning", "C# Compilers for Deep Learning"
+    assert paper_key(c) != paper_key(sharp)
+    assert paper_key(sharp) == "c# compilers for deep learning"
+    assert paper_key("C♯ Compilers for Deep Learning") == paper_key(sharp)  # music sharp
+    assert paper_key("Ｃ＃ Compilers for Deep Learning") == paper_key(sharp)  # full width
+    assert paper_key("GPT-4 in 2 Steps") != paper_key("GPT-5 in 2 Steps")
+
+
+@pytest.mark.parametrize(
+    "invisible", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u034f", "\ufe0f"]
+)
+def test_paper_key_drops_invisible_characters(invisible: str) -> None:
+    title = "Mixture of Experts: A Survey"
+    assert paper_key(f"Mix{invisible}ture of Experts: A Survey") == paper_key(title)
+    assert paper_key(f"Mixture{invisible} of Experts{invisible}: A Survey") == paper_key(title)
+
+
+def test_one_paper_with_a_zero_width_space_is_one_paper() -> None:
+    text = HEADER + "Mixture of Experts\n\n" + A1 + "\n\nMixture\u200b of Experts\n\n" + A1
+    listing = parse(text)
+    assert pairs(listing) == [("Mixture of Experts", A1)]
+    assert listing.warnings == [
+        # the zero-width space is shown escaped (repr)
+        "d.txt:15: duplicate of the paper on line 11 skipped: 'Mixture\\u200b of Experts'"
+    ]
+
+
+def test_c_and_c_sharp_are_two_papers() -> None:
+    text = (
+        HEADER
+        + "C Compilers for Deep Learning\n\n"
+        + A1
+        + "\n\nC# Compilers for Deep Learning\n\n"
+        + A2
+    )
+    listing = parse(text)
+    assert [p.title for p in listing.papers] == [
+        "C Compilers for Deep Learning",
+        "C# Compilers for Deep Learning",
+    ]
+    assert listing.warnings == []
 
 
 # --- links -----------------------------------------------------------------------------------

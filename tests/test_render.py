@@ -439,7 +439,7 @@ def test_unknown_theme_lists_the_search_path(tmp_path: Path) -> None:
     message = str(err.value)
     assert str(tmp_path) in message
     assert str(builtin_templates_dir() / "no-such-theme") in message
-    assert "available themes: compact, default" in message
+    assert "available template sets: compact, default" in message
 
 
 def test_missing_template_lists_the_search_path(tmp_path: Path) -> None:
@@ -528,7 +528,7 @@ def test_compact_theme_is_a_complete_look(compact: Renderer, view: DigestView) -
         builtin_templates_dir() / "compact",
         builtin_templates_dir() / "default",
     )
-    assert "compact" in compact.available_themes()
+    assert "compact" in compact.available_template_sets()
     email = compact.email_html(view)
     doc = lxml_html.document_fromstring(email)
     flat = " ".join(doc.text_content().split())

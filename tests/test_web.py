@@ -12,8 +12,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from digest.app import App, make_app
 
+from digest.app import App, make_app
 from digest.config import Settings
 from digest.web.server import CSP, make_server
 
@@ -242,3 +242,46 @@ def test_preferences_choose_themes_and_refuse_cross_site_posts(site: Served) -> 
     assert status == 200 and b"Saved" in body
     assert site.app.subscribers().lookup(token).themes == ("mixture-of-experts", "music-and-audio")
     assert b'value="music-and-audio" checked' in site.get(f"/preferences/{token}")[2]
+
+
+def test_a_locked_database_stalls_only_the_requests_that_need_it(site: Served) -> None:
+    """While another process holds SQLite's lock, a search waits for the database and a
+    feed request is still answered meanwhile: the event loop does no database work. No
+    clock: the search announces that it reached the database, and it must still be
+    waiting when the feed has come back."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    reached = threading.Event()
+    engine = site.app.engine
+    event.listen(engine, "do_connect", lambda *_args: reached.set())
+    engine.dispose()  # the search must open a connection, which waits for the lock
+    holder = sqlite3.connect(site.app.settings.state_dir / "digest.db", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")  # readers wait too (as in a checkpoint)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("SELECT count(*) FROM subscribers").fetchall()
+
+    def request(path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=120)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, data
+
+    answered: list[int] = []
+    search = threading.Thread(target=lambda: answered.append(request("/?q=experts")[0]))
+    try:
+        search.start()
+        assert reached.wait(60), "the search never reached the database"
+        status, body = request("/feed.xml")
+        assert status == 200 and feedparser.parse(body).bozo == 0
+        status, _ = request("/themes/no-such-section.xml")
+        assert status == 404  # a page rendered from the templates, also off the loop
+        assert search.is_alive() and answered == []  # still waiting for the database
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    search.join(60)
+    assert answered == [200]

@@ -19,6 +19,7 @@ from digest.cli import subscribers as cli_subscribers
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError
 from digest.fsutil import atomic_write, storage_error
+from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -153,9 +154,9 @@ def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
 
 def print_ingest(report: IngestReport) -> None:
     for d in report.dumps:
-        if d.status == "ingested":
+        if d.status == DumpStatus.INGESTED:
             out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
-        elif d.status == "failed":
+        elif d.status == DumpStatus.FAILED:
             out.print(f"[red]failed[/] {d.error}")
     known = len(report.dumps) - len(report.fresh)
     if known:
@@ -168,7 +169,8 @@ def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
     app = obj.reader_app()
     s = app.status()
-    out.print(f"state:    {shown_url(app.settings.database_url)}")
+    missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
+    out.print(f"state:    {shown_url(app.settings.database_url)}{missing}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:
@@ -388,8 +390,9 @@ def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
     return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
 
 
-from digest.cli.sections import themes  # noqa: E402  (the command lives in its own module)
+from digest.cli.sections import areas, themes  # noqa: E402  (the commands live in their module)
 
 main.add_command(themes)
+main.add_command(areas)
 main.add_command(cli_subscribers.subscribers)
 main.add_command(cli_subscribers.unsubscribe)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from typing import Protocol
 
 import click
@@ -9,7 +12,9 @@ from rich.console import Console
 from rich.text import Text
 
 from digest.app import App
+from digest.sections.areas import Area
 from digest.sections.assign import Section
+from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
 
 out = Console(highlight=False, soft_wrap=True)
@@ -22,6 +27,8 @@ class _HasApp(Protocol):
 def _kind(section: Section[StoredPaper]) -> str:
     if section.configured:
         return "configured"
+    if section.area:
+        return "area"
     return "automatic" if section.automatic else "remaining"
 
 
@@ -41,6 +48,9 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
             f"best position {paper.position + 1}"
         )
         out.print(Text(f"{n:4d}. {paper.title}  ") + Text(f"[{seen}]", style="dim"))
+        summary = one_line(paper.abstract)
+        if summary:
+            out.print(Text(f"      {summary}", style="italic"))
         if reasons:
             out.print(Text(f"      {reason}", style="dim"))
     if len(shown) < len(section.papers):
@@ -48,7 +58,33 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
     out.print()
 
 
+def _rows(sections: list[Section[StoredPaper]]) -> list[dict[str, str]]:
+    return [
+        {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug, "kind": _kind(s),
+         "summary": one_line(p.abstract)}
+        for s in sections
+        for p, reason in zip(s.papers, s.reasons, strict=True)
+    ]  # fmt: skip
+
+
+def _write_tsv(rows: list[dict[str, str]]) -> None:
+    """title<TAB>section<TAB>reason with a header row; tabs and newlines in a value become
+    spaces, so every line is one paper."""
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
+    writer.writerow(["title", "section", "reason"])
+    for row in rows:
+        writer.writerow([" ".join(row[k].split()) for k in ("title", "section", "reason")])
+
+
 @click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "tsv", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; tsv (title, section, reason, with a header row) or json for scripts.",
+)
 @click.option(
     "--reasons/--no-reasons",
     default=True,
@@ -62,11 +98,18 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
     help="Show at most this many papers per section (0: all).",
 )
 @click.pass_obj
-def themes(obj: _HasApp, reasons: bool, limit: int) -> None:
+def themes(obj: _HasApp, fmt: str, reasons: bool, limit: int) -> None:
     """Show how the pending papers (new dumps included; nothing is stored) would be
-    grouped into sections: each section in order, its papers in order, and why each
-    paper landed there (matched keywords, or the automatic topic it is close to)."""
+    grouped into sections: each section in order, its papers in order with the line that
+    says what each does, and why each paper landed there (its research area and matching
+    terms, the topic it joined, or configured keywords)."""
     sections, why = obj.app().pending_sections()
+    if fmt == "tsv":
+        _write_tsv(_rows(sections))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(_rows(sections), ensure_ascii=False, indent=1))
+        return
     if not sections:
         out.print(why)
         return
@@ -74,3 +117,26 @@ def themes(obj: _HasApp, reasons: bool, limit: int) -> None:
     out.print(Text(f"{len(sections)} sections, {total} pending papers\n", style="bold"))
     for section in sections:
         _print_section(section, reasons, limit)
+
+
+@click.command()
+@click.pass_obj
+def areas(obj: _HasApp) -> None:
+    """List the research areas sections are cut from (the bundled vocabulary, extended or
+    replaced by [digest] areas_file): each broad area, then its narrower ones, with the
+    slug subscribers and feeds use (themes/<slug>.xml) and a one-line description."""
+    vocabulary = obj.app().vocabulary()
+    out.print(Text(f"{len(vocabulary)} areas from {vocabulary.source}\n", style="bold"))
+
+    def show(area: Area, depth: int) -> None:
+        line = Text("  " * depth + area.name, style="bold" if depth == 0 else "")
+        line.append(f"  [{area.slug}]", style="dim")
+        out.print(line)
+        out.print(Text("  " * depth + f"  {area.description}", style="dim"))
+        for child in vocabulary.children(area.slug):
+            show(child, depth + 1)
+
+    known = {a.slug for a in vocabulary}
+    for area in vocabulary:
+        if not area.parent or area.parent not in known:
+            show(area, 0)

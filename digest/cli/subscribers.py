@@ -15,9 +15,10 @@ from digest.fsutil import atomic_write
 from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook
 
 
-def book(obj: Any) -> SubscriberBook:
-    """The subscriber list of the app the main group's object builds."""
-    book: SubscriberBook = obj.app().subscribers()
+def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
+    """The subscriber list of the app the main group's object builds (`read_only`: the
+    state is not created when it does not exist yet)."""
+    book: SubscriberBook = obj.app().subscribers(read_only=read_only)
     return book
 
 
@@ -80,7 +81,7 @@ def remove(obj: Any, addresses: tuple[str, ...]) -> None:
 @click.pass_obj
 def list_(obj: Any, status: str | None) -> None:
     """List subscribers, one a line: address, status, themes (or "all"), name."""
-    rows = book(obj).list(status)
+    rows = book(obj, read_only=True).list(status)
     for s in rows:
         themes = ";".join(s.themes) or "all"
         bounces = f" ({s.bounce_count} bounces)" if s.bounce_count else ""
@@ -127,7 +128,7 @@ def export(obj: Any, out_path: Path | None) -> None:
     """Write every subscriber as CSV: email,name,themes,status (tokens are not
     exported). The file imports back as it is."""
     buffer = io.StringIO()
-    n = book(obj).export_csv(buffer)
+    n = book(obj, read_only=True).export_csv(buffer)
     if out_path is None:
         sys.stdout.write(buffer.getvalue())
     else:

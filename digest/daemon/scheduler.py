@@ -20,24 +20,22 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import func, select, text
-from tzlocal import get_localzone
 
 from digest.app import App
-from digest.config import Settings
-from digest.errors import ConfigError, DigestError
+from digest.config import Settings, cron_trigger, schedule_zone
+from digest.errors import DigestError
 from digest.ingest.files import dump_candidates
 from digest.state import db, store
 from digest.state import locks as lock
 from digest.state.models import DumpFile
+from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +62,6 @@ def poll_job() -> None:
 def retry_job() -> None:
     if _daemon is not None:
         _daemon.run_job(_daemon.retry)
-
-
-def schedule_zone(name: str) -> Any:
-    if not name:
-        return get_localzone()
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"schedule.timezone = {name!r} is not a known IANA zone") from None
-
-
-def cron_trigger(expr: str, zone: Any) -> CronTrigger:
-    """5 fields (minute hour day month weekday), or 6 with seconds first."""
-    parts = expr.split()
-    try:
-        if len(parts) == 5:
-            return CronTrigger.from_crontab(expr, timezone=zone)
-        if len(parts) == 6:
-            sec, minute, hour, day, month, dow = parts
-            return CronTrigger(
-                second=sec, minute=minute, hour=hour, day=day, month=month,
-                day_of_week=dow, timezone=zone,
-            )  # fmt: skip
-    except ValueError as exc:
-        raise ConfigError(f"schedule.cron = {expr!r}: {exc}") from None
-    raise ConfigError(
-        f"schedule.cron = {expr!r}: expected 5 fields (or 6 with seconds first)",
-        hint='e.g. "0 8 * * *" for 08:00 every day',
-    )
 
 
 @dataclass
@@ -197,7 +166,7 @@ class Daemon:
         with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
-        if any(d.status == "ingested" for d in report.dumps):
+        if any(d.status == DumpStatus.INGESTED for d in report.dumps):
             self._set_meta(STALE_KEY, None)
             if self.settings.schedule.mode == "on_new_dump" and report.new_papers:
                 self._debounce()
@@ -243,7 +212,7 @@ class Daemon:
             return
         with self.app.session() as s:
             last = s.scalar(
-                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == "ingested")
+                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == DumpStatus.INGESTED)
             )
         since = max(last or self.started, self.started)
         idle = datetime.now(UTC) - since
@@ -362,7 +331,9 @@ class Daemon:
 
 def next_runs(app: App) -> list[tuple[str, datetime]]:
     """Scheduled publish times stored in the job store (for `digest status`)."""
-    with app.engine.connect() as conn:
+    if not app.has_state():
+        return []
+    with app.reading() as conn:
         rows = conn.execute(
             text(
                 "SELECT id, next_run_time FROM apscheduler_jobs "
@@ -373,4 +344,6 @@ def next_runs(app: App) -> list[tuple[str, datetime]]:
 
 
 def daemon_holder(app: App) -> str | None:
+    if not app.has_state():
+        return None  # no state, no daemon (and nothing is created to find out)
     return lock.holder(lock.DAEMON, app.engine, app.settings.state_dir)

@@ -1,5 +1,6 @@
-"""Ingest: reading a dump file into a listing (date, papers, warnings), the links in abstracts,
-and the key that identifies a paper; `files` records dump files into the state.
+"""Ingest: reading a dump file into a listing (date, papers, warnings: parse), the links in
+abstracts (links), the key that identifies a paper (keys: the one title fold, also used by
+sections); `files` reads dump files from the folder and records them into the state.
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`; `files` also `digest.state`.
 """

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,8 +15,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from digest.errors import ConfigError, DumpError
-from digest.ingest.parse import parse_bytes
+from digest.ingest.parse import Listing, parse_bytes
 from digest.state import store
+from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 @dataclass(frozen=True)
 class DumpReport:
     path: str
-    status: str  # "ingested" | "failed" | "known"
+    status: DumpStatus
     papers: int = 0
     new_papers: int = 0
     error: str = ""
@@ -37,11 +40,11 @@ class IngestReport:
 
     @property
     def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status != "known"]
+        return [d for d in self.dumps if d.status != DumpStatus.KNOWN]
 
     @property
     def failed(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == "failed"]
+        return [d for d in self.dumps if d.status == DumpStatus.FAILED]
 
     @property
     def new_papers(self) -> int:
@@ -80,42 +83,68 @@ def ingest_files(
     return report
 
 
+def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
+    """The bytes and mtime of a dump file; DumpError (one line) for what is not a
+    readable regular file (a folder, a FIFO that would block, a missing file)."""
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            raise DumpError(name, "is a directory, not a dump file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DumpError(name, "is not a regular file")
+        with open(name, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read()
+    except FileNotFoundError:
+        raise DumpError(name, "file not found") from None
+    except PermissionError:
+        raise DumpError(name, "permission denied", hint="check the file's permissions") from None
+    except OSError as err:
+        raise DumpError(name, f"cannot read: {err.strerror or err}") from None
+    return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+def parse_dump(path: str | os.PathLike[str]) -> Listing:
+    """Read and parse one file; the listing year comes from the file's mtime."""
+    data, mtime = read_dump(path)
+    return parse_bytes(data, name=os.fspath(path), mtime=mtime)
+
+
 def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
     except OSError:
         size = 0  # reported by the read below
     if max_bytes is not None and size > max_bytes:
-        err = DumpError(
+        refused = DumpError(
             str(path),
             f"{size:,} bytes, over digest.max_dump_bytes = {max_bytes:,}; it was not read",
             hint="split the file, or raise digest.max_dump_bytes if it is a real dump",
         )
-        log.warning("%s", err)
-        return DumpReport(str(path), "failed", error=str(err))
+        log.warning("%s", refused)
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
     try:
-        data = path.read_bytes()
-        mtime = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-    except OSError as exc:
-        err = DumpError(str(path), f"cannot read: {exc.strerror or exc}")
+        data, mtime = read_dump(path)
+    except DumpError as err:
         log.warning("%s", err)
-        return DumpReport(str(path), "failed", error=str(err))
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
-        return DumpReport(str(path), "known")
+        return DumpReport(str(path), DumpStatus.KNOWN)
     try:
         listing = parse_bytes(data, name=str(path), mtime=mtime)
     except DumpError as exc:
         log.warning("%s", exc)
         store.record_failed_dump(session, str(path), digest, len(data), str(exc))
-        return DumpReport(str(path), "failed", error=str(exc))
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
     outcome = store.record_listing(session, listing, len(data))
     log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
     return DumpReport(
         str(path),
-        "ingested",
+        DumpStatus.INGESTED,
         outcome.papers,
         outcome.new_papers,
         warnings=tuple(listing.warnings),

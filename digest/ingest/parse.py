@@ -15,18 +15,15 @@ linear in the size of the file.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
-import os
 import re
-import stat
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from digest.errors import DumpError
+from digest.ingest.keys import different_abstracts, paper_key
 from digest.ingest.links import Link, LinkKind, extract_links
 
 __all__ = [
@@ -36,9 +33,7 @@ __all__ = [
     "Listing",
     "ParsedPaper",
     "extract_links",
-    "paper_key",
     "parse_bytes",
-    "parse_dump",
 ]
 
 
@@ -58,36 +53,6 @@ class Listing:
     listing_date: date | None
     papers: list[ParsedPaper]
     warnings: list[str] = field(default_factory=list)  # one line each: "file:line: problem"
-
-
-# --- paper keys ------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8192)
-def _fold_char(char: str) -> str:
-    """One character of a key: separators become a space, format characters vanish.
-    (Cached: titles reuse few characters, and this runs once per character.)"""
-    category = unicodedata.category(char)
-    if category[0] in "PZ" or category == "Cc" or char.isspace():
-        return " "
-    return "" if category == "Cf" else char
-
-
-def _key_step(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = unicodedata.normalize("NFKC", text)
-    return " ".join("".join(map(_fold_char, text)).split())
-
-
-def paper_key(title: str) -> str:
-    """Stable identity of a paper: NFKC, casefold, punctuation and whitespace folded."""
-    key = _key_step(title)
-    for _ in range(4):  # normalising can expose new foldable text; stop at the fixpoint
-        again = _key_step(key)
-        if again == key:
-            break
-        key = again
-    return key
 
 
 # --- listing dates ---------------------------------------------------------------------------
@@ -313,6 +278,13 @@ def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@dataclass(frozen=True)
+class _Seen:
+    line: int
+    title: str
+    abstract: str
+
+
 @dataclass
 class _Collector:
     """Turns (title, abstract) pairs into papers: numbering, duplicates, warnings."""
@@ -320,7 +292,7 @@ class _Collector:
     name: str
     papers: list[ParsedPaper] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _seen: dict[str, int] = field(default_factory=dict)
+    _seen: dict[str, _Seen] = field(default_factory=dict)
     _title: _Block | None = None
     _abstract: list[str] = field(default_factory=list)
 
@@ -347,14 +319,22 @@ class _Collector:
         text, key = title.text, paper_key(title.text) or title.text
         if not self._abstract:
             self.warn(title.line, f"title with no abstract: {_clip(text)!r}")
+        abstract = " ".join(self._abstract)
         if key in self._seen:
             first = self._seen[key]
-            self.warn(
-                title.line, f"duplicate of the paper on line {first} skipped: {_clip(text)!r}"
-            )
+            if different_abstracts(first.abstract, abstract):
+                self.warn(
+                    title.line,
+                    f"{text!r} has the key of {first.title!r} (line {first.line}) but another "
+                    "abstract; kept the first",
+                )
+            else:
+                self.warn(
+                    title.line,
+                    f"duplicate of the paper on line {first.line} skipped: {_clip(text)!r}",
+                )
             return
-        self._seen[key] = title.line
-        abstract = " ".join(self._abstract)
+        self._seen[key] = _Seen(title.line, text, abstract)
         paper = ParsedPaper(text, abstract, extract_links(abstract), len(self.papers), title.line)
         self.papers.append(paper)
 
@@ -427,28 +407,3 @@ def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
         raise DumpError(name, "no papers found after the header", line=first.line)
     digest = hashlib.sha256(data).hexdigest()
     return Listing(name, digest, listing_date, out.papers, out.warnings)
-
-
-def _read(path: str) -> tuple[bytes, datetime]:
-    try:
-        info = os.stat(path)
-        if stat.S_ISDIR(info.st_mode):
-            raise DumpError(path, "is a directory, not a dump file")
-        if not stat.S_ISREG(info.st_mode):
-            raise DumpError(path, "is not a regular file")
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            data = handle.read()
-    except FileNotFoundError:
-        raise DumpError(path, "file not found") from None
-    except PermissionError:
-        raise DumpError(path, "permission denied", hint="check the file's permissions") from None
-    except OSError as err:
-        raise DumpError(path, f"cannot read: {err.strerror or err}") from None
-    return data, datetime.fromtimestamp(info.st_mtime).astimezone()
-
-
-def parse_dump(path: str) -> Listing:
-    """Read and parse one file; the listing year comes from the file's mtime."""
-    data, mtime = _read(os.fspath(path))
-    return parse_bytes(data, name=os.fspath(path), mtime=mtime)

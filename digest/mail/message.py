@@ -38,12 +38,10 @@ __all__ = [
     "Letter",
     "MaildirTransport",
     "MessageTemplate",
-    "Outgoing",
     "PermanentFailure",
     "SmtpTransport",
     "TransientFailure",
     "Transport",
-    "build_message",
     "encoded_size",
     "list_id",
     "make_transport",
@@ -70,18 +68,6 @@ DKIM_HEADERS = (
 )
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    sender: str
-    to: str
-    subject: str
-    html: str
-    text: str
-    message_id: str
-    date: datetime
-    list_id: str
-
-
 def sender_domain(sender: str) -> str:
     addr = parseaddr(sender)[1]
     return addr.rpartition("@")[2] or "localhost"
@@ -95,21 +81,6 @@ def list_id(title: str, sender: str, configured: str = "") -> str:
     if configured:
         return configured
     return f"{title} <{slugify(title)}.{sender_domain(sender)}>"
-
-
-def build_message(out: Outgoing) -> EmailMessage:
-    """multipart/alternative: text/plain first, then text/html (a one-off message)."""
-    msg = EmailMessage()
-    msg["Subject"] = out.subject
-    msg["From"] = out.sender
-    msg["To"] = out.to
-    msg["Date"] = format_datetime(out.date)
-    msg["Message-ID"] = out.message_id
-    msg["List-Id"] = out.list_id
-    msg["MIME-Version"] = "1.0"
-    msg.set_content(out.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(out.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg
 
 
 # --------------------------------------------------------------------------- templates

@@ -18,6 +18,7 @@ from digest.mail.message import Letter
 from digest.mail.variants import Personaliser, Selection, only, selection, variant_key
 from digest.render.renderer import DigestView
 from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime, utcnow
+from digest.state.states import DeliveryStatus, SubscriberStatus
 
 
 def add_variant(
@@ -75,7 +76,9 @@ def create_deliveries(
         row: dict[str, object] = {"digest_id": digest_id, "subscriber_id": sid, "address": address}
         chosen = selection(themes, slugs)
         if chosen == ():
-            rows.append(row | {"status": "skipped", "message_id": "", "last_error": "no theme"})
+            rows.append(
+                row | {"status": DeliveryStatus.SKIPPED, "message_id": "", "last_error": "no theme"}
+            )
             continue
         key = variant_key(chosen)
         if key not in variant_ids:
@@ -83,10 +86,10 @@ def create_deliveries(
                 only(view, chosen, personaliser.subject)
             )
             variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
-        row |= {"status": "pending", "variant_id": variant_ids[key]}
+        row |= {"status": DeliveryStatus.PENDING, "variant_id": variant_ids[key]}
         rows.append(row | {"message_id": new_message_id()})
     add_deliveries(session, rows, view.published_at)
-    skipped = sum(1 for r in rows if r["status"] == "skipped")
+    skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
     return len(rows) - skipped, skipped
 
 
@@ -123,7 +126,7 @@ def due_jobs(session: Session, now: datetime) -> list[Job]:
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
             Delivery.variant_id.is_not(None),
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
         )
@@ -138,7 +141,7 @@ def waiting_count(session: Session, now: datetime) -> int:
         session.scalar(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.status == "pending", Delivery.next_attempt_at > now)
+            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at > now)
         )
         or 0
     )
@@ -158,7 +161,9 @@ def release_stale(session: Session) -> int:
     """Deliveries left 'sending' by a process that died go back to pending. Call it only
     while holding the publish lock: then no other process can be sending."""
     result = session.execute(
-        update(Delivery).where(Delivery.status == "sending").values(status="pending")
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.PENDING)
     )
     return _count(result)
 
@@ -166,14 +171,14 @@ def release_stale(session: Session) -> int:
 def skip_inactive(session: Connection | Session) -> int:
     """Pending deliveries to subscribers no longer active are skipped."""
     skipped = 0
-    for status in ("unsubscribed", "bounced"):
+    for status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
         gone = select(Subscriber.id).where(
             Subscriber.id == Delivery.subscriber_id, Subscriber.status == status
         )
         result = session.execute(
             update(Delivery)
-            .where(Delivery.status == "pending", gone.exists())
-            .values(status="skipped", last_error=f"subscriber {status}")
+            .where(Delivery.status == DeliveryStatus.PENDING, gone.exists())
+            .values(status=DeliveryStatus.SKIPPED, last_error=f"subscriber {status}")
         )
         skipped += _count(result)
     return skipped
@@ -188,15 +193,17 @@ _CLAIM = (
     update(_D)
     .where(
         _D.c.id == bindparam("did"),
-        _D.c.status == "pending",
-        select(_S.c.id).where(_S.c.id == _D.c.subscriber_id, _S.c.status == "active").exists(),
+        _D.c.status == DeliveryStatus.PENDING,
+        select(_S.c.id)
+        .where(_S.c.id == _D.c.subscriber_id, _S.c.status == SubscriberStatus.ACTIVE)
+        .exists(),
     )
-    .values(status="sending", claimed_at=_NOW, attempts=_D.c.attempts + 1)
+    .values(status=DeliveryStatus.SENDING, claimed_at=_NOW, attempts=_D.c.attempts + 1)
 )
 _SENT = (
     update(_D)
     .where(_D.c.id == bindparam("did"))
-    .values(status="sent", sent_at=_NOW, last_error=None, next_attempt_at=None)
+    .values(status=DeliveryStatus.SENT, sent_at=_NOW, last_error=None, next_attempt_at=None)
 )
 _FINISH = (
     update(_D)
@@ -213,10 +220,10 @@ _BOUNCED = (
     update(_S)
     .where(
         _S.c.id == bindparam("sid"),
-        _S.c.status == "active",
+        _S.c.status == SubscriberStatus.ACTIVE,
         _S.c.bounce_count >= bindparam("limit"),
     )
-    .values(status="bounced")
+    .values(status=SubscriberStatus.BOUNCED)
 )
 
 
@@ -236,13 +243,17 @@ def mark_pending(
     db: Connection | Session, delivery_id: int, error: str | None, at: datetime | None
 ) -> None:
     """Back to pending: retried when `at` comes (None: at once, by the next run)."""
-    db.execute(_FINISH, {"did": delivery_id, "status": "pending", "error": error, "at": at})
+    db.execute(
+        _FINISH, {"did": delivery_id, "status": DeliveryStatus.PENDING, "error": error, "at": at}
+    )
 
 
 def mark_failed(db: Connection | Session, job: Job, error: str, *, bounce_after: int = 0) -> bool:
     """The delivery failed for good. With bounce_after, it counts as a bounce, and the
     subscriber becomes 'bounced' at that many in a row; True when that happened now."""
-    db.execute(_FINISH, {"did": job.id, "status": "failed", "error": error, "at": None})
+    db.execute(
+        _FINISH, {"did": job.id, "status": DeliveryStatus.FAILED, "error": error, "at": None}
+    )
     if not bounce_after:
         return False
     db.execute(_BOUNCE, {"sid": job.subscriber_id})

@@ -9,10 +9,11 @@ subscriber (the first spelling is kept). Unsubscribing is sticky: only an explic
 from __future__ import annotations
 
 import csv
+import difflib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,10 +28,11 @@ from digest.mail.message import TOKEN_RE
 from digest.render.renderer import slugify
 from digest.state import db
 from digest.state.models import Delivery, Subscriber, utcnow
+from digest.state.states import DeliveryStatus, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("active", "unsubscribed", "bounced")
+STATUSES = tuple(s.value for s in SubscriberStatus)  # plain strings (click shows them)
 CSV_FIELDS = ("email", "name", "themes", "status")
 MAX_NAME = 200
 
@@ -85,6 +87,32 @@ def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(slugs))
 
 
+Choices = Sequence[tuple[str, str]]  # (slug, name) of every theme a subscriber may choose
+
+
+def resolve_themes(raw: str | Iterable[str], choices: Choices) -> tuple[str, ...]:
+    """Theme names or slugs (";"-separated in a string) as the slugs of ``choices``;
+    an unknown one is refused with the closest known name. () means every theme."""
+    by_key: dict[str, str] = {}
+    for slug, name in choices:
+        by_key.setdefault(slug, slug)
+        by_key.setdefault(name.casefold(), slug)
+        by_key.setdefault(slugify(name), slug)
+    parts = raw.split(";") if isinstance(raw, str) else raw
+    slugs = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        found = by_key.get(part.casefold()) or by_key.get(slugify(part))
+        if found is None:
+            names = {n.casefold(): n for _, n in choices} | {s: n for s, n in choices}
+            close = difflib.get_close_matches(part.casefold(), list(names), 1, 0.5)
+            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            raise SubscriberError(f"unknown theme {part!r}{hint} (see `digest areas`)")
+        slugs.append(found)
+    return tuple(dict.fromkeys(slugs))
+
+
 def _check_status(status: str) -> str:
     status = status.strip().lower()
     if status not in STATUSES:
@@ -102,7 +130,7 @@ def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> 
         key=address.lower(),
         address=address,
         name=name,
-        status="active",
+        status=SubscriberStatus.ACTIVE,
         themes=list(themes),
         token=secrets.token_urlsafe(32),
         bounce_count=0,
@@ -125,12 +153,16 @@ def _apply(
     if themes is not None:
         sub.themes = list(themes)
     kept = False
-    if status == "active" and sub.status == "unsubscribed" and not reactivate:
+    if (
+        status == SubscriberStatus.ACTIVE
+        and sub.status == SubscriberStatus.UNSUBSCRIBED
+        and not reactivate
+    ):
         kept = True
     elif status is not None and status != sub.status:
         sub.status = status
-        sub.unsubscribed_at = utcnow() if status == "unsubscribed" else None
-        if status == "active":
+        sub.unsubscribed_at = utcnow() if status == SubscriberStatus.UNSUBSCRIBED else None
+        if status == SubscriberStatus.ACTIVE:
             sub.bounce_count = 0
     changed = (sub.name, list(sub.themes), sub.status) != before
     return "kept" if kept else "updated" if changed else "unchanged"
@@ -182,7 +214,7 @@ def active(session: Session) -> list[tuple[int, str, tuple[str, ...]]]:
     """(id, address, themes) of every active subscriber."""
     rows = session.execute(
         select(Subscriber.id, Subscriber.address, Subscriber.themes)
-        .where(Subscriber.status == "active")
+        .where(Subscriber.status == SubscriberStatus.ACTIVE)
         .order_by(Subscriber.id)
     )
     return [(i, a, tuple(t or ())) for i, a, t in rows]
@@ -192,7 +224,8 @@ def would_receive(session: Session, configured: Sequence[str]) -> list[str]:
     """The configured addresses not unsubscribed or bounced, then the other active
     subscribers: who the next digest goes to (before theme choices)."""
     status = {k: st for k, st in session.execute(select(Subscriber.key, Subscriber.status))}
-    out = [a for a in configured if status.get(a.lower(), "active") == "active"]
+    on = SubscriberStatus.ACTIVE
+    out = [a for a in configured if status.get(a.lower(), on) == on]
     seen = {a.lower() for a in out}
     out += [a for _, a, _ in active(session) if a.lower() not in seen]
     return out
@@ -204,13 +237,13 @@ def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
     sub = by_token(session, token)
     if sub is None:
         return None
-    if sub.status == "unsubscribed":
+    if sub.status == SubscriberStatus.UNSUBSCRIBED:
         return Unsubscribed(sub.address, already=True)
-    sub.status, sub.unsubscribed_at = "unsubscribed", utcnow()
+    sub.status, sub.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, utcnow()
     session.execute(
         update(Delivery)
-        .where(Delivery.subscriber_id == sub.id, Delivery.status == "pending")
-        .values(status="skipped", last_error="subscriber unsubscribed")
+        .where(Delivery.subscriber_id == sub.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, last_error="subscriber unsubscribed")
     )
     log.info("unsubscribed subscriber #%d", sub.id)
     return Unsubscribed(sub.address, already=False)
@@ -288,8 +321,16 @@ class SubscriberBook:
     """The subscriber list over a database: each call is one transaction. The CLI and
     the web server use this."""
 
-    def __init__(self, sessions: sessionmaker[Any]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Any], choices: Callable[[], Choices] | None = None
+    ) -> None:
         self.sessions = sessions
+        self.choices = choices  # what --themes may name; None: anything goes
+
+    def _slugs(self, themes: str | Sequence[str]) -> tuple[str, ...]:
+        if self.choices is None:
+            return parse_themes(themes)
+        return resolve_themes(themes, self.choices())
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -309,8 +350,8 @@ class SubscriberBook:
     ) -> str:
         """Add or update; returns "added", "updated", "unchanged" or "kept"."""
         addr = normalize(address)
-        slugs = parse_themes(themes) if themes is not None else None
-        st = _check_status(status) if status else ("active" if resubscribe else None)
+        slugs = self._slugs(themes) if themes is not None else None
+        st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
         with self._tx() as s:
             return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
 
@@ -350,8 +391,10 @@ class SubscriberBook:
             return _info(sub) if sub is not None else None
 
     def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+        """Set the themes of the owner of ``token``; unknown ones are refused."""
+        slugs = self._slugs(themes)
         with self._tx() as s:
-            return choose_themes(s, token, themes)
+            return choose_themes(s, token, slugs)
 
 
 # --------------------------------------------------------------------------- by token

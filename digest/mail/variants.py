@@ -50,6 +50,7 @@ def only(view: DigestView, chosen: Selection, subject: Callable[[DigestView], st
 
 
 CAPPED_ABSTRACT = 160  # characters of abstract kept when papers are left to the web copy
+PROBE_PAPERS = 20  # papers in the sample that sizes a long digest's e-mail
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,11 @@ class Personaliser:
         bare = with_abstracts(view, 0)
         raw = encoded_size(self._html(bare, inline=False))
         if raw > self.max_html_bytes:
+            # Measure a small inlined sample, then scale to the size: premailer only ever
+            # sees about as many papers as the e-mail will show.
             brief = with_abstracts(view, CAPPED_ABSTRACT)
-            shown = max(1, view.paper_count * self.max_html_bytes // raw)  # more than fit
-            first = capped(brief, shown)
-            return self._capped(brief, self._html(first), count(first))
+            probe = capped(brief, max(len(view.sections), PROBE_PAPERS))
+            return self._capped(brief, self._html(probe), count(probe))
         html = self._html(view)
         if self._fits(html):
             return self._done(view, html)
@@ -162,7 +164,8 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
             return p
         if chars == 0:
             return replace(p, short_abstract="", truncated=True)
-        short, truncated = shorten(p.abstract, chars)
+        short, truncated = shorten(p.summary or p.abstract, chars)
+        truncated = truncated or short != p.abstract
         return replace(p, short_abstract=short, truncated=truncated)
 
     return _map_sections(view, lambda s: replace(s, papers=tuple(cut(p) for p in s.papers)))

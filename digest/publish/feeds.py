@@ -12,6 +12,7 @@ from pathlib import Path
 from feedgen.feed import FeedGenerator
 
 from digest.fsutil import atomic_write
+from digest.urls import issue_url
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class FeedIssue:
 
 def issue_guid(base_url: str, issue: int) -> str:
     """Stable across rebuilds and hosts moving paths: derived from base_url and issue."""
-    return f"{base_url}/archive/{issue}.html"
+    return issue_url(base_url, issue)
 
 
 def build_generator(site: FeedSite, issues: Sequence[FeedIssue], self_path: str) -> FeedGenerator:

@@ -1,9 +1,9 @@
 """Rendering: the Jinja2 environment, the view model, HTML (CSS inlined once) and text.
 
 Templates are looked up, file by file, in the user's ``templates_dir``, then the chosen
-theme under the built-in templates folder, then the built-in ``default`` theme. A prefix
-loader also exposes each built-in theme by name, so an override can
-``{% extends "default:digest.html.j2" %}`` and replace a single block.
+template set (``digest.theme``, the look) under the built-in templates folder, then the
+built-in ``default`` set. A prefix loader also exposes each built-in set by name, so an
+override can ``{% extends "default:digest.html.j2" %}`` and replace a single block.
 
 Every HTML template is autoescaped; the text part is rendered by a second environment
 that does not escape. The e-mail's ``style.css`` is inlined by premailer once per digest.
@@ -28,6 +28,7 @@ from premailer import Premailer
 
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
+from digest.urls import paper_url
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ class PaperView:
     anchor: str  # html id on the web copy, e.g. "p-3"
     title: str
     abstract: str  # full abstract
-    short_abstract: str  # shortened to a readable length (word boundary, ends with "…")
-    truncated: bool  # short_abstract != abstract
+    short_abstract: str  # what the e-mail shows: the summary (or abstract), shortened
+    truncated: bool  # short_abstract != abstract: the e-mail links the full abstract
     links: tuple[Link, ...]
     web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
+    summary: str = ""  # one line that says what the paper does (its contribution sentence)
 
 
 @dataclass(frozen=True)
@@ -240,12 +242,12 @@ class Renderer:
 
     def __init__(
         self,
-        theme: str = "default",
+        template_set: str = "default",
         templates_dir: str | Path | None = None,
         *,
         builtin_dir: Path | None = None,
     ) -> None:
-        self.theme = theme
+        self.template_set = template_set  # digest.theme: a folder of the built-in templates
         self.builtin_dir = Path(builtin_dir) if builtin_dir is not None else builtin_templates_dir()
         self.templates_dir = Path(templates_dir) if templates_dir else None
         self.search_path: tuple[Path, ...] = self._build_search_path()
@@ -300,14 +302,20 @@ class Renderer:
         )
 
     def page(self, name: str, **context: Any) -> str:
-        """Any other HTML page of the theme (the web server's pages), autoescaped."""
+        """Any other HTML page of the template set (the web server's pages), autoescaped."""
         return self._render(self._html_env, name, **context)
 
     # ----------------------------------------------------------------- set-up
 
     def _build_search_path(self) -> tuple[Path, ...]:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.theme) or ".." in self.theme:
-            raise TemplateError(f"invalid theme name {self.theme!r}", hint="use a folder name")
+        if (
+            not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.template_set)
+            or ".." in self.template_set
+        ):
+            raise TemplateError(
+                f"invalid template set name {self.template_set!r} (digest.theme)",
+                hint="use a folder name",
+            )
         path: list[Path] = []
         if self.templates_dir is not None:
             if not self.templates_dir.is_dir():
@@ -316,20 +324,22 @@ class Renderer:
                     hint="fix [digest] templates_dir or leave it empty",
                 )
             path.append(self.templates_dir)
-        theme_dir = self.builtin_dir / self.theme
-        if not theme_dir.is_dir():
-            path.append(theme_dir)
+        set_dir = self.builtin_dir / self.template_set
+        if not set_dir.is_dir():
+            path.append(set_dir)
             raise TemplateError(
-                f"unknown theme {self.theme!r}; searched: {_format_path(path)}",
-                hint=f"available themes: {', '.join(self.available_themes()) or 'none'}",
+                f"unknown template set {self.template_set!r} (digest.theme); searched: "
+                f"{_format_path(path)}",
+                hint="available template sets: "
+                + (", ".join(self.available_template_sets()) or "none"),
             )
-        path.append(theme_dir)
-        if self.theme != "default":
+        path.append(set_dir)
+        if self.template_set != "default":
             path.append(self.builtin_dir / "default")
         return tuple(path)
 
-    def available_themes(self) -> list[str]:
-        """The theme folders under the built-in templates folder."""
+    def available_template_sets(self) -> list[str]:
+        """The template sets: the folders under the built-in templates folder."""
         if not self.builtin_dir.is_dir():
             return []
         return sorted(p.name for p in self.builtin_dir.iterdir() if p.is_dir())
@@ -337,7 +347,7 @@ class Renderer:
     def _build_loader(self) -> jinja2.BaseLoader:
         prefixes: dict[str, jinja2.BaseLoader] = {
             name: jinja2.FileSystemLoader(self.builtin_dir / name)
-            for name in {"default", self.theme}
+            for name in {"default", self.template_set}
         }
         return jinja2.ChoiceLoader(
             [
@@ -364,12 +374,13 @@ class Renderer:
             paragraphs=_paragraphs,
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
+        env.globals["paper_url"] = paper_url  # the one way a paper's web address is built
         return env
 
     # ----------------------------------------------------------------- rendering
 
     def _source(self, name: str) -> str:
-        """The raw text of a theme file (a stylesheet), through the same search path."""
+        """The raw text of a template set's file (a stylesheet), through the same search path."""
         try:
             source, _, _ = self._loader.get_source(self._html_env, name)
         except jinja2.TemplateNotFound:
@@ -390,7 +401,7 @@ class Renderer:
     def _not_found(self, name: str) -> TemplateError:
         return TemplateError(
             f"template {name!r} not found; searched: {_format_path(self.search_path)}",
-            hint="add it to your templates_dir or pick another theme",
+            hint="add it to your templates_dir or pick another template set (digest.theme)",
         )
 
 

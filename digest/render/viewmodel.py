@@ -1,5 +1,6 @@
 """The view model of an issue (plain dataclasses from render.py), built from the
-themed sections: abstracts tidied and shortened, anchors and links, the subject."""
+themed sections: each paper's one-line summary (its contribution sentence, shown in the
+e-mail; the full abstract is on the web copy), abstracts tidied, anchors and links, the subject."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from digest.config import Settings
 from digest.ingest.links import tidy_text
 from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
+from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
+from digest.urls import issue_url, paper_anchor, paper_url
 
 
 def digest_view(
@@ -19,7 +22,7 @@ def digest_view(
 ) -> DigestView:
     """The plain view model of one issue: what every template gets."""
     base = settings.base_url
-    web_url = f"{base}/archive/{issue}.html"
+    web_url = issue_url(base, issue)
     limit = settings.digest.abstract_chars
     views, n = [], 0
     for section in sections:
@@ -27,17 +30,20 @@ def digest_view(
         for paper in section.papers:
             n += 1
             abstract = tidy_text(paper.abstract)
-            short, cut = shorten(abstract, limit)
+            summary = one_line(paper.abstract)
+            short, cut = shorten(summary or abstract, limit)
+            cut = cut or " ".join(short.split()) != " ".join(abstract.split())
             papers.append(
                 PaperView(
                     key=paper.key,
-                    anchor=f"p-{n}",
+                    anchor=paper_anchor(n),
                     title=paper.title,
                     abstract=abstract,
                     short_abstract=short,
                     truncated=cut,
+                    summary=summary,
                     links=paper.links,
-                    web_url=f"{web_url}#p-{n}",
+                    web_url=paper_url(base, issue, n),
                 )
             )
         views.append(SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers)))

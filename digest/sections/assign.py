@@ -5,8 +5,15 @@ rest, and one remaining section for what fits nowhere.
    paper goes to the theme whose keywords it matches best (a title hit weighs 3, an
    abstract hit 1; an exclude word vetoes the theme; ties go to the theme configured
    first).
-2. **Automatic themes** group the other papers by topic (:mod:`digest.autothemes`).
-3. **Remaining**: papers close to no topic go to :data:`REMAINING`, always last.
+2. **Research areas**: the other papers go to the areas of the vocabulary
+   (:mod:`digest.sections.areas`, a tree shipped as ``areas.toml``) they match best; an
+   area too small for this digest folds into its parent, a large one splits into its
+   children (:mod:`digest.sections.match`). An area whose slug is a configured theme's
+   gives its papers to that theme.
+3. **Topics**: papers that fit no area are grouped by topic and named from their titles
+   (:mod:`digest.sections.discover`); a one-word name is not kept.
+4. **Remaining**: papers close to nothing go to :data:`REMAINING`, always last, at most
+   :data:`MAX_REMAINING_SHARE` of the papers: beyond that the ones closest to an area join it.
 
 Ranking: within a section, papers are ordered by how many dumps listed them (most first:
 a paper that keeps reappearing is trending), then by their best position in a dump (top
@@ -17,15 +24,22 @@ then by size, configured before automatic, then by name.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from digest.config import ThemeConfig
+from digest.ingest.keys import paper_key as _fold
 from digest.render.renderer import slugify
 
+if TYPE_CHECKING:
+    from digest.sections.areas import Vocabulary
+
 REMAINING = "More papers"
+MAX_REMAINING_SHARE = 0.10  # the remaining section holds at most this share of the papers
 
 __all__ = ["REMAINING", "HasText", "Section", "assign", "rank_key", "sightings"]
 
@@ -51,7 +65,8 @@ class Section(Generic[P]):
     configured: bool = False
     reasons: list[str] = field(default_factory=list)  # why each paper is here, in order
     automatic: bool = False  # found by topic discovery, not configured
-    description: str = ""  # the configured theme's description
+    description: str = ""  # the configured theme's or the area's description
+    area: bool = False  # a research area of the vocabulary
 
     @property
     def weight(self) -> int:
@@ -107,15 +122,11 @@ class _Matcher:
         return 3 * len(in_title) + len(in_abstract), hits
 
 
-def _fold(words: str) -> str:
-    """A keyword as compared: case-folded, hyphens and runs of spaces as one space."""
-    return " ".join(re.split(r"[\s\-]+", words.strip().casefold())).strip()
-
-
 def _phrase(words: str) -> str:
-    """A folded keyword as a whole-word pattern; hyphens and spaces are interchangeable."""
+    """A folded keyword as a whole-word pattern; any punctuation and spacing between its
+    words match (the key fold made them one space)."""
     parts = [re.escape(p) for p in words.split(" ") if p]
-    return r"(?<!\w)" + r"[\s\-]+".join(parts) + r"(?!\w)"
+    return r"(?<!\w)" + r"[\W_]+".join(parts) + r"(?!\w)"
 
 
 def _configured(
@@ -142,28 +153,107 @@ def _configured(
 
 
 def _automatic(
-    papers: Sequence[P], reserved: Sequence[str], enabled: bool
+    papers: Sequence[P], reserved: Sequence[str], enabled: bool, vocabulary: Vocabulary | None
 ) -> tuple[list[Section[P]], Section[P]]:
-    """Topic sections for ``papers`` and the remaining section."""
+    """Area sections for ``papers``, topic sections for what fits no area, and the
+    remaining section (kept to at most ``MAX_REMAINING_SHARE`` of the papers)."""
     rest = Section[P](REMAINING, slugify(REMAINING))
     if not enabled:
         for paper in papers:
             rest.add(paper, "no configured theme matched")
         return [], rest
-    from digest.sections.discover import discover  # numpy and scikit-learn load only when needed
+    # numpy and scikit-learn load only when needed
+    from digest.sections.areas import bundled
+    from digest.sections.match import match_areas
 
-    found = discover(
-        [p.title for p in papers], [p.abstract for p in papers], reserved=[*reserved, REMAINING]
-    )
+    vocabulary = vocabulary or bundled()
+    titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
+    found = match_areas(titles, abstracts, vocabulary)
+    label: dict[int, Section[P]] = {}
+    by_area: dict[int, Section[P]] = {}
+    for i, x in enumerate(found.area):
+        if x < 0:
+            continue
+        if x not in by_area:
+            area = vocabulary.areas[x]
+            by_area[x] = Section[P](area.name, area.slug, description=area.description, area=True)
+        label[i] = by_area[x]
+    pool = [i for i, x in enumerate(found.area) if x < 0]
+    why = {i: found.reasons[i] for i in range(len(papers))}
+    names = [*reserved, REMAINING, *(a.name for a in vocabulary)]
+    topics = _topics(pool, titles, abstracts, names, label, why)
+    cap = math.floor(MAX_REMAINING_SHARE * len(papers))
+    pool = [i for i in pool if i not in label]
+    _cap(pool, cap, found.scores, found.neighbours, label, by_area, why)
+    for i in sorted(label, key=lambda i: i):
+        label[i].add(papers[i], why[i])
+    for i in pool:
+        if i not in label:
+            rest.add(papers[i], why[i])
+    return [*by_area.values(), *topics], rest
+
+
+def _topics(
+    pool: list[int],
+    titles: Sequence[str],
+    abstracts: Sequence[str],
+    reserved: Sequence[str],
+    label: dict[int, Section[P]],
+    why: dict[int, str],
+) -> list[Section[P]]:
+    """Topic sections, named from their titles, for the papers that fit no area. A topic
+    whose name is a single word is not kept (an editor would not print it)."""
+    if len(pool) < 4:
+        return []
+    from digest.sections.discover import discover
+
+    found = discover([titles[i] for i in pool], [abstracts[i] for i in pool], reserved=reserved)
     sections = []
     for auto in found.sections:
+        if len(auto.name.split()) < 2:
+            continue
         section = Section[P](auto.name, slugify(auto.name), automatic=True)
-        for i, reason in zip(auto.members, auto.reasons, strict=True):
-            section.add(papers[i], reason)
+        for m, reason in zip(auto.members, auto.reasons, strict=True):
+            label[pool[m]] = section
+            why[pool[m]] = reason
         sections.append(section)
-    for i, reason in zip(found.leftovers, found.leftover_reasons, strict=True):
-        rest.add(papers[i], reason)
-    return sections, rest
+    return sections
+
+
+def _cap(
+    pool: list[int],
+    cap: int,
+    scores: Any,
+    neighbours: list[list[int]],
+    label: dict[int, Section[P]],
+    by_area: dict[int, Section[P]],
+    why: dict[int, str],
+) -> None:
+    """Keep the remaining papers to ``cap``: the others join the area section they score
+    best on (those with the highest scores first), else the section most of their nearest
+    papers are in."""
+    if len(pool) <= cap or not (by_area or label):
+        return
+    kept = sorted(by_area)
+
+    def best(i: int) -> tuple[float, int]:
+        if not kept:
+            return 0.0, -1
+        x = max(kept, key=lambda x: (scores[i, x], -x))
+        return float(scores[i, x]), x
+
+    ranked = sorted(pool, key=lambda i: (-best(i)[0], i))
+    for i in ranked[: len(pool) - cap]:
+        score, x = best(i)
+        if score > 0:
+            label[i] = by_area[x]
+            why[i] = f"closest area {by_area[x].name} (score {score:.2f}); {why[i]}"
+            continue
+        near = Counter(label[j].name for j in neighbours[i] if j in label)
+        if near:
+            name = sorted(near.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+            label[i] = next(s for s in label.values() if s.name == name)
+            why[i] = f"most of its nearest papers are in {name}"
 
 
 def _ranked(section: Section[P]) -> Section[P]:
@@ -186,13 +276,23 @@ def _unique_slugs(sections: Sequence[Section[P]]) -> None:
 
 
 def assign(
-    papers: Sequence[P], themes: Sequence[ThemeConfig], *, automatic: bool = True
+    papers: Sequence[P],
+    themes: Sequence[ThemeConfig],
+    *,
+    automatic: bool = True,
+    vocabulary: Vocabulary | None = None,
 ) -> list[Section[P]]:
-    """Configured themes take their papers, automatic topics (unless ``automatic`` is
-    False) the rest, the remaining section what is left. Non-empty sections only, ranked
-    (see the module docstring), the remaining section last."""
+    """Configured themes take their papers, research areas of ``vocabulary`` (the bundled
+    one by default) and topics found among the rest (unless ``automatic`` is False) the
+    others, the remaining section what is left. Non-empty sections only, ranked (see the
+    module docstring), the remaining section last."""
     configured, rest = _configured(papers, themes)
-    found, remaining = _automatic(rest, [t.name for t in themes], automatic)
+    found, remaining = _automatic(rest, [t.name for t in themes], automatic, vocabulary)
+    mine = {s.slug: s for s in configured}
+    for section in [s for s in found if s.area and s.slug in mine]:  # a theme owns its slug
+        for paper, reason in zip(section.papers, section.reasons, strict=True):
+            mine[section.slug].add(paper, reason)
+        found.remove(section)
     sections = [_ranked(s) for s in [*configured, *found] if s.papers]
     sections.sort(key=lambda s: (-s.weight, -len(s.papers), s.automatic, s.name.casefold()))
     if remaining.papers:

@@ -19,6 +19,8 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from digest.ingest.keys import fold_word as fold
+
 __all__ = ["PhraseIndex", "display_name", "fold", "title_phrases"]
 
 _SPLIT = re.compile(r"[:;,.?!|()\[\]{}\"“”–—]|\s-+\s|--+")
@@ -83,14 +85,6 @@ INNER_WORDS = frozenset({"of", "and", "for", "in", "on", "to", "with"})
 
 # A lone adjective ("Synthetic", "Efficient") names no topic.
 _ADJECTIVE_ENDINGS = ("etic", "antic", "istic", "ific", "ical", "ive", "ous", "ful", "able", "ible")
-
-
-def fold(token: str) -> str:
-    """A word's key: lowercase, apostrophes dropped, a plural "s" removed ("LLMs" -> "llm")."""
-    word = token.lower().replace("'", "").replace("’", "")
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ics")):
-        word = word[:-1]
-    return word
 
 
 @dataclass(frozen=True)

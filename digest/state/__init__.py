@@ -3,6 +3,6 @@
 exclusive locks on the state.
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
-`digest.ingest.links`
-(the listing types). Nothing here renders, sends or publishes.
+`digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a
+migration). Nothing here renders, sends or publishes.
 """

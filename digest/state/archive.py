@@ -50,17 +50,3 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
         .limit(limit)
     )  # fmt: skip
     return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
-
-
-def known_themes(session: Session, configured: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(slug, name) of every theme a subscriber can choose: the configured ones first,
-    then every section name published so far (automatic themes included)."""
-    seen = dict(configured)
-    rows = session.execute(
-        select(DigestItem.section_slug, DigestItem.section)
-        .group_by(DigestItem.section_slug, DigestItem.section)
-        .order_by(DigestItem.section)
-    )
-    for slug, name in rows:
-        seen.setdefault(slug, name)
-    return list(seen.items())

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from digest.errors import StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
@@ -20,6 +21,31 @@ from digest.fsutil import file_system_problem, storage_error
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
+
+
+def exists(url: str) -> bool:
+    """Whether the database at `url` exists: an SQLite file is only there once created; a
+    server database (PostgreSQL) is taken to exist."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ":memory:"
+    return database != ":memory:" and Path(database).is_file()
+
+
+def empty_engine() -> Engine:
+    """A fresh in-memory SQLite state at the newest schema: what a read-only command
+    reads before the real state exists, so that it creates nothing on disk."""
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    upgrade(engine)
+    return engine
 
 
 def make_engine(url: str, *, read_only: bool = False) -> Engine:

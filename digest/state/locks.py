@@ -61,8 +61,9 @@ def publish_lock(
 
 
 def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
-    """Who holds the lock now ("pid 12 on host"), or None when it is free. Writes
-    nothing, so it answers on a full disk or a read-only folder too."""
+    """Who holds the lock now ("pid 12 on host"), or None when it is free. Asking
+    writes and creates nothing (a lock file that does not exist is free), so it answers
+    on a full disk or a read-only folder too."""
     if engine.dialect.name != "postgresql":
         return _file_holder(state_dir / kind.file_name)
     try:

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from digest.state.states import DeliveryStatus, DigestStatus, SubscriberStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -65,7 +67,7 @@ class DumpFile(Base):
     path: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # "ingested" | "failed"
+    status: Mapped[str] = mapped_column(String(16))  # DumpStatus.INGESTED | FAILED
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     listing_date: Mapped[date | None] = mapped_column(Date)
@@ -107,11 +109,10 @@ class Digest(Base):
     issue: Mapped[int] = mapped_column(Integer, unique=True)
     subject: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)  # e-mail HTML, CSS inlined
-    text: Mapped[str] = mapped_column(Text)
     web_html: Mapped[str] = mapped_column(Text)
     paper_count: Mapped[int] = mapped_column(Integer)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="published")
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.PUBLISHED)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -136,7 +137,7 @@ class Subscriber(Base):
     key: Mapped[str] = mapped_column(String(320), unique=True)  # address, case-folded
     address: Mapped[str] = mapped_column(Text)  # as validated (first spelling wins)
     name: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="active")  # or unsubscribed, bounced
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)  # section slugs; [] = all
     token: Mapped[str] = mapped_column(String(64), unique=True)  # secrets.token_urlsafe(32)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)  # permanent failures in a row
@@ -175,7 +176,7 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("digest_variants.id"))
     address: Mapped[str] = mapped_column(Text)  # where it went, as of its creation
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(Text)

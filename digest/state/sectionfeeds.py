@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from digest.ingest.links import tidy_text
 from digest.publish.feeds import ThemeEntry, ThemeFeed
 from digest.state.models import Digest, DigestItem, Paper
+from digest.urls import paper_url
 
-__all__ = ["THEME_FEED_SIZE", "theme_feeds"]
+__all__ = ["THEME_FEED_SIZE", "section_feeds"]
 
 THEME_FEED_SIZE = 50  # papers kept in each theme's feed
 
 
-def theme_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) -> list[ThemeFeed]:
+def section_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) -> list[ThemeFeed]:
     """One feed per slug ever published, with its ``size`` most recent papers (newest
     issue first, then in the issue's order), named as its newest section was."""
     rank = (
@@ -58,7 +59,7 @@ def theme_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) ->
             ThemeEntry(
                 title=r.title,
                 abstract=tidy_text(r.abstract),
-                url=f"{base_url}/archive/{r.issue}.html#p-{r.position + 1}",
+                url=paper_url(base_url, r.issue, r.position + 1),
                 published_at=r.published_at,
                 issue=r.issue,
             )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,8 +11,12 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
-from digest.ingest.parse import Link, Listing, paper_key
+from digest.ingest.keys import different_abstracts, paper_key
+from digest.ingest.parse import Link, Listing
 from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+from digest.state.states import DigestStatus, DumpStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,12 @@ def record_failed_dump(
     session: Session, path: str, content_hash: str, size: int, error: str
 ) -> DumpFile:
     dump = DumpFile(
-        path=path, content_hash=content_hash, size=size, status="failed", error=error, warnings=[]
+        path=path,
+        content_hash=content_hash,
+        size=size,
+        status=DumpStatus.FAILED,
+        error=error,
+        warnings=[],
     )
     session.add(dump)
     session.flush()
@@ -56,7 +66,7 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
         path=listing.path,
         content_hash=listing.content_hash,
         size=size,
-        status="ingested",
+        status=DumpStatus.INGESTED,
         warnings=list(listing.warnings),
         listing_date=listing.listing_date,
         paper_count=len(listing.papers),
@@ -65,7 +75,17 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
     session.flush()
     by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
     by_key.pop("", None)
-    existing = _ids_by_key(session, by_key)
+    stored = _papers_by_key(session, by_key)
+    warnings = [
+        f"{listing.path}:{p.line}: {p.title!r} has the key of the stored paper "
+        f"{stored[key][1]!r} but another abstract; kept the stored one"
+        for key, p in by_key.items()
+        if key in stored and different_abstracts(stored[key][2], p.abstract)
+    ]
+    for warning in warnings:
+        log.warning("%s", warning)
+    dump.warnings = [*dump.warnings, *warnings]
+    existing = {key: row[0] for key, row in stored.items()}
     new = [
         Paper(
             key=key,
@@ -89,12 +109,17 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
     return IngestOutcome(dump.id, len(by_key), len(new))
 
 
-def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def _papers_by_key(session: Session, keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+    """(id, title, abstract) of the stored papers with these keys."""
+    found: dict[str, tuple[int, str, str]] = {}
     keys = list(keys)
     for i in range(0, len(keys), 500):
-        rows = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(keys[i : i + 500])))
-        found.update({key: pid for key, pid in rows})
+        rows = session.execute(
+            select(Paper.key, Paper.id, Paper.title, Paper.abstract).where(
+                Paper.key.in_(keys[i : i + 500])
+            )
+        )
+        found.update({key: (pid, title, abstract) for key, pid, title, abstract in rows})
     return found
 
 
@@ -144,7 +169,6 @@ class DigestRecord:
     issue: int
     subject: str
     html: str
-    text: str
     web_html: str
     published_at: datetime
     items: Sequence[tuple[int, str, str]]  # (paper id, section name, section slug) in order
@@ -159,11 +183,10 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
         issue=record.issue,
         subject=record.subject,
         html=record.html,
-        text=record.text,
         web_html=record.web_html,
         paper_count=len(record.items),
         themes=list(record.themes),
-        status="published",
+        status=DigestStatus.PUBLISHED,
         published_at=record.published_at,
     )
     session.add(digest)
@@ -179,7 +202,7 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
 def digests_newest_first(session: Session) -> list[Digest]:
     """Every published digest, newest first, without its rendered HTML and text (they
     load on first access, so only the pages that are needed are read)."""
-    heavy = (defer(Digest.html), defer(Digest.text), defer(Digest.web_html))
+    heavy = (defer(Digest.html), defer(Digest.web_html))
     return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
 
 
@@ -206,7 +229,7 @@ def status(session: Session) -> Status:
     )
     failed = session.execute(
         select(DumpFile.path, DumpFile.error)
-        .where(DumpFile.status == "failed")
+        .where(DumpFile.status == DumpStatus.FAILED)
         .order_by(DumpFile.id.desc())
         .limit(5)
     ).all()
@@ -225,8 +248,8 @@ def status(session: Session) -> Status:
         papers_seen=seen,
         papers_pending=seen - sent,
         papers_sent=sent,
-        dumps_ingested=dumps.get("ingested", 0),
-        dumps_failed=dumps.get("failed", 0),
+        dumps_ingested=dumps.get(DumpStatus.INGESTED, 0),
+        dumps_failed=dumps.get(DumpStatus.FAILED, 0),
         failed=[(p, e or "") for p, e in failed],
         last_issue=last.issue if last else None,
         last_subject=last.subject if last else None,

@@ -3,6 +3,11 @@
 Only known shapes of path are served (feeds, /themes/<slug>.xml, /archive/<n>.html),
 each checked to resolve inside public/, so no other file can be read through the
 server. Every response carries a strict Content-Security-Policy.
+
+The event loop never waits on the disk or the database: the routes are plain functions,
+which Starlette runs in its thread pool, and the one that must await the request body
+(preferences) hands its database work to `run_in_threadpool`. So a publish holding
+SQLite's write lock delays only the requests that write, never a feed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -25,8 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.app import App
 from digest.errors import StateBusy
-from digest.render.renderer import slugify
+from digest.mail.subscribers import SubscriberError
 from digest.state import archive
+from digest.state.states import SubscriberStatus
+from digest.urls import issue_path
 
 log = logging.getLogger(__name__)
 
@@ -122,26 +131,26 @@ class Site:
             return Response(status_code=304, headers=headers)
         return Response(data, media_type=media_type, headers=headers)
 
-    async def feed(self, request: Request) -> Response:
+    def feed(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in FEEDS:
             return self.not_found(request)
         return self.file_response(request, name, FEEDS[name])
 
-    async def theme_feed(self, request: Request) -> Response:
+    def theme_feed(self, request: Request) -> Response:
         slug = request.path_params["slug"]
         if not SLUG.match(slug):
             return self.not_found(request)
         return self.file_response(request, f"themes/{slug}.xml", FEEDS["feed.xml"])
 
-    async def issue(self, request: Request) -> Response:
+    def issue(self, request: Request) -> Response:
         number = request.path_params["number"]
-        return self.file_response(request, f"archive/{number}.html", "text/html; charset=utf-8")
+        return self.file_response(request, issue_path(number), "text/html; charset=utf-8")
 
-    async def issue_short(self, request: Request) -> Response:
-        return RedirectResponse(f"/archive/{request.path_params['number']}.html", status_code=301)
+    def issue_short(self, request: Request) -> Response:
+        return RedirectResponse("/" + issue_path(request.path_params["number"]), status_code=301)
 
-    async def index(self, request: Request) -> Response:
+    def index(self, request: Request) -> Response:
         query = request.query_params.get("q", "").strip()[:200]
         if not query:
             return self.file_response(request, "index.html", "text/html; charset=utf-8")
@@ -166,7 +175,7 @@ class Site:
     def not_found(self, request: Request, what: str = "This page does not exist.") -> Response:
         return HTMLResponse(self.render("404.html.j2", message=what), status_code=404)
 
-    async def missing(self, request: Request) -> Response:
+    def missing(self, request: Request) -> Response:
         return self.not_found(request)
 
 
@@ -233,30 +242,38 @@ class SubscriberPages:
         self.site = site
         self.book = site.app.subscribers()
 
-    async def unsubscribe(self, request: Request) -> Response:
+    def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
         who = self.book.lookup(token)
         if who is None:
             return self.site.not_found(request, "This unsubscribe link is not valid.")
         if request.method == "GET":
-            state = "already" if who.status == "unsubscribed" else "confirm"
+            state = "already" if who.status == SubscriberStatus.UNSUBSCRIBED else "confirm"
             return self._page("unsubscribe.html.j2", state=state, address=who.address, token=token)
         self.book.unsubscribe(token)  # idempotent; the body (List-Unsubscribe=One-Click) is
         return self._page("unsubscribe.html.j2", state="done", address=who.address, token=token)
 
     async def preferences(self, request: Request) -> Response:
+        """Async only to read the form; every database and template step runs in the
+        thread pool."""
         token = request.path_params["token"]
+        form = await request.form() if request.method == "POST" else None
+        return await run_in_threadpool(self._preferences, request, token, form)
+
+    def _preferences(self, request: Request, token: str, form: FormData | None) -> Response:
         who = self.book.lookup(token)
         if who is None:
             return self.site.not_found(request, "This preferences link is not valid.")
         saved = False
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             if not self._same_site(request) or not hmac.compare_digest(
                 str(form.get("csrf", "")), self._csrf(token)
             ):
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
-            who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            try:
+                who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
+            except SubscriberError as exc:
+                return PlainTextResponse(f"Bad request: {exc.message}", status_code=400)
             saved = True
         return self._page(
             "preferences.html.j2",
@@ -273,10 +290,7 @@ class SubscriberPages:
         return HTMLResponse(self.site.render(name, **context), headers=headers)
 
     def _themes(self) -> list[tuple[str, str]]:
-        app = self.site.app
-        configured = [(slugify(t.name), t.name) for t in app.settings.themes]
-        with app.session() as session:
-            return archive.known_themes(session, configured)
+        return self.site.app.theme_choices()
 
     def _csrf(self, token: str) -> str:
         key = self.site.app.web_secret()

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from digest.app import App, make_app  # noqa: E402
-
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
 from digest.mail import outbox  # noqa: E402
 from digest.mail.message import MessageTemplate  # noqa: E402

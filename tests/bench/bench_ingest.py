@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from digest.app import make_app
-
 from digest.config import DigestSection, Settings
 from digest.ingest.parse import parse_bytes, parse_dump
 

@@ -1,0 +1,45 @@
+"""The states a stored row can be in, one StrEnum per table. The values are the strings
+stored in the status columns (so no migration was needed to introduce them); compare and
+assign members, never bare strings."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["DeliveryStatus", "DigestStatus", "DumpStatus", "SubscriberStatus"]
+
+
+class DumpStatus(StrEnum):
+    """A dump file: read into papers, or not readable (with its reason). KNOWN is never
+    stored: it reports a file whose content was read before."""
+
+    INGESTED = "ingested"
+    FAILED = "failed"
+    KNOWN = "known"
+
+
+class DigestStatus(StrEnum):
+    """A digest is stored once published (feeds and web copy follow from the state)."""
+
+    PUBLISHED = "published"
+
+
+class DeliveryStatus(StrEnum):
+    """One (digest, subscriber) message: PENDING until a worker claims it (SENDING), then
+    SENT once the server accepted it, FAILED for good (5xx, or too old), or SKIPPED (the
+    subscriber left, or chose no section of this digest)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SubscriberStatus(StrEnum):
+    """ACTIVE receives digests; UNSUBSCRIBED asked to stop; BOUNCED after repeated
+    permanent failures."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"

@@ -1,0 +1,328 @@
+"""Research areas: the shipped vocabulary, a user's areas file, matching, fold-up and split,
+the remaining share, `digest themes --format tsv|json`, and the one-line summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.cli.main import main
+from digest.config import ThemeConfig, load_settings
+from digest.errors import ConfigError
+from digest.sections.areas import BUNDLED, bundled, load_vocabulary
+from digest.sections.assign import REMAINING, Section, assign
+from digest.sections.match import Sizes
+from digest.sections.summary import one_line, sentences
+
+from .conftest import SAMPLE_FILES
+from .sample_papers import Paper, generate, samples
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+def test_the_bundled_vocabulary_is_a_tree_of_described_areas() -> None:
+    vocabulary = bundled()
+    assert 40 <= len(vocabulary) <= 80
+    slugs = [a.slug for a in vocabulary]
+    assert len(set(slugs)) == len(slugs)
+    assert len({a.name.casefold() for a in vocabulary}) == len(slugs)
+    for area in vocabulary:
+        assert area.name.strip() and area.description.strip() and area.terms, area.slug
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", area.slug)
+        assert not area.parent or area.parent in vocabulary.by_slug
+    parents = [a for a in vocabulary if not a.parent]
+    assert 8 <= len(parents) <= 20
+    assert vocabulary.by_slug["mixture-of-experts"].parent == "efficient-architectures"
+    assert REMAINING.casefold() not in {a.name.casefold() for a in vocabulary}
+
+
+def test_an_areas_file_extends_or_replaces_the_bundled_one(tmp_path: Path) -> None:
+    extra = tmp_path / "areas.toml"
+    extra.write_text(
+        '[[area]]\nslug = "quantum-ml"\nname = "Quantum machine learning"\n'
+        'parent = "learning-foundations"\ndescription = "Learning with quantum computers."\n'
+        'terms = ["quantum", "qubit"]\n\n'
+        '[[area]]\nslug = "music"\nname = "Music"\ndescription = "Songs."\nterms = ["song"]\n'
+    )
+    extended = load_vocabulary(str(extra))
+    assert len(extended) == len(bundled()) + 1
+    assert extended.by_slug["quantum-ml"].parent == "learning-foundations"
+    assert extended.by_slug["music"].name == "Music"  # same slug: replaced in place
+    extra.write_text(
+        "replace = true\n" + extra.read_text().replace('parent = "learning-foundations"\n', "")
+    )
+    assert [a.slug for a in load_vocabulary(str(extra))] == ["quantum-ml", "music"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[area]]\nslug = "x"\nname = "X"\ndescription = "d"\nterms = []\n', "at least one term"),
+        ('[[area]]\nslug = "x"\nname = "X"\nterms = ["x"]\n', "'description'"),
+        ('[[area]]\nslug = "Bad Slug"\nname = "X"\ndescription = "d"\nterms = ["x"]\n', "slug"),
+        ('[[area]]\nslug = "x"\nname = "X"\ndescription = "d"\nterms = ["x"]\nparent = "nope"\n',
+         "unknown parent"),
+        ("replace = true\n" + '[[area]]\nslug = "a"\nname = "A"\ndescription = "d"\nterms = ["a"]\n'
+         '[[area]]\nslug = "a"\nname = "B"\ndescription = "d"\nterms = ["b"]\n', "used twice"),
+    ],
+)  # fmt: skip
+def test_a_bad_areas_file_is_refused_with_the_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "areas.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_vocabulary(str(path))
+
+
+def test_the_areas_file_setting_is_used_by_the_app(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text(
+        'replace = true\n[[area]]\nslug = "songs"\nname = "Songs and music"\n'
+        'description = "Music."\nterms = ["music", "song", "melody"]\n'
+    )
+    (tmp_path / "digest.toml").write_text('[digest]\nareas_file = "mine.toml"\n')
+    settings = load_settings(tmp_path / "digest.toml")
+    assert settings.areas_file == tmp_path / "mine.toml"
+    from digest.app import make_app
+
+    app = make_app(settings)
+    assert [a.slug for a in app.vocabulary()] == ["songs"]
+    assert ("songs", "Songs and music") in app.theme_choices()
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def shape(sections: list[Section[Paper]]) -> list[tuple[str, str, list[str], list[str]]]:
+    return [(s.name, s.slug, [p.title for p in s.papers], s.reasons) for s in sections]
+
+
+def test_areas_are_deterministic_and_independent_of_order() -> None:
+    papers = list(generate(400))
+    first = shape(assign(papers, ()))
+    assert shape(assign(papers, ())) == first
+    random.Random(3).shuffle(papers)
+    assert shape(assign(papers, ())) == first
+
+
+def test_sample_papers_land_in_areas_with_a_small_remaining_share() -> None:
+    sections = assign(samples(), ())
+    by_name = {s.name: s for s in sections}
+    area_sections = [s for s in sections if s.area]
+    placed = sum(len(s.papers) for s in area_sections)
+    assert placed >= 0.8 * len(samples())
+    remaining = by_name.get(REMAINING)
+    assert remaining is None or len(remaining.papers) <= 0.10 * len(samples())
+    moe = by_name["Mixture of experts"]
+    assert moe.area and moe.slug == "mixture-of-experts"
+    assert any("Mixture of Experts" in p.title for p in moe.papers)
+    assert all(r.startswith("area Mixture of experts") for r in moe.reasons)
+
+
+def test_a_configured_theme_still_wins_over_an_area() -> None:
+    theme = ThemeConfig("Sparse models", ("mixture of experts", "moe", "router"))
+    sections = assign(samples(), (theme,))
+    mine = next(s for s in sections if s.name == "Sparse models")
+    assert mine.configured
+    area = next((s for s in sections if s.name == "Mixture of experts"), None)
+    titled = [p for p in samples() if re.search(r"mixture[- ]of[- ]experts", p.title, re.I)]
+    assert all(p in mine.papers for p in titled)
+    assert area is None or not any(p in area.papers for p in titled)
+
+
+def paper(title: str, abstract: str) -> Paper:
+    return Paper(title, abstract)
+
+
+MUSIC = [
+    paper(f"Melody model {i}", f"We generate music and songs with melody {i} and chords.")
+    for i in range(6)
+]
+
+
+def test_a_small_area_folds_into_its_parent() -> None:
+    quant = [
+        paper(f"Low-bit quantization {i}", f"We study quantization and pruning of weights {i}.")
+        for i in range(2)
+    ]
+    cache = [
+        paper(f"Speculative decoding {i}", f"A KV cache and speculative decoding method {i}.")
+        for i in range(2)
+    ]
+    sections = assign([*quant, *cache, *MUSIC], ())
+    by_name = {s.name: s for s in sections}
+    parent = by_name["Efficient and modular architectures"]
+    assert sorted(p.title for p in parent.papers) == sorted(p.title for p in quant + cache)
+    assert all("folded into Efficient and modular architectures" in r for r in parent.reasons)
+    assert "Quantization and compression" not in by_name
+    assert by_name["Music generation and understanding"].papers
+
+
+def test_a_large_parent_splits_into_its_children() -> None:
+    def generic(i: int, child: str) -> Paper:
+        return paper(
+            f"Efficient architecture for efficiency {i}",
+            f"An efficient, modular architecture that cuts cost, latency and compute "
+            f"with efficiency; it also uses {child} once. Variant {i}.",
+        )
+
+    songs = [
+        paper(f"Melody model {i}", f"We generate music and songs with melody {i} and chords.")
+        for i in range(200)
+    ]
+    big = [generic(i, "quantization") for i in range(30)]
+    big += [generic(100 + i, "mixture of experts") for i in range(30)]
+    sections = assign([*big, *songs], ())
+    by_name = {s.name: s for s in sections}
+    assert Sizes.for_size(260).max_size < 60
+    compression, moe = by_name["Quantization and compression"], by_name["Mixture of experts"]
+    assert len(compression.papers) == 30 and len(moe.papers) == 30
+    assert all("split into Quantization and compression" in r for r in compression.reasons)
+    assert "Efficient and modular architectures" not in by_name
+    # the same kind of papers, fewer of them: the parent is not large, so it stays whole
+    small = assign([*big[:3], *big[30:33], *songs[:20]], ())
+    assert (
+        len(next(s for s in small if s.name == "Efficient and modular architectures").papers) == 6
+    )
+
+
+def test_the_remaining_share_stays_under_a_tenth_for_generated_digests() -> None:
+    for n in (50, 300, 2000):
+        sections = assign(generate(n), ())
+        remaining = sum(len(s.papers) for s in sections if s.name == REMAINING)
+        assert remaining <= 0.10 * n, n
+
+
+# ----------------------------------------------------------------------------- command
+
+
+@pytest.fixture
+def sample_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "dumps").mkdir()
+    for f in SAMPLE_FILES:
+        (tmp_path / "dumps" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "digest.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    return tmp_path
+
+
+def test_themes_tsv_round_trips(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.output), delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert rows[0] == ["title", "section", "reason"]
+    assert all(len(r) == 3 for r in rows)
+    got = {r[0]: r[1] for r in rows[1:]}
+    expected = {p.title: s.name for s in assign(samples(), ()) for p in s.papers}
+    assert got == {" ".join(t.split()): n for t, n in expected.items()}
+    assert all(r[2] for r in rows[1:])  # every paper says why
+    again = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
+    assert again.output == result.output
+
+
+def test_themes_json_has_the_summary(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "json"], catch_exceptions=False)
+    rows = json.loads(result.output)
+    assert len(rows) == 176
+    assert {"title", "section", "reason", "slug", "kind", "summary"} <= set(rows[0])
+    iter_comp = next(r for r in rows if r["title"].startswith("IterComp"))
+    assert iter_comp["summary"].startswith("We introduce IterComp")
+
+
+def test_areas_command_lists_the_tree(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["areas"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert str(BUNDLED) in result.output
+    assert re.search(r"^  Mixture of experts  \[mixture-of-experts\]$", result.output, re.M)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def test_the_summary_is_the_contribution_sentence() -> None:
+    abstract = (
+        "Large language models have garnered unprecedented advancements across diverse "
+        "fields. However, they remain costly, e.g. when serving many users. In this paper, "
+        "we propose FooNet, a sparse router that halves the cost. Experiments show gains."
+    )
+    assert one_line(abstract) == "We propose FooNet, a sparse router that halves the cost."
+    assert (
+        one_line(
+            "Models struggle with X. Inspired by this, we introduce Bar, a benchmark of 5k tasks. "
+            "We show that Bar is hard."
+        )
+        == "We introduce Bar, a benchmark of 5k tasks."
+    )
+    found = "Scaling is studied. Prior work is limited. We find that depth matters more than width."
+    assert one_line(found) == "We find that depth matters more than width."
+    assert one_line("A plain description without any cue words at all. Another one.") == (
+        "A plain description without any cue words at all."
+    )
+    assert one_line("") == ""
+
+
+def test_the_summary_never_returns_latex_and_is_trimmed_at_a_word() -> None:
+    abstract = (
+        "Background here. We present \\textbf{Baz}, a {\\it simple} method with $\\alpha$~"
+        "scaling that reaches 95\\% accuracy; code at https://example.org/baz{https://example.org/baz}."
+    )
+    line = one_line(abstract)
+    assert line.startswith("We present Baz, a simple method")
+    assert not re.search(r"[\\{}$~^]|https?://", line), line
+    long = "We introduce " + " ".join(f"word{i}" for i in range(80)) + "."
+    cut = one_line(long, limit=60)
+    assert len(cut) <= 60 and cut.endswith("…")
+    assert re.fullmatch(r"We introduce( word\d+)+…", cut), cut
+
+
+def test_sentences_do_not_break_at_abbreviations() -> None:
+    text = "We use tools, e.g. search, et al. In Fig. 2 we show it.Then more."
+    assert sentences(text) == [
+        "We use tools, e.g. search, et al.",
+        "In Fig. 2 we show it.",
+        "Then more.",
+    ]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    key: str
+    title: str
+    abstract: str
+    links: tuple[()] = ()
+    sightings: int = 1
+    position: int = 0
+
+
+def test_the_email_shows_the_summary_and_links_the_full_abstract(tmp_path: Path) -> None:
+    from digest.config import Settings
+    from digest.render.viewmodel import digest_view
+
+    p = _Stored("k", "FooNet", "Models are big. We propose FooNet, a small model. It works.")
+    section = Section[_Stored]("Language models", "language-models", [p], reasons=["r"])
+    view = digest_view(
+        Settings(base_dir=tmp_path), 1, [section], __import__("datetime").datetime(2026, 1, 1)
+    )  # type: ignore[list-item]
+    shown = view.sections[0].papers[0]
+    assert shown.summary == "We propose FooNet, a small model."
+    assert shown.short_abstract == shown.summary and shown.truncated
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=600))
+def test_the_summary_of_any_text_is_short_plain_text(text: str) -> None:
+    line = one_line(text, limit=120)
+    assert len(line) <= 120
+    assert "\\" not in line and "$" not in line and "{" not in line and "}" not in line
+    assert line == " ".join(line.split())
