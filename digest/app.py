@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.config import Settings
 from digest.errors import (
     ConfigError,
+    DeliveryError,
     DigestError,
     StateError,
     StateUnwritable,
@@ -30,22 +31,38 @@ from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, dump_candidates, ingest_files
 from digest.mail import delivery, outbox, subscribers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
-from digest.mail.message import PLACEHOLDER, Transport, make_transport, new_message_id
+from digest.mail.message import (
+    PLACEHOLDER,
+    PermanentFailure,
+    TransientFailure,
+    Transport,
+    make_transport,
+    new_message_id,
+)
+from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
-from digest.publish.feeds import FeedIssue, FeedSite, write_feeds, write_theme_feeds
+from digest.publish.feeds import (
+    FeedIssue,
+    FeedSite,
+    feed_summary,
+    write_feeds,
+    write_theme_feeds,
+)
 from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import db, store
+from digest.state import archive, db, store
 from digest.state.locks import publish_lock
 from digest.state.sectionfeeds import section_feeds
 from digest.state.states import DumpStatus
-from digest.urls import issue_path, issue_url
+from digest.urls import issue_path, issue_url, section_feed_url
 
 log = logging.getLogger(__name__)
-FEED_ENTRY_BYTES = 500_000  # an issue's feed entry at most: beyond, the e-mail as fitted
+STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
+
+FEED_ENTRY_BYTES = 56_000  # an issue's feed entry, escaped, stays under this (Atom < 60 KB)
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,7 @@ class Prepared:
     html: str
     text: str
     web_html: str
+    feed_html: str = ""
 
 
 @dataclass
@@ -187,10 +205,10 @@ class App:
         self, session: Session, pending: list[store.StoredPaper] | None = None
     ) -> Prepared | None:
         """Cut the pending papers (at most digest.max_papers_per_digest, the oldest first)
-        into sections and render them; None when nothing is pending. The stored HTML,
-        which the feeds carry, is the whole e-mail up to FEED_ENTRY_BYTES and fitted
-        under it beyond, so an issue's feed entry stays bounded however many papers it
-        has; the web copy has them all."""
+        into sections and render them; None when nothing is pending. The stored e-mail
+        copy (what `preview` shows) is the whole e-mail up to STORED_EMAIL_BYTES and fitted
+        under it beyond, so premailer never inlines thousands of papers; the web copy
+        has them all."""
         if pending is None:
             pending = store.pending_papers(session)
         pending = pending[: self.settings.digest.max_papers_per_digest]
@@ -202,9 +220,10 @@ class App:
         return Prepared(
             view=view,
             sections=sections,
-            html=self._feed_copy().letter(view).html,
+            html=self._stored_copy().letter(view).html,
             text=self.renderer.email_text(view),
             web_html=self.renderer.web_html(view),
+            feed_html=self.renderer.feed_html(view, max_bytes=FEED_ENTRY_BYTES),
         )
 
     def view(
@@ -366,6 +385,7 @@ class App:
             published_at=prepared.view.published_at,
             items=items,
             themes=[s.name for s in prepared.sections],
+            feed_html=prepared.feed_html or None,
         )
         configured = self._configured()
         personaliser = self._personaliser()
@@ -412,6 +432,8 @@ class App:
                 if not page.exists() and atomic_write(page, d.web_html):
                     changed.append(page)
             feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
+            sections = archive.issue_sections(session)
+            area_feeds = section_feeds(session, s.base_url)
         issues = [
             IssueSummary(
                 issue=d.issue,
@@ -420,32 +442,34 @@ class App:
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
                 web_url=issue_url(s.base_url, d.issue),
+                theme_feeds=tuple(
+                    (name, section_feed_url(s.base_url, slug))
+                    for name, slug in sections.get(d.issue, [])
+                ),
             )
             for d in digests
         ]
+        areas = sorted(
+            ((f.name, section_feed_url(s.base_url, f.slug)) for f in area_feeds),
+            key=lambda a: a[0].casefold(),
+        )
         index = self.renderer.index_html(
-            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues
+            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues, areas
         )
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
-        changed += write_feeds(public, FeedSite(s.digest.title, s.base_url), feed_items)
-        changed += self._section_feeds()
+        site = FeedSite(s.digest.title, s.base_url)
+        changed += write_feeds(public, site, feed_items)
+        changed += write_theme_feeds(public, site, area_feeds)
         return changed
-
-    def _section_feeds(self) -> list[Path]:
-        """themes/<slug>.xml: the recent papers of each section, from the state."""
-        s = self.settings
-        with self.session() as session:
-            feeds = section_feeds(session, s.base_url)
-        return write_theme_feeds(s.public_dir, FeedSite(s.digest.title, s.base_url), feeds)
 
     def _feed_issue(self, d: Any) -> FeedIssue:
         return FeedIssue(
             issue=d.issue,
             subject=d.subject,
             published_at=d.published_at,
-            html=html_body(d.html),
-            summary=f"{d.paper_count} papers: {', '.join(d.themes)}.",
+            html=d.feed_html or feed_fragment(d.web_html),
+            summary=feed_summary(d.subject, d.themes),
             url=issue_url(self.settings.base_url, d.issue),
             themes=tuple(d.themes),
         )
@@ -481,16 +505,23 @@ class App:
             self.renderer,
             unsubscribe_url=f"{self.settings.base_url}/unsubscribe/{PLACEHOLDER}",
             max_html_bytes=self.settings.email.max_html_bytes,
-            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
+            subject=lambda v: subject_line(
+                v.site_title,
+                v.issue,
+                v.paper_count,
+                v.sections,
+                self.settings.email.subject,
+                self.settings.email.subject_max,
+            ),
         )
 
-    def _feed_copy(self) -> Personaliser:
-        """The stored HTML the feeds carry: the whole e-mail (no unsubscribe link) up to
-        FEED_ENTRY_BYTES, else fitted under it the way the e-mail is."""
+    def _stored_copy(self) -> Personaliser:
+        """The stored e-mail copy: the whole e-mail (no unsubscribe link) up to
+        STORED_EMAIL_BYTES, else fitted under it the way the e-mail is."""
         return Personaliser(
             self.renderer,
             unsubscribe_url="",
-            max_html_bytes=FEED_ENTRY_BYTES,
+            max_html_bytes=STORED_EMAIL_BYTES,
             subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
         )
 
@@ -526,6 +557,80 @@ class App:
         why = f"no pending papers: nothing new in {self.settings.dumps_dir} since the last digest"
         return [], why
 
+    # subscribing from the web (double opt-in) ------------------------------
+
+    def signups(self) -> SignupDesk:
+        return SignupDesk(self.sessions, self.settings.subscribe, self.web_secret(), self.clock)
+
+    def request_subscription(self, address: str, themes: Sequence[str], ip: str) -> Request:
+        """Record a /subscribe request and send its confirmation e-mail when the limits
+        allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""
+        desk = self.signups()
+        chosen = subscribers.resolve_themes(themes, self.theme_choices())
+        request = desk.request(address, chosen, ip)
+        if request.outcome != "send":
+            return request
+        s = self.settings
+        try:
+            self._send_notice(
+                "confirm_email",
+                request.address,
+                f"Confirm your subscription to {s.digest.title}",
+                confirm_url=f"{s.base_url}/subscribe/confirm/{request.token}",
+                confirm_hours=s.subscribe.confirm_hours,
+                themes=self.theme_names(request.themes),
+            )
+        except DeliveryError:
+            desk.forget(request.token)  # the reader may ask again at once
+            raise
+        return request
+
+    def confirm_subscription(self, token: str) -> Confirmation:
+        """Activate the subscriber of a confirmation token, then welcome them."""
+        result = self.signups().confirm(token)
+        if result.state == "confirmed":
+            base = self.settings.base_url
+            try:
+                self._send_notice(
+                    "welcome_email",
+                    result.address,
+                    f"Welcome to {self.settings.digest.title}",
+                    themes=self.theme_names(result.themes),
+                    preferences_url=f"{base}/preferences/{result.subscriber_token}",
+                    unsubscribe_url=f"{base}/unsubscribe/{result.subscriber_token}",
+                )
+            except DeliveryError as exc:  # they are subscribed all the same
+                log.warning("welcome message not sent: %s", exc.message)
+        return result
+
+    def theme_names(self, slugs: Sequence[str]) -> list[str]:
+        """Names for theme slugs (configured themes and research areas)."""
+        names = dict(self.theme_choices()) if slugs else {}
+        return [names.get(slug, slug) for slug in slugs]
+
+    def _send_notice(self, template: str, to: str, subject: str, **context: Any) -> None:
+        s = self.settings
+        html, text = self.renderer.notice(
+            template,
+            address=to,
+            site_title=s.digest.title,
+            archive_url=f"{s.base_url}/",
+            feed_url=f"{s.base_url}/feed.xml",
+            **context,
+        )
+        msg = notice_message(
+            sender=s.email.sender, to=to, subject=subject, text=text, html=html, when=self.clock()
+        )
+        mailing = self._mailing()
+        data = msg.as_bytes()
+        if mailing.signer is not None:
+            data = mailing.signer.sign(data) + data
+        try:
+            with self.transport() as transport:
+                transport.send(data, to, sender=mailing.envelope_from)
+        except (PermanentFailure, TransientFailure, OSError) as exc:
+            raise DeliveryError(f"{to}: not delivered: {exc}") from None
+
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""
         with self.session() as session:
@@ -544,6 +649,24 @@ class App:
         """The state as it is (all zero before the first ingest; nothing is created)."""
         with self.reading() as session:
             return store.status(session)
+
+
+def feed_fragment(web_html: str) -> str:
+    """An issue published before feed entries were stored: its web copy's papers without
+    abstracts, classes or the page around them."""
+    from lxml import html as lxml_html
+
+    root = lxml_html.fromstring(web_html)
+    main = root.find(".//main")
+    if main is None:
+        return html_body(web_html)
+    for element in main.xpath(".//p[@class='abstract'] | .//nav | .//form"):
+        element.drop_tree()
+    for element in main.iter():
+        for name in ("class", "id", "style", "aria-labelledby"):
+            element.attrib.pop(name, None)
+    inner = "".join(lxml_html.tostring(child, encoding="unicode") for child in main)
+    return inner.strip()
 
 
 def html_body(document: str) -> str:

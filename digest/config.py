@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,31 @@ OTHER_ENV = frozenset(
 
 T = TypeVar("T")
 Check = Callable[[Any], str | None]  # a problem ("is not ...") or None when the value is fine
+
+
+SUBJECT_FIELDS = ("issue", "count", "papers", "sections", "title")
+
+
+def subject_template_problem(template: str) -> str:
+    """What is wrong with an ``email.subject`` template, or "" when it is usable."""
+    if not template.strip():
+        return "must not be empty"
+    if any(ch in template for ch in "\r\n"):
+        return "must be one line"
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); write {{{{ and }}}} for a literal brace"
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in SUBJECT_FIELDS:
+            return f"uses {{{name}}}; known fields: " + ", ".join(
+                f"{{{f}}}" for f in SUBJECT_FIELDS
+            )
+        if spec or conversion:
+            return f"uses a format spec in {{{name}}}; write the field alone"
+    return ""
 
 
 def setting(
@@ -328,6 +354,16 @@ class EmailSection:
     dkim_domain: str = setting(
         "", "DKIM signing domain; empty: the domain of the From address.", check=_optional_host
     )
+    subject: str = setting(
+        "#{issue} · {papers}: {sections}",
+        "Subject of each issue: {issue}, {count}, {papers} ('64 papers'), {sections}, {title}.",
+        check=subject_template_problem,
+    )
+    subject_max: int = setting(
+        70,
+        "Subjects are kept to this many characters (phones cut longer ones): fewer sections.",
+        low=20,
+    )
 
 
 @dataclass(frozen=True)
@@ -370,6 +406,30 @@ class WebSection:
 
 
 @dataclass(frozen=True)
+class SubscribeSection:
+    confirm_hours: float = setting(
+        48.0,
+        "A /subscribe confirmation link stops working after this many hours.",
+        above=0,
+    )
+    resend_minutes: float = setting(
+        60.0,
+        "A repeated request for an address awaiting confirmation re-sends at most this often.",
+        above=0,
+    )
+    max_per_address_day: int = setting(
+        3,
+        "Confirmation e-mails to one address in 24 hours, at most (stops mail-bombing).",
+        above=0,
+    )
+    max_per_ip_hour: int = setting(
+        10,
+        "Subscribe requests that send mail from one client address in an hour, at most.",
+        above=0,
+    )
+
+
+@dataclass(frozen=True)
 class ThemeConfig:
     name: str
     keywords: tuple[str, ...]
@@ -382,6 +442,7 @@ SECTIONS: dict[str, type] = {
     "email": EmailSection,
     "schedule": ScheduleSection,
     "web": WebSection,
+    "subscribe": SubscribeSection,
 }
 
 
@@ -391,6 +452,7 @@ class Settings:
     email: EmailSection = field(default_factory=EmailSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     web: WebSection = field(default_factory=WebSection)
+    subscribe: SubscribeSection = field(default_factory=SubscribeSection)
     themes: tuple[ThemeConfig, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths resolve against it
     source: str = "defaults"  # the file the settings came from, for messages

@@ -4,7 +4,7 @@ section feeds, the search page and the web server all use these)."""
 
 from __future__ import annotations
 
-__all__ = ["issue_path", "issue_url", "paper_anchor", "paper_url"]
+__all__ = ["issue_path", "issue_url", "paper_anchor", "paper_url", "section_feed_url"]
 
 
 def issue_path(issue: int) -> str:
@@ -25,3 +25,8 @@ def paper_anchor(number: int) -> str:
 def paper_url(base_url: str, issue: int, number: int) -> str:
     """The absolute URL of one paper in an issue's web copy."""
     return f"{issue_url(base_url, issue)}#{paper_anchor(number)}"
+
+
+def section_feed_url(base_url: str, slug: str) -> str:
+    """The absolute URL of one section's (area's) RSS feed."""
+    return f"{base_url.rstrip('/')}/themes/{slug}.xml"

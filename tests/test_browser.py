@@ -93,23 +93,6 @@ def layout_problems(page: object, width: int) -> list[str]:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_archive_and_index_pages_render_well(browser, site: Served, width: int) -> None:
-    page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
-    for path, name in (("/archive/1.html", "archive"), ("/", "index")):
-        page.goto(f"http://127.0.0.1:{site.port}{path}")
-        assert layout_problems(page, width) == [], f"{name} at {width}px"
-        assert shot(page, f"{name}-{width}.png").stat().st_size > 10_000
-    page.goto(f"http://127.0.0.1:{site.port}/archive/1.html")
-    assert page.locator("[id^=p-]").count() == 176
-    # the table of contents jumps to its section
-    first = page.locator("a[href^='#s-']").first
-    target = first.get_attribute("href")
-    first.click()
-    assert page.evaluate("location.hash") == target
-    page.close()
-
-
-@pytest.mark.parametrize("width", WIDTHS)
 def test_email_html_renders_well(browser, site: Served, width: int, tmp_path: Path) -> None:
     box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
     msg = message_from_bytes(next(iter(box)).as_bytes(), policy=policy.default)
@@ -158,11 +141,11 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
             return [t for (t,) in db.execute("SELECT title FROM rss_item ORDER BY pubDate")]
 
     first = reload()
-    assert len(first) == 1 and first[0].startswith("Papers digest #1: 176 new papers")
+    assert len(first) == 1 and first[0].startswith("#1 · 176 papers: ")
     write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
     site.app.send()
     titles = reload()  # the reader sees the new issue next to the old one
-    assert len(titles) == 2 and titles[1].startswith("Papers digest #2: 1 new paper")
+    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper: ")
 
 
 def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
@@ -192,4 +175,84 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     assert "Saved" in page.content()
     shot(page, "preferences-375.png")
     assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
+    page.close()
+
+
+SCHEMES = ("light", "dark")
+
+
+def confirm_link_in(outbox: Path, address: str) -> str:
+    import re
+
+    box = mailbox.Maildir(outbox, create=False)
+    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    mine = [m for m in msgs if m["To"] == address and "Confirm" in str(m["Subject"])]
+    assert mine, f"no confirmation for {address}"
+    text = mine[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return re.search(r"http://\S+/subscribe/confirm/\S+", text).group()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pages_and_subscribing_in_light_and_dark(
+    browser, site: Served, width: int, tmp_path: Path
+) -> None:
+    """Index, issue, subscribe, confirm and the e-mails, as a reader sees them in light
+    and dark mode: subscribing is done by clicking, from the form to the confirmation."""
+    for scheme in SCHEMES:
+        look_at_everything(browser, site, width, scheme, tmp_path)
+
+
+def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{site.port}"
+    page = browser.new_page(  # type: ignore[attr-defined]
+        viewport={"width": width, "height": 900}, color_scheme=scheme
+    )
+    tag = f"{width}-{scheme}"
+
+    def look(name: str, height: int = 2400) -> None:
+        assert layout_problems(page, width) == [], f"{name} at {tag}"
+        shot(page, f"{name}-{tag}.png", height)
+
+    page.goto(f"{base}/")
+    look("index")
+    page.goto(f"{base}/archive/1.html")
+    look("issue")
+    assert page.locator("article[id^=p-]").count() == 176
+    first = page.locator("nav a[href^='#s-']").first  # the contents jump to their section
+    target = first.get_attribute("href")
+    first.click()
+    assert page.evaluate("location.hash") == target
+    back = page.locator(f"{target} p.back a")  # and the section leads back to them
+    back.click()
+    assert page.evaluate("location.hash") == "#contents"
+    page.goto(f"{base}/subscribe")
+    look("subscribe")
+    page.click("details.areas-choice summary")  # the areas are folded away until asked for
+    look("subscribe-areas")
+    address = f"reader-{width}-{scheme}@example.org"
+    page.fill("#email", address)
+    page.check("input[value='music-and-audio']")
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+    assert "Check your inbox" in page.content()
+    look("subscribe-sent")
+    page.goto(confirm_link_in(site.app.settings.outbox_dir, address))
+    assert "Confirm your subscription" in page.content()
+    look("confirm")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "You are subscribed" in page.content()
+    look("confirmed")
+    assert site.app.subscribers().list("active")[-1].address == address
+    # the digest e-mail and the confirmation e-mail, as a mail app would show them
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    digest = next(m for m in msgs if m["To"] == "ada@example.org")
+    confirm = next(m for m in msgs if m["To"] == address and "Confirm" in str(m["Subject"]))
+    for name, msg in (("email", digest), ("confirm-email", confirm)):
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        path = tmp_path / f"{name}.html"
+        path.write_text(html, encoding="utf-8")
+        page.goto(path.as_uri())
+        look(name)
     page.close()

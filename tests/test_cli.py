@@ -87,7 +87,7 @@ def test_every_setting_has_help_and_init_writes_them_all(tmp_path: Path) -> None
 def test_send_status_and_second_send(project: Path) -> None:
     first = run("send")
     assert first.exit_code == 0, first.output
-    assert "published issue #1" in first.output and "176 new papers" in first.output
+    assert "published issue #1: #1 · 176 papers: " in first.output
     assert "delivery" in first.output and "1 sent" in first.output
     second = run("send")
     assert second.exit_code == 0

@@ -306,7 +306,7 @@ def test_themes_choose_sections_and_none_means_no_message(
     by_to = {m["To"]: m for m in handler.messages}
     moe = by_to["moe@example.org"].get_body(("plain",)).get_content()
     assert "Sparse mixture of experts" in moe and "Music generation" not in moe
-    assert by_to["moe@example.org"]["Subject"].startswith("Papers digest #1: 2 new papers")
+    assert by_to["moe@example.org"]["Subject"] == "#1 · 2 papers: Mixture of experts"
     music = by_to["music@example.org"].get_body(("html",)).get_content()
     assert "Music generation with diffusion" in music and "Routing in MoE" not in music
     every = by_to["all@example.org"].get_body(("plain",)).get_content()

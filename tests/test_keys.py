@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import select, text
 
 from digest.app import make_app
@@ -135,7 +136,7 @@ def test_migration_0004_recomputes_keys_and_merges_safely(
         s.commit()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
-    db.upgrade(engine)
+    command.upgrade(db.alembic_config(engine), "0004")  # this migration alone, run again
     with sessions() as s:
         keys = {i: k for i, k in s.execute(select(Paper.id, Paper.key))}
         seen = sorted((p, d) for p, d in s.execute(select(Sighting.paper_id, Sighting.dump_id)))

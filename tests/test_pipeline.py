@@ -59,7 +59,7 @@ def test_three_dumps_make_one_digest_of_every_distinct_paper(settings: Settings)
         assert m.get_content_type() == "multipart/alternative"
         html = m.get_body(("html",)).get_content()
         text = m.get_body(("plain",)).get_content()
-        assert "176 new papers" in m["Subject"]
+        assert m["Subject"].startswith("#1 · 176 papers: ") and len(m["Subject"]) <= 70
         # over the clipping size: the e-mail lists the top papers of every section
         for section in report.prepared.view.sections:
             top = section.papers[0].title

@@ -27,10 +27,23 @@ class FeedIssue:
     issue: int
     subject: str
     published_at: datetime  # timezone-aware
-    html: str  # full HTML content of the issue (a fragment)
-    summary: str  # one paragraph of plain text
+    html: str  # the issue as semantic HTML (a fragment: no tables, no inline styles)
+    summary: str  # one short paragraph of plain text: the subject and the sections
     url: str  # the web copy
     themes: tuple[str, ...] = ()
+
+
+def feed_summary(subject: str, sections: Sequence[str], limit: int = 320) -> str:
+    """The entry's short summary: the subject, then the sections as many as fit in
+    about ``limit`` characters ("… and 9 more")."""
+    shown: list[str] = []
+    for i, name in enumerate(sections):
+        rest = len(sections) - i - 1
+        tail = f" and {rest} more" if rest else ""
+        if shown and len(subject) + len(", ".join([*shown, name])) + len(tail) + 20 > limit:
+            return f"{subject}. In this issue: {', '.join(shown)} and {len(sections) - i} more."
+        shown.append(name)
+    return f"{subject}. In this issue: {', '.join(shown)}." if shown else subject
 
 
 def issue_guid(base_url: str, issue: int) -> str:
@@ -46,8 +59,9 @@ def build_generator(site: FeedSite, issues: Sequence[FeedIssue], self_path: str)
     fg.description(site.description)
     fg.subtitle(site.description)
     fg.language("en")
-    fg.link(href=site.base_url + "/", rel="alternate")
+    fg.author(name=site.title, uri=site.base_url + "/")
     fg.link(href=f"{site.base_url}/{self_path}", rel="self")
+    fg.link(href=site.base_url + "/", rel="alternate")  # RSS <link>: the site itself
     fg.generator("digest")
     if issues:
         newest = max(i.published_at for i in issues)
@@ -65,6 +79,7 @@ def build_generator(site: FeedSite, issues: Sequence[FeedIssue], self_path: str)
         fe.updated(item.published_at)
         fe.description(item.summary)
         fe.content(item.html, type="html")
+        fe.summary(item.summary)
         for theme in item.themes:
             fe.category(term=theme)
     return fg
@@ -79,6 +94,7 @@ def json_feed(site: FeedSite, issues: Sequence[FeedIssue]) -> str:
         "feed_url": site.base_url + "/feed.json",
         "description": site.description,
         "language": "en",
+        "authors": [{"name": site.title, "url": site.base_url + "/"}],
         "items": [
             {
                 "id": issue_guid(site.base_url, i.issue),
@@ -96,10 +112,19 @@ def json_feed(site: FeedSite, issues: Sequence[FeedIssue]) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
+def rss_cdata(fg: FeedGenerator) -> bytes:
+    """RSS 2.0 with each entry's HTML in a CDATA section rather than escaped."""
+    for entry in fg.entry():
+        content = entry.content()
+        if content and content.get("content"):
+            entry.content(content["content"], type="CDATA")
+    return bytes(fg.rss_str(pretty=True))
+
+
 def write_feeds(public_dir: Path, site: FeedSite, issues: Sequence[FeedIssue]) -> list[Path]:
     """Write feed.xml (RSS), atom.xml and feed.json; returns the files that changed."""
     files = {
-        public_dir / "feed.xml": build_generator(site, issues, "feed.xml").rss_str(pretty=True),
+        public_dir / "feed.xml": rss_cdata(build_generator(site, issues, "feed.xml")),
         public_dir / "atom.xml": build_generator(site, issues, "atom.xml").atom_str(pretty=True),
         public_dir / "feed.json": json_feed(site, issues).encode("utf-8"),
     }

@@ -28,6 +28,7 @@ from premailer import Premailer
 
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
+from digest.render.reading import ARXIV_SEARCH, after_summary, linkify
 from digest.urls import paper_url
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,13 @@ class PaperView:
     links: tuple[Link, ...]
     web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
     summary: str = ""  # one line that says what the paper does (its contribution sentence)
+    read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
+    read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
+
+    @property
+    def has_page(self) -> bool:
+        """True when read_url is the paper's own page (not a search for its title)."""
+        return bool(self.read_url) and not self.read_url.startswith(ARXIV_SEARCH)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class SectionView:
     anchor: str  # html id, e.g. "s-mixture-of-experts"
     papers: tuple[PaperView, ...]
     total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
+    feed_url: str = ""  # absolute url of the section's own feed (themes/<slug>.xml)
 
     @property
     def size(self) -> int:
@@ -101,12 +110,14 @@ class IssueSummary:
     paper_count: int
     themes: tuple[str, ...]
     web_url: str
+    theme_feeds: tuple[tuple[str, str], ...] = ()  # (section name, its feed url), in order
 
 
 # --------------------------------------------------------------------------- helpers
 
 ELLIPSIS = "…"
-_TRAILING_PUNCT = ",;:-–—([{"
+FEED_SUMMARY_CHARS = (200, 160, 120, 100, 80, 60, 0)  # tried in turn until a feed entry fits
+_TRAILING_PUNCT = ".,;:-–—([{"  # a cut ending a sentence gets "…", not ".…"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
@@ -158,6 +169,21 @@ def _safe_url(url: object) -> str:
     if match and match.group(1).lower() not in _SAFE_SCHEMES:
         return "#"
     return text
+
+
+def escaped_size(html: str) -> int:
+    """Bytes of ``html`` as the text of an XML element (&, < and > escaped)."""
+    data = html.encode("utf-8")
+    return len(data) + 4 * data.count(b"&") + 3 * (data.count(b"<") + data.count(b">"))
+
+
+def preferences_of(unsubscribe_url: str | None) -> str | None:
+    """The preferences page of the same subscriber: /unsubscribe/<token> becomes
+    /preferences/<token> (the token, or its placeholder, stays where it was)."""
+    if not unsubscribe_url or "/unsubscribe/" not in unsubscribe_url:
+        return None
+    head, _, tail = unsubscribe_url.rpartition("/unsubscribe/")
+    return f"{head}/preferences/{tail}"
 
 
 def _long_date(value: datetime) -> str:
@@ -263,15 +289,34 @@ class Renderer:
         """The HTML part: ``digest.html.j2`` with ``style.css`` inlined (premailer, once).
         With ``inline=False``, the template alone: a quick lower bound of its size."""
         html = self._render(
-            self._html_env, "digest.html.j2", view=view, unsubscribe_url=unsubscribe_url
+            self._html_env,
+            "digest.html.j2",
+            view=view,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_of(unsubscribe_url),
         )
         return inline_css(html, self._source("style.css")) if inline else html
 
     def email_text(self, view: DigestView, *, unsubscribe_url: str | None = None) -> str:
         """The text/plain part, wrapped to 78 columns (urls are never broken)."""
         return self._render(
-            self._text_env, "digest.txt.j2", view=view, unsubscribe_url=unsubscribe_url
+            self._text_env,
+            "digest.txt.j2",
+            view=view,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_of(unsubscribe_url),
         )
+
+    def feed_html(self, view: DigestView, *, max_bytes: int = 0) -> str:
+        """One issue as a feed entry's content (``feed.html.j2``): plain semantic HTML.
+        With ``max_bytes``, the one-line summaries are shortened, then left out, until the
+        fragment fits, counted as an escaped XML text node (Atom's content, the largest)."""
+        html = ""
+        for chars in FEED_SUMMARY_CHARS:
+            html = self._render(self._html_env, "feed.html.j2", view=view, summary_chars=chars)
+            if not max_bytes or escaped_size(html) <= max_bytes:
+                break
+        return html
 
     def web_html(self, view: DigestView) -> str:
         """The web copy of one issue (full abstracts, feed autodiscovery, CSS in <style>)."""
@@ -287,9 +332,15 @@ class Renderer:
         )
 
     def index_html(
-        self, site_title: str, base_url: str, feed_url: str, issues: Sequence[IssueSummary]
+        self,
+        site_title: str,
+        base_url: str,
+        feed_url: str,
+        issues: Sequence[IssueSummary],
+        areas: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """The archive index: one entry per issue, in the order given (newest first)."""
+        """The archive index: one entry per issue, in the order given (newest first), and
+        every area with its feed (``areas``: (name, feed url))."""
         return self._render(
             self._html_env,
             "index.html.j2",
@@ -299,7 +350,13 @@ class Renderer:
             atom_url=base_url + "/atom.xml",
             archive_url=None,
             issues=tuple(issues),
+            areas=tuple(areas),
         )
+
+    def notice(self, name: str, **context: Any) -> tuple[str, str]:
+        """A one-off e-mail (``<name>.html.j2`` and ``<name>.txt.j2``): (html, text)."""
+        html = self._render(self._html_env, f"{name}.html.j2", **context)
+        return html, self._render(self._text_env, f"{name}.txt.j2", **context)
 
     def page(self, name: str, **context: Any) -> str:
         """Any other HTML page of the template set (the web server's pages), autoescaped."""
@@ -372,6 +429,9 @@ class Renderer:
             wrap=_wrap,
             safe_url=_safe_url,
             paragraphs=_paragraphs,
+            linkify=linkify,
+            after_summary=after_summary,
+            shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
         env.globals["paper_url"] = paper_url  # the one way a paper's web address is built

@@ -8,13 +8,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from digest.config import Settings
+from digest.config import EmailSection, Settings
 from digest.ingest.links import tidy_text
+from digest.render.reading import first_sentence, read_link
 from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
 from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
-from digest.urls import issue_url, paper_anchor, paper_url
+from digest.urls import issue_url, paper_anchor, paper_url, section_feed_url
+
+DEFAULT_SUBJECT = EmailSection.subject
+SUBJECT_MAX = EmailSection.subject_max
 
 
 def digest_view(
@@ -30,9 +34,11 @@ def digest_view(
         for paper in section.papers:
             n += 1
             abstract = tidy_text(paper.abstract)
-            summary = one_line(paper.abstract)
-            short, cut = shorten(summary or abstract, limit)
+            line = one_line(paper.abstract)
+            summary = line or first_sentence(abstract)  # the web copy always shows one
+            short, cut = shorten(line or abstract, limit)
             cut = cut or " ".join(short.split()) != " ".join(abstract.split())
+            read_url, read_label = read_link(paper.title, abstract, paper.links)
             papers.append(
                 PaperView(
                     key=paper.key,
@@ -44,13 +50,30 @@ def digest_view(
                     summary=summary,
                     links=paper.links,
                     web_url=paper_url(base, issue, n),
+                    read_url=read_url,
+                    read_label=read_label,
                 )
             )
-        views.append(SectionView(section.name, section.slug, f"s-{section.slug}", tuple(papers)))
+        views.append(
+            SectionView(
+                section.name,
+                section.slug,
+                f"s-{section.slug}",
+                tuple(papers),
+                feed_url=section_feed_url(base, section.slug),
+            )
+        )
     return DigestView(
         site_title=settings.digest.title,
         issue=issue,
-        subject=subject_line(settings.digest.title, issue, n, sections),
+        subject=subject_line(
+            settings.digest.title,
+            issue,
+            n,
+            sections,
+            settings.email.subject,
+            settings.email.subject_max,
+        ),
         published_at=when,
         sections=tuple(views),
         paper_count=n,
@@ -61,11 +84,28 @@ def digest_view(
     )
 
 
-def subject_line(title: str, issue: int, count: int, sections: Sequence[Any]) -> str:
-    """ "Papers digest #3: 42 new papers — Mixture of experts, Agents and 4 more"."""
-    named = [s.name for s in sections if s.name != REMAINING]
-    lead = named[:2] or [sections[0].name]
-    more = len(named) - len(lead)
-    tail = f" and {more} more" if more > 0 else ""
+def subject_line(
+    title: str,
+    issue: int,
+    count: int,
+    sections: Sequence[Any],
+    template: str = DEFAULT_SUBJECT,
+    limit: int = SUBJECT_MAX,
+) -> str:
+    """The subject from ``email.subject``: the count first, then as many leading sections
+    as fit in ``limit`` characters and "+N" for the rest
+    ("#12 · 64 papers: Reasoning, Music & audio, +9")."""
+    named = [s.name for s in sections if s.name != REMAINING] or [s.name for s in sections[:1]]
     noun = "paper" if count == 1 else "papers"
-    return f"{title} #{issue}: {count} new {noun} — {', '.join(lead)}{tail}"
+    fields = {"title": title, "issue": issue, "count": count, "papers": f"{count} {noun}"}
+
+    def fill(shown: int) -> str:
+        listed = named[:shown] + ([f"+{len(named) - shown}"] if shown < len(named) else [])
+        return template.format(**fields, sections=", ".join(listed))
+
+    for shown in range(len(named), 0, -1):
+        subject = fill(shown)
+        if len(subject) <= limit:
+            return subject
+    subject = fill(min(1, len(named)))
+    return subject if len(subject) <= limit else shorten(subject, limit)[0]

@@ -50,3 +50,17 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
         .limit(limit)
     )  # fmt: skip
     return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
+
+
+def issue_sections(session: Session) -> dict[int, list[tuple[str, str]]]:
+    """(name, slug) of each issue's sections, in the issue's order, keyed by issue."""
+    rows = session.execute(
+        select(Digest.issue, DigestItem.section, DigestItem.section_slug)
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .group_by(Digest.issue, DigestItem.section, DigestItem.section_slug)
+        .order_by(Digest.issue, func.min(DigestItem.position))
+    )
+    out: dict[int, list[tuple[str, str]]] = {}
+    for issue, name, slug in rows:
+        out.setdefault(issue, []).append((name, slug))
+    return out

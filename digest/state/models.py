@@ -110,6 +110,7 @@ class Digest(Base):
     subject: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)  # e-mail HTML, CSS inlined
     web_html: Mapped[str] = mapped_column(Text)
+    feed_html: Mapped[str | None] = mapped_column(Text)  # the feed entry; None before 0004
     paper_count: Mapped[int] = mapped_column(Integer)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default=DigestStatus.PUBLISHED)
@@ -193,3 +194,22 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Signup(Base):
+    """A confirmation e-mail sent by the /subscribe form (double opt-in). The address
+    becomes an active subscriber only when the link with the token is opened; only the
+    token's SHA-256 is kept."""
+
+    __tablename__ = "signups"
+    __table_args__ = (Index("ix_signups_key", "key"), Index("ix_signups_ip_hash", "ip_hash"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(320))  # address, case-folded
+    address: Mapped[str] = mapped_column(Text)
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)  # section slugs; [] = all
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    ip_hash: Mapped[str] = mapped_column(String(64))  # HMAC of the client's address
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -173,6 +173,7 @@ class DigestRecord:
     published_at: datetime
     items: Sequence[tuple[int, str, str]]  # (paper id, section name, section slug) in order
     themes: Sequence[str]
+    feed_html: str | None = None  # the issue as a feed entry's content
 
 
 def create_digest(session: Session, record: DigestRecord) -> Digest:
@@ -184,6 +185,7 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
         subject=record.subject,
         html=record.html,
         web_html=record.web_html,
+        feed_html=record.feed_html,
         paper_count=len(record.items),
         themes=list(record.themes),
         status=DigestStatus.PUBLISHED,
@@ -202,7 +204,7 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
 def digests_newest_first(session: Session) -> list[Digest]:
     """Every published digest, newest first, without its rendered HTML and text (they
     load on first access, so only the pages that are needed are read)."""
-    heavy = (defer(Digest.html), defer(Digest.web_html))
+    heavy = (defer(Digest.html), defer(Digest.web_html), defer(Digest.feed_html))
     return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
 
 

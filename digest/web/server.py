@@ -25,13 +25,14 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.app import App
-from digest.errors import StateBusy
+from digest.errors import DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
@@ -200,12 +201,12 @@ def create_app(app: App) -> Starlette:
         Route("/themes/{slug}.xml", site.theme_feed),
         Route("/archive/{number:int}.html", site.issue),
         Route("/archive/{number:int}", site.issue_short),
-        Route("/{name}", site.feed),
+        *extra_routes(site),
+        Route("/{name}", site.feed),  # last: it would match /subscribe too
     ]
-    routes += extra_routes(site)
     web = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=500)],
         exception_handlers={
             404: lambda request, exc: site.not_found(request),
             StateBusy: busy,
@@ -225,12 +226,93 @@ def busy(request: Request, exc: Exception) -> Response:
 
 
 def extra_routes(site: Site) -> list[Route]:
-    """The subscriber pages: one-click unsubscribe and theme preferences."""
+    """The subscriber pages: subscribing (double opt-in), one-click unsubscribe and
+    theme preferences."""
     pages = SubscriberPages(site)
+    signup = SignupPages(site)
     return [
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
+        Route("/subscribe", signup.subscribe, methods=["GET", "POST"]),
+        Route("/subscribe/confirm/{token}", signup.confirm, methods=["GET", "POST"]),
     ]
+
+
+def same_site(request: Request, base_url: str) -> bool:
+    """False when the browser says the post comes from another site (Sec-Fetch-Site,
+    else Origin). Clients that send neither are let through."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    allowed = {base_url, f"{request.url.scheme}://{request.url.netloc}"}
+    return origin.rstrip("/") in allowed
+
+
+MAX_FORM_AREAS = 200  # checkboxes taken from one subscribe form
+
+
+class SignupPages:
+    """/subscribe: GET shows the form, POST sends a confirmation e-mail (the limits in
+    mail/signup.py apply); /subscribe/confirm/<token>: GET asks, POST confirms."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    async def subscribe(self, request: Request) -> Response:
+        app = self.site.app
+        if request.method == "GET":
+            areas = await run_in_threadpool(app.theme_choices)
+            return self._page("subscribe.html.j2", state="form", areas=areas)
+        if not same_site(request, app.settings.base_url):
+            return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
+        form = await request.form()
+        address = str(form.get("email", ""))[:320]
+        themes = [str(v)[:100] for v in form.getlist("theme")][:MAX_FORM_AREAS]
+        ip = request.client.host if request.client else ""
+        try:
+            outcome = await run_in_threadpool(app.request_subscription, address, themes, ip)
+        except SubscriberError as exc:
+            areas = await run_in_threadpool(app.theme_choices)
+            error = f"Please check the form: {exc.message}"
+            return self._page(
+                "subscribe.html.j2", 400, state="form", areas=areas, address=address,
+                chosen=set(themes), error=error,
+            )  # fmt: skip
+        except DeliveryError:
+            message = "The confirmation e-mail could not be sent just now. Please try again."
+            return self._page("404.html.j2", 503, message=message)
+        if outcome.outcome == "busy":
+            return self._page("subscribe.html.j2", 429, state="busy")
+        return self._page("subscribe.html.j2", state="sent", address=outcome.address)
+
+    async def confirm(self, request: Request) -> Response:
+        app = self.site.app
+        token = request.path_params["token"]
+        if request.method == "POST":
+            if not same_site(request, app.settings.base_url):
+                return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
+            result = await run_in_threadpool(app.confirm_subscription, token)
+        else:
+            result = await run_in_threadpool(app.signups().peek, token)
+        if result.state == "unknown":
+            return self.site.not_found(request, "This confirmation link is not valid.")
+        names = await run_in_threadpool(app.theme_names, result.themes)
+        status = 410 if result.state == "expired" else 200
+        return self._page(
+            "confirm.html.j2", status, state=result.state, address=result.address,
+            token=token, themes=names,
+        )  # fmt: skip
+
+    def _page(self, name: str, status: int = 200, **context: Any) -> Response:
+        defaults = {
+            "areas": [], "chosen": set(), "address": "", "error": "",
+            "confirm_hours": self.site.app.settings.subscribe.confirm_hours,
+        }  # fmt: skip
+        html = self.site.render(name, **{**defaults, **context})
+        return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
 
 class SubscriberPages:
@@ -297,16 +379,8 @@ class SubscriberPages:
         return hmac.new(key, b"preferences:" + token.encode(), hashlib.sha256).hexdigest()
 
     def _same_site(self, request: Request) -> bool:
-        """False when the browser says the post comes from another site (Sec-Fetch-Site,
-        else Origin). Clients that send neither still need the form's HMAC token."""
-        fetch_site = request.headers.get("sec-fetch-site")
-        if fetch_site is not None:
-            return fetch_site in ("same-origin", "none")
-        origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return True
-        allowed = {self.site.app.settings.base_url, f"{request.url.scheme}://{request.url.netloc}"}
-        return origin.rstrip("/") in allowed
+        """See same_site(); clients that send neither header still need the form's HMAC."""
+        return same_site(request, self.site.app.settings.base_url)
 
 
 def make_server(app: App, host: str | None = None, port: int | None = None) -> Any:

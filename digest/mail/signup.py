@@ -1,0 +1,208 @@
+"""Subscribing from the web, with consent (double opt-in).
+
+A request from the /subscribe form stores a *signup*: the address, the areas chosen, the
+SHA-256 of a fresh token (``secrets.token_urlsafe(32)``; the token itself is only ever in
+the confirmation e-mail) and a keyed hash of the client's address. The subscriber becomes
+active only when the link with the token is opened and confirmed, before it expires;
+confirming twice is harmless. An address that unsubscribed comes back only this way.
+
+Limits against using the form to mail-bomb someone: a pending address is re-sent its
+confirmation at most every ``subscribe.resend_minutes``, at most
+``subscribe.max_per_address_day`` times a day, and one client address may cause at most
+``subscribe.max_per_ip_hour`` confirmation e-mails an hour. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.config import SubscribeSection
+from digest.mail.message import TOKEN_RE, sender_domain
+from digest.mail.subscribers import normalize, parse_themes, upsert
+from digest.state.models import Signup, Subscriber
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Confirmation", "Request", "SignupDesk", "notice_message", "token_hash"]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a subscribe request came to. ``token`` is set only when a confirmation
+    e-mail is to be sent now (outcome "send")."""
+
+    outcome: str  # "send" | "throttled" (no mail now; the reader is told the same) | "busy"
+    address: str
+    token: str = ""
+    themes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    state: str  # "confirmed" | "already" | "expired" | "unknown"
+    address: str = ""
+    subscriber_token: str = ""  # for the welcome message's links; only when confirmed
+    themes: tuple[str, ...] = ()
+
+
+class SignupDesk:
+    """Signups over a database: each call is one transaction."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        limits: SubscribeSection,
+        secret: bytes,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.limits = limits
+        self.secret = secret
+        self.clock = clock
+
+    def _ip_hash(self, ip: str) -> str:
+        return hmac.new(self.secret, b"signup-ip:" + ip.encode(), hashlib.sha256).hexdigest()
+
+    def request(self, raw_address: str, themes: Sequence[str], ip: str) -> Request:
+        """Record a request and say whether to send a confirmation now. Raises
+        SubscriberError for an address that is not valid."""
+        address = normalize(raw_address)
+        slugs = parse_themes(themes)
+        key, now, ip_hash = address.lower(), self.clock(), self._ip_hash(ip)
+        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+        with self.sessions() as s:
+            from_ip = s.scalar(
+                select(func.count())
+                .select_from(Signup)
+                .where(Signup.ip_hash == ip_hash, Signup.created_at > hour)
+            )
+            if (from_ip or 0) >= self.limits.max_per_ip_hour:
+                log.warning("subscribe: a client reached max_per_ip_hour; request refused")
+                return Request("busy", address)
+            recent = s.execute(
+                select(Signup.created_at, Signup.confirmed_at)
+                .where(Signup.key == key, Signup.created_at > day)
+                .order_by(Signup.created_at.desc())
+            ).all()
+            resend_after = now - timedelta(minutes=self.limits.resend_minutes)
+            pending_recently = any(c is None and t > resend_after for t, c in recent)
+            if pending_recently or len(recent) >= self.limits.max_per_address_day:
+                log.info("subscribe: confirmation for a pending address not re-sent yet")
+                return Request("throttled", address, themes=slugs)
+            token = secrets.token_urlsafe(32)
+            s.add(
+                Signup(
+                    key=key,
+                    address=address,
+                    themes=list(slugs),
+                    token_hash=token_hash(token),
+                    ip_hash=ip_hash,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=self.limits.confirm_hours),
+                )
+            )
+            s.commit()
+        log.info("subscribe: confirmation requested (%d area(s))", len(slugs))
+        return Request("send", address, token, slugs)
+
+    def forget(self, token: str) -> None:
+        """Drop the signup of a confirmation that could not be sent."""
+        with self.sessions() as s:
+            signup = self._find(s, token)
+            if signup is not None and signup.confirmed_at is None:
+                s.delete(signup)
+                s.commit()
+
+    def peek(self, token: str) -> Confirmation:
+        """What opening this confirmation link would do, changing nothing."""
+        with self.sessions() as s:
+            signup = self._find(s, token)
+            if signup is None:
+                return Confirmation("unknown")
+            return Confirmation(self._state(signup), signup.address, themes=tuple(signup.themes))
+
+    def confirm(self, token: str) -> Confirmation:
+        """Activate the subscriber of a valid, unexpired token (idempotent)."""
+        with self.sessions() as s:
+            signup = self._find(s, token)
+            if signup is None:
+                return Confirmation("unknown")
+            state = self._state(signup)
+            if state != "pending":
+                return Confirmation(state, signup.address, themes=tuple(signup.themes))
+            now = self.clock()
+            signup.confirmed_at = now
+            s.execute(  # the other links still out for this address stop working
+                update(Signup)
+                .where(
+                    Signup.key == signup.key,
+                    Signup.id != signup.id,
+                    Signup.confirmed_at.is_(None),
+                    Signup.expires_at > now,
+                )
+                .values(expires_at=now)
+            )
+            upsert(
+                s,
+                {},
+                signup.address,
+                themes=tuple(signup.themes),
+                status="active",
+                reactivate=True,
+            )
+            s.flush()
+            sub = s.scalar(select(Subscriber).where(Subscriber.key == signup.key))
+            assert sub is not None
+            sub.bounce_count = 0
+            s.commit()
+            log.info("subscribe: subscriber #%d confirmed", sub.id)
+            return Confirmation("confirmed", sub.address, sub.token, tuple(sub.themes))
+
+    def _find(self, s: Session, token: str) -> Signup | None:
+        if not TOKEN_RE.fullmatch(token or ""):
+            return None
+        digest = token_hash(token)
+        signup = s.scalar(select(Signup).where(Signup.token_hash == digest))
+        if signup is None or not hmac.compare_digest(signup.token_hash, digest):
+            return None
+        return signup
+
+    def _state(self, signup: Signup) -> str:
+        if signup.confirmed_at is not None:
+            return "already"
+        if signup.expires_at <= self.clock():
+            return "expired"
+        return "pending"
+
+
+def notice_message(
+    *, sender: str, to: str, subject: str, text: str, html: str, when: datetime
+) -> EmailMessage:
+    """A one-off message (confirmation, welcome): text then HTML, headers encoded by the
+    email package (no CR/LF or raw non-ASCII reaches a header)."""
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender_domain(sender))
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg
