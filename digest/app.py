@@ -28,7 +28,7 @@ from digest.errors import (
     StorageError,
 )
 from digest.fsutil import atomic_write
-from digest.ingest.files import IngestReport, dump_candidates, ingest_files
+from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.message import (
@@ -196,8 +196,13 @@ class App:
     def _ingest(
         self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
     ) -> IngestReport:
-        files = list(paths) if paths else dump_candidates(self.settings.dumps_dir)
-        return ingest_files(session, files, progress, max_bytes=self.settings.digest.max_dump_bytes)
+        limit = self.settings.digest.max_dump_bytes
+        if paths:
+            return ingest_files(session, list(paths), progress, max_bytes=limit)
+        settle = self.settings.schedule.settle_seconds
+        return ingest_folder(
+            session, self.settings.dumps_dir, progress, settle=settle, max_bytes=limit
+        )
 
     # prepare --------------------------------------------------------------
 
@@ -289,7 +294,16 @@ class App:
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
-            report.delivery = self.deliver_pending(progress, stop)
+            try:
+                report.delivery = self.deliver_pending(progress, stop)
+            except DeliveryError as exc:
+                if report.issue is None:
+                    raise
+                raise DeliveryError(
+                    f"issue #{report.issue} was published to the feeds and web; "
+                    f"delivery is pending: {exc}",
+                    hint="the next `digest send` (or the daemon's retry) delivers it",
+                ) from None
         return report
 
     def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:

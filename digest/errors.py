@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` safe to show on one line of a log or a terminal: characters that are not
+    printable (line breaks, escape sequences, bidi controls) are written as Python
+    escapes (``\\n``, ``\\x1b``, ``\\u202e``); everything else is left as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def quoted(text: str) -> str:
+    """``text`` in quotes with every unprintable character escaped (``repr``)."""
+    return repr(text)
+
+
 class DigestError(Exception):
     """Base of every error `digest` reports to a user.
 
@@ -26,7 +40,8 @@ class DumpError(DigestError):
     """A dump file cannot be read: carries the file, the line and the problem."""
 
     def __init__(self, path: str, problem: str, *, line: int | None = None, hint: str = "") -> None:
-        where = f"{path}:{line}" if line is not None else path
+        shown = printable(path)  # a file name cannot start a line of its own
+        where = f"{shown}:{line}" if line is not None else shown
         super().__init__(f"{where}: {problem}", hint=hint)
         self.path = path
         self.line = line

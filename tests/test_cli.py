@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder laid out as a user would: digest.toml, dumps/ with the samples."""
     (tmp_path / "dumps").mkdir()
     for f in SAMPLE_FILES:
-        (tmp_path / "dumps" / f.name).write_bytes(f.read_bytes())
+        shutil.copy2(f, tmp_path / "dumps" / f.name)  # keeps the mtime: a settled file
     (tmp_path / "digest.toml").write_text(
         '[email]\nrecipients = ["ada@example.org"]\n\n'
         '[[themes]]\nname = "Mixture of experts"\nkeywords = ["mixture of experts", "moe"]\n'

@@ -151,7 +151,10 @@ def measure_duplicates(kills: int, readers: int = 200, connections: int = 4) -> 
             config = project(Path(tmp), controller.port, readers, connections)
             for k in range(kills):
                 done += kill_at_random(handler, config)
-                write_dump(Path(tmp) / "dumps" / f"{k + 1}.txt", [(f"Issue paper {k}", "A. " * 9)])
+                write_dump(
+                    Path(tmp) / "dumps" / f"{k + 1}.txt",
+                    [(f"Issue paper {k}", "An abstract. " * 9)],
+                )
             finish = start_send(config)
             finish.communicate(timeout=600)
             assert finish.returncode == 0

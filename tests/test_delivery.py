@@ -198,11 +198,11 @@ def test_permanent_failure_is_recorded_and_bounces_after_the_threshold(
         row = s.scalar(select(Delivery).where(Delivery.address == "gone@example.org"))
         assert row.status == "failed" and row.last_error == "550 5.1.1 no such user"
         assert row.attempts == 1  # a 5xx is never retried
-    write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 9)])
+    write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 12)])
     app.send()  # second refusal in a row: bounced
     [gone] = [s for s in app.subscribers().list() if s.address == "gone@example.org"]
     assert gone.status == "bounced" and gone.bounce_count == 2
-    write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 9)])
+    write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 12)])
     third = app.send()
     assert third.delivery.sent == 1  # a bounced subscriber is no longer mailed
     assert handler.accepted["gone@example.org"] == 0

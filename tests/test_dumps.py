@@ -26,8 +26,15 @@ HEADER = (
     "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
     "byAK and the research community\n\nMar 14\n\n"
 )  # the date is on line 9, the first title on line 11
-A1 = "We study one thing. It works."
-A2 = "We study another thing, see https://github.com/a/b."
+# Abstracts long enough to be abstracts (parse.MIN_ABSTRACT_CHARS) and ending whole.
+A1 = (
+    "We study one thing in depth, across many settings and data sets, "
+    "and find that it works well in each of them."
+)
+A2 = (
+    "We study another thing at scale, with careful ablations on several models; "
+    "see https://github.com/a/b."
+)
 WARNING_RE = re.compile(r"^[^:]+:\d+: \S")
 FAST = settings(max_examples=200, deadline=None)
 
@@ -177,7 +184,7 @@ def test_parse_dump_permission_denied(tmp_path: Path, monkeypatch: pytest.Monkey
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dump_files, "open", refuse, raising=False)
+    monkeypatch.setattr(dump_files.os, "open", refuse)  # root reads any file: say it refused
     with pytest.raises(DumpError) as info:
         parse_dump(str(path))
     assert info.value.problem == "permission denied"
@@ -227,8 +234,8 @@ def test_invalid_utf8_is_replaced_and_reported() -> None:
 
 
 def test_wrapped_abstract_is_joined() -> None:
-    listing = parse(HEADER + "Title\n\nWe study\n   one thing   \nand it works.\n")
-    assert pairs(listing) == [("Title", "We study one thing and it works.")]
+    listing = parse(HEADER + "Title\n\nWe study\n   one thing   \nand it works.\n\nNext\n\n" + A2)
+    assert pairs(listing) == [("Title", "We study one thing and it works."), ("Next", A2)]
 
 
 def test_wrapped_title_is_joined() -> None:
@@ -245,15 +252,58 @@ def test_title_with_no_abstract_in_the_middle() -> None:
 
 
 def test_title_with_no_abstract_at_the_end() -> None:
-    """A file still being written: the last title has no abstract yet."""
+    """A file still being written: the last title has no abstract yet, so it is left
+    for the whole file."""
     listing = parse(HEADER + "One\n\n" + A1 + "\n\nCut Off Here\n")
-    assert pairs(listing) == [("One", A1), ("Cut Off Here", "")]
-    assert listing.warnings == ["d.txt:15: title with no abstract: 'Cut Off Here'"]
+    assert pairs(listing) == [("One", A1)]
+    assert listing.warnings == [
+        "d.txt:15: skipped the last paper, which has no abstract yet "
+        "(is the file still being written?): 'Cut Off Here'"
+    ]
+
+
+LONG = f"{A1} {A2} {A1} {A2}"  # over 300 characters: never mistaken for a title
+
+
+def test_abstract_cut_mid_sentence_at_the_end() -> None:
+    listing = parse(HEADER + "One\n\n" + A1 + "\n\nTwo\n\n" + LONG[:330])
+    assert pairs(listing) == [("One", A1)]
+    assert listing.warnings == [
+        "d.txt:15: skipped the last paper, whose abstract stops mid-sentence "
+        "(is the file still being written?): 'Two'"
+    ]
+
+
+def test_a_short_cut_abstract_read_as_a_title_drops_its_paper_too() -> None:
+    listing = parse(HEADER + "One\n\n" + A1 + "\n\nTwo\n\n" + A1[:50])
+    assert pairs(listing) == [("One", A1)]
+    assert len(listing.warnings) == 2 and "'Two'" in listing.warnings[1]
+
+
+@pytest.mark.parametrize(
+    "end", [".", "!", "?", ".)", '."', " https://github.com/a/b", " www.x.org"]
+)
+def test_a_whole_last_abstract_is_kept(end: str) -> None:
+    listing = parse(HEADER + "One\n\n" + A1 + "\n\nTwo\n\n" + LONG[:-1] + end)
+    assert len(listing.papers) == 2
+    assert listing.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("hello world, this is not a dump", "no listing date"),
+        (HEADER + "A\n\nB\n\nC\n", "no abstracts: 3 title(s)"),
+        (HEADER + "A\n\nshort one.\n\nB\n\nshort two.\n\nC\n\n" + A1, "too short"),
+    ],
+)
+def test_text_without_the_shape_of_a_listing(text: str, problem: str) -> None:
+    assert problem in dump_error(text).problem
 
 
 def test_several_titles_with_no_abstract() -> None:
-    listing = parse(HEADER + "A\n\nB\n\nC\n\n" + A1)
-    assert pairs(listing) == [("A", ""), ("B", ""), ("C", A1)]
+    listing = parse(HEADER + "A\n\nB\n\nC\n\n" + A1 + "\n\nD\n\n" + A2 + "\n\nE\n\n" + A1)
+    assert pairs(listing) == [("A", ""), ("B", ""), ("C", A1), ("D", A2), ("E", A1)]
     assert len(listing.warnings) == 2
 
 
@@ -288,18 +338,15 @@ def test_missing_header_keeps_the_date() -> None:
 
 
 def test_missing_header_and_date() -> None:
-    listing = parse("Title\n\n" + A1)
-    assert pairs(listing) == [("Title", A1)]
-    assert listing.listing_date is None
-    assert listing.warnings == ["d.txt:1: no listing date found before the first paper"]
+    err = dump_error("Title\n\n" + A1)
+    assert err.problem.startswith("no listing date (such as 'Mar 14') before the first paper")
+    assert err.line == 1
 
 
 def test_missing_date_after_header() -> None:
-    text = HEADER.replace("Mar 14\n\n", "") + "Title\n\n" + A1
-    listing = parse(text)
-    assert pairs(listing) == [("Title", A1)]
-    assert listing.listing_date is None
-    assert listing.warnings == ["d.txt:9: no listing date found before the first paper"]
+    err = dump_error(HEADER.replace("Mar 14\n\n", "") + "Title\n\n" + A1)
+    assert err.problem.startswith("no listing date")
+    assert err.line == 9
 
 
 def test_unknown_header_lines_are_skipped_with_a_warning() -> None:
@@ -333,8 +380,8 @@ def test_trailing_whitespace_tabs_and_many_blank_lines() -> None:
     text = (
         HEADER + "\n\n \t\n\t First\tTitle \t\n \n\n\n\t\n" + "We\tstudy  one\u00a0thing.   \n\n\n"
     )
-    listing = parse(text)
-    assert pairs(listing) == [("First Title", "We study one thing.")]
+    listing = parse(text + "Next\n\n" + A1)
+    assert pairs(listing) == [("First Title", "We study one thing."), ("Next", A1)]
     assert listing.papers[0].line == 14
 
 
@@ -365,7 +412,7 @@ def test_duplicate_titles_keep_the_first() -> None:
 
 def test_a_many_papers_file() -> None:
     """Not a benchmark: a large listing parses completely and keeps its order."""
-    body = "".join(f"Paper number {i}\n\nAbstract number {i}.\n\n" for i in range(20_000))
+    body = "".join(f"Paper number {i}\n\nAbstract number {i}. {A1}\n\n" for i in range(20_000))
     listing = parse(HEADER + body)
     assert len(listing.papers) == 20_000
     assert listing.papers[-1].title == "Paper number 19999"
@@ -666,7 +713,10 @@ titles = (
 abstract_lines = st.text(PRINTABLE, min_size=1, max_size=60).filter(
     lambda s: s.strip() and not_header_like(s)
 )
-abstracts = st.lists(abstract_lines, min_size=1, max_size=4).map(lambda ls: "\n".join(ls) + ".")
+LEAD = A1[:-1]  # every abstract long enough to be one (parse.MIN_ABSTRACT_CHARS)
+abstracts = st.lists(abstract_lines, min_size=1, max_size=4).map(
+    lambda ls: "\n".join([LEAD, *ls]) + "."
+)
 blank_runs = st.lists(st.sampled_from(["", " ", "\t", " \t "]), min_size=1, max_size=3)
 
 
@@ -674,7 +724,7 @@ blank_runs = st.lists(st.sampled_from(["", " ", "\t", " \t "]), min_size=1, max_
 def listings(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, str, int]], bool]:
     """A well-formed dump and the (title, abstract, title line) triples it must parse to."""
     header = draw(st.lists(st.sampled_from(KNOWN_HEADER), unique=True))
-    with_date = draw(st.booleans())
+    with_date = True  # a file without a listing date is not a listing (see test_missing_*)
     papers = draw(
         st.lists(
             st.tuples(titles, abstracts),

@@ -5,6 +5,8 @@ stored key is a named warning, and migration 0004 recomputes the keys of an exis
 from __future__ import annotations
 
 import logging
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +27,8 @@ OTHER = "An entirely different study of music generation with diffusion models, 
 def dump(path: Path, papers: list[tuple[str, str]]) -> None:
     body = "\n\n".join(f"{t}\n\n{a}" for t, a in papers)
     path.write_text(f"Daily Papers\n\nApr 2\n\n{body}\n", encoding="utf-8")
+    settled = time.time() - 3600  # `send` leaves a file modified in the last seconds alone
+    os.utime(path, (settled, settled))
 
 
 def settings_for(tmp_path: Path, database_url: str) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import time
 from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -35,6 +36,8 @@ def write_dump(path: Path, titles_abstracts: list[tuple[str, str]], date: str = 
     header = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\n"
     body = "\n\n".join(f"{t}\n\n{a}" for t, a in titles_abstracts)
     path.write_text(f"{header}byAK and the research community\n\n{date}\n\n{body}\n", "utf-8")
+    settled = time.time() - 3600  # `send` leaves a file modified in the last seconds alone
+    os.utime(path, (settled, settled))
     return path
 
 
@@ -122,6 +125,8 @@ def test_dump_with_only_sent_papers_says_so(settings: Settings) -> None:
 def test_corrupt_dump_fails_alone(settings: Settings) -> None:
     (settings.dumps_dir / "000_binary.txt").write_bytes(bytes(range(256)) * 40)
     (settings.dumps_dir / "000_empty.txt").write_bytes(b"")
+    for f in settings.dumps_dir.glob("000_*.txt"):
+        os.utime(f, (1, time.time() - 3600))  # settled (written an hour ago)
     app = make_app(settings)
     report = app.send()
     failed = {Path(d.path).name: d.error for d in report.ingest.failed}
@@ -133,7 +138,15 @@ def test_corrupt_dump_fails_alone(settings: Settings) -> None:
     # a failed dump is not retried while its content is unchanged...
     assert app.ingest().fresh == []
     # ...and is eligible again once fixed
-    write_dump(settings.dumps_dir / "000_empty.txt", [("Fixed paper", "Now it parses.")])
+    write_dump(
+        settings.dumps_dir / "000_empty.txt",
+        [
+            (
+                "Fixed paper",
+                "Now it parses, with an abstract long enough to be one. " * 2,
+            )
+        ],
+    )
     assert [d.status for d in app.ingest().fresh] == ["ingested"]
 
 
@@ -207,7 +220,13 @@ def test_hostile_dump_text_is_escaped_everywhere(settings: Settings, tmp_path: P
     evil = '<script>alert("x")</script> & <b>bold</b> Attention'
     write_dump(
         settings.dumps_dir / "evil.txt",
-        [(evil, "An abstract with <img src=x onerror=alert(1)> & a link https://github.com/a/b.")],
+        [
+            (
+                evil,
+                "An abstract with <img src=x onerror=alert(1)> & a link https://github.com/a/b, "
+                "long enough to be an abstract.",
+            )
+        ],
     )
     app = make_app(settings)
     app.send()
@@ -237,7 +256,7 @@ def test_feeds_keep_the_last_n_issues(settings: Settings) -> None:
     app = make_app(s)
     app.send()  # issue 1: the samples
     for i in range(3):
-        write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 10)])
+        write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 12)])
         app.send()
     rss = feedparser.parse((s.public_dir / "feed.xml").read_bytes())
     atom = feedparser.parse((s.public_dir / "atom.xml").read_bytes())

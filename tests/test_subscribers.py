@@ -22,6 +22,8 @@ from digest.render.renderer import Renderer
 from digest.state import db
 from digest.state.models import Delivery, DigestVariant, Subscriber
 
+from .test_pipeline import write_dump
+
 
 def tokens(app: App) -> dict[str, str]:
     with app.session() as s:
@@ -136,11 +138,15 @@ def test_configured_recipients_never_come_back_after_unsubscribing(settings: Set
     app.send()
     app.subscribers().unsubscribe(tokens(app)["ada@example.org"])
     assert app.recipients() == ["grace@example.org"]
-    write = settings.dumps_dir / "new.txt"
-    write.write_text(
-        "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nApr 2\n\n"
-        "A fresh paper\n\nWith an abstract.\n",
-        "utf-8",
+    write_dump(
+        settings.dumps_dir / "new.txt",
+        [
+            (
+                "A fresh paper",
+                "With an abstract long enough to be one, which means a hundred characters or more. "
+                * 2,
+            )
+        ],
     )
     report = make_app(settings).send()
     assert report.issue == 2 and report.delivery.sent == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import random
 import re
+import shutil
 from pathlib import Path
 
 import feedparser
@@ -232,7 +233,13 @@ def test_theme_feed_keeps_its_slug_across_digests(settings: Settings) -> None:
     first = feedparser.parse(path.read_bytes()).entries
     write_dump(
         settings.dumps_dir / "010_new.txt",
-        [("A brand new sparse mixture of experts", "We route tokens to experts (MoE).")],
+        [
+            (
+                "A brand new sparse mixture of experts",
+                "We route tokens to experts (MoE), and show that a learned router "
+                "beats a fixed one at every scale we tried.",
+            )
+        ],
     )
     app.send()
     entries = feedparser.parse(path.read_bytes()).entries
@@ -252,7 +259,7 @@ def test_themes_command_shows_sections_papers_and_reasons(
 ) -> None:
     (tmp_path / "dumps").mkdir()
     for f in SAMPLE_FILES:
-        (tmp_path / "dumps" / f.name).write_bytes(f.read_bytes())
+        shutil.copy2(f, tmp_path / "dumps" / f.name)  # keeps the mtime: a settled file
     (tmp_path / "digest.toml").write_text(
         '[[themes]]\nname = "Mixture of experts"\nkeywords = ["mixture of experts", "moe"]\n'
     )

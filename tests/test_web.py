@@ -208,7 +208,7 @@ def test_one_click_unsubscribe_as_a_mail_provider_sends_it(site: Served) -> None
     assert again[0] == 200  # idempotent
     assert b"Already unsubscribed" in site.get(f"/unsubscribe/{token}")[2]
     # the next digest does not go to them
-    write_dump(site.app.settings.dumps_dir / "n.txt", [("New after unsubscribe", "T. " * 30)])
+    write_dump(site.app.settings.dumps_dir / "n.txt", [("New after unsubscribe", "Text. " * 30)])
     report = site.app.send()
     assert report.issue == 2 and report.recipients == ("grace@example.org",)
 

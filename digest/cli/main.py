@@ -11,18 +11,25 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
 from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import subscribers as cli_subscribers
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
-from digest.errors import DigestError
+from digest.errors import DigestError, printable
 from digest.fsutil import atomic_write, storage_error
 from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def safe(text: str) -> str:
+    """Text from outside (file names, dump text, server replies) for one line of output:
+    unprintable characters escaped, no rich markup."""
+    return escape(printable(text))
 
 
 def shown(path: str | Path) -> str:
@@ -115,6 +122,7 @@ def progress_bar(label: str) -> Iterator[Callable[[str, int, int, str], None] | 
         task = bar.add_task(label, total=None, what="")
 
         def update(stage: str, done: int, total: int, what: str) -> None:
+            what = safe(what)
             bar.update(task, description=stage, completed=done, total=total, what=what)
 
         yield update
@@ -155,10 +163,15 @@ def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
 def print_ingest(report: IngestReport) -> None:
     for d in report.dumps:
         if d.status == DumpStatus.INGESTED:
-            out.print(f"ingested {shown(d.path)}: {d.papers} papers, {d.new_papers} new")
+            name = safe(shown(d.path))
+            out.print(f"ingested {name}: {d.papers} papers, {d.new_papers} new")
         elif d.status == DumpStatus.FAILED:
-            out.print(f"[red]failed[/] {d.error}")
-    known = len(report.dumps) - len(report.fresh)
+            out.print(f"[red]failed[/] {safe(d.error)}")
+        elif d.status == DumpStatus.REFUSED:
+            out.print(f"[yellow]skipped[/] {safe(d.error)}")
+        elif d.status == DumpStatus.WAITING:
+            out.print(f"[yellow]waiting[/] {safe(d.error)}")
+    known = sum(1 for d in report.dumps if d.status == DumpStatus.KNOWN)
     if known:
         out.print(f"{known} dump(s) already ingested, skipped")
 
@@ -174,7 +187,7 @@ def status(obj: Obj) -> None:
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:
-        out.print(f"  failed: {error or path}")
+        out.print(f"  failed: {safe(error or path)}")
     if s.last_listing_date:
         out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
     print_schedule(app)
@@ -186,7 +199,7 @@ def status(obj: Obj) -> None:
         if s.last_published_at
         else "?"
     )
-    out.print(f"last digest: #{s.last_issue} at {when}: {s.last_subject}")
+    out.print(f"last digest: #{s.last_issue} at {when}: {safe(s.last_subject or '')}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.deliveries.items())) or "no recipients"
     out.print(f"deliveries:  {counts}")
 
@@ -298,7 +311,7 @@ def preview(obj: Obj, out_path: Path) -> None:
     atomic_write(out_path, prepared.html)
     atomic_write(out_path.with_suffix(".txt"), prepared.text)
     atomic_write(out_path.with_suffix(".web.html"), prepared.web_html)
-    out.print(f"{prepared.view.subject}")
+    out.print(safe(prepared.view.subject))
     out.print(
         f"wrote {out_path}, {out_path.with_suffix('.txt')}, {out_path.with_suffix('.web.html')}"
     )
@@ -352,9 +365,9 @@ def print_send(app: App, report: SendReport) -> None:
             if report.dry_run
             else ("sent a test of" if report.issue is None else "published")
         )
-        out.print(f"{verb} issue #{p.view.issue}: {p.view.subject}")
+        out.print(f"{verb} issue #{p.view.issue}: {safe(p.view.subject)}")
         for section in p.view.sections:
-            out.print(f"  {section.name}: {len(section.papers)}")
+            out.print(f"  {safe(section.name)}: {len(section.papers)}")
         if report.waiting:
             limit = app.settings.digest.max_papers_per_digest
             out.print(
@@ -375,7 +388,7 @@ def print_send(app: App, report: SendReport) -> None:
         )
         out.print(f"delivery ({where}): {counts}{extra}")
         for e in d.errors[:20]:
-            out.print(f"  [red]{e}[/]")
+            out.print(f"  [red]{safe(e)}[/]")
         if len(d.errors) > 20:
             out.print(f"  … and {len(d.errors) - 20} more (see `digest status`)")
 

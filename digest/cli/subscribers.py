@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from digest.fsutil import atomic_write
-from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook
+from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook, decode_table
 
 
 def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
@@ -90,16 +90,21 @@ def list_(obj: Any, status: str | None) -> None:
 
 
 @subscribers.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("rb"))
 @click.pass_obj
-def import_(obj: Any, file: io.TextIOBase) -> None:
+def import_(obj: Any, file: io.BufferedIOBase) -> None:
     """Import subscribers from a CSV file ("-" for standard input) with a header row
-    naming the columns email,name,themes,status (only email is required).
+    naming the columns email,name,themes,status (only email is required), or from a
+    plain list of addresses, one a line.
 
-    A bad row is reported with its line number and the good rows still go in; the
-    command then exits 1. Unsubscribed addresses are never reactivated.
+    The encoding is found from the file (UTF-8, UTF-16 or UTF-32 with a BOM as Excel
+    writes them, Latin-1, Windows-1252, …) and so is the delimiter (comma, semicolon,
+    tab or bar). A bad row is reported with its line number and the good rows still
+    go in; the command then exits 1. Unsubscribed addresses are never reactivated.
     """
-    report = book(obj).import_csv(file)  # type: ignore[arg-type]
+    name = Path(str(getattr(file, "name", "-"))).name
+    text = decode_table(file.read(), name)
+    report = book(obj).import_csv(io.StringIO(text, newline=""))
     print_import(report)
     if report.errors:
         raise click.ClickException(

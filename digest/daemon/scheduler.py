@@ -30,8 +30,8 @@ from sqlalchemy import func, select, text
 
 from digest.app import App
 from digest.config import Settings, cron_trigger, schedule_zone
-from digest.errors import DigestError
-from digest.ingest.files import dump_candidates
+from digest.errors import DigestError, printable
+from digest.ingest.files import scan
 from digest.state import db, store
 from digest.state import locks as lock
 from digest.state.models import DumpFile
@@ -73,11 +73,17 @@ class Watcher:
     clock: Callable[[], float] = time.monotonic
     changing: dict[Path, tuple[int, int, float]] = field(default_factory=dict)
     done: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)  # entries already reported
 
     def ready(self) -> list[Path]:
         now, ready = self.clock(), []
         present = set()
-        for path in dump_candidates(self.folder):
+        candidates, refused = scan(self.folder)
+        for r in refused:
+            if r.path not in self.refused:
+                log.warning("%s", r.error)
+        self.refused = {r.path for r in refused}
+        for path in candidates:
             try:
                 st = path.stat()
             except OSError:
@@ -162,7 +168,7 @@ class Daemon:
 
     def _ingest(self, ready: list[Path]) -> None:
         for path in ready:
-            log.info("dump seen: %s", path.name)
+            log.info("dump seen: %s", printable(path.name))
         with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
@@ -181,6 +187,12 @@ class Daemon:
         )
 
     def publish(self) -> None:
+        if self.settings.schedule.mode == "on_new_dump" and self.watcher.changing:
+            # `send` leaves a file still being written for later; wait for it instead of
+            # publishing without it and again a moment later
+            log.info("a dump is still being written: publishing once it is complete")
+            self._debounce()
+            return
         try:
             report = self.app.send(lock_wait=600, stop=self.stop)
         except DigestError as exc:

@@ -1,5 +1,9 @@
 """Reading dump files into the state: each file once (by content hash), a bad one
-recorded as failed with its reason while the others carry on."""
+recorded as failed with its reason while the others carry on.
+
+Only regular files directly inside the dumps folder are read: a symbolic link (or a
+FIFO, a socket, a device) is reported by its quoted name and skipped, and each file is
+opened with O_NOFOLLOW so that one swapped for a link after the scan is not followed."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import hashlib
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from digest.errors import ConfigError, DumpError
+from digest.errors import ConfigError, DumpError, printable, quoted
 from digest.ingest.parse import Listing, parse_bytes
 from digest.state import store
 from digest.state.states import DumpStatus
@@ -27,6 +32,7 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 @dataclass(frozen=True)
 class DumpReport:
     path: str
+    # KNOWN: read before; REFUSED: not a regular file; WAITING: still being written
     status: DumpStatus
     papers: int = 0
     new_papers: int = 0
@@ -40,7 +46,11 @@ class IngestReport:
 
     @property
     def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status != DumpStatus.KNOWN]
+        return [d for d in self.dumps if d.status in (DumpStatus.INGESTED, DumpStatus.FAILED)]
+
+    @property
+    def refused(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status == DumpStatus.REFUSED]
 
     @property
     def failed(self) -> list[DumpReport]:
@@ -53,15 +63,38 @@ class IngestReport:
 
 def dump_candidates(folder: Path) -> list[Path]:
     """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
+    return scan(folder)[0]
+
+
+def scan(folder: Path) -> tuple[list[Path], list[DumpReport]]:
+    """(regular files to read, reports of the entries refused) in the dumps folder.
+    Dotfiles, partial names and sub-folders are passed over silently."""
     if not folder.is_dir():
         raise ConfigError(
             f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
         )
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)
-    )
+    files, refused = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name.endswith(IGNORED_SUFFIXES):
+                continue
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue  # gone since the listing
+            path = folder / entry.name
+            if stat.S_ISREG(mode):
+                files.append(path)
+            elif not stat.S_ISDIR(mode):
+                refused.append(
+                    DumpReport(str(path), DumpStatus.REFUSED, error=_refusal(entry.name, mode))
+                )
+    return sorted(files), sorted(refused, key=lambda r: r.path)
+
+
+def _refusal(name: str, mode: int) -> str:
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    return f"{quoted(name)}: {kind}, not read; only regular files in the dumps folder are read"
 
 
 def ingest_files(
@@ -84,24 +117,32 @@ def ingest_files(
 
 
 def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
-    """The bytes and mtime of a dump file; DumpError (one line) for what is not a
-    readable regular file (a folder, a FIFO that would block, a missing file)."""
+    """The bytes and mtime of a dump file, never through a symbolic link (O_NOFOLLOW);
+    DumpError (one line) for what is not a readable regular file (a link, a folder, a
+    FIFO that would block, a missing file)."""
     name = os.fspath(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        info = os.stat(name)
-        if stat.S_ISDIR(info.st_mode):
-            raise DumpError(name, "is a directory, not a dump file")
-        if not stat.S_ISREG(info.st_mode):
-            raise DumpError(name, "is not a regular file")
-        with open(name, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            data = handle.read()
+        fd = os.open(name, flags)
     except FileNotFoundError:
         raise DumpError(name, "file not found") from None
     except PermissionError:
         raise DumpError(name, "permission denied", hint="check the file's permissions") from None
     except OSError as err:
+        if os.path.islink(name):
+            raise DumpError(name, "is a symbolic link; only regular files are read") from None
         raise DumpError(name, f"cannot read: {err.strerror or err}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DumpError(name, "is a directory, not a dump file")
+        raise DumpError(name, "is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read()
+        except OSError as err:
+            raise DumpError(name, f"cannot read: {err.strerror or err}") from None
     return data, datetime.fromtimestamp(info.st_mtime).astimezone()
 
 
@@ -109,6 +150,45 @@ def parse_dump(path: str | os.PathLike[str]) -> Listing:
     """Read and parse one file; the listing year comes from the file's mtime."""
     data, mtime = read_dump(path)
     return parse_bytes(data, name=os.fspath(path), mtime=mtime)
+
+
+def ingest_folder(
+    session: Session,
+    folder: Path,
+    progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    settle: float = 0.0,
+    now: float | None = None,
+    max_bytes: int | None = None,
+) -> IngestReport:
+    """Ingest every regular file of the dumps folder that has settled: one modified in
+    the last ``settle`` seconds may still be being written, so it waits for a later run
+    (status "waiting"), as the daemon's watcher does. Each entry refused is in the
+    report (status "refused") with its quoted name."""
+    files, refused = scan(folder)
+    now = time.time() if now is None else now
+    ready, waiting = [], []
+    for path in files:
+        try:
+            age = now - path.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age < settle:
+            waiting.append(
+                DumpReport(str(path), DumpStatus.WAITING, error=_unsettled(path.name, settle))
+            )
+        else:
+            ready.append(path)
+    report = ingest_files(session, ready, progress, max_bytes=max_bytes)
+    report.dumps[:0] = refused + waiting
+    return report
+
+
+def _unsettled(name: str, settle: float) -> str:
+    return (
+        f"{quoted(name)}: still being written (modified less than "
+        f"schedule.settle_seconds = {settle:g} s ago); a later run reads it"
+    )
 
 
 def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
@@ -132,16 +212,22 @@ def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> Du
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
         return DumpReport(str(path), DumpStatus.KNOWN)
+    earlier = store.grown_from(session, str(path), data)
     try:
         listing = parse_bytes(data, name=str(path), mtime=mtime)
     except DumpError as exc:
         log.warning("%s", exc)
-        store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+        if earlier is None:
+            store.record_failed_dump(session, str(path), digest, len(data), str(exc))
         return DumpReport(str(path), DumpStatus.FAILED, error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
-    outcome = store.record_listing(session, listing, len(data))
-    log.info("ingested %s: %d papers, %d new", path.name, outcome.papers, outcome.new_papers)
+    if earlier is not None:  # the same dump, grown since it was read: one row, no repeats
+        outcome = store.record_growth(session, earlier, listing, len(data))
+    else:
+        outcome = store.record_listing(session, listing, len(data))
+    name = printable(path.name)
+    log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(
         str(path),
         DumpStatus.INGESTED,

@@ -104,6 +104,9 @@ def _resolve_date(parts: tuple[int, int, int | None], mtime: datetime) -> date |
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _INVALID_RE = re.compile(r"[\udc80-\udcff]+")
+# Bidirectional controls (embeddings, overrides, isolates, marks): in a title they can make
+# text display in another order than it is stored ("gnp.exe"), so no output gets them.
+_BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]+")
 _MAX_CONTROL_SHARE = 0.10
 _MAX_INVALID_SHARE = 0.30
 _BINARY_HINT = "a dump must be UTF-8 text saved from the papers page"
@@ -149,6 +152,12 @@ def _decode(data: bytes, name: str, warnings: list[str]) -> str:
     text, controls, line = _replace_runs(text, _CONTROL_RE, "")
     if controls:
         warnings.append(f"{name}:{line}: removed {controls} control byte(s) (first on line {line})")
+    text, bidi, line = _replace_runs(text, _BIDI_RE, "")
+    if bidi:
+        warnings.append(
+            f"{name}:{line}: removed {bidi} bidirectional control character(s) "
+            f"(first on line {line})"
+        )
     if not text.strip():
         raise DumpError(name, "empty file (only blank lines)")
     return text
@@ -389,7 +398,9 @@ def _listing_date(header: _Header, mtime: datetime, out: _Collector, first: int)
 
 
 def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
-    """Parse raw bytes; raises DumpError when nothing usable is in them."""
+    """Parse raw bytes; raises DumpError when nothing usable is in them, or when they do
+    not have the shape of a listing (no listing date, no abstracts, abstracts too short
+    to be abstracts). The last paper is kept only when its block is whole."""
     out = _Collector(name)
     text = _decode(data, name, out.warnings)
     header, blocks = _split_header(_iter_blocks(text))
@@ -401,9 +412,76 @@ def parse_bytes(data: bytes, *, name: str, mtime: datetime) -> Listing:
             line=header.last_line or None,
             hint="expected a title line and an abstract paragraph after the date",
         )
+    if header.date_parts is None:
+        raise DumpError(
+            name,
+            "no listing date (such as 'Mar 14') before the first paper: "
+            "this does not look like a papers listing",
+            line=first.line,
+            hint=_WHOLE_HINT,
+        )
     listing_date = _listing_date(header, mtime, out, first.line)
     _collect_papers(itertools.chain([first], blocks), out)
     if not out.papers:
         raise DumpError(name, "no papers found after the header", line=first.line)
+    titles = len(out.papers)
+    _drop_unfinished_last(out)
+    if not out.papers:
+        raise DumpError(
+            name,
+            f"no abstracts: {titles} title(s), none followed by a whole abstract",
+            line=first.line,
+            hint="is the file still being written? " + _WHOLE_HINT,
+        )
+    _check_abstracts(out.papers, name, first.line)
     digest = hashlib.sha256(data).hexdigest()
     return Listing(name, digest, listing_date, out.papers, out.warnings)
+
+
+# --- the shape of a listing ------------------------------------------------------------------
+
+MIN_ABSTRACT_CHARS = 100  # about 15-20 words; real abstracts are 600-2,000 characters
+_WHOLE_HINT = "a dump is the text of the papers page, saved whole"
+# How a whole abstract ends: a sentence's end (a closing bracket or quote may follow),
+# or a link (code and project pages often close an abstract without a period).
+_WHOLE_END_RE = re.compile(r"(?:[.!?…。][\"'’”)\]}>]*|\S*(?:://|www\.)\S*)$")
+
+
+def _check_abstracts(papers: list[ParsedPaper], name: str, line: int) -> None:
+    """A listing is mostly papers with abstracts; raise when it is not."""
+    real = sum(1 for p in papers if len(p.abstract) >= MIN_ABSTRACT_CHARS)
+    if 2 * real >= len(papers):
+        return
+    with_any = sum(1 for p in papers if p.abstract)
+    if not with_any:
+        problem = f"no abstracts: {len(papers)} title(s), none followed by an abstract paragraph"
+    else:
+        problem = (
+            f"abstracts too short to be abstracts: {len(papers) - real} of {len(papers)} "
+            f"paper(s) have fewer than {MIN_ABSTRACT_CHARS} characters"
+        )
+    raise DumpError(name, problem, line=line, hint=_WHOLE_HINT)
+
+
+def _drop_unfinished_last(out: _Collector) -> None:
+    """A file still being written ends in the middle of a paper: its last title has no
+    abstract yet, or the abstract stops mid-sentence (a short cut-off one even reads as
+    a title, leaving the title before it without an abstract). Those trailing papers are
+    left for the whole file, which is then recognised as the same dump, grown."""
+    while out.papers:
+        last = out.papers[-1]
+        if last.abstract and _WHOLE_END_RE.search(last.abstract):
+            return
+        out.papers.pop()
+        said = f"{out.name}:{last.line}: title with no abstract: {_clip(last.title)!r}"
+        out.warnings[:] = [w for w in out.warnings if w != said]
+        why = (
+            "which has no abstract yet"
+            if not last.abstract
+            else "whose abstract stops mid-sentence"
+        )
+        out.warn(
+            last.line,
+            f"skipped the last paper, {why} (is the file still being written?): "
+            f"{_clip(last.title)!r}",
+        )

@@ -13,9 +13,11 @@ import binascii
 import logging
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
@@ -137,10 +139,9 @@ class MessageTemplate:
         tok = token.encode("ascii")
         slot = b"=\r\n" + tok + b"=\r\n"
         u1, u2, u3 = self._unsub
-        to_header = formataddr((name, to), charset="utf-8") if name else to
         msg = b"".join(
             (
-                b"To: " + to_header.encode("ascii") + b"\r\n",
+                to_header(to, name),
                 b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
                 u1 + tok + u2 + tok + u3,
                 self._head,
@@ -154,9 +155,42 @@ class MessageTemplate:
         return self.signer.sign(msg) + msg if self.signer else msg
 
 
+SHOWN_NAME = 200  # characters of a display name put in the To header
+
+
+def to_header(address: str, name: str = "") -> bytes:
+    """The To header line: the address, with the name (if any) as a display name that
+    cannot end the header, add one, or change the address: control characters and line
+    breaks become spaces; an ASCII name is a quoted string when it needs one
+    (``formataddr``), any other is RFC 2047 encoded words (``Header``, base64/Q). The
+    line is built here rather than refolded by the email package, whose folding of a
+    long display name drops its quotes."""
+    if any(c in address for c in '\r\n\0<>" ') or not address.isascii():
+        raise ValueError(f"malformed recipient address {address!r}")
+    spaced = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in name)
+    # "=?" would start an encoded word that readers decode, even inside quotes
+    shown = " ".join(spaced.replace("=?", "= ?").split())[:SHOWN_NAME]
+    if not shown:
+        return f"To: {address}\r\n".encode("ascii")
+    if shown.isascii():  # one line: under 998 characters with any valid address
+        return f"To: {formataddr((shown, address))}\r\n".encode("ascii")
+    words = Header(shown, "utf-8", header_name="To").encode(linesep="\r\n")
+    return f"To: {words}\r\n <{address}>\r\n".encode("ascii")
+
+
+def one_line(text: str) -> str:
+    """Header text from outside: control characters and line breaks become spaces,
+    and "=?" (which would start an encoded word that readers decode into other text)
+    is split."""
+    spaced = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    return " ".join(spaced.replace("=?", "= ?").split())
+
+
 def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: str) -> bytes:
     msg = EmailMessage(policy=policy.SMTP)
-    msg["Subject"] = subject
+    # dump text reaches the subject (theme names): "=?" would start an encoded word
+    # that readers decode into other text, so it is split
+    msg["Subject"] = one_line(subject)
     msg["From"] = envelope.sender
     msg["Date"] = format_datetime(date)
     msg["List-Id"] = envelope.list_id

@@ -8,11 +8,15 @@ subscriber (the first spelling is kept). Unsubscribing is sticky: only an explic
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hmac
+import io
+import itertools
 import logging
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,6 +82,20 @@ def normalize(raw: str) -> str:
     except EmailNotValidError as exc:
         raise SubscriberError(f"{text!r} is not a valid address: {exc}") from None
     return info.ascii_email or info.normalized
+
+
+def check_name(raw: str) -> str:
+    """A subscriber's name as it may go into a To header (encoded there): one line, no
+    control characters, at most MAX_NAME characters; surrounding spaces stripped."""
+    name = raw.strip()
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        raise SubscriberError(
+            f"name {name!r} contains a line break or control character; "
+            "give the name on one line, as plain text"
+        )
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name longer than {MAX_NAME} characters")
+    return name
 
 
 def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
@@ -180,8 +198,8 @@ def upsert(
 ) -> str:
     """Add or update one subscriber; ``existing`` caches rows by key. Returns "added",
     "updated", "unchanged" or "kept" (unsubscribed, not reactivated)."""
-    if name is not None and len(name) > MAX_NAME:
-        raise SubscriberError(f"name longer than {MAX_NAME} characters")
+    if name is not None:
+        name = check_name(name)
     key = address.lower()
     sub = existing.get(key)
     if sub is None:
@@ -252,19 +270,97 @@ def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
 # --------------------------------------------------------------------------- CSV
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+_SURE_DETECTION = 2048  # bytes of text from which charset-normalizer's guess is trusted
+
+
+def decode_table(data: bytes, name: str) -> str:
+    """The text of a subscriber file as a spreadsheet saved it: the encoding from its
+    BOM (UTF-8, UTF-16, UTF-32), else UTF-8, else what charset-normalizer finds
+    (Latin-1, Windows-1252, …). A binary file is refused in one line naming it."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise SubscriberError(f"{name}: not valid {encoding} text: {exc.reason}") from None
+    if b"\x00" in data:
+        raise SubscriberError(
+            f"{name}: looks binary, not a CSV or text file",
+            hint="save it from the spreadsheet as CSV (or as one address per line)",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if len(data) < _SURE_DETECTION and (best is None or best.coherence < 0.5):
+        # A few lines are too little to tell code pages apart (charset-normalizer takes
+        # "José" for Baltic cp775): a short list is read as Windows-1252 when it can be.
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    if best is None:
+        raise SubscriberError(
+            f"{name}: cannot tell the text encoding of this file",
+            hint="save it from the spreadsheet as CSV UTF-8",
+        )
+    return str(best)
+
+
+def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
+    """The CSV dialect of ``sample``: comma, semicolon (European spreadsheets), tab
+    (Excel's "Unicode text") or bar: the one that makes 'email' a column of the first
+    line, else what csv.Sniffer finds, else a comma."""
+    head = sample.split("\n", 1)[0].lower()
+    for delimiter in ",;\t|":
+        if "email" in (cell.strip().strip('"') for cell in head.split(delimiter)):
+            return _Delimited(delimiter)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        return csv.excel
+
+
+class _Delimited(csv.excel):
+    def __init__(self, delimiter: str) -> None:
+        super().__init__()
+        self.delimiter = delimiter
+
+
 def read_csv(session: Session, stream: TextIO) -> ImportReport:
-    """Import rows of ``email,name,themes,status`` (only ``email`` is required). A bad
-    row is reported with its line number; the good ones go in."""
-    reader = csv.reader(stream)
+    """Import rows of ``email,name,themes,status`` (only ``email`` is required; the
+    delimiter may also be ``;``, a tab or ``|``), or a plain list of addresses, one a
+    line. A bad row is reported with its line number; the good ones go in."""
+    text = stream.read().lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]))
     report = ImportReport()
-    header = [h.strip().lower() for h in next(reader, [])]
+    first = next(reader, [])
+    header = [h.strip().lower() for h in first]
+    rows: Iterable[list[str]] = reader
     if "email" not in header:
-        raise SubscriberError("line 1: the header must name an 'email' column")
+        if len(first) != 1 or "@" not in first[0]:
+            raise SubscriberError(
+                "line 1: the header must name an 'email' column",
+                hint="or give one address per line, with no header",
+            )
+        header, rows = ["email"], itertools.chain([first], reader)  # a plain list
     for extra in [h for h in header if h not in CSV_FIELDS]:
         report.notes.append((1, f"unknown column {extra!r} ignored"))
     existing: dict[str, Subscriber] = {}
     first_line: dict[str, int] = {}
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue

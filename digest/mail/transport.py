@@ -128,10 +128,33 @@ class SmtpTransport:
                 f"SMTP server {where} refused the login for {self.user!r}: {exc.smtp_code}",
                 hint="check email.smtp_user and $DIGEST_EMAIL_SMTP_PASSWORD",
             ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError(
+                f"SMTP server {where} does not offer STARTTLS",
+                hint='set email.smtp_security = "none" for a server that takes plain SMTP '
+                '(a local relay), or "ssl" for one that expects TLS from the start (port 465)',
+            ) from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(
+                f"TLS with SMTP server {where} failed: {_tls_reason(exc)}",
+                hint=(
+                    "the server does not speak TLS from the start: set email.smtp_security = "
+                    '"starttls" (port 587) or "none"'
+                    if self.security == "ssl" and "WRONG_VERSION_NUMBER" in str(exc)
+                    else "check the server's certificate and email.smtp_host"
+                ),
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(
                 f"cannot reach SMTP server {where}: {exc or type(exc).__name__}",
-                hint="undelivered messages stay pending for the next run",
+                hint="check email.smtp_host and email.smtp_port, and that the server is running"
+                + (
+                    "; a server that expects TLS from the start (port 465) needs "
+                    'email.smtp_security = "ssl"'
+                    if self.security != "ssl"
+                    and isinstance(exc, (TimeoutError, smtplib.SMTPServerDisconnected))
+                    else ""
+                ),
             ) from None
         return conn
 
@@ -176,6 +199,13 @@ class SmtpTransport:
             self.conn.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in words, not OpenSSL's code and source line."""
+    if "WRONG_VERSION_NUMBER" in str(exc):
+        return "the server answered in plain text, not TLS"
+    return str(exc.reason or exc).replace("_", " ").lower()
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -4,17 +4,22 @@ which Gmail clips a message.
 A variant is rendered once per distinct selection of sections (premailer runs once per
 variant, never per subscriber); the unsubscribe token stays ``mailer.PLACEHOLDER`` and is
 filled in when each message is built.
+
+Only the template's own slots may carry PLACEHOLDER: a variant is rendered with a marker
+made for that one render (random, so no dump can contain it), any PLACEHOLDER the text
+already holds (it came from a dump) is defused, and then the marker becomes PLACEHOLDER.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from digest.errors import ConfigError
-from digest.mail.message import Letter, encoded_size
+from digest.mail.message import PLACEHOLDER, Letter, encoded_size
 from digest.render.renderer import DigestView, PaperView, Renderer, SectionView, shorten
 
 log = logging.getLogger(__name__)
@@ -137,18 +142,36 @@ class Personaliser:
         return encoded_size(html) <= self.max_html_bytes
 
     def _html(self, view: DigestView, *, inline: bool = True) -> str:
-        return self.renderer.email_html(
-            view, unsubscribe_url=self.unsubscribe_url or None, inline=inline
-        )
+        marker = slot_marker()
+        url = self.unsubscribe_url.replace(PLACEHOLDER, marker) or None
+        rendered = self.renderer.email_html(view, unsubscribe_url=url, inline=inline)
+        return own_slots(rendered, marker)
 
     def _done(self, view: DigestView, html: str) -> Letter:
-        text = self.renderer.email_text(view, unsubscribe_url=self.unsubscribe_url)
+        marker = slot_marker()
+        url = self.unsubscribe_url.replace(PLACEHOLDER, marker)
+        text = own_slots(self.renderer.email_text(view, unsubscribe_url=url), marker)
         return Letter(subject=view.subject, html=html, text=text)
 
 
 def count(view: DigestView) -> int:
     """Papers the view shows (paper_count counts those left to the web copy too)."""
     return sum(len(s.papers) for s in view.sections)
+
+
+def slot_marker() -> str:
+    """A stand-in for PLACEHOLDER for one render: same length and alphabet (letters and
+    digits, so wrapping and escaping treat it alike), unguessable."""
+    return (PLACEHOLDER[:18] + secrets.token_hex(16))[: len(PLACEHOLDER)]
+
+
+# What a PLACEHOLDER found in data becomes: it reads the same but can never match.
+DEFUSED = PLACEHOLDER.lower()
+
+
+def own_slots(rendered: str, marker: str) -> str:
+    """``rendered`` with PLACEHOLDER exactly where the template put ``marker``."""
+    return rendered.replace(PLACEHOLDER, DEFUSED).replace(marker, PLACEHOLDER)
 
 
 def papers(view: DigestView) -> Iterator[PaperView]:

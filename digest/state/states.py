@@ -16,6 +16,8 @@ class DumpStatus(StrEnum):
     INGESTED = "ingested"
     FAILED = "failed"
     KNOWN = "known"
+    REFUSED = "refused"  # never stored: not a regular file (a symbolic link, a FIFO)
+    WAITING = "waiting"  # never stored: modified within schedule.settle_seconds
 
 
 class DigestStatus(StrEnum):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,67 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
         for key, p in by_key.items()
     )
     dump.new_papers = len(new)
+    session.flush()
+    return IngestOutcome(dump.id, len(by_key), len(new))
+
+
+def grown_from(session: Session, path: str, data: bytes) -> DumpFile | None:
+    """The dump stored from this path whose bytes are the start of ``data``: the same
+    file read while it was still being written."""
+    rows = session.scalars(
+        select(DumpFile)
+        .where(
+            DumpFile.path == path, DumpFile.status == DumpStatus.INGESTED, DumpFile.size < len(data)
+        )
+        .order_by(DumpFile.size.desc())
+    )
+    for dump in rows:
+        if hashlib.sha256(data[: dump.size]).hexdigest() == dump.content_hash:
+            return dump
+    return None
+
+
+def record_growth(session: Session, dump: DumpFile, listing: Listing, size: int) -> IngestOutcome:
+    """Update a dump that grew: its row takes the new hash, size and counts; papers not
+    yet sighted in it are added (new ones inserted), and an abstract first stored from
+    it that the file has since completed is completed too."""
+    by_key = {paper_key(p.title): p for p in reversed(listing.papers)}
+    by_key.pop("", None)
+    existing = {key: row[0] for key, row in _papers_by_key(session, by_key).items()}
+    sighted = set(session.scalars(select(Sighting.paper_id).where(Sighting.dump_id == dump.id)))
+    for paper in session.scalars(select(Paper).where(Paper.first_dump_id == dump.id)):
+        grown = by_key.get(paper.key)
+        if (
+            grown
+            and len(grown.abstract) > len(paper.abstract)
+            and grown.abstract.startswith(paper.abstract)
+        ):
+            paper.abstract = grown.abstract
+            paper.links = [{"url": link.url, "kind": link.kind} for link in grown.links]
+    new = [
+        Paper(
+            key=key,
+            title=p.title,
+            abstract=p.abstract,
+            links=[{"url": link.url, "kind": link.kind} for link in p.links],
+            first_dump_id=dump.id,
+        )
+        for key, p in by_key.items()
+        if key not in existing
+    ]
+    session.add_all(new)
+    session.flush()
+    existing.update({paper.key: paper.id for paper in new})
+    session.add_all(
+        Sighting(paper_id=existing[key], dump_id=dump.id, position=p.position)
+        for key, p in by_key.items()
+        if existing[key] not in sighted
+    )
+    dump.content_hash, dump.size = listing.content_hash, size
+    dump.warnings = list(listing.warnings)
+    dump.listing_date = listing.listing_date
+    dump.paper_count = len(by_key)
+    dump.new_papers += len(new)
     session.flush()
     return IngestOutcome(dump.id, len(by_key), len(new))
 
