@@ -21,14 +21,15 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/digest send
 
-## lint, type-check and run the whole suite (installs Chromium, newsboat and PostgreSQL
-## from Debian if missing, and starts PostgreSQL for its tests)
+## lint, type-check and run the whole suite (installs Chromium, newsboat, PostgreSQL and
+## Postfix from Debian if missing, and starts PostgreSQL and a private Postfix for its tests)
 test: $(VENV)/.installed-test
 	bash .ci/system-deps.sh
 	$(VENV)/bin/ruff check digest tests
 	$(VENV)/bin/ruff format --check digest tests
 	$(VENV)/bin/mypy
 	DIGEST_TEST_DATABASE_URL="$${DIGEST_TEST_DATABASE_URL:-$$(bash .ci/postgres.sh)}" \
+	DIGEST_TEST_POSTFIX="$${DIGEST_TEST_POSTFIX:-$$(bash .ci/postfix.sh)}" \
 	  $(VENV)/bin/pytest -n 2 -q
 
 lint: $(VENV)/.installed-test

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the tests use, installed when missing (needs root):
 # PostgreSQL (state tests), Chromium (browser tests, driven by Playwright), newsboat
-# (a real feed reader subscribes to the served feed).
+# (a real feed reader subscribes to the served feed), time (peak memory in the benchmarks).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v newsboat >/dev/null || need+=(newsboat)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/time ] || need+=(time)  # peak memory in tests/bench
+command -v systemd-analyze >/dev/null || need+=(systemd)  # deploy/ units checked
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (Debian packages the tests use)" >&2
   apt-get update -qq >&2

@@ -29,7 +29,7 @@ from digest.errors import (
 )
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
-from digest.mail import delivery, outbox, subscribers
+from digest.mail import delivery, outbox, subscribers, workers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.message import (
     PLACEHOLDER,
@@ -42,6 +42,7 @@ from digest.mail.message import (
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
+from digest.mail.workers import WorkerInfo
 from digest.publish.feeds import (
     FeedIssue,
     FeedSite,
@@ -83,7 +84,8 @@ class SendReport:
     issue: int | None = None  # the published issue
     prepared: Prepared | None = None
     reason: str = ""  # why nothing was published
-    recipients: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()  # the first few only
+    recipient_count: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
@@ -279,23 +281,33 @@ class App:
         progress: Progress | None = None,
         lock_wait: float = 0.0,
         stop: threading.Event | None = None,
+        abort: threading.Event | None = None,
+        drain: bool = False,
+        deliver: bool = True,
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
-        shutdown) ends the delivery early; what is left stays pending."""
+        shutdown, a first Ctrl-C) ends the delivery early, what is in flight finishing;
+        `abort` (a second one) cuts it at once; what is left stays pending. Delivery runs
+        after the publish lock is released: other workers may deliver alongside."""
         self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
         self.vocabulary()  # so does a bad areas_file
         if not dry_run:
             self._mailing()  # a bad DKIM key or delivery setting fails before publishing
             Policy.of(self.settings.email)
-        recipients = [to] if to else self.recipients()
+        if to:
+            recipients: tuple[int, list[str]] = (1, [to])
+        else:
+            with self.reading() as session:
+                recipients = subscribers.receiving(session, self._configured())
         if dry_run:
             return self._dry_run(recipients, progress)
         with publish_lock(self.engine, self.settings.state_dir, wait=lock_wait):
             if to:
                 return self._send_test(to, progress)
             report = self._publish(recipients, progress)
+        if deliver and not (stop and stop.is_set()):
             try:
-                report.delivery = self.deliver_pending(progress, stop)
+                report.delivery = self.deliver_pending(progress, stop, abort=abort, drain=drain)
             except DeliveryError as exc:
                 if report.issue is None:
                     raise
@@ -306,12 +318,12 @@ class App:
                 ) from None
         return report
 
-    def _dry_run(self, recipients: list[str], progress: Progress | None) -> SendReport:
+    def _dry_run(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.reading() as session:
             db.begin_write(session)  # ingests (then rolls back): wait for the write lock
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
-            report.recipients = tuple(recipients)
+            report.recipient_count, report.recipients = recipients[0], tuple(recipients[1])
         return report
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
@@ -328,8 +340,7 @@ class App:
         self, session: Session, report: SendReport, *, ignore_minimum: bool = False
     ) -> Prepared | None:
         """The prepared digest, or None with report.reason saying why not."""
-        papers = store.pending_papers(session)
-        pending = len(papers)
+        pending = store.pending_count(session)
         limit = self.settings.digest.max_papers_per_digest
         report.waiting = max(0, pending - limit)
         if report.waiting:
@@ -359,9 +370,9 @@ class App:
                 f"digest.min_papers = {minimum}; they wait for the next run"
             )
             return None
-        return self.prepare(session, papers)
+        return self.prepare(session)
 
-    def _publish(self, recipients: list[str], progress: Progress | None) -> SendReport:
+    def _publish(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.session() as session:
             db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress))
@@ -370,7 +381,8 @@ class App:
             if prepared is not None:
                 self._store(session, prepared)
                 report.issue, report.prepared = prepared.view.issue, prepared
-                report.recipients = tuple(recipients)
+                report.recipient_count = recipients[0]
+                report.recipients = tuple(recipients[1])
         try:
             report.files = self.publish_files()
         except StorageError as exc:
@@ -491,11 +503,19 @@ class App:
     # deliver --------------------------------------------------------------
 
     def deliver_pending(
-        self, progress: Progress | None = None, stop: threading.Event | None = None
+        self,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        *,
+        abort: threading.Event | None = None,
+        drain: bool = False,
+        forever: bool = False,
     ) -> DeliveryReport:
-        """Send every due pending delivery of every digest (delivery.py): one row each,
-        marked sent only after the server accepted it. Call it holding the publish lock.
-        Setting `stop` ends it early, leaving the rest pending."""
+        """Send due pending deliveries of every digest as one worker (delivery.py): one
+        row each, claimed in batches, marked sent only after the server accepted it. Any
+        number of workers may run at once. `drain`: also wait for rows other workers hold
+        until the outbox is empty; `forever`: keep polling (`digest worker`). Setting
+        `stop` ends it early, `abort` at once; the rest stays pending."""
         return delivery.deliver(
             db.for_writes(self.engine),
             self.transport,
@@ -504,7 +524,16 @@ class App:
             clock=self.clock,
             progress=progress,
             stop=stop,
+            abort=abort,
+            drain=drain,
+            forever=forever,
+            poll=self.settings.schedule.poll_seconds,
         )
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live delivery workers and their progress."""
+        with self.reading() as session:
+            return workers.listing(session, self.clock(), self.settings.email.lease_seconds)
 
     def _parallel(self) -> bool:
         return self._transport is None and self.settings.email.transport == "smtp"
@@ -549,7 +578,7 @@ class App:
 
     def preview(self) -> tuple[Prepared | None, str]:
         """Render the pending digest (including new dumps) without storing anything."""
-        report = self._dry_run([], None)
+        report = self._dry_run((0, []), None)
         return report.prepared, report.reason
 
     def vocabulary(self) -> Vocabulary:

@@ -39,6 +39,9 @@ OTHER_ENV = frozenset(
         CONFIG_ENV,  # which settings file
         PASSWORD_ENV,  # the SMTP password (never in the file)
         "DIGEST_TEST_DATABASE_URL",  # tests: the PostgreSQL server
+        "DIGEST_TEST_POSTFIX",  # tests: the private Postfix ("host:port maildir")
+        "DIGEST_POSTFIX_PORT",  # .ci/postfix.sh: its port
+        "DIGEST_POSTFIX_DIR",  # .ci/postfix.sh: its folder
         "DIGEST_TEST_ARTIFACTS",  # tests: where browser screenshots go
         "DIGEST_CRASH_KILLS",  # tests: how many kills the crash loop makes
         "DIGEST_BENCH_SUBSCRIBERS",  # benchmarks: list size
@@ -337,6 +340,18 @@ class EmailSection:
     bounce_threshold: int = setting(
         3, "Permanent failures (5xx) in a row after which a subscriber is marked bounced.", low=1
     )
+    max_run_minutes: float = setting(
+        60.0, "A delivery run stops after this long; the rest stays pending. 0: no limit.", low=0
+    )
+    breaker_failures: int = setting(
+        5,
+        "Timeouts or lost connections in a row (any connection) that stop a run; 0: never.",
+        low=0,
+    )
+    lease_seconds: float = setting(
+        60.0, "A worker's claimed deliveries return to pending this long after it stops.", low=1
+    )
+    claim_batch: int = setting(50, "Deliveries a worker claims at a time.", low=1)
     unsubscribe_mailto: str = setting(
         "",
         "Address for List-Unsubscribe requests by mail; empty: the From address.",

@@ -387,30 +387,39 @@ def test_message_template_round_trips_any_text() -> None:
         assert html.replace("\r\n", "\n") == "<p>" + filled + "</p>"
 
 
-def test_a_row_is_claimed_once_and_a_stale_claim_is_recovered(
+def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
 ) -> None:
-    from digest.mail import outbox
+    from digest.mail import outbox, workers
 
     controller, handler = server
-    settings = small_settings(tmp_path, database_url, controller.port)
+    settings = small_settings(tmp_path, database_url, controller.port, lease_seconds=30.0)
     app = make_app(settings)
-    subscribe(app, "ada@example.org")
+    subscribe(app, "ada@example.org", "grace@example.org")
     app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
     app.send()
     now = datetime.now(UTC)
     with app.session() as s:
-        row_id = s.scalar(select(Delivery.id))
+        ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
     with app.engine.begin() as conn:
-        assert outbox.claim(conn, row_id, now)
+        live = workers.register(conn, now)  # a worker alive now (this very process)
+        assert outbox.claim(conn, ada, now, live)
+        # a worker on another machine that stopped 31 s ago: its lease ran out
+        assert outbox.claim(conn, grace, now - timedelta(seconds=31), live + 1000)
     with app.engine.begin() as conn:
-        assert not outbox.claim(conn, row_id, now)  # the row count says who won
-    # a process died holding it: the next run (under the publish lock) takes it back
+        assert not outbox.claim(conn, ada, now)  # the row count says who won
     report = make_app(settings).deliver_pending()
-    assert report.sent == 1 and handler.accepted == Counter({"ada@example.org": 1})
+    # only the expired claim was taken back; the live worker's row is left alone
+    assert report.sent == 1 and handler.accepted == Counter({"grace@example.org": 1})
+    assert states(app) == {"ada@example.org": "sending", "grace@example.org": "sent"}
     with app.session() as s:
-        row = s.scalar(select(Delivery))
-        assert row.status == "sent" and row.attempts == 2 and row.claimed_at is not None
+        row = s.get(Delivery, grace)
+        assert row is not None and row.attempts == 2 and row.claimed_at is not None
+    with app.engine.begin() as conn:  # the live worker lets go of it: pending again
+        assert outbox.release_held(conn, live) == 1
+        workers.unregister(conn, live)
+    assert make_app(settings).deliver_pending().sent == 1
+    assert handler.accepted == Counter({"grace@example.org": 1, "ada@example.org": 1})
 
 
 def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:

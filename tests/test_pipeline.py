@@ -198,7 +198,7 @@ def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) ->
     the next run sends them and rewrites any missing public file."""
     app = make_app(settings)
 
-    def killed(*_: object) -> None:
+    def killed(*_: object, **__: object) -> None:
         raise RuntimeError("process killed")
 
     app.deliver_pending = killed  # type: ignore[method-assign,assignment]

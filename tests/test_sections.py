@@ -151,6 +151,22 @@ MUSIC = [
 ]
 
 
+@pytest.mark.parametrize(
+    "title, abstract",
+    [
+        ("Deep learning", "Deep learning model for learning deep models with a model."),
+        ("The", "The and of the and of a the and of the, and the of a."),
+    ],
+)
+def test_papers_that_share_every_word_still_get_sections(title: str, abstract: str) -> None:
+    """Words in every paper (or only stop words) leave nothing to compare papers by:
+    sectioning still succeeds, with each paper in exactly one section."""
+    papers = [paper(f"{title} {i}", abstract) for i in range(60)]
+    sections = assign(papers, ())
+    placed = sorted(p.title for s in sections for p in s.papers)
+    assert placed == sorted(p.title for p in papers)
+
+
 def test_a_small_area_folds_into_its_parent() -> None:
     quant = [
         paper(f"Low-bit quantization {i}", f"We study quantization and pruning of weights {i}.")

@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from digest import __version__
 from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import subscribers as cli_subscribers
+from digest.cli import workers as cli_workers
+from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError, printable
 from digest.fsutil import atomic_write, storage_error
@@ -191,6 +193,7 @@ def status(obj: Obj) -> None:
     if s.last_listing_date:
         out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
     print_schedule(app)
+    cli_workers.print_workers(app, out)
     if s.last_issue is None:
         out.print("last digest: none yet")
         return
@@ -334,19 +337,46 @@ def preview(obj: Obj, out_path: Path) -> None:
     show_default=True,
     help="Seconds to wait if another digest process is publishing.",
 )
-@click.pass_obj
-def send(obj: Obj, dry_run: bool, to: str | None, wait: float) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Delivery processes (this one and N-1 `digest worker --drain`); more than one "
+    "needs PostgreSQL.",
+)
+@click.pass_context
+def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers: int) -> None:
     """Do the whole job once: ingest new dumps, publish the papers never sent as one
     themed digest (feeds, web copy), and e-mail it to every recipient.
 
     With nothing to publish it says why in one line and exits 0. Deliveries left
-    pending by an earlier run (a server that was down) are retried.
+    pending by an earlier run (a server that was down) are retried. Ctrl-C or SIGTERM
+    stops taking new messages: those in flight finish, the rest stays pending for the
+    next run, and it exits 130 (143 for SIGTERM); a second Ctrl-C stops at once.
     """
+    obj: Obj = ctx.obj
     app = obj.app()
-    with progress_bar("Ingesting") as update:
-        report = app.send(dry_run=dry_run, to=to, progress=update, lock_wait=wait)
+    workers = cli_workers.usable(app, workers, err)
+    with Interrupts(err) as stop, progress_bar("Ingesting") as update:
+        try:
+            report = app.send(
+                dry_run=dry_run,
+                to=to,
+                progress=update,
+                lock_wait=wait,
+                stop=stop.soon,
+                abort=stop.now,
+                deliver=workers == 1,
+            )
+            if workers > 1 and not (dry_run or to or stop.soon.is_set()):
+                report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
+        except KeyboardInterrupt:
+            raise click.ClickException("stopped at once: nothing more was done") from None
     print_send(app, report)
     d = report.delivery
+    if stop.code:
+        ctx.exit(stop.code)
     if (d.failed or d.deferred) and not d.sent:
         raise click.ClickException(
             f"no message was delivered ({d.failed} failed, {d.deferred} deferred); "
@@ -387,6 +417,8 @@ def print_send(app: App, report: SendReport) -> None:
             f", {n} {label}" for n, label in ((d.skipped, "skipped"), (d.waiting, "waiting")) if n
         )
         out.print(f"delivery ({where}): {counts}{extra}")
+        if d.stopped:
+            out.print(d.stopped)
         for e in d.errors[:20]:
             out.print(f"  [red]{safe(e)}[/]")
         if len(d.errors) > 20:
@@ -395,17 +427,18 @@ def print_send(app: App, report: SendReport) -> None:
 
 def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
     """The recipients in one line: a few addresses, or a count and the first three."""
-    who = report.recipients
-    if not who:
+    who, count = report.recipients, max(report.recipient_count, len(report.recipients))
+    if not count:
         return "no recipients (add subscribers or set email.recipients)"
-    if len(who) <= shown_at_most:
+    if count <= shown_at_most and len(who) == count:
         return ", ".join(who)
-    return f"{len(who):,} subscribers ({', '.join(who[:3])}, …)"
+    return f"{count:,} subscribers ({', '.join(who[:3])}, …)"
 
 
 from digest.cli.sections import areas, themes  # noqa: E402  (the commands live in their module)
 
 main.add_command(themes)
 main.add_command(areas)
+main.add_command(cli_workers.worker)
 main.add_command(cli_subscribers.subscribers)
 main.add_command(cli_subscribers.unsubscribe)

@@ -191,11 +191,20 @@ def _unsettled(name: str, settle: float) -> str:
     )
 
 
-def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
+def _mtime_ns(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a regular file, or None (read_dump then says what is wrong)."""
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
     except OSError:
-        size = 0  # reported by the read below
+        return None
+    return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
+
+
+def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
+    mtime_ns = _mtime_ns(path)
+    if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
+        return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
+    size = mtime_ns[0] if mtime_ns is not None else 0
     if max_bytes is not None and size > max_bytes:
         refused = DumpError(
             str(path),
@@ -211,6 +220,8 @@ def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> Du
         return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
     digest = hashlib.sha256(data).hexdigest()
     if store.known_dump(session, digest) is not None:
+        if mtime_ns is not None:
+            store.remember_mtime(session, digest, str(path), mtime_ns[1])
         return DumpReport(str(path), DumpStatus.KNOWN)
     earlier = store.grown_from(session, str(path), data)
     try:
@@ -218,14 +229,16 @@ def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> Du
     except DumpError as exc:
         log.warning("%s", exc)
         if earlier is None:
-            store.record_failed_dump(session, str(path), digest, len(data), str(exc))
+            when = mtime_ns[1] if mtime_ns else None
+            store.record_failed_dump(session, str(path), digest, len(data), str(exc), when)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
+    when = mtime_ns[1] if mtime_ns else None
     if earlier is not None:  # the same dump, grown since it was read: one row, no repeats
-        outcome = store.record_growth(session, earlier, listing, len(data))
+        outcome = store.record_growth(session, earlier, listing, len(data), when)
     else:
-        outcome = store.record_listing(session, listing, len(data))
+        outcome = store.record_listing(session, listing, len(data), when)
     name = printable(path.name)
     log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(

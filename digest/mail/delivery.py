@@ -1,10 +1,21 @@
-"""Delivering the outbox: pending rows are claimed one by one and sent over a few
-reused SMTP connections in parallel (one per worker thread), optionally rate-limited.
+"""Delivering the outbox: a worker claims due pending deliveries in batches (FOR UPDATE
+SKIP LOCKED on PostgreSQL, a conditional update on SQLite) and sends them over a few
+reused SMTP connections in parallel (one per thread), within a rate limit shared by all
+workers. Any number of workers, on any number of machines, can run at once.
 
 Crash safety: a row is marked sent only after the server accepted the message, in its
-own transaction, before that worker sends anything else; a row found 'sending' at start
-belonged to a process that died (the caller holds the publish lock) and goes back to
-pending. Temporary failures are retried with exponential backoff within the run, up to
+own transaction, before that thread sends anything else. A worker holds its claimed
+rows under a lease that its heartbeat renews; rows of a worker that died go back to
+pending once its lease ran out (at once when it ran on this host and its process is
+gone), so a crash re-sends at most the message each connection had in flight.
+
+Stopping: ``stop`` (a first Ctrl-C or SIGTERM, the run's deadline, or the circuit
+breaker) takes no new message; those in flight finish; every claimed row not yet sent
+goes back to pending. ``abort`` (a second Ctrl-C) cuts the connections at once: rows
+whose message was never handed to the server go back to pending, and only a message
+handed over whole but not yet answered stays 'sending' until its lease runs out.
+
+Temporary failures are retried with exponential backoff within the run, up to
 ``max_attempts``; what is left waits, pending, for a later run. Permanent failures (5xx)
 fail the row and count towards the subscriber's bounces.
 """
@@ -14,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,11 +33,10 @@ from email.utils import parseaddr
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
 
 from digest.config import EmailSection, Settings
 from digest.errors import ConfigError, DeliveryError
-from digest.mail import outbox
+from digest.mail import outbox, workers
 from digest.mail.message import (
     PLACEHOLDER,
     DkimSigner,
@@ -41,6 +52,7 @@ from digest.mail.message import (
 )
 from digest.mail.outbox import Job
 from digest.mail.ratelimit import RateLimiter, RetryQueue
+from digest.mail.transport import ConnectionTrouble, abort, handed
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +60,10 @@ Progress = Callable[[str, int, int, str], None]  # (stage, done, total, what)
 MAX_RETRY_DELAY = 3600.0  # a later run waits at most this long after a temporary failure
 MAX_ERRORS = 20  # error lines kept in a report
 TEST_TOKEN = "test-send-this-link-unsubscribes-nobody"
+ABORT_GRACE = 2.0  # seconds the threads get to notice their connection was cut
 
 T = TypeVar("T")
+Item = tuple[Job, int]  # a job and how often this run tried it (0: claimed, not yet tried)
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class DeliveryReport:
     skipped: int = 0  # no chosen theme in the digest, or no longer subscribed
     waiting: int = 0  # pending rows not yet due (backoff from an earlier run)
     errors: tuple[str, ...] = ()
+    stopped: str = ""  # why the run stopped early, in one line; "" when it finished
+    aborted: bool = False  # stopped at once (a second signal)
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,10 @@ class Policy:
     retry_seconds: float = 1.0
     give_up: timedelta = timedelta(hours=72)
     bounce_threshold: int = 3
+    lease: float = 60.0  # seconds a dead worker's rows stay held
+    batch: int = 50  # rows claimed at a time
+    max_run: float = 0.0  # seconds a run may last; 0: no limit
+    breaker: int = 0  # timeouts/lost connections in a row that stop the run; 0: never
 
     @classmethod
     def of(cls, e: EmailSection, *, parallel: bool = True) -> Policy:
@@ -82,6 +102,10 @@ class Policy:
             ("rate_limit", e.rate_limit, 0),
             ("retry_seconds", e.retry_seconds, 0),
             ("give_up_hours", e.give_up_hours, 0),
+            ("lease_seconds", e.lease_seconds, 1),
+            ("claim_batch", e.claim_batch, 1),
+            ("max_run_minutes", e.max_run_minutes, 0),
+            ("breaker_failures", e.breaker_failures, 0),
         ):
             if value < low:
                 raise ConfigError(f"email.{key} = {value} must be at least {low}")
@@ -92,10 +116,11 @@ class Policy:
             retry_seconds=e.retry_seconds,
             give_up=timedelta(hours=e.give_up_hours),
             bounce_threshold=e.bounce_threshold,
+            lease=e.lease_seconds,
+            batch=e.claim_batch,
+            max_run=e.max_run_minutes * 60,
+            breaker=e.breaker_failures,
         )
-
-
-# --------------------------------------------------------------------------- sending
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,25 @@ class Mailing:
     signer: DkimSigner | None = None
 
 
+class Abort(threading.Event):
+    """A stop-now event that knows whether a delivery run is listening for it (else the
+    one who set it must interrupt the work itself)."""
+
+    armed = False
+
+
+@dataclass(frozen=True)
+class Stops:
+    """How a run is asked to end: ``soon`` (finish what is in flight) or ``now``."""
+
+    soon: threading.Event
+    now: threading.Event
+
+    @classmethod
+    def of(cls, soon: threading.Event | None = None, now: threading.Event | None = None) -> Stops:
+        return cls(soon or threading.Event(), now or threading.Event())
+
+
 def deliver(
     engine: Engine,
     transports: Callable[[], Transport],
@@ -116,58 +160,43 @@ def deliver(
     clock: Callable[[], datetime],
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    abort: threading.Event | None = None,
+    drain: bool = False,
+    forever: bool = False,
+    poll: float = 1.0,
 ) -> DeliveryReport:
-    """Send every due pending delivery. The caller holds the publish lock. When `stop`
-    is set, the messages in flight finish and the rest stay pending for the next run."""
-    with Session(engine) as s:
-        released = outbox.release_stale(s)
-        skipped = outbox.skip_inactive(s)
-        s.commit()
-        now = clock()
-        jobs = outbox.due_jobs(s, now)
-        waiting = outbox.waiting_count(s, now)
-        letters = outbox.letters(s, {j.variant_id for j in jobs})
-    if released:
-        log.warning(
-            "%d deliveries were in flight when an earlier run stopped: sending them again "
-            "(a copy the server had accepted just before would arrive twice)",
-            released,
-        )
-    if not jobs:
-        return DeliveryReport(skipped=skipped, waiting=waiting)
-    templates = {
-        vid: MessageTemplate(letter, mailing.envelope, when, mailing.signer)
-        for vid, (letter, when) in letters.items()
-    }
-    sender = Sender(engine, transports, templates, policy, mailing.envelope_from, clock, progress)
-    sender.stop = stop or threading.Event()
-    report = sender.run(jobs)
+    """Send due pending deliveries as one worker, until none is left to claim. With
+    `drain`, also wait for rows other workers hold (taking back a dead one's after its
+    lease) until the outbox is empty; with `forever`, keep polling for new rows."""
+    sender = Sender(engine, transports, mailing, policy, clock, progress, Stops.of(stop, abort))
+    report = sender.run(drain=drain, forever=forever, poll=poll)
     log.info(
         "delivery: %d sent, %d failed, %d deferred, %d skipped",
         report.sent,
         report.failed,
         report.deferred,
-        report.skipped + skipped,
+        report.skipped,
     )
-    return replace(report, skipped=report.skipped + skipped, waiting=waiting)
+    return report
 
 
 class Sender:
-    """Worker threads, one SMTP connection each, sharing a retry queue and a rate limit."""
+    """One worker: threads with one SMTP connection each, sharing a queue fed by batch
+    claims, a retry schedule, a rate limit and a circuit breaker."""
 
     def __init__(
         self,
         engine: Engine,
         transports: Callable[[], Transport],
-        templates: dict[int, MessageTemplate],
+        mailing: Mailing,
         policy: Policy,
-        envelope_from: str,
         clock: Callable[[], datetime],
         progress: Progress | None,
+        stops: Stops,
     ) -> None:
-        self.engine, self.transports, self.templates = engine, transports, templates
-        self.policy, self.envelope_from, self.clock = policy, envelope_from, clock
-        self.progress = progress
+        self.engine, self.transports, self.mailing = engine, transports, mailing
+        self.policy, self.clock, self.progress = policy, clock, progress
+        self.stop, self.abort = stops.soon, stops.now
         self.limiter = RateLimiter(policy.rate_limit)
         sqlite = engine.dialect.name == "sqlite"  # one writer at a time: no busy waits
         self._write: contextlib.AbstractContextManager[object] = (
@@ -176,23 +205,46 @@ class Sender:
         self._lock = threading.Lock()
         self.counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped": 0}
         self.errors: list[str] = []
-        self.lost: DeliveryError | None = None  # a worker could not reach the server
-        self.crash: BaseException | None = None  # a bug: re-raised after the workers stop
+        self.lost: DeliveryError | None = None  # a thread could not reach the server
+        self.crash: BaseException | None = None  # a bug: re-raised after the threads stop
         self.total = 0
-        self.stop = threading.Event()  # set: take no new message; the rest stay pending
+        self.worker_id = 0
+        self.stopped = ""  # why the run stops early
+        self.in_a_row = 0  # timeouts and lost connections since the last success
+        self.templates: dict[int, MessageTemplate] = {}
+        self.inflight: dict[int, Transport] = {}  # delivery id -> its connection
+        self.open: list[Transport] = []
+        self._halt = threading.Event()  # the heartbeat's end
+        self.deadline = time.monotonic() + policy.max_run if policy.max_run else None
 
-    def run(self, jobs: list[Job]) -> DeliveryReport:
-        self.total = len(jobs)
-        queue: RetryQueue[tuple[Job, int]] = RetryQueue((job, 0) for job in jobs)
-        workers = [
-            threading.Thread(target=self._worker, args=(queue,), name=f"deliver-{i}")
-            for i in range(max(1, min(self.policy.connections, len(jobs))))
-        ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        left = queue.close()
+    # the run ---------------------------------------------------------------
+
+    def run(
+        self, *, drain: bool = False, forever: bool = False, poll: float = 1.0
+    ) -> DeliveryReport:
+        skipped, waiting = self._start()
+        if isinstance(self.abort, Abort):
+            self.abort.armed = True
+        beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        beat.start()
+        handed_over: set[int] = set()
+        try:
+            while True:
+                handed_over = self._pass()
+                if self.stop.is_set() or self.abort.is_set() or self.crash or self.lost:
+                    break
+                if not forever and not (drain and self._others_hold_rows()):
+                    break
+                self._sleep(poll)
+                if self.stop.is_set() or self.abort.is_set():
+                    break
+                with self._tx() as conn:
+                    skipped += outbox.skip_inactive(conn)
+        finally:
+            self._halt.set()
+            left = self._finish(handed_over)
+            if isinstance(self.abort, Abort):
+                self.abort.armed = False
         if self.crash is not None:
             raise self.crash
         if self.lost is not None and left:
@@ -200,9 +252,131 @@ class Sender:
         if self.lost is not None:
             log.warning("one SMTP connection failed; the others delivered: %s", self.lost)
         c = self.counts
+        stopped = self.stopped
+        if stopped and left:
+            stopped += f"; {left} message(s) left pending for the next run"
         return DeliveryReport(
-            c["sent"], c["failed"], c["deferred"], c["skipped"], 0, tuple(self._error_lines())
+            c["sent"],
+            c["failed"],
+            c["deferred"],
+            c["skipped"] + skipped,
+            waiting,
+            tuple(self._error_lines()),
+            stopped,
+            self.abort.is_set(),
         )
+
+    def _start(self) -> tuple[int, int]:
+        """Register, take back what dead workers held, skip rows of readers who left."""
+        now = self.clock()
+        with self._tx() as conn:
+            released = workers.reap(conn, now, self.policy.lease)
+            self.worker_id = workers.register(conn, now)
+            skipped = outbox.skip_inactive(conn)
+            waiting = outbox.waiting_count(conn, now)
+            self.total = outbox.pending_count(conn)
+            live = workers.live_count(conn, now, self.policy.lease)
+        self._share(live)
+        if released:
+            log.warning(
+                "%d deliveries were in flight when an earlier run stopped: sending them "
+                "again (a copy the server had accepted just before would arrive twice)",
+                released,
+            )
+        return skipped, waiting
+
+    def _finish(self, handed_over: set[int]) -> int:
+        """Rows still claimed go back to pending, but for a message handed over whole
+        whose answer never came (an abort): it stays 'sending' until its lease ends."""
+        with self._tx() as conn:
+            left = outbox.release_held(conn, self.worker_id, handed_over)
+            workers.unregister(conn, self.worker_id)
+        return left
+
+    def _pass(self) -> set[int]:
+        """Claim and send until nothing due is left to claim (or a stop); returns the
+        rows handed to a server whose answer never came (only when aborted)."""
+        queue: RetryQueue[Item] = RetryQueue([], refill=self._claim)
+        threads = [
+            threading.Thread(target=self._worker, args=(queue,), name=f"deliver-{i}", daemon=True)
+            for i in range(max(1, self.policy.connections))
+        ]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            alive = [t for t in threads if t.is_alive()]
+            if alive:
+                alive[0].join(0.1)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self._halt_run(
+                    f"stopped after email.max_run_minutes = {self.policy.max_run / 60:g}"
+                )
+            if self.abort.is_set():
+                return self._cut(queue, threads)
+            if self.stop.is_set():
+                queue.close()
+        queue.close()
+        return set()
+
+    def _cut(self, queue: RetryQueue[Item], threads: list[threading.Thread]) -> set[int]:
+        """Stop now: cut every connection; what was handed over whole stays held."""
+        self.stopped = self.stopped or "stopped at once (second interrupt)"
+        queue.close()
+        with self._lock:
+            held = {jid for jid, t in self.inflight.items() if handed(t)}
+            for conn in self.open:
+                abort(conn)
+        end = time.monotonic() + ABORT_GRACE
+        for t in threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return held
+
+    def _halt_run(self, why: str) -> None:
+        with self._lock:
+            self.stopped = self.stopped or why
+        self.stop.set()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (self.stop.is_set() or self.abort.is_set()):
+            self.stop.wait(min(0.1, end - time.monotonic()))
+
+    def _others_hold_rows(self) -> bool:
+        with self._tx() as conn:
+            workers.reap(conn, self.clock(), self.policy.lease)
+            return outbox.unfinished(conn, self.clock()) > 0
+
+    def _share(self, live: int) -> None:
+        """This worker's part of the rate limit: the whole rate over the live workers."""
+        if self.policy.rate_limit:
+            self.limiter.set_rate(self.policy.rate_limit / max(1, live))
+
+    def _heartbeat(self) -> None:
+        every = max(0.2, self.policy.lease / 4)
+        while not self._halt.wait(every):
+            try:
+                now = self.clock()
+                with self._lock:
+                    counts = dict(self.counts)
+                with self._tx() as conn:
+                    workers.beat(conn, self.worker_id, now, counts)
+                    released = workers.reap(conn, now, self.policy.lease)
+                    live = workers.live_count(conn, now, self.policy.lease)
+                self._share(live)
+                if released:
+                    log.warning(
+                        "%d deliveries held by a worker that stopped go back to pending",
+                        released,
+                    )
+            except Exception as exc:  # the next beat tries again; the lease is long
+                log.warning("worker heartbeat failed: %s", exc)
+
+    def _claim(self) -> list[Item]:
+        if self.stop.is_set() or self.abort.is_set():
+            return []
+        with self._tx() as conn:
+            jobs = outbox.claim_batch(conn, self.worker_id, self.clock(), self.policy.batch)
+        return [(job, 0) for job in jobs]
 
     def _error_lines(self) -> list[str]:
         lines = self.errors[:MAX_ERRORS]
@@ -215,70 +389,122 @@ class Sender:
         with self._write, self.engine.begin() as conn:
             yield conn
 
-    def _worker(self, queue: RetryQueue[tuple[Job, int]]) -> None:
+    def _template(self, variant_id: int) -> MessageTemplate:
+        with self._lock:
+            if variant_id in self.templates:
+                return self.templates[variant_id]
+        with self.engine.connect() as conn:
+            letter, when = outbox.letters(conn, {variant_id})[variant_id]
+        m = self.mailing
+        template = MessageTemplate(letter, m.envelope, when, m.signer)
+        with self._lock:
+            return self.templates.setdefault(variant_id, template)
+
+    # one thread --------------------------------------------------------------
+
+    def _worker(self, queue: RetryQueue[Item]) -> None:
+        transport: Transport | None = None
         try:
-            transport = self.transports()
+            while not self.stop.is_set() and (item := queue.get()) is not None:
+                try:
+                    if transport is None:
+                        transport = self._open(queue, item)
+                        if transport is None:
+                            return
+                    self._attempt(transport, queue, *item)
+                except DeliveryError as exc:  # the server is gone: let the others carry on
+                    queue.later(item, 0.0)
+                    self._lose(exc)
+                    return
+                finally:
+                    queue.done()
+        except BaseException as exc:
+            if not self.abort.is_set():
+                self._fail_run(exc, queue)
+        finally:
+            if transport is not None:
+                with contextlib.suppress(Exception):
+                    transport.__exit__(None, None, None)
+
+    def _open(self, queue: RetryQueue[Item], item: Item) -> Transport | None:
+        transport = self.transports()
+        try:
             transport.__enter__()
         except DeliveryError as exc:
+            queue.later(item, 0.0)
             self._lose(exc)
-            return
-        except BaseException as exc:
-            self._fail_run(exc, queue)
-            return
-        try:
-            self._work(transport, queue)
-        finally:
-            with contextlib.suppress(Exception):
-                transport.__exit__(None, None, None)
-
-    def _work(self, transport: Transport, queue: RetryQueue[tuple[Job, int]]) -> None:
-        while not self.stop.is_set() and (item := queue.get()) is not None:
-            try:
-                self._attempt(transport, queue, *item)
-            except DeliveryError as exc:  # the server is gone: let the others carry on
-                queue.later(item, 0.0)
-                self._lose(exc)
-                return
-            except BaseException as exc:
-                self._fail_run(exc, queue)
-                return
-            finally:
-                queue.done()
+            return None
+        with self._lock:
+            self.open.append(transport)
+        return transport
 
     def _lose(self, exc: DeliveryError) -> None:
         with self._lock:
             self.lost = self.lost or exc
+        self._trouble()
 
-    def _fail_run(self, exc: BaseException, queue: RetryQueue[tuple[Job, int]]) -> None:
+    def _trouble(self) -> None:
+        """A timeout or a lost connection: enough of them in a row, across connections,
+        and the server is stalled — stop the run rather than wait out every message."""
+        with self._lock:
+            self.in_a_row += 1
+            tripped = self.policy.breaker and self.in_a_row >= self.policy.breaker
+        if tripped:
+            self._halt_run(
+                f"stopped: the SMTP server timed out or dropped the connection "
+                f"{self.in_a_row} times in a row (email.breaker_failures = "
+                f"{self.policy.breaker})"
+            )
+
+    def _fail_run(self, exc: BaseException, queue: RetryQueue[Item]) -> None:
         with self._lock:
             self.crash = self.crash or exc
         queue.close()
 
-    def _attempt(
-        self, transport: Transport, queue: RetryQueue[tuple[Job, int]], job: Job, tries: int
-    ) -> None:
+    def _attempt(self, transport: Transport, queue: RetryQueue[Item], job: Job, tries: int) -> None:
         self.limiter.wait()
-        with self._tx() as s:
-            if not outbox.claim(s, job.id, self.clock()):
-                outbox.skip_inactive(s)
-                self._tally("skipped", job.address)
-                return
+        if tries:  # a retry in this run: the row went back to pending, claim it again
+            with self._tx() as s:
+                if not outbox.claim(s, job.id, self.clock(), self.worker_id):
+                    self._tally("skipped", job.address)
+                    return
+        if self.stop.is_set() or self.abort.is_set():
+            return  # claimed, never handed over: released when the run ends
+        with self._lock:
+            self.inflight[job.id] = transport
         try:
-            template = self.templates[job.variant_id]
-            data = template.render(job.address, job.message_id, job.token, job.name)
-            transport.send(data, job.address, sender=self.envelope_from)
+            data = self._template(job.variant_id).render(
+                job.address, job.message_id, job.token, job.name
+            )
+            transport.send(data, job.address, sender=self.mailing.envelope_from)
         except PermanentFailure as exc:
+            self._settled()
             self._failed(job, str(exc))
         except TransientFailure as exc:
+            if self.abort.is_set():
+                return
+            if isinstance(exc, ConnectionTrouble):
+                self._trouble()
+            else:
+                self._settled()
             self._transient(queue, job, tries + 1, str(exc))
         except BaseException:
-            with self._tx() as s:  # not sent: pending again, for this run or the next
-                outbox.mark_pending(s, job.id, None, None)
+            if not self.abort.is_set():
+                with self._tx() as s:  # not sent: pending again, for this run or the next
+                    outbox.mark_pending(s, job.id, None, None)
             raise
         else:
+            self._settled()
             with self._tx() as s:
                 outbox.mark_sent(s, job, self.clock())
             self._tally("sent", job.address)
+        finally:
+            with self._lock:
+                self.inflight.pop(job.id, None)
+
+    def _settled(self) -> None:
+        with self._lock:
+            self.in_a_row = 0
 
     def _failed(self, job: Job, error: str) -> None:
         threshold = self.policy.bounce_threshold
@@ -289,16 +515,14 @@ class Sender:
             log.warning("%s refused %d messages in a row: marked bounced", job.address, threshold)
         self._tally("failed", job.address, error)
 
-    def _transient(
-        self, queue: RetryQueue[tuple[Job, int]], job: Job, tries: int, error: str
-    ) -> None:
+    def _transient(self, queue: RetryQueue[Item], job: Job, tries: int, error: str) -> None:
         now, p = self.clock(), self.policy
         if now - job.created_at >= p.give_up:
             with self._tx() as s:
                 error = f"gave up after {job.attempts + tries} attempts: {error}"
                 outbox.mark_failed(s, job, error)
             self._tally("failed", job.address, error)
-        elif tries < p.max_attempts:
+        elif tries < p.max_attempts and not self.stop.is_set():
             delay = backoff(p.retry_seconds, tries)
             with self._tx() as s:
                 outbox.mark_pending(s, job.id, error, now + timedelta(seconds=delay))
@@ -316,7 +540,7 @@ class Sender:
                 self.errors.append(f"{address}: {error}")
             done = sum(self.counts.values())
             if self.progress:
-                self.progress("Delivering", done, self.total, address)
+                self.progress("Delivering", done, max(self.total, done), address)
 
 
 def backoff(base: float, attempts: int) -> float:

@@ -5,15 +5,28 @@ skipped when the subscriber chose none of the digest's themes or left."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from digest.mail import subscribers
 from digest.mail.message import Letter
 from digest.mail.variants import Personaliser, Selection, only, selection, variant_key
 from digest.render.renderer import DigestView
@@ -48,10 +61,21 @@ def add_deliveries(
         session.execute(insert(Delivery), chunk)
 
 
+def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
+    """The distinct theme lists of the active subscribers, as stored (JSON text) and as
+    read: a handful, however long the list is."""
+    stored = cast(Table, Subscriber.__table__).c.themes
+    as_text = stored.cast(Text)
+    rows = session.execute(
+        select(as_text).where(Subscriber.status == SubscriberStatus.ACTIVE).distinct()
+    )
+    return [(raw, tuple(json.loads(raw) or ())) for (raw,) in rows if raw is not None]
+
+
 def selections(session: Session, view: DigestView, *, with_all: bool) -> set[Selection]:
     """The distinct section selections the active subscribers make of this digest."""
     slugs = [s.slug for s in view.sections]
-    found = {selection(themes, slugs) for _, _, themes in subscribers.active(session)}
+    found = {selection(themes, slugs) for _, themes in theme_choices(session)}
     if with_all:
         found.add(None)
     found.discard(())
@@ -68,29 +92,73 @@ def create_deliveries(
 ) -> tuple[int, int]:
     """One row per active subscriber, in the caller's transaction: pending with its
     variant, or skipped when none of their themes is in the digest. Returns
-    (pending, skipped). ``letters`` holds variants already rendered, by key."""
+    (pending, skipped). ``letters`` holds variants already rendered, by key.
+
+    The rows are made in the database (INSERT … SELECT, one statement per distinct
+    theme list), never loading the subscribers; each Message-ID is a random prefix
+    made once for the digest plus the subscriber's id."""
     slugs = [s.slug for s in view.sections]
     variant_ids: dict[str, int] = {}
-    rows: list[dict[str, object]] = []
-    for sid, address, themes in subscribers.active(session):
-        row: dict[str, object] = {"digest_id": digest_id, "subscriber_id": sid, "address": address}
+    left, _, right = new_message_id().strip("<>").rpartition("@")
+    prefix, domain = f"<{left}.{secrets.token_hex(4)}.", f"@{right}>"
+    counts = {"pending": 0, "skipped": 0}
+    for raw, themes in theme_choices(session):
         chosen = selection(themes, slugs)
         if chosen == ():
-            rows.append(
-                row | {"status": DeliveryStatus.SKIPPED, "message_id": "", "last_error": "no theme"}
-            )
-            continue
-        key = variant_key(chosen)
-        if key not in variant_ids:
-            letter = letters.get(key) or personaliser.letter(
-                only(view, chosen, personaliser.subject)
-            )
-            variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
-        row |= {"status": DeliveryStatus.PENDING, "variant_id": variant_ids[key]}
-        rows.append(row | {"message_id": new_message_id()})
-    add_deliveries(session, rows, view.published_at)
-    skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
-    return len(rows) - skipped, skipped
+            status, variant_id, error = DeliveryStatus.SKIPPED, None, "no theme"
+        else:
+            key = variant_key(chosen)
+            if key not in variant_ids:
+                letter = letters.get(key) or personaliser.letter(
+                    only(view, chosen, personaliser.subject)
+                )
+                variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
+            status, variant_id, error = DeliveryStatus.PENDING, variant_ids[key], None
+        counts[status] += _insert_for(
+            session, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at
+        )
+    return counts["pending"], counts["skipped"]
+
+
+def _insert_for(
+    session: Session,
+    digest_id: int,
+    themes: str,
+    status: str,
+    variant_id: int | None,
+    error: str | None,
+    prefix: str,
+    domain: str,
+    now: datetime,
+) -> int:
+    message_id = (
+        literal(prefix) + _S.c.id.cast(Text) + literal(domain)
+        if status == DeliveryStatus.PENDING
+        else literal("")
+    )
+    rows = select(
+        literal(digest_id),
+        _S.c.id,
+        literal(variant_id, Integer),
+        _S.c.address,
+        literal(status),
+        literal(0),
+        literal(error, Text),
+        message_id,
+        literal(now, UTCDateTime()),
+    ).where(_S.c.status == SubscriberStatus.ACTIVE, _S.c.themes.cast(Text) == themes)
+    columns = [
+        "digest_id",
+        "subscriber_id",
+        "variant_id",
+        "address",
+        "status",
+        "attempts",
+        "last_error",
+        "message_id",
+        "created_at",
+    ]
+    return _count(session.execute(insert(_D).from_select(columns, rows)))
 
 
 @dataclass(frozen=True)
@@ -135,7 +203,7 @@ def due_jobs(session: Session, now: datetime) -> list[Job]:
     return [Job(**row._mapping) for row in rows]
 
 
-def waiting_count(session: Session, now: datetime) -> int:
+def waiting_count(session: Connection | Session, now: datetime) -> int:
     """Pending deliveries whose next attempt is later than now."""
     return int(
         session.scalar(
@@ -147,25 +215,132 @@ def waiting_count(session: Session, now: datetime) -> int:
     )
 
 
-def letters(session: Session, variant_ids: Iterable[int]) -> dict[int, tuple[Letter, datetime]]:
+def letters(
+    db: Connection | Session, variant_ids: Iterable[int]
+) -> dict[int, tuple[Letter, datetime]]:
     """The rendered variants by id, with their digest's publication time."""
-    rows = session.execute(
-        select(DigestVariant, Digest.published_at)
+    rows = db.execute(
+        select(
+            DigestVariant.id,
+            DigestVariant.subject,
+            DigestVariant.html,
+            DigestVariant.text,
+            Digest.published_at,
+        )
         .join(Digest, Digest.id == DigestVariant.digest_id)
         .where(DigestVariant.id.in_(list(variant_ids)))
     )
-    return {v.id: (Letter(v.subject, v.html, v.text), when) for v, when in rows}
+    return {vid: (Letter(subject, html, text), when) for vid, subject, html, text, when in rows}
 
 
-def release_stale(session: Session) -> int:
-    """Deliveries left 'sending' by a process that died go back to pending. Call it only
-    while holding the publish lock: then no other process can be sending."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.status == DeliveryStatus.SENDING)
-        .values(status=DeliveryStatus.PENDING)
+def release_expired(db: Connection | Session, cutoff: datetime, dead: Sequence[int] = ()) -> int:
+    """Deliveries left 'sending' whose lease ran out (claimed before `cutoff`: their
+    worker's heartbeat stopped renewing them), or held by a worker known to be dead, go
+    back to pending. A live worker's rows are never taken."""
+    held = or_(_D.c.claimed_at.is_(None), _D.c.claimed_at < cutoff)
+    if dead:
+        held = or_(held, _D.c.claimed_by.in_(list(dead)))
+    result = db.execute(
+        update(_D)
+        .where(_D.c.status == DeliveryStatus.SENDING, held)
+        .values(status=DeliveryStatus.PENDING, claimed_by=None)
     )
     return _count(result)
+
+
+def renew(db: Connection | Session, worker_id: int, now: datetime) -> None:
+    """The worker is alive: the lease on every row it holds starts again."""
+    db.execute(
+        update(_D)
+        .where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
+        .values(claimed_at=now)
+    )
+
+
+def release_held(db: Connection | Session, worker_id: int, keep: Iterable[int] = ()) -> int:
+    """The worker stops: its claimed rows that were never handed to the server go back to
+    pending (`keep`: rows whose message the server may have accepted; they stay
+    'sending' until their lease runs out)."""
+    stmt = update(_D).where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
+    kept = list(keep)
+    if kept:
+        stmt = stmt.where(_D.c.id.not_in(kept))
+    # their claim counted an attempt that never happened
+    values = {"status": DeliveryStatus.PENDING, "claimed_by": None, "attempts": _D.c.attempts - 1}
+    return _count(db.execute(stmt.values(values)))
+
+
+def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> list[Job]:
+    """Claim up to `limit` due pending deliveries for this worker, oldest digest first.
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never wait on each other's
+    rows; SQLite: the same conditional UPDATE runs under its single writer lock."""
+    due = (
+        select(_D.c.id)
+        .join(_S, _S.c.id == _D.c.subscriber_id)
+        .where(
+            _D.c.status == DeliveryStatus.PENDING,
+            _D.c.variant_id.is_not(None),
+            _S.c.status == SubscriberStatus.ACTIVE,
+            or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
+        )
+        .order_by(_D.c.digest_id, _D.c.id)
+        .limit(limit)
+    )
+    if db.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=_D)
+    ids = list(
+        db.scalars(
+            update(_D)
+            .where(_D.c.id.in_(due.scalar_subquery()), _D.c.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.SENDING,
+                claimed_at=now,
+                claimed_by=worker_id,
+                attempts=_D.c.attempts + 1,
+            )
+            .returning(_D.c.id)
+        )
+    )
+    if not ids:
+        return []
+    rows = db.execute(_JOBS.where(_D.c.id.in_(ids)).order_by(_D.c.digest_id, _D.c.id))
+    # attempts counts this claim; Job.attempts is what came before it
+    return [Job(**{**row._mapping, "attempts": row.attempts - 1}) for row in rows]
+
+
+def unfinished(db: Connection | Session, now: datetime) -> int:
+    """Rows a worker holds ('sending'), or pending, due, to an active subscriber: what a
+    draining worker waits for."""
+    due = (
+        select(func.count())
+        .select_from(_D)
+        .join(_S, _S.c.id == _D.c.subscriber_id)
+        .where(
+            _D.c.variant_id.is_not(None),
+            or_(
+                _D.c.status == DeliveryStatus.SENDING,
+                (_D.c.status == DeliveryStatus.PENDING)
+                & (_S.c.status == SubscriberStatus.ACTIVE)
+                & or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
+            ),
+        )
+    )
+    return int(db.scalar(due) or 0)
+
+
+def pending_count(db: Connection | Session) -> int:
+    """Rows not finished: pending (due or not) or being sent."""
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(_D)
+            .where(
+                _D.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                _D.c.variant_id.is_not(None),
+            )
+        )
+        or 0
+    )
 
 
 def skip_inactive(session: Connection | Session) -> int:
@@ -189,6 +364,18 @@ def skip_inactive(session: Connection | Session) -> int:
 _D = cast(Table, Delivery.__table__)
 _S = cast(Table, Subscriber.__table__)
 _NOW = bindparam("now", type_=UTCDateTime())
+_JOBS = select(
+    _D.c.id,
+    _D.c.variant_id,
+    _D.c.subscriber_id,
+    _S.c.address,
+    _S.c.name,
+    _S.c.token,
+    _D.c.message_id,
+    _D.c.attempts,
+    _D.c.created_at,
+    _S.c.bounce_count,
+).join(_S, _S.c.id == _D.c.subscriber_id)
 _CLAIM = (
     update(_D)
     .where(
@@ -198,7 +385,12 @@ _CLAIM = (
         .where(_S.c.id == _D.c.subscriber_id, _S.c.status == SubscriberStatus.ACTIVE)
         .exists(),
     )
-    .values(status=DeliveryStatus.SENDING, claimed_at=_NOW, attempts=_D.c.attempts + 1)
+    .values(
+        status=DeliveryStatus.SENDING,
+        claimed_at=_NOW,
+        claimed_by=bindparam("by"),
+        attempts=_D.c.attempts + 1,
+    )
 )
 _SENT = (
     update(_D)
@@ -227,10 +419,13 @@ _BOUNCED = (
 )
 
 
-def claim(db: Connection | Session, delivery_id: int, now: datetime) -> bool:
-    """Conditional update: True when this process now owns the delivery (SQLite has no
-    SKIP LOCKED; the row count says who won). The subscriber must still be active."""
-    return _count(db.execute(_CLAIM, {"did": delivery_id, "now": now})) == 1
+def claim(
+    db: Connection | Session, delivery_id: int, now: datetime, worker_id: int | None = None
+) -> bool:
+    """Conditional update: True when this worker now owns the delivery (the row count
+    says who won). The subscriber must still be active."""
+    params = {"did": delivery_id, "now": now, "by": worker_id}
+    return _count(db.execute(_CLAIM, params)) == 1
 
 
 def mark_sent(db: Connection | Session, job: Job, now: datetime) -> None:

@@ -3,9 +3,11 @@ client can open what was "sent") or an SMTP server over one reused connection.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mailbox
 import smtplib
+import socket
 import ssl
 from email import policy
 from email.message import EmailMessage
@@ -27,6 +29,11 @@ class TransientFailure(Exception):
     """Try again later (4xx, dropped connection, timeout)."""
 
 
+class ConnectionTrouble(TransientFailure):
+    """The connection timed out or was lost: counts towards the circuit breaker, since
+    a stalled server shows up across messages, not in one."""
+
+
 class Transport(Protocol):
     name: str
 
@@ -35,6 +42,20 @@ class Transport(Protocol):
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
     def send(self, msg: EmailMessage | bytes, to: str, *, sender: str = "") -> None: ...
+
+
+def abort(transport: Transport) -> None:
+    """Cut a transport's connection from another thread (a second Ctrl-C): whatever it
+    was waiting for fails at once."""
+    cut = getattr(transport, "abort", None)
+    if cut is not None:
+        cut()
+
+
+def handed(transport: Transport) -> bool:
+    """Whether the message being sent was handed over whole (the server may have
+    accepted it even if its reply never comes)."""
+    return bool(getattr(transport, "handed", False))
 
 
 def _wire(msg: EmailMessage | bytes, sender: str) -> tuple[bytes, str]:
@@ -86,6 +107,7 @@ class SmtpTransport:
         self.user, self.password, self.timeout = user, password, timeout
         self.conn: smtplib.SMTP | None = None
         self.used = False  # has the current connection carried a message?
+        self.handed = False  # the current message's final "." was written
 
     def __enter__(self) -> SmtpTransport:
         self._connection()
@@ -103,6 +125,13 @@ class SmtpTransport:
         if self.conn is None:
             self.conn, self.used = self._connect(), False
         return self.conn
+
+    def abort(self) -> None:
+        conn = self.conn
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -159,37 +188,53 @@ class SmtpTransport:
         return conn
 
     def send(self, msg: EmailMessage | bytes, to: str, *, sender: str = "") -> None:
-        """Raises PermanentFailure (5xx), TransientFailure (4xx, connection lost,
-        timeout), or DeliveryError when the server cannot be reached at all."""
+        """Raises PermanentFailure (5xx), TransientFailure (4xx), ConnectionTrouble
+        (connection lost, timeout), or DeliveryError when the server cannot be reached.
+        Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one
+        write and their three replies are read after it: one round trip, not three."""
+        self.handed = False
         data, sender = _wire(msg, sender)
-        conn = self._mail_from(sender)
+        for attempt in range(2):
+            conn, reused = self._connection(), self.used
+            try:
+                if conn.has_extn("pipelining"):
+                    self._pipelined(conn, sender, to)
+                else:
+                    _expect(conn.mail(sender), (250,))
+                    _expect(conn.rcpt(to), (250, 251))
+                    _expect(conn.docmd("data"), (354,))
+                break
+            except smtplib.SMTPResponseException as exc:
+                self._after_refusal(exc.smtp_code)
+                raise _failure(exc.smtp_code, exc.smtp_error) from None
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                self._drop()
+                if not reused or attempt:  # an idle connection the server closed: once more
+                    raise ConnectionTrouble(f"connection lost: {_why(exc)}") from None
         try:
-            _expect(conn.rcpt(to), (250, 251))
-            _expect(conn.docmd("data"), (354,))
             conn.send(_dot_stuffed(data) + b".\r\n")
+            self.handed = True
             _expect(conn.getreply(), (250,))
         except smtplib.SMTPResponseException as exc:
             self._after_refusal(exc.smtp_code)
             raise _failure(exc.smtp_code, exc.smtp_error) from None
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
-            raise TransientFailure(f"connection lost: {exc or type(exc).__name__}") from None
+            raise ConnectionTrouble(f"connection lost: {_why(exc)}") from None
         self.used = True
 
-    def _mail_from(self, sender: str) -> smtplib.SMTP:
-        for _ in range(2):
-            conn, reused = self._connection(), self.used
-            try:
-                _expect(conn.mail(sender), (250,))
-                return conn
-            except smtplib.SMTPResponseException as exc:
-                self._after_refusal(exc.smtp_code)
-                raise _failure(exc.smtp_code, exc.smtp_error) from None
-            except (OSError, smtplib.SMTPServerDisconnected) as exc:
-                self._drop()
-                if not reused:
-                    raise TransientFailure(f"connection lost: {exc}") from None
-        raise TransientFailure("connection lost twice")  # pragma: no cover
+    def _pipelined(self, conn: smtplib.SMTP, sender: str, to: str) -> None:
+        """MAIL FROM, RCPT TO and DATA in one write; the replies read in order. A refused
+        MAIL or RCPT makes the server refuse DATA too (503/554), so nothing is sent."""
+        conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{to}>\r\nDATA\r\n")
+        replies = [conn.getreply() for _ in range(3)]
+        mail, rcpt, data = replies
+        _expect(mail, (250,))
+        if data[0] == 354 and rcpt[0] not in (250, 251):  # never: a server must refuse DATA
+            conn.send(b".\r\n")  # end the (empty) message it is waiting for
+            conn.getreply()
+        _expect(rcpt, (250, 251))
+        _expect(data, (354,))
 
     def _after_refusal(self, code: int) -> None:
         if code == 421 or self.conn is None:  # 421: the server is closing the connection
@@ -206,6 +251,10 @@ def _tls_reason(exc: ssl.SSLError) -> str:
     if "WRONG_VERSION_NUMBER" in str(exc):
         return "the server answered in plain text, not TLS"
     return str(exc.reason or exc).replace("_", " ").lower()
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -173,7 +173,11 @@ def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> t
     vectorizer = TfidfVectorizer(
         analyzer=_same, sublinear_tf=True, dtype=np.float32, max_df=MAX_DF if n >= 50 else 1.0
     )
-    x = _strongest(vectorizer.fit_transform(docs), KEEP_TERMS)
+    try:
+        weights = vectorizer.fit_transform(docs)
+    except ValueError:  # no word tells the papers apart (all stop words, or in every paper)
+        return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=np.float32)
+    x = _strongest(weights, KEEP_TERMS)
     xt = x.T.tocsr()
     idx = np.zeros((n, k), dtype=np.int64)
     sim = np.zeros((n, k), dtype=np.float32)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,11 +64,13 @@ class DumpFile(Base):
     """One dump file, remembered by content hash: the same bytes are never read twice."""
 
     __tablename__ = "dump_files"
+    __table_args__ = (Index("ix_dump_files_path", "path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)  # recognised before hashing
     status: Mapped[str] = mapped_column(String(16))  # DumpStatus.INGESTED | FAILED
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -80,6 +84,14 @@ class Paper(Base):
     """A paper, identified by its normalised title."""
 
     __tablename__ = "papers"
+    __table_args__ = (
+        Index(
+            "ix_papers_pending",
+            "id",
+            sqlite_where=text("published_in IS NULL"),
+            postgresql_where=text("published_in IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(Text, unique=True)
@@ -88,6 +100,7 @@ class Paper(Base):
     links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_dump_id: Mapped[int | None] = mapped_column(ForeignKey("dump_files.id"))
+    published_in: Mapped[int | None] = mapped_column(Integer)  # digests.id; NULL: pending
 
 
 class Sighting(Base):
@@ -121,6 +134,7 @@ class DigestItem(Base):
     """A paper in a digest. A paper is in at most one digest: that is what "sent" means."""
 
     __tablename__ = "digest_items"
+    __table_args__ = (Index("ix_digest_items_slug", "section_slug", "digest_id"),)
 
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True, unique=True)
@@ -182,9 +196,26 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # renewed while held
+    claimed_by: Mapped[int | None] = mapped_column(Integer)  # workers.id (no FK: it may go)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Worker(Base):
+    """A live delivery process: its heartbeat renews the lease on the rows it claimed,
+    and its counts are what `digest status` shows."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    deferred: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Meta(Base):

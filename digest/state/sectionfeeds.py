@@ -8,9 +8,7 @@ the same name again.
 
 from __future__ import annotations
 
-from itertools import groupby
-
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.ingest.links import tidy_text
@@ -25,36 +23,27 @@ THEME_FEED_SIZE = 50  # papers kept in each theme's feed
 
 def section_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) -> list[ThemeFeed]:
     """One feed per slug ever published, with its ``size`` most recent papers (newest
-    issue first, then in the issue's order), named as its newest section was."""
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=DigestItem.section_slug,
-            order_by=(Digest.issue.desc(), DigestItem.position),
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(
-            DigestItem.section_slug.label("slug"),
-            DigestItem.section.label("name"),
-            DigestItem.position,
-            Digest.issue,
-            Digest.published_at,
-            Paper.title,
-            Paper.abstract,
-            rank,
-        )
-        .join(Digest, Digest.id == DigestItem.digest_id)
-        .join(Paper, Paper.id == DigestItem.paper_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(ranked).where(ranked.c.rank <= size).order_by(ranked.c.slug, ranked.c.rank)
-    ).all()
+    issue first, then in the issue's order), named as its newest section was. Each
+    feed is one indexed query (digest_items by slug, newest first, LIMIT size): the
+    cost follows the number of sections, not every paper ever published."""
+    slugs = session.scalars(select(DigestItem.section_slug).distinct().order_by("section_slug"))
     feeds = []
-    for slug, group in groupby(rows, key=lambda r: r.slug):
-        items = list(group)
+    for slug in list(slugs):
+        rows = session.execute(
+            select(
+                DigestItem.section.label("name"),
+                DigestItem.position,
+                Digest.issue,
+                Digest.published_at,
+                Paper.title,
+                Paper.abstract,
+            )
+            .join(Digest, Digest.id == DigestItem.digest_id)
+            .join(Paper, Paper.id == DigestItem.paper_id)
+            .where(DigestItem.section_slug == slug)
+            .order_by(DigestItem.digest_id.desc(), DigestItem.position)
+            .limit(size)
+        ).all()
         entries = tuple(
             ThemeEntry(
                 title=r.title,
@@ -63,7 +52,7 @@ def section_feeds(session: Session, base_url: str, size: int = THEME_FEED_SIZE) 
                 published_at=r.published_at,
                 issue=r.issue,
             )
-            for r in items
+            for r in rows
         )
-        feeds.append(ThemeFeed(slug, items[0].name, entries))
+        feeds.append(ThemeFeed(slug, rows[0].name, entries))
     return feeds

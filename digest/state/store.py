@@ -4,17 +4,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from digest.ingest.keys import different_abstracts, paper_key
 from digest.ingest.parse import Link, Listing
-from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Meta, Paper, Sighting
+from digest.state.models import (
+    Delivery,
+    Digest,
+    DigestItem,
+    DumpFile,
+    Meta,
+    Paper,
+    Sighting,
+    utcnow,
+)
 from digest.state.states import DigestStatus, DumpStatus
 
 log = logging.getLogger(__name__)
@@ -46,12 +56,18 @@ def known_dump(session: Session, content_hash: str) -> DumpFile | None:
 
 
 def record_failed_dump(
-    session: Session, path: str, content_hash: str, size: int, error: str
+    session: Session,
+    path: str,
+    content_hash: str,
+    size: int,
+    error: str,
+    mtime_ns: int | None = None,
 ) -> DumpFile:
     dump = DumpFile(
         path=path,
         content_hash=content_hash,
         size=size,
+        mtime_ns=mtime_ns,
         status=DumpStatus.FAILED,
         error=error,
         warnings=[],
@@ -61,12 +77,16 @@ def record_failed_dump(
     return dump
 
 
-def record_listing(session: Session, listing: Listing, size: int) -> IngestOutcome:
-    """Store a parsed dump: new papers are inserted, every paper gets a sighting."""
+def record_listing(
+    session: Session, listing: Listing, size: int, mtime_ns: int | None = None
+) -> IngestOutcome:
+    """Store a parsed dump: new papers are inserted, every paper gets a sighting (Core
+    executemany, no ORM object per paper)."""
     dump = DumpFile(
         path=listing.path,
         content_hash=listing.content_hash,
         size=size,
+        mtime_ns=mtime_ns,
         status=DumpStatus.INGESTED,
         warnings=list(listing.warnings),
         listing_date=listing.listing_date,
@@ -87,24 +107,24 @@ def record_listing(session: Session, listing: Listing, size: int) -> IngestOutco
         log.warning("%s", warning)
     dump.warnings = [*dump.warnings, *warnings]
     existing = {key: row[0] for key, row in stored.items()}
+    now = stored_time(session, utcnow())
     new = [
-        Paper(
-            key=key,
-            title=p.title,
-            abstract=p.abstract,
-            links=[{"url": link.url, "kind": link.kind} for link in p.links],
-            first_dump_id=dump.id,
+        (
+            key,
+            p.title,
+            p.abstract,
+            json.dumps([{"url": link.url, "kind": link.kind} for link in p.links]),
+            now,
+            dump.id,
         )
         for key, p in by_key.items()
         if key not in existing
     ]
-    session.add_all(new)
-    session.flush()
-    existing.update({paper.key: paper.id for paper in new})
-    session.add_all(
-        Sighting(paper_id=existing[key], dump_id=dump.id, position=p.position)
-        for key, p in by_key.items()
-    )
+    executemany(session, "papers", _PAPER_COLUMNS, new)
+    if new:
+        existing.update(_ids_by_key(session, [row[0] for row in new]))
+    sightings = [(existing[key], dump.id, p.position) for key, p in by_key.items()]
+    executemany(session, "sightings", ("paper_id", "dump_id", "position"), sightings)
     dump.new_papers = len(new)
     session.flush()
     return IngestOutcome(dump.id, len(by_key), len(new))
@@ -126,7 +146,9 @@ def grown_from(session: Session, path: str, data: bytes) -> DumpFile | None:
     return None
 
 
-def record_growth(session: Session, dump: DumpFile, listing: Listing, size: int) -> IngestOutcome:
+def record_growth(
+    session: Session, dump: DumpFile, listing: Listing, size: int, mtime_ns: int | None = None
+) -> IngestOutcome:
     """Update a dump that grew: its row takes the new hash, size and counts; papers not
     yet sighted in it are added (new ones inserted), and an abstract first stored from
     it that the file has since completed is completed too."""
@@ -162,13 +184,46 @@ def record_growth(session: Session, dump: DumpFile, listing: Listing, size: int)
         for key, p in by_key.items()
         if existing[key] not in sighted
     )
-    dump.content_hash, dump.size = listing.content_hash, size
+    dump.content_hash, dump.size, dump.mtime_ns = listing.content_hash, size, mtime_ns
     dump.warnings = list(listing.warnings)
     dump.listing_date = listing.listing_date
     dump.paper_count = len(by_key)
     dump.new_papers += len(new)
     session.flush()
     return IngestOutcome(dump.id, len(by_key), len(new))
+
+
+_PAPER_COLUMNS = ("key", "title", "abstract", "links", "first_seen_at", "first_dump_id")
+
+
+def stored_time(session: Session, when: datetime) -> object:
+    """A time as UTCDateTime stores it: naive UTC text on SQLite, as it is elsewhere."""
+    if session.get_bind().dialect.name == "sqlite":
+        return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return when
+
+
+def executemany(
+    session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """Rows of checked values through the driver's executemany, in the session's
+    transaction: per-row statement processing would cost more than the database."""
+    if not rows:
+        return
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), 5000):
+        conn.exec_driver_sql(sql, list(rows[i : i + 5000]))
+
+
+def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    keys = list(keys)
+    for i in range(0, len(keys), 500):
+        rows = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(keys[i : i + 500])))
+        found.update({key: pid for key, pid in rows})
+    return found
 
 
 def _papers_by_key(session: Session, keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
@@ -186,24 +241,45 @@ def _papers_by_key(session: Session, keys: Iterable[str]) -> dict[str, tuple[int
 
 
 def pending_papers(session: Session) -> list[StoredPaper]:
-    """Papers never in a published digest, oldest first, in dump order."""
-    sent = select(DigestItem.paper_id)
-    stats = (
-        select(
-            Sighting.paper_id,
-            func.count().label("n"),
-            func.min(Sighting.position).label("pos"),
-        )
-        .group_by(Sighting.paper_id)
-        .subquery()
-    )
+    """Papers never in a published digest, oldest first, in dump order: only the pending
+    papers are read (papers.published_in IS NULL, a partial index), and only their
+    sightings are counted, so the cost follows the new papers, not the history."""
+    pending = Paper.published_in.is_(None)
     rows = session.execute(
-        select(Paper, stats.c.n, stats.c.pos)
-        .join(stats, stats.c.paper_id == Paper.id)
-        .where(Paper.id.not_in(sent))
-        .order_by(Paper.first_dump_id, stats.c.pos, Paper.id)
+        select(Paper, func.count().label("n"), func.min(Sighting.position).label("pos"))
+        .join(Sighting, Sighting.paper_id == Paper.id)
+        .where(pending)
+        .group_by(Paper.id)
+        .order_by(Paper.first_dump_id, func.min(Sighting.position), Paper.id)
     )
     return [_stored(paper, n, pos) for paper, n, pos in rows]
+
+
+def pending_count(session: Session) -> int:
+    """How many papers are pending (seen, never in a published digest)."""
+    query = select(func.count()).select_from(Paper).where(Paper.published_in.is_(None))
+    return int(session.scalar(query) or 0)
+
+
+def remember_mtime(session: Session, content_hash: str, path: str, mtime_ns: int) -> None:
+    """A dump recorded before mtimes were kept: keep it now, so it is not hashed again."""
+    session.execute(
+        update(DumpFile)
+        .where(
+            DumpFile.content_hash == content_hash,
+            DumpFile.path == path,
+            DumpFile.mtime_ns.is_(None),
+        )
+        .values(mtime_ns=mtime_ns)
+    )
+
+
+def known_file(session: Session, path: str, size: int, mtime_ns: int) -> bool:
+    """A dump file already read, recognised by path, size and mtime (no hashing)."""
+    query = select(DumpFile.id).where(
+        DumpFile.path == path, DumpFile.size == size, DumpFile.mtime_ns == mtime_ns
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _stored(paper: Paper, sightings: int, position: int) -> StoredPaper:
@@ -260,6 +336,11 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
         for i, (pid, name, slug) in enumerate(record.items)
     )
     session.flush()
+    ids = [pid for pid, _, _ in record.items]
+    for i in range(0, len(ids), 500):
+        session.execute(
+            update(Paper).where(Paper.id.in_(ids[i : i + 500])).values(published_in=digest.id)
+        )
     return digest
 
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install (if needed) and start Debian's Postfix as a private instance for the tests and
+# the benchmark: it listens on 127.0.0.1:$DIGEST_POSTFIX_PORT (default 2525) and delivers
+# every message, whatever its recipient, into one Maildir. Nothing under /etc/postfix is
+# configured for the machine: the instance lives in $DIGEST_POSTFIX_DIR.
+# Prints "host:port maildir" (what DIGEST_TEST_POSTFIX holds). Needs root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+port=${DIGEST_POSTFIX_PORT:-2525}
+dir=${DIGEST_POSTFIX_DIR:-/var/tmp/digest-postfix}
+if ! command -v postfix >/dev/null; then
+  # "No configuration": the package installs without asking and without starting.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq >&2
+  apt-get install -y -qq postfix >/dev/null 2>&1
+fi
+mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/mail"
+chown postfix "$dir/data"
+chown nobody:nogroup "$dir/mail"
+# postfix -c needs the default configuration to name the private one.
+touch /etc/postfix/main.cf
+grep -q "^alternate_config_directories = $dir/etc" /etc/postfix/main.cf ||
+  echo "alternate_config_directories = $dir/etc" >>/etc/postfix/main.cf
+cat >"$dir/etc/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+myhostname = digest-test.localdomain
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+# every recipient of every domain goes into one Maildir (the trailing / means Maildir)
+virtual_mailbox_domains = static:all
+virtual_mailbox_maps = static:maildir/
+virtual_mailbox_base = $dir/mail
+virtual_uid_maps = static:$(id -u nobody)
+virtual_gid_maps = static:$(getent group nogroup | cut -d: -f3)
+virtual_destination_concurrency_limit = 20
+message_size_limit = 20480000
+smtpd_client_connection_count_limit = 0
+smtpd_client_message_rate_limit = 0
+maillog_file = $dir/postfix.log
+alias_maps =
+alias_database =
+default_process_limit = 100
+CONF
+cp /etc/postfix/master.cf "$dir/etc/master.cf"
+# listen on the test port instead of 25; log to a file (no syslog in containers)
+sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$port inet n - n - - smtpd/" "$dir/etc/master.cf"
+# no chroot: the private queue has no copy of /etc for chrooted daemons
+sed -i -E 's/^([a-z]+ +(unix|inet|fifo|unix-dgram|pass) +[-ny] +[-ny] +)y /\1n /' "$dir/etc/master.cf"
+grep -q "^postlog" "$dir/etc/master.cf" ||
+  echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$dir/etc/master.cf"
+postfix -c "$dir/etc" check >&2
+# a restart, not a reload: the listener of master.cf may have changed
+postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
+postfix -c "$dir/etc" start >/dev/null 2>&1
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.2
+done
+echo "127.0.0.1:$port $dir/mail/maildir"

@@ -1,0 +1,118 @@
+"""Delivery workers in the state: each process that sends registers a row and keeps
+its heartbeat fresh; the heartbeat renews the lease on the deliveries it holds. Rows
+held by a worker whose heartbeat stopped (or whose process is gone, on this host) go
+back to pending; a live worker's rows are never taken."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from digest.mail import outbox
+from digest.state.models import Worker
+
+HOST = socket.gethostname()[:255]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One live worker, for `digest status`."""
+
+    id: int
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    sent: int
+    failed: int
+    deferred: int
+
+
+def register(db: Connection, now: datetime) -> int:
+    row = db.execute(
+        insert(Worker)
+        .values(
+            host=HOST,
+            pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+            sent=0,
+            failed=0,
+            deferred=0,
+        )
+        .returning(Worker.id)
+    )
+    return int(row.scalar_one())
+
+
+def beat(db: Connection, worker_id: int, now: datetime, counts: dict[str, int]) -> None:
+    """Alive: the heartbeat and progress are stored, and the lease on held rows renewed."""
+    db.execute(
+        update(Worker)
+        .where(Worker.id == worker_id)
+        .values(
+            heartbeat_at=now,
+            sent=counts.get("sent", 0),
+            failed=counts.get("failed", 0),
+            deferred=counts.get("deferred", 0),
+        )
+    )
+    outbox.renew(db, worker_id, now)
+
+
+def unregister(db: Connection, worker_id: int) -> None:
+    db.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+def live_count(db: Connection, now: datetime, lease: float) -> int:
+    cutoff = now - timedelta(seconds=lease)
+    return int(
+        db.scalar(select(func.count()).select_from(Worker).where(Worker.heartbeat_at >= cutoff))
+        or 0
+    )
+
+
+def reap(db: Connection, now: datetime, lease: float) -> int:
+    """Take back what dead workers held: rows whose lease ran out, and rows of a worker
+    on this host whose process is gone (no need to wait for its lease). Returns how
+    many rows went back to pending."""
+    cutoff = now - timedelta(seconds=lease)
+    local = db.execute(select(Worker.id, Worker.pid).where(Worker.host == HOST)).all()
+    dead = [wid for wid, pid in local if pid != os.getpid() and not _alive(pid)]
+    released = outbox.release_expired(db, cutoff, dead)
+    gone = Worker.heartbeat_at < cutoff
+    db.execute(
+        delete(Worker).where(gone | Worker.id.in_(dead)) if dead else delete(Worker).where(gone)
+    )
+    return released
+
+
+def listing(session: Session, now: datetime, lease: float) -> list[WorkerInfo]:
+    cutoff = now - timedelta(seconds=lease)
+    rows = session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.id))
+    return [
+        WorkerInfo(w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.sent, w.failed, w.deferred)
+        for w in rows
+    ]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host runs (a zombie, killed but not yet reaped by its
+    parent, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
