@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
-from digest.errors import ConfigError, DeliveryError, DigestError, StateError
+from digest.errors import (
+    ConfigError,
+    DeliveryError,
+    DigestError,
+    StateError,
+    StateUnwritable,
+    StorageError,
+)
 from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers, workers
@@ -54,6 +61,7 @@ from digest.state.states import DumpStatus
 from digest.urls import issue_path, issue_url, section_feed_url
 
 log = logging.getLogger(__name__)
+STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
 
 FEED_ENTRY_BYTES = 56_000  # an issue's feed entry, escaped, stays under this (Atom < 60 KB)
 
@@ -81,6 +89,7 @@ class SendReport:
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
+    waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
 
 
 class App:
@@ -181,6 +190,7 @@ class App:
         self, paths: Sequence[Path] | None = None, progress: Progress | None = None
     ) -> IngestReport:
         with self.session() as session:
+            db.begin_write(session)
             report = self._ingest(session, paths, progress)
             session.commit()
         return report
@@ -188,16 +198,27 @@ class App:
     def _ingest(
         self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
     ) -> IngestReport:
+        limit = self.settings.digest.max_dump_bytes
         if paths:
-            return ingest_files(session, list(paths), progress)
+            return ingest_files(session, list(paths), progress, max_bytes=limit)
         settle = self.settings.schedule.settle_seconds
-        return ingest_folder(session, self.settings.dumps_dir, progress, settle=settle)
+        return ingest_folder(
+            session, self.settings.dumps_dir, progress, settle=settle, max_bytes=limit
+        )
 
     # prepare --------------------------------------------------------------
 
-    def prepare(self, session: Session) -> Prepared | None:
-        """Cut the pending papers into sections and render them; None when nothing is pending."""
-        pending = store.pending_papers(session)
+    def prepare(
+        self, session: Session, pending: list[store.StoredPaper] | None = None
+    ) -> Prepared | None:
+        """Cut the pending papers (at most digest.max_papers_per_digest, the oldest first)
+        into sections and render them; None when nothing is pending. The stored e-mail
+        copy (what `preview` shows) is the whole e-mail up to STORED_EMAIL_BYTES and fitted
+        under it beyond, so premailer never inlines thousands of papers; the web copy
+        has them all."""
+        if pending is None:
+            pending = store.pending_papers(session)
+        pending = pending[: self.settings.digest.max_papers_per_digest]
         if not pending:
             return None
         issue = store.next_issue(session)
@@ -206,7 +227,7 @@ class App:
         return Prepared(
             view=view,
             sections=sections,
-            html=self.renderer.email_html(view),
+            html=self._stored_copy().letter(view).html,
             text=self.renderer.email_text(view),
             web_html=self.renderer.web_html(view),
             feed_html=self.renderer.feed_html(view, max_bytes=FEED_ENTRY_BYTES),
@@ -299,6 +320,7 @@ class App:
 
     def _dry_run(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.reading() as session:
+            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
             report.recipient_count, report.recipients = recipients[0], tuple(recipients[1])
@@ -306,6 +328,7 @@ class App:
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
         with self.session() as session:
+            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress), recipients=(to,))
             session.commit()
             report.prepared = self._ready(session, report, ignore_minimum=True)
@@ -318,6 +341,16 @@ class App:
     ) -> Prepared | None:
         """The prepared digest, or None with report.reason saying why not."""
         pending = store.pending_count(session)
+        limit = self.settings.digest.max_papers_per_digest
+        report.waiting = max(0, pending - limit)
+        if report.waiting:
+            log.info(
+                "%d pending papers: the oldest %d go in this issue (digest.max_papers_per_"
+                "digest), %d wait for the next",
+                pending,
+                limit,
+                report.waiting,
+            )
         minimum = 1 if ignore_minimum else self.settings.digest.min_papers
         if pending == 0:
             fresh = report.ingest.fresh
@@ -341,6 +374,7 @@ class App:
 
     def _publish(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.session() as session:
+            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress))
             session.commit()
             prepared = self._ready(session, report)
@@ -349,7 +383,16 @@ class App:
                 report.issue, report.prepared = prepared.view.issue, prepared
                 report.recipient_count = recipients[0]
                 report.recipients = tuple(recipients[1])
-        report.files = self.publish_files()
+        try:
+            report.files = self.publish_files()
+        except StorageError as exc:
+            if report.issue is None:
+                raise
+            raise StorageError(
+                exc.path,
+                f"{exc.message.removeprefix(exc.path + ': ')}; issue #{report.issue} is stored",
+                hint=f"{exc.hint}; the next `digest send` writes its files and sends its e-mails",
+            ) from None
         return report
 
     def _store(self, session: Session, prepared: Prepared) -> None:
@@ -378,6 +421,9 @@ class App:
         )
         sender = self.settings.email.sender
         try:
+            # What was read above (pending papers, selections) is read again or checked
+            # by unique keys here; the write itself is short and waits its turn.
+            db.begin_write(session)
             subscribers.sync_configured(session, configured)
             digest = store.create_digest(session, record)
             outbox.create_deliveries(
@@ -471,7 +517,7 @@ class App:
         until the outbox is empty; `forever`: keep polling (`digest worker`). Setting
         `stop` ends it early, `abort` at once; the rest stays pending."""
         return delivery.deliver(
-            self.engine,
+            db.for_writes(self.engine),
             self.transport,
             self._mailing(),
             Policy.of(self.settings.email, parallel=self._parallel()),
@@ -512,6 +558,16 @@ class App:
             ),
         )
 
+    def _stored_copy(self) -> Personaliser:
+        """The stored e-mail copy: the whole e-mail (no unsubscribe link) up to
+        STORED_EMAIL_BYTES, else fitted under it the way the e-mail is."""
+        return Personaliser(
+            self.renderer,
+            unsubscribe_url="",
+            max_html_bytes=STORED_EMAIL_BYTES,
+            subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
+        )
+
     def _deliver_one_off(self, prepared: Prepared, to: str) -> DeliveryReport:
         letter = self._personaliser().letter(prepared.view)
         when = prepared.view.published_at
@@ -535,6 +591,7 @@ class App:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
         with self.reading() as session:
+            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
             self._ingest(session, None, None)
             papers = store.pending_papers(session)
             sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
@@ -620,6 +677,7 @@ class App:
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""
         with self.session() as session:
+            db.begin_write(session)
             value = store.get_meta(session, "web_secret")
             if value is None:
                 store.set_meta(session, "web_secret", secrets.token_hex(32))
@@ -663,6 +721,22 @@ def html_body(document: str) -> str:
 def make_app(settings: Settings, **parts: Any) -> App:
     """The one factory: tests and the daemon swap parts (engine, transport, clock) here."""
     return App(settings, **parts)
+
+
+def make_reader_app(settings: Settings) -> tuple[App, str]:
+    """An App for looking only (`digest status`): when the state cannot be written (a
+    full disk, a read-only folder) but can be read, the SQLite file is opened read-only
+    and the second value says why; otherwise it is empty."""
+    app = App(settings)
+    try:
+        if app.has_state():
+            app.engine  # noqa: B018 - opens (and migrates) it now, where it can fail
+        return app, ""
+    except StateUnwritable as exc:
+        if not settings.database_url.startswith("sqlite"):
+            raise
+        engine = db.make_engine(settings.database_url, read_only=True)
+        return App(settings, engine=engine), str(exc)
 
 
 __all__ = ["App", "DigestError", "SendReport", "make_app"]

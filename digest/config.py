@@ -282,6 +282,17 @@ class DigestSection:
         "TOML file of research areas that extends the bundled ones (or replaces them with "
         "replace = true); empty: the bundled areas only.",
     )
+    max_papers_per_digest: int = setting(
+        2000,
+        "At most this many papers in one issue: the oldest pending go first, the rest "
+        "wait for the next issue.",
+        low=1,
+    )
+    max_dump_bytes: int = setting(
+        20_000_000,
+        "A dump file larger than this many bytes is refused with the reason, unread.",
+        low=1,
+    )
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,22 @@ class DeliveryError(DigestError):
 
 class StateError(DigestError):
     """The state database cannot be opened or is in an unexpected shape."""
+
+
+class StateUnwritable(StateError):
+    """The state cannot be written (a full disk, a read-only folder); reading it may
+    still work, so `digest status` falls back to a read-only view."""
+
+
+class StorageError(DigestError):
+    """A file cannot be written or read (a full disk, a read-only folder, no permission):
+    carries the path."""
+
+    def __init__(self, path: str, problem: str, *, hint: str = "") -> None:
+        super().__init__(f"{path}: {problem}", hint=hint)
+        self.path = path
+
+
+class StateBusy(StateError):
+    """Another process kept the state database locked longer than the busy timeout:
+    nothing was changed, and the same call can simply be tried again."""

@@ -15,13 +15,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
-from digest.app import App, IngestReport, SendReport, make_app
+from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import subscribers as cli_subscribers
 from digest.cli import workers as cli_workers
 from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError, printable
-from digest.fsutil import atomic_write
+from digest.fsutil import atomic_write, storage_error
 from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -53,6 +53,13 @@ class Obj:
     def app(self) -> App:
         return make_app(load_settings(self.config))
 
+    def reader_app(self) -> App:
+        """An App for looking only; read-only (with a warning) when it cannot write."""
+        app, why = make_reader_app(load_settings(self.config))
+        if why:
+            err.print(f"warning: {why}; showing the state read-only")
+        return app
+
 
 class DigestGroup(click.Group):
     """Turns the core's errors into one line and exit code 1 (traceback with --verbose)."""
@@ -65,6 +72,11 @@ class DigestGroup(click.Group):
             if isinstance(obj, Obj) and obj.verbose:
                 err.print_exception()
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a file the core did not expect to fail: still one line
+            obj = ctx.obj
+            if isinstance(obj, Obj) and obj.verbose:
+                err.print_exception()
+            raise click.ClickException(str(storage_error(exc.filename or "?", exc))) from None
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -170,7 +182,7 @@ def print_ingest(report: IngestReport) -> None:
 @click.pass_obj
 def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
-    app = obj.app()
+    app = obj.reader_app()
     s = app.status()
     missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
     out.print(f"state:    {shown_url(app.settings.database_url)}{missing}")
@@ -386,6 +398,12 @@ def print_send(app: App, report: SendReport) -> None:
         out.print(f"{verb} issue #{p.view.issue}: {safe(p.view.subject)}")
         for section in p.view.sections:
             out.print(f"  {safe(section.name)}: {len(section.papers)}")
+        if report.waiting:
+            limit = app.settings.digest.max_papers_per_digest
+            out.print(
+                f"{report.waiting:,} more pending paper(s) wait for the next issue "
+                f"(at most digest.max_papers_per_digest = {limit:,} in one issue)"
+            )
         out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
     if report.files:
         out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")

@@ -32,8 +32,8 @@ from digest.app import App
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
 from digest.ingest.files import scan
+from digest.state import db, store
 from digest.state import locks as lock
-from digest.state import store
 from digest.state.models import DumpFile
 from digest.state.states import DumpStatus
 
@@ -122,7 +122,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=app.engine),
+                "default": SQLAlchemyJobStore(engine=db.for_writes(app.engine)),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -259,6 +259,7 @@ class Daemon:
 
     def _set_meta(self, key: str, value: str | None) -> None:
         with self.app.session() as s:
+            db.begin_write(s)  # read-then-write: take the write lock first (SQLite)
             store.set_meta(s, key, value)
             s.commit()
 

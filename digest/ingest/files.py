@@ -101,13 +101,16 @@ def ingest_files(
     session: Session,
     files: Sequence[Path],
     progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> IngestReport:
-    """Ingest the files in order, one report line each; the caller commits."""
+    """Ingest the files in order, one report line each; the caller commits. A file over
+    `max_bytes` is refused unread (and not recorded: raising the limit lets it in)."""
     report = IngestReport()
     for i, path in enumerate(files):
         if progress:
             progress("Ingesting", i, len(files), path.name)
-        report.dumps.append(ingest_one(session, path))
+        report.dumps.append(ingest_one(session, path, max_bytes))
     if progress:
         progress("Ingesting", len(files), len(files), "")
     return report
@@ -156,6 +159,7 @@ def ingest_folder(
     *,
     settle: float = 0.0,
     now: float | None = None,
+    max_bytes: int | None = None,
 ) -> IngestReport:
     """Ingest every regular file of the dumps folder that has settled: one modified in
     the last ``settle`` seconds may still be being written, so it waits for a later run
@@ -175,7 +179,7 @@ def ingest_folder(
             )
         else:
             ready.append(path)
-    report = ingest_files(session, ready, progress)
+    report = ingest_files(session, ready, progress, max_bytes=max_bytes)
     report.dumps[:0] = refused + waiting
     return report
 
@@ -196,10 +200,19 @@ def _mtime_ns(path: Path) -> tuple[int, int] | None:
     return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
 
 
-def ingest_one(session: Session, path: Path) -> DumpReport:
+def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
     mtime_ns = _mtime_ns(path)
     if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
         return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
+    size = mtime_ns[0] if mtime_ns is not None else 0
+    if max_bytes is not None and size > max_bytes:
+        refused = DumpError(
+            str(path),
+            f"{size:,} bytes, over digest.max_dump_bytes = {max_bytes:,}; it was not read",
+            hint="split the file, or raise digest.max_dump_bytes if it is a real dump",
+        )
+        log.warning("%s", refused)
+        return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
     try:
         data, mtime = read_dump(path)
     except DumpError as err:

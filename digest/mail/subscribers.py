@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
 from digest.render.renderer import slugify
+from digest.state import db
 from digest.state.models import Delivery, Subscriber, utcnow
 from digest.state.states import DeliveryStatus, SubscriberStatus
 
@@ -534,6 +535,7 @@ class SubscriberBook:
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self.sessions() as session:
+            db.begin_write(session)  # waits its turn for the write lock (SQLite)
             yield session
             session.commit()
 

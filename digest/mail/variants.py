@@ -55,6 +55,7 @@ def only(view: DigestView, chosen: Selection, subject: Callable[[DigestView], st
 
 
 CAPPED_ABSTRACT = 160  # characters of abstract kept when papers are left to the web copy
+PROBE_PAPERS = 20  # papers in the sample that sizes a long digest's e-mail
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Personaliser:
     """Renders letters (variants) of a digest, each fitted under ``max_html_bytes``."""
 
     renderer: Renderer
-    unsubscribe_url: str  # contains mailer.PLACEHOLDER
+    unsubscribe_url: str  # contains mailer.PLACEHOLDER; empty: no unsubscribe link
     max_html_bytes: int
     subject: Callable[[DigestView], str]  # the subject line of a narrowed view
 
@@ -83,18 +84,27 @@ class Personaliser:
 
     def letter(self, view: DigestView) -> Letter:
         """The e-mail for this view: abstracts shortened, then dropped, then papers left
-        to the web copy, until the HTML part fits under the clipping size."""
+        to the web copy, until the HTML part fits under the clipping size. Only what the
+        e-mail can show is inlined: when even the bare template (before inlining, which
+        only adds to it) is over the size, the papers are cut first."""
+        bare = with_abstracts(view, 0)
+        raw = encoded_size(self._html(bare, inline=False))
+        if raw > self.max_html_bytes:
+            # Measure a small inlined sample, then scale to the size: premailer only ever
+            # sees about as many papers as the e-mail will show.
+            brief = with_abstracts(view, CAPPED_ABSTRACT)
+            probe = capped(brief, max(len(view.sections), PROBE_PAPERS))
+            return self._capped(brief, self._html(probe), count(probe))
         html = self._html(view)
         if self._fits(html):
             return self._done(view, html)
-        bare = with_abstracts(view, 0)
         bare_html = self._html(bare)
         if not self._fits(bare_html):
             # Some papers must go to the web copy anyway: the ones the e-mail keeps (the
             # top of each section) keep a short abstract, which is what makes a digest
             # worth reading, rather than twice as many bare titles.
             brief = with_abstracts(view, CAPPED_ABSTRACT)
-            return self._capped(brief, self._html(brief))
+            return self._capped(brief, self._html(brief), brief.paper_count)
         longest = max((len(p.short_abstract) for p in papers(view)), default=0)
         for chars in (160, 80):
             if chars < longest:
@@ -104,15 +114,26 @@ class Personaliser:
                     return self._done(shorter, html)
         return self._done(bare, bare_html)
 
-    def _capped(self, bare: DigestView, html: str) -> Letter:
-        """Fewer papers until it fits; the rest are on the web copy."""
-        fitted, shown = bare, bare.paper_count
-        for _ in range(8):
-            shown = max(1, int(shown * self.max_html_bytes / encoded_size(html) * 0.97))
-            fitted = capped(bare, shown)
+    def _capped(self, bare: DigestView, html: str, shown: int) -> Letter:
+        """Fewer papers until it fits; the rest are on the web copy. `html` is the e-mail
+        with `shown` papers of `bare`. When one paper a section is still too much, the
+        papers kept lose their abstracts too."""
+        fitted = bare
+        for _ in range(10):
+            target = max(1, int(shown * self.max_html_bytes / encoded_size(html) * 0.97))
+            if not self._fits(html):
+                target = min(target, shown - 1)
+            fitted = capped(bare, target)
+            if count(fitted) >= shown and target >= len(bare.sections):
+                fitted = capped(bare, len(bare.sections) - 1)  # one a section is too many
             html = self._html(fitted)
-            if self._fits(html) or shown == 1:
+            stuck = count(fitted) >= shown
+            shown = count(fitted)
+            if self._fits(html) or stuck:
                 break
+        if not self._fits(html):
+            fitted = with_abstracts(fitted, 0)
+            html = self._html(fitted)
         if not self._fits(html):
             log.warning("issue %d: the e-mail stays over %d bytes", bare.issue, self.max_html_bytes)
         return self._done(fitted, html)
@@ -120,16 +141,22 @@ class Personaliser:
     def _fits(self, html: str) -> bool:
         return encoded_size(html) <= self.max_html_bytes
 
-    def _html(self, view: DigestView) -> str:
+    def _html(self, view: DigestView, *, inline: bool = True) -> str:
         marker = slot_marker()
-        url = self.unsubscribe_url.replace(PLACEHOLDER, marker)
-        return own_slots(self.renderer.email_html(view, unsubscribe_url=url), marker)
+        url = self.unsubscribe_url.replace(PLACEHOLDER, marker) or None
+        rendered = self.renderer.email_html(view, unsubscribe_url=url, inline=inline)
+        return own_slots(rendered, marker)
 
     def _done(self, view: DigestView, html: str) -> Letter:
         marker = slot_marker()
         url = self.unsubscribe_url.replace(PLACEHOLDER, marker)
         text = own_slots(self.renderer.email_text(view, unsubscribe_url=url), marker)
         return Letter(subject=view.subject, html=html, text=text)
+
+
+def count(view: DigestView) -> int:
+    """Papers the view shows (paper_count counts those left to the web copy too)."""
+    return sum(len(s.papers) for s in view.sections)
 
 
 def slot_marker() -> str:
@@ -169,11 +196,13 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
 
 def capped(view: DigestView, shown: int) -> DigestView:
     """At most about ``shown`` papers, shared among the sections by size (at least one
-    each); ``paper_count`` keeps the full count so the templates can say what is left out."""
+    each while there are enough); ``paper_count`` keeps the full count so the templates
+    can say what is left out."""
     total = sum(s.size for s in view.sections) or 1
+    floor = 1 if shown >= len(view.sections) else 0  # else small sections are only a link
 
     def cap(s: SectionView) -> SectionView:
-        keep = max(1, s.size * shown // total)
+        keep = max(floor, s.size * shown // total)
         return replace(s, papers=s.papers[:keep], total=s.size)
 
     return _map_sections(view, cap)

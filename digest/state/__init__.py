@@ -2,7 +2,7 @@
 (store: dumps and papers; archive: search; sectionfeeds: per-section feed entries), and the
 exclusive locks on the state.
 
-May import: `digest.errors`, `digest.config`, `digest.ingest.parse` / `digest.ingest.links`
-(the listing types), `digest.ingest.keys` (paper keys, also in a migration). Nothing here
-renders, sends or publishes.
+May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
+`digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a
+migration). Nothing here renders, sends or publishes.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,16 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from digest.errors import StateError
+from digest.errors import StateBusy, StateError, StateUnwritable
+from digest.fsutil import file_system_problem, storage_error
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
 def exists(url: str) -> bool:
@@ -45,24 +48,36 @@ def empty_engine() -> Engine:
     return engine
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout. With
+    `read_only` (SQLite only), the file is opened as immutable and never written: a view
+    of a state on a full disk or a read-only folder."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise StateError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        if parsed.database and parsed.database != ":memory:" and not read_only:
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(folder, exc) from None
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+        if read_only and parsed.database:
+            uri = f"file:{Path(parsed.database).resolve()}?mode=ro&immutable=1"
+            kwargs["creator"] = lambda: sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
     try:
         engine = create_engine(parsed, **kwargs)
     except Exception as exc:  # a missing driver, for instance
         raise StateError(f"cannot open database {parsed.render_as_string()}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_error)
     return engine
 
 
@@ -74,12 +89,81 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
+def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute("PRAGMA query_only=ON")
+
+
+# An execution option marking a connection whose transactions write. On SQLite they
+# begin IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before the
+# first read, so a commit by another process between this transaction's reads and its
+# writes cannot fail the upgrade with SQLITE_BUSY, which no busy timeout waits out.
+WRITE = "digest_write"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    immediate = conn.get_execution_options().get(WRITE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writes(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions take the write lock up front."""
+    return engine.execution_options(**{WRITE: True})
+
+
+def begin_write(session: Session) -> None:
+    """End the session's read transaction, if any, and begin a write transaction (BEGIN
+    IMMEDIATE on SQLite: it waits its turn for the write lock). Call it before the first
+    statement of a unit of work that writes; keep what follows short."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={WRITE: True})
+
+
+def _sqlite_error(ctx: Any) -> StateError | None:
+    """Turn SQLite's failures that are not bugs into the core's one-line errors."""
+    return translate(ctx.original_exception, ctx.engine.url.database if ctx.engine else None)
+
+
+def translate(exc: BaseException, path: str | None) -> StateError | None:
+    """The StateError for a sqlite3 error that a user can act on, else None."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    where = path or "the state database"
+    text = str(exc).lower()
+    if "database is locked" in text or "database table is locked" in text:
+        return StateBusy(
+            f"{where} stayed locked by another digest process for {BUSY_TIMEOUT_S} s; "
+            "nothing was changed",
+            hint="try again in a minute (`digest status` shows what is running)",
+        )
+    problem = file_system_problem(Path(where)) if path else None
+    if "disk is full" in text or problem == "full":
+        return StateUnwritable(
+            f"{where}: no space left on the disk (nothing stored was lost)",
+            hint="free some space there, then run the command again",
+        )
+    if "readonly" in text or "read-only" in text or problem == "read-only":
+        return StateUnwritable(
+            f"{where}: the state folder is read-only, so nothing could be stored",
+            hint="make the folder and the database file writable for this user (or point "
+            "digest.state_dir elsewhere), then run the command again",
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StateError(
+            f"{where} is not a digest database or is damaged ({exc}); it was left as it is",
+            hint="restore it from a backup, or move it aside to start an empty state",
+        )
+    if "unable to open" in text or "disk i/o error" in text:
+        return StateError(
+            f"cannot open {where} ({exc})",
+            hint="check that its folder exists and that this user may read and write it",
+        )
+    return None
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
@@ -93,12 +177,18 @@ def upgrade(engine: Engine) -> None:
     """Create or migrate the schema to the newest revision."""
     try:
         command.upgrade(alembic_config(engine), "head")
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        if engine.dialect.name == "sqlite" and exc.orig is not None:
+            known = translate(exc.orig, engine.url.database)
+            if known is not None:
+                raise known from None
         raise StateError(
             f"cannot open database {engine.url.render_as_string()}: {exc.orig}",
             hint="check database_url and that the server is running",
         ) from None
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Any]:
+    """Sessions over `engine`; with `write`, every transaction begins as a write one."""
+    options = {WRITE: True} if write else {}
+    return sessionmaker(engine, expire_on_commit=False, execution_options=options)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from digest.errors import StateError
+from digest.fsutil import storage_error
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,10 @@ def publish_lock(
 
 def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
     """Who holds the lock now ("pid 12 on host"), or None when it is free. Asking
-    creates nothing: a lock file that does not exist is free."""
-    if engine.dialect.name != "postgresql" and not (state_dir / kind.file_name).exists():
-        return None
+    writes and creates nothing (a lock file that does not exist is free), so it answers
+    on a full disk or a read-only folder too."""
+    if engine.dialect.name != "postgresql":
+        return _file_holder(state_dir / kind.file_name)
     try:
         with hold(kind, engine, state_dir):
             return None
@@ -71,10 +73,29 @@ def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
         return getattr(exc, "holder", None) or "another process"
 
 
+def _file_holder(path: Path) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 @contextlib.contextmanager
 def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -88,8 +109,9 @@ def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
                     err.holder = who  # type: ignore[attr-defined]
                     raise err from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text().encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it is only informative
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _holder_text().encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.app import App
-from digest.errors import DeliveryError
+from digest.errors import DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
@@ -207,9 +207,22 @@ def create_app(app: App) -> Starlette:
     web = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=500)],
-        exception_handlers={404: lambda request, exc: site.not_found(request)},
+        exception_handlers={
+            404: lambda request, exc: site.not_found(request),
+            StateBusy: busy,
+        },
     )
     return web
+
+
+def busy(request: Request, exc: Exception) -> Response:
+    """The state stayed locked past the busy timeout: nothing changed; ask to retry."""
+    log.warning("answered 503: %s", exc)
+    return PlainTextResponse(
+        "The service is busy; nothing was changed. Please try again in a few seconds.",
+        status_code=503,
+        headers={"Retry-After": "5", "cache-control": "no-store"},
+    )
 
 
 def extra_routes(site: Site) -> list[Route]:

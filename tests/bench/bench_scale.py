@@ -41,8 +41,8 @@ from digest.config import load_settings  # noqa: E402
 from digest.state import db  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
 from tests.bench.bench_delivery import Sink  # noqa: E402
-from tests.sample_papers import generate  # noqa: E402
 from tests.support.dumps import write_dump  # noqa: E402
+from tests.support.papers import generate  # noqa: E402
 
 QUICK = bool(os.environ.get("BENCH_SCALE_QUICK"))
 SCALE = 10 if QUICK else 1

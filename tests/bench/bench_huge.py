@@ -1,0 +1,138 @@
+"""A huge backlog in one `digest send`: time and peak RSS of the whole job (ingest,
+sections, render, publish, one e-mail to one reader through the Maildir), next to a
+baseline measured in the same run: ingesting the same dump alone (parse + store), which
+any publish must at least do. Each figure comes from a fresh process.
+
+    python tests/bench/bench_huge.py [PAPERS ...]      (default: 10000)
+
+With the default digest.max_papers_per_digest the job publishes the oldest papers and
+the rest wait; a second line (up to 20,000 papers) lifts the limit to show the cost of
+one issue holding the whole backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+PER_DUMP = 10_000  # papers per dump file: about 19 MB, under digest.max_dump_bytes
+
+
+def write_dumps(folder: Path, n: int) -> None:
+    """`n` distinct papers in dumps of at most PER_DUMP papers each."""
+    from tests.support.papers import generate
+
+    papers = generate(n, seed=1)
+    for start in range(0, n, PER_DUMP):
+        blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Mar 14"]
+        for p in papers[start : start + PER_DUMP]:
+            blocks += [p.title, p.abstract]
+        text = "\n\n".join(blocks) + "\n"
+        (folder / f"huge-{start // PER_DUMP:02d}.txt").write_text(text, encoding="utf-8")
+
+
+def child(mode: str, folder: Path) -> None:
+    """One measurement in this (fresh) process; prints a JSON line."""
+    from digest.app import make_app
+    from digest.config import load_settings
+
+    settings = load_settings(folder / "digest.toml")
+    app = make_app(settings)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if mode == "ingest":
+        report = app.ingest()
+        papers = sum(d.papers for d in report.dumps)
+        assert papers, report
+    else:
+        sent = app.send()
+        assert sent.issue is not None, sent.reason
+        papers = sent.prepared.view.paper_count if sent.prepared else 0
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
+    public = settings.public_dir
+    sizes = {}
+    if mode == "send":
+        box = mailbox.Maildir(str(settings.outbox_dir), create=False)
+        sizes = {
+            "feed.xml": (public / "feed.xml").stat().st_size,
+            "archive page": (public / "archive" / "1.html").stat().st_size,
+            "e-mail": max(len(m.as_bytes()) for m in box),
+        }
+    print(
+        json.dumps({"seconds": took, "cpu": cpu, "rss_mb": rss, "papers": papers, "sizes": sizes})
+    )
+
+
+def measure(mode: str, folder: Path) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def setup(root: Path, n: int, limit: int | None = None) -> Path:
+    """A folder with the dump and settings; `limit` sets digest.max_papers_per_digest."""
+    folder = root / f"n{n}-{limit}"
+    (folder / "dumps").mkdir(parents=True)
+    write_dumps(folder / "dumps", n)
+    extra = f"max_papers_per_digest = {limit}\n" if limit else ""
+    (folder / "digest.toml").write_text(
+        f'[digest]\ndumps_dir = "dumps"\nstate_dir = "state"\n{extra}'
+        '[email]\nrecipients = ["ada@example.org"]\n'
+    )
+    return folder
+
+
+def bench(n: int, all_in_one: bool = True) -> None:
+    import digest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = measure("ingest", setup(Path(tmp) / "ingest", n))
+        runs = [("digest send (the whole job)", measure("send", setup(Path(tmp) / "send", n)))]
+        if all_in_one:  # the same backlog with no limit on one issue
+            label = "digest send, all in one issue"
+            runs.append((label, measure("send", setup(Path(tmp) / "all", n, limit=n))))
+    print(f"\n{n:,} papers in {-(-n // PER_DUMP)} dump(s) ({digest.__file__})")
+    print(
+        f"baseline: ingest alone (parse + store)  {base['seconds']:7.1f} s "
+        f"({base['cpu']:6.1f} s CPU)  "
+        f"peak RSS {base['rss_mb']:7.0f} MB"
+    )
+    for label, full in runs:
+        print(
+            f"{label:<39} {full['seconds']:7.1f} s ({full['cpu']:6.1f} s CPU)  "
+            f"peak RSS {full['rss_mb']:7.0f} MB   papers published: {full['papers']:,}"
+        )
+        sizes = full["sizes"]
+        assert isinstance(sizes, dict)
+        print("   " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
+
+
+def test_huge() -> None:
+    bench(10_000)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], Path(sys.argv[3]))
+    else:
+        for arg in sys.argv[1:] or ["10000"]:
+            bench(int(arg), all_in_one=int(arg) <= 20_000)
