@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 
 from email_validator import EmailNotValidError, validate_email
@@ -35,6 +35,7 @@ from digest.render.renderer import slugify
 from digest.state import db
 from digest.state.models import Delivery, Subscriber, utcnow
 from digest.state.states import DeliveryStatus, SubscriberStatus
+from digest.state.store import executemany, stored_time
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +438,7 @@ def _store_rows(session: Session, rows: list[Row], report: ImportReport) -> None
         found = session.scalars(select(Subscriber).where(Subscriber.key.in_(keys[i : i + 500])))
         existing.update({sub.key: sub for sub in found})
     fresh: list[tuple[object, ...]] = []
-    now = _stored_time(session, utcnow())
+    now = stored_time(session, utcnow())
     for line, address, name, themes, status in rows:
         key = address.lower()
         if key in first_line:
@@ -455,20 +456,13 @@ def _store_rows(session: Session, rows: list[Row], report: ImportReport) -> None
             outcome = "unchanged"
         setattr(report, outcome, getattr(report, outcome) + 1)
     session.flush()
-    _bulk_insert(session, fresh)
+    executemany(session, "subscribers", _NEW_COLUMNS, fresh)  # values checked above
 
 
 _NEW_COLUMNS = (
     "key", "address", "name", "status", "themes", "token", "bounce_count", "created_at",
     "unsubscribed_at",
 )  # fmt: skip
-
-
-def _stored_time(session: Session, when: datetime) -> object:
-    """A time as UTCDateTime stores it: naive UTC text on SQLite, as it is elsewhere."""
-    if session.get_bind().dialect.name == "sqlite":
-        return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-    return when
 
 
 def _new_row(
@@ -486,21 +480,6 @@ def _new_row(
         now,
         now if status == "unsubscribed" else None,
     )
-
-
-def _bulk_insert(session: Session, rows: list[tuple[object, ...]]) -> None:
-    """New subscribers through the driver's executemany: the values are already
-    checked, and per-row statement processing would cost more than the database."""
-    if not rows:
-        return
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO subscribers ({', '.join(_NEW_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_NEW_COLUMNS))})"
-    )
-    for i in range(0, len(rows), 5000):
-        conn.exec_driver_sql(sql, rows[i : i + 5000])
 
 
 def write_csv(session: Session, stream: TextIO) -> int:
