@@ -196,12 +196,19 @@ class App:
         return report
 
     def _ingest(
-        self, session: Session, paths: Sequence[Path] | None, progress: Progress | None
+        self,
+        session: Session,
+        paths: Sequence[Path] | None,
+        progress: Progress | None,
+        *,
+        settle: float | None = None,
     ) -> IngestReport:
+        """Read new dumps into ``session`` (the caller commits or rolls back); a file
+        modified within ``settle`` seconds (default ``schedule.settle_seconds``) waits."""
         limit = self.settings.digest.max_dump_bytes
         if paths:
             return ingest_files(session, list(paths), progress, max_bytes=limit)
-        settle = self.settings.schedule.settle_seconds
+        settle = self.settings.schedule.settle_seconds if settle is None else settle
         return ingest_folder(
             session, self.settings.dumps_dir, progress, settle=settle, max_bytes=limit
         )
@@ -592,7 +599,8 @@ class App:
         the next digest would group them, or no sections and why."""
         with self.reading() as session:
             db.begin_write(session)  # ingests (then rolls back): wait for the write lock
-            self._ingest(session, None, None)
+            # a look, not a publish: every dump counts, even one modified a moment ago
+            self._ingest(session, None, None, settle=0)
             papers = store.pending_papers(session)
             sections = assign(papers, self.settings.themes, vocabulary=self.vocabulary())
         if sections:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import re
 import shutil
@@ -245,6 +246,17 @@ def test_themes_tsv_round_trips(sample_dir: Path) -> None:
     assert all(r[2] for r in rows[1:])  # every paper says why
     again = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
     assert again.output == result.output
+
+
+def test_themes_shows_dumps_copied_a_moment_ago(sample_dir: Path) -> None:
+    """`digest themes` is a look, not a publish: a dump just dropped (its mtime now, as
+    `cp` leaves it) is sectioned at once, not left waiting for the settle time."""
+    for f in (sample_dir / "dumps").iterdir():
+        os.utime(f)  # modified "now"
+    result = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert len(result.output.splitlines()) == 1 + 176
+    assert not (sample_dir / "state" / "digest.db").exists()  # and nothing was stored
 
 
 def test_themes_json_has_the_summary(sample_dir: Path) -> None:
