@@ -127,11 +127,14 @@ def test_a_full_disk_is_one_line_and_loses_nothing(root: Path, leave: int) -> No
 @pytest.mark.parametrize("damage", ["foreign", "malformed"])
 def test_a_corrupt_database_is_one_line_and_left_as_it_is(root: Path, damage: str) -> None:
     db = root / "state" / "digest.db"
+    # every page in the database file and none left in a WAL that could stand in for it
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for side in ("digest.db-wal", "digest.db-shm"):
+        (root / "state" / side).unlink(missing_ok=True)
     if damage == "foreign":
         db.write_bytes(b"This is a spreadsheet, not a database.\n" * 2000)
     else:
-        with closing(sqlite3.connect(db)) as conn:  # every page in the file, none in the WAL
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw = bytearray(db.read_bytes())
         raw[4096:] = b"\xa5" * (len(raw) - 4096)  # all but the header page overwritten
         db.write_bytes(bytes(raw))
