@@ -533,3 +533,20 @@ def test_deferred_delivery_is_retried_between_publishes(tmp_path: Path, daemons)
         assert server.refused == 1 and server.rcpts == ["ada@example.org"]
         assert counts(folder) == (1, 1)  # no second digest: the retry job sent it
         assert daemon.stop() == 0
+
+
+def test_a_signal_ends_the_daemons_wait_without_its_handler_taking_a_lock() -> None:
+    """The daemon's handlers only let Python's C handler write to a wakeup pipe (setting a
+    threading.Event in a handler deadlocks when the signal lands inside that Event's wait):
+    a signal raised before the wait ends it, and the previous handlers come back."""
+    import select
+
+    from digest.daemon.scheduler import _Signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _Signals() as signals:
+        signal.raise_signal(signal.SIGTERM)
+        readable, _, _ = select.select([signals._read], [], [], HANG)
+        assert readable == [signals._read]
+        signals.wait()  # returns: the signal's byte is there
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -10,6 +10,7 @@ The daemon calls the same pipeline as `digest send`; it has no logic of its own.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -105,6 +106,33 @@ class Watcher:
         for path in paths:
             size, mtime_ns, _ = self.changing.pop(path)
             self.done[path] = (size, mtime_ns)
+
+
+class _Signals:
+    """SIGTERM and SIGINT for the daemon's main thread. The handlers touch no lock: a
+    handler that set a threading.Event would deadlock if the signal landed while this
+    thread was inside that Event's own wait() (holding its lock). Python's C-level handler
+    writes the signal's byte to a wakeup pipe instead, and ``wait`` reads it."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __enter__(self) -> _Signals:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._old_fd = signal.set_wakeup_fd(self._write)
+        self._old = {sig: signal.signal(sig, lambda *_: None) for sig in self.SIGNALS}
+        return self
+
+    def wait(self) -> None:
+        """Until the first SIGTERM or SIGINT (one that came earlier ends it at once)."""
+        os.read(self._read, 1)  # the write end stays open: this returns only a signal's byte
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self._read)
+        os.close(self._write)
 
 
 class Daemon:
@@ -298,17 +326,19 @@ class Daemon:
         """Run until SIGTERM/SIGINT; the job in progress finishes before exit. With
         `serve`, the web server runs in this process too (a thread)."""
         global _daemon
-        with lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir):
+        with (
+            lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir),
+            _Signals() as signals,
+        ):
             _daemon = self
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop.set())
             server = self._start_server() if serve else None
             self.scheduler.start(paused=True)
             try:
                 self.install_jobs()
                 self.scheduler.resume()
                 self._log_start()
-                self.stop.wait()
+                signals.wait()
+                self.stop.set()
                 log.info("stopping: finishing the job in progress")
                 self._drain()
             finally:
