@@ -4,7 +4,6 @@ publish → deliver. The CLI, the scheduler and the web server all call this."""
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +45,7 @@ from digest.mail.workers import WorkerInfo
 from digest.publish.feeds import (
     FeedIssue,
     FeedSite,
+    feed_fragment,
     feed_summary,
     write_feeds,
     write_theme_feeds,
@@ -700,30 +700,6 @@ class App:
         """The state as it is (all zero before the first ingest; nothing is created)."""
         with self.reading() as session:
             return store.status(session)
-
-
-def feed_fragment(web_html: str) -> str:
-    """An issue published before feed entries were stored: its web copy's papers without
-    abstracts, classes or the page around them."""
-    from lxml import html as lxml_html
-
-    root = lxml_html.fromstring(web_html)
-    main = root.find(".//main")
-    if main is None:
-        return html_body(web_html)
-    for element in main.xpath(".//p[@class='abstract'] | .//nav | .//form"):
-        element.drop_tree()
-    for element in main.iter():
-        for name in ("class", "id", "style", "aria-labelledby"):
-            element.attrib.pop(name, None)
-    inner = "".join(lxml_html.tostring(child, encoding="unicode") for child in main)
-    return inner.strip()
-
-
-def html_body(document: str) -> str:
-    """The inside of <body>, for feeds (which want a fragment, not a document)."""
-    match = re.search(r"<body[^>]*>(.*)</body>", document, re.S | re.I)
-    return match.group(1).strip() if match else document
 
 
 def make_app(settings: Settings, **parts: Any) -> App:

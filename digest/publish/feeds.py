@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,3 +196,27 @@ def write_theme_feeds(public_dir: Path, site: FeedSite, themes: Sequence[ThemeFe
         if atomic_write(path, theme_rss(site, theme)):
             changed.append(path)
     return changed
+
+
+def feed_fragment(web_html: str) -> str:
+    """An issue published before feed entries were stored: its web copy's papers without
+    abstracts, classes or the page around them."""
+    from lxml import html as lxml_html
+
+    root = lxml_html.fromstring(web_html)
+    main = root.find(".//main")
+    if main is None:
+        return html_body(web_html)
+    for element in main.xpath(".//p[@class='abstract'] | .//nav | .//form"):
+        element.drop_tree()
+    for element in main.iter():
+        for name in ("class", "id", "style", "aria-labelledby"):
+            element.attrib.pop(name, None)
+    inner = "".join(lxml_html.tostring(child, encoding="unicode") for child in main)
+    return inner.strip()
+
+
+def html_body(document: str) -> str:
+    """The inside of <body>, for feeds (which want a fragment, not a document)."""
+    match = re.search(r"<body[^>]*>(.*)</body>", document, re.S | re.I)
+    return match.group(1).strip() if match else document
