@@ -12,7 +12,6 @@ the per-area feeds rely on it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import tomllib
@@ -54,21 +53,6 @@ class Vocabulary:
 
     def children(self, slug: str) -> list[Area]:
         return [a for a in self.areas if a.parent == slug]
-
-    def find(self, name_or_slug: str) -> Area | None:
-        """The area named (case-insensitively) or slugged ``name_or_slug``; None if none."""
-        key = name_or_slug.strip().casefold()
-        for area in self.areas:
-            if key in (area.slug, area.name.casefold()):
-                return area
-        return None
-
-    def closest(self, name_or_slug: str) -> str | None:
-        """The area name most like ``name_or_slug`` (for 'did you mean …?'); None if none."""
-        names = {a.name.casefold(): a.name for a in self.areas}
-        names.update({a.slug: a.name for a in self.areas})
-        close = difflib.get_close_matches(name_or_slug.strip().casefold(), list(names), 1, 0.5)
-        return names[close[0]] if close else None
 
 
 def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
