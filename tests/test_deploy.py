@@ -1,15 +1,23 @@
 """deploy/: the systemd units pass `systemd-analyze verify`, the Dockerfiles pass
 hadolint, and nginx.conf passes `nginx -t` where nginx is installed (deploy/check.sh).
-No container engine runs here, so the image itself is not built by the tests."""
+Building and running the images takes minutes and root (podman), so it is not part of
+the suite: deploy/container-smoke.sh does it (see the README's Deploying section)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
+
+from digest.state import db
 from tests.support.dumps import ROOT
+from tests.support.postgres import new_pg_database
 
 
 def test_deploy_files_pass_their_checkers() -> None:
@@ -39,3 +47,40 @@ def test_every_unit_runs_a_real_command_and_the_worker_is_a_template() -> None:
     compose = (ROOT / "deploy" / "compose.yaml").read_text()
     for service in ("postgres:", "postfix:", "daemon:", "web:", "worker:", "replicas: 2"):
         assert service in compose
+
+
+def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
+    engine = create_engine(url)
+    barrier.wait(60)
+    try:
+        db.upgrade(engine)
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_services_starting_together_on_an_empty_postgresql_all_open_it() -> None:
+    """`compose up` starts the daemon, the web server and the workers at once on an empty
+    database: each creates or migrates the schema, one at a time (found by running the
+    stack: without the lock, all but one failed on the duplicate alembic_version table)."""
+    ctx = multiprocessing.get_context("spawn")
+    with new_pg_database() as url:
+        barrier = ctx.Barrier(4)
+        results: multiprocessing.Queue[str] = ctx.Queue()
+        procs = [ctx.Process(target=_open_state, args=(url, barrier, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(60)
+        assert outcomes == ["ok"] * 4
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        finally:
+            engine.dispose()
+        assert len(versions) == 1
