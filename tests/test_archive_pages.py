@@ -1,7 +1,10 @@
-"""The index and the pages of older issues, read back with lxml: every issue is reachable
-from the index through the "Older issues" links, each page lists exactly its fixed span,
-a full page is never rewritten, and a missing page is made again. The history is seeded
-as digest rows (what publishing stores) after one real send."""
+"""The public files that publishing keeps up to date without reading the history: the
+index and the pages of older issues (read back with lxml: every issue is reachable from
+the index through the "Older issues" links, each page lists exactly its fixed span, a
+full page is never rewritten, a missing page is made again), and the per-section feeds
+(parsed back with feedparser: only the sections of new issues are rewritten, and what is
+on disk is always what a rebuild from the whole state would write). The history is
+seeded as the rows publishing stores, after one real send."""
 
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
+import feedparser
+
 from digest.app import App, make_app
-from digest.state.models import Digest
+from digest.publish.feeds import FeedSite, theme_rss
+from digest.state.models import Digest, DigestItem, Paper
+from digest.state.sectionfeeds import section_feeds
 from digest.urls import ISSUES_PER_PAGE, archive_page_path
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.settings import make_settings
@@ -151,3 +158,100 @@ def test_the_web_server_serves_the_pages(app: App) -> None:
         assert listed(lxml_html.fromstring(body)) == list(range(ISSUES_PER_PAGE, 0, -1))
         for missing in ("/archive/page-2.html", "/archive/page-x.html", "/archive/page-.html"):
             assert site.get(missing)[0] == 404, missing
+
+
+def add_issue_in(app: App, sections: dict[str, int]) -> int:
+    """One more published issue with ``sections``: slug -> how many new papers."""
+    with app.session() as session:
+        issue = max(session.scalars(Digest.__table__.select().with_only_columns(Digest.issue))) + 1
+        digest = Digest(
+            issue=issue,
+            subject=f"Issue {issue}",
+            html="<p>mail</p>",
+            web_html=f"<p>web copy {issue}</p>",
+            paper_count=sum(sections.values()),
+            themes=[f"Section {slug}" for slug in sections],
+        )
+        session.add(digest)
+        session.flush()
+        position = 0
+        for slug, count in sections.items():
+            for i in range(count):
+                title = f"Paper {issue}.{position} on {slug}"
+                paper = Paper(key=title.lower(), title=title, abstract=f"About {slug}, {i}.")
+                paper.published_in = digest.id
+                session.add(paper)
+                session.flush()
+                session.add(
+                    DigestItem(
+                        digest_id=digest.id,
+                        paper_id=paper.id,
+                        section=f"Section {slug}",
+                        section_slug=slug,
+                        position=position,
+                    )
+                )
+                position += 1
+        session.commit()
+    return issue
+
+
+def feed_files(app: App) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (app.settings.public_dir / "themes").glob("*.xml")}
+
+
+def rebuilt(app: App) -> dict[str, bytes]:
+    """What every section feed would be, rebuilt from the whole state."""
+    site = FeedSite(app.settings.digest.title, app.settings.base_url)
+    with app.session() as session:
+        feeds = section_feeds(session, app.settings.base_url)
+    return {f"{feed.slug}.xml": theme_rss(site, feed) for feed in feeds}
+
+
+def test_only_the_sections_of_a_new_issue_are_rewritten(app: App) -> None:
+    add_issue_in(app, {"alpha": 3, "beta": 2})
+    app.publish_files()
+    before = feed_files(app)
+    assert {"alpha.xml", "beta.xml"} <= set(before)
+    issue = add_issue_in(app, {"alpha": 2, "gamma": 1})
+    changed = {p.name for p in app.publish_files() if p.parent.name == "themes"}
+    assert changed == {"alpha.xml", "gamma.xml"}
+    after = feed_files(app)
+    assert after["beta.xml"] == before["beta.xml"]
+    assert after == rebuilt(app)
+    alpha = feedparser.parse(after["alpha.xml"])
+    assert not alpha.bozo
+    assert [e.title for e in alpha.entries[:2]] == [
+        f"Paper {issue}.0 on alpha",
+        f"Paper {issue}.1 on alpha",
+    ]
+    areas = read(app, "index.html").xpath("//section[@id='areas']//a/text()")
+    assert {"Section alpha", "Section beta", "Section gamma"} <= set(areas)
+
+
+def test_a_missing_feed_is_made_again_and_a_missed_issue_caught_up(app: App) -> None:
+    add_issue_in(app, {"alpha": 2, "beta": 2})
+    app.publish_files()
+    (app.settings.public_dir / "themes" / "beta.xml").unlink()
+    add_issue_in(app, {"alpha": 1})
+    add_issue_in(app, {"gamma": 1})  # two issues since the files were last written
+    changed = {p.name for p in app.publish_files() if p.parent.name == "themes"}
+    assert changed == {"alpha.xml", "beta.xml", "gamma.xml"}
+    assert feed_files(app) == rebuilt(app)
+
+
+def test_a_new_base_url_rewrites_every_page_and_feed(app: App, tmp_path: Path) -> None:
+    add_issues(app, ISSUES_PER_PAGE + 5)
+    add_issue_in(app, {"alpha": 2})
+    app.publish_files()
+    moved = make_app(
+        make_settings(tmp_path, tmp_path / "dumps", base_url="https://papers.example.net")
+    )
+    changed = {p.relative_to(moved.settings.public_dir).as_posix() for p in moved.publish_files()}
+    assert {archive_page_path(1), "index.html", "feed.xml"} <= changed
+    assert {f"themes/{name}" for name in feed_files(moved)} <= changed
+    assert feed_files(moved) == rebuilt(moved)
+    page = read(moved, archive_page_path(1))
+    assert page.xpath("//nav[@class='pager']/a[@rel='prev']/@href") == [
+        "https://papers.example.net/"
+    ]

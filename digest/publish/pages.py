@@ -41,8 +41,11 @@ def index_older_url(base_url: str, newest_issue: int) -> str | None:
     return archive_page_url(base_url, last) if last else None
 
 
-def pages_to_write(public: Path, base_url: str, newest_issue: int) -> list[PagePlan]:
-    """The pages missing under ``public`` and the newest two, newest first."""
+def pages_to_write(
+    public: Path, base_url: str, newest_issue: int, *, every: bool = False
+) -> list[PagePlan]:
+    """The pages missing under ``public`` and the newest two (``every``: all), newest
+    first."""
     last = _last_page(newest_issue)
     index = base_url.rstrip("/") + "/"
     return [
@@ -54,5 +57,5 @@ def pages_to_write(public: Path, base_url: str, newest_issue: int) -> list[PageP
             older_url=archive_page_url(base_url, k - 1) if k > 1 else None,
         )
         for k in range(last, 0, -1)
-        if k >= last - 1 or not (public / archive_page_path(k)).exists()
+        if every or k >= last - 1 or not (public / archive_page_path(k)).exists()
     ]
