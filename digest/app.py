@@ -3,9 +3,7 @@ publish → deliver. The CLI, the scheduler and the web server all call this."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +26,6 @@ from digest.errors import (
     StateUnwritable,
     StorageError,
 )
-from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers, workers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
@@ -44,24 +41,14 @@ from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.mail.workers import WorkerInfo
-from digest.publish.feeds import (
-    FeedIssue,
-    FeedSite,
-    feed_fragment,
-    feed_summary,
-    write_feeds,
-    write_theme_feeds,
-)
-from digest.publish.pages import index_older_url, pages_to_write
-from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
+from digest.publish.site import SiteFiles
+from digest.render.renderer import DigestView, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import archive, db, store
+from digest.state import db, store
 from digest.state.locks import publish_lock
-from digest.state.sectionfeeds import section_feeds, section_names
 from digest.state.states import DumpStatus
-from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
 
 log = logging.getLogger(__name__)
 STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
@@ -456,110 +443,9 @@ class App:
     # publish files --------------------------------------------------------
 
     def publish_files(self) -> list[Path]:
-        """(Re)write the feeds, the index, the newest pages of older issues and any missing
-        page from the state. An issue's web copy and a full page of older issues never
-        change, and a section's feed changes only when an issue has papers in it, so
-        only those are read and written: the cost is bounded by the page and feed sizes
-        and the new issues, not by the history. A change of title or base URL rewrites
-        every page of older issues and every section feed once."""
-        s = self.settings
-        public = s.public_dir
-        changed: list[Path] = []
-        with self.session() as session:
-            numbers = store.issue_numbers(session)
-            written = _names_in(public / "archive")
-            for number in numbers:
-                if issue_path(number).rsplit("/", 1)[1] not in written:
-                    html = store.web_copy(session, number)
-                    if html is not None and atomic_write(public / issue_path(number), html):
-                        changed.append(public / issue_path(number))
-            newest = store.digests_newest_first(session, max(ISSUES_PER_PAGE, s.digest.feed_size))
-            feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
-            listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
-            newest_issue = numbers[-1] if numbers else 0
-            site_mark = hashlib.sha256(f"{s.digest.title}\n{s.base_url}".encode()).hexdigest()
-            mark, _, through = (store.get_meta(session, _FILES_KEY) or "").partition(" ")
-            everything = mark != site_mark or not through.isdigit() or int(through) > newest_issue
-            for plan in pages_to_write(public, s.base_url, newest_issue, every=everything):
-                digests = store.digests_between(session, plan.first, plan.last)
-                html = self.renderer.archive_page_html(
-                    s.digest.title,
-                    s.base_url,
-                    f"{s.base_url}/feed.xml",
-                    self._summaries(session, digests),
-                    span=(plan.first, plan.last),
-                    newer_url=plan.newer_url,
-                    older_url=plan.older_url,
-                )
-                if atomic_write(public / archive_page_path(plan.page), html):
-                    changed.append(public / archive_page_path(plan.page))
-            names = section_names(session)
-            on_disk = _names_in(public / "themes")
-            stale = (
-                set(names)
-                if everything
-                else {slug for slug in names if f"{slug}.xml" not in on_disk}
-                | {
-                    slug
-                    for sections in archive.issue_sections(
-                        session, range(int(through) + 1, newest_issue + 1)
-                    ).values()
-                    for _, slug in sections
-                }
-            )
-            area_feeds = section_feeds(session, s.base_url, stale)
-        areas = sorted(
-            ((name, section_feed_url(s.base_url, slug)) for slug, name in names.items()),
-            key=lambda a: a[0].casefold(),
-        )
-        index = self.renderer.index_html(
-            s.digest.title,
-            s.base_url,
-            f"{s.base_url}/feed.xml",
-            listed,
-            areas,
-            total=len(numbers),
-            older_url=index_older_url(s.base_url, newest_issue),
-        )
-        if atomic_write(public / "index.html", index):
-            changed.append(public / "index.html")
-        site = FeedSite(s.digest.title, s.base_url)
-        changed += write_feeds(public, site, feed_items)
-        changed += write_theme_feeds(public, site, area_feeds)
-        with self.session() as session:  # only once every file above is written
-            store.set_meta(session, _FILES_KEY, f"{site_mark} {newest_issue}")
-            session.commit()
-        return changed
-
-    def _summaries(self, session: Session, digests: Sequence[Any]) -> list[IssueSummary]:
-        """The index lines of these digests, each with its sections' feeds."""
-        base = self.settings.base_url
-        sections = archive.issue_sections(session, [d.issue for d in digests])
-        return [
-            IssueSummary(
-                issue=d.issue,
-                subject=d.subject,
-                published_at=d.published_at,
-                paper_count=d.paper_count,
-                themes=tuple(d.themes),
-                web_url=issue_url(base, d.issue),
-                theme_feeds=tuple(
-                    (name, section_feed_url(base, slug)) for name, slug in sections.get(d.issue, [])
-                ),
-            )
-            for d in digests
-        ]
-
-    def _feed_issue(self, d: Any) -> FeedIssue:
-        return FeedIssue(
-            issue=d.issue,
-            subject=d.subject,
-            published_at=d.published_at,
-            html=d.feed_html or feed_fragment(d.web_html),
-            summary=feed_summary(d.subject, d.themes),
-            url=issue_url(self.settings.base_url, d.issue),
-            themes=tuple(d.themes),
-        )
+        """Bring the public files (web copies, index, pages, feeds) in step with the state;
+        returns those that changed (publish/site.py)."""
+        return SiteFiles(self.settings, self.renderer, self.session).write()
 
     # deliver --------------------------------------------------------------
 
@@ -778,16 +664,3 @@ def make_reader_app(settings: Settings) -> tuple[App, str]:
 
 
 __all__ = ["App", "DigestError", "SendReport", "make_app"]
-
-
-# "<sha256 of the title and base URL> <the newest issue whose files are all written>"
-_FILES_KEY = "public_files"
-
-
-def _names_in(folder: Path) -> set[str]:
-    """The names in a folder (one directory read, not a stat per file); none if absent."""
-    try:
-        with os.scandir(folder) as entries:
-            return {entry.name for entry in entries}
-    except FileNotFoundError:
-        return set()

@@ -12,15 +12,14 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
 import pytest
 from lxml import html as lxml_html
 
-import feedparser
-
 from digest.app import App, make_app
 from digest.publish.feeds import FeedSite, theme_rss
+from digest.publish.sectionfeeds import section_feeds
 from digest.state.models import Digest, DigestItem, Paper
-from digest.state.sectionfeeds import section_feeds
 from digest.urls import ISSUES_PER_PAGE, archive_page_path
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.settings import make_settings
