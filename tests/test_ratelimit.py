@@ -161,3 +161,22 @@ def test_a_slot_is_a_local_deadline_the_thread_waits_for(tmp_path: Path) -> None
     assert slot == ahead.start + ahead.count * ahead.interval
     assert bucket.reservations == 1
     engine.dispose()
+
+
+def test_slots_reached_too_late_are_dropped_not_sent_in_a_burst(tmp_path: Path) -> None:
+    engine = bucket_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    bucket = GlobalBucket(db.for_writes(engine).begin, 40)  # 10 slots 25 ms apart
+    first = bucket.wait()
+    block = bucket._block
+    assert block is not None and first == block.start and bucket._late == 0.25
+
+    def slot(i: int) -> int:
+        return block.start + i * block.interval
+
+    # a thread back just over a block's span after slot 4's time: 1-4 are dropped
+    back = bucket._deadline(slot(4)) + bucket._late + 0.001
+    assert bucket._next_slot(back) == slot(5)
+    assert bucket.dropped == 4
+    assert bucket._next_slot(back + 60) is None  # the rest of the block is stale
+    assert bucket.dropped == 8 and bucket.reservations == 1
+    engine.dispose()

@@ -8,7 +8,6 @@ import itertools
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -94,10 +93,6 @@ class Block:
     interval: int
     db_now: int
 
-    @property
-    def slots(self) -> list[int]:
-        return [self.start + i * self.interval for i in range(self.count)]
-
 
 class GlobalBucket:
     """``rate`` sends a second over all workers together, on any number of hosts: the
@@ -135,7 +130,9 @@ class GlobalBucket:
         self.interval = math.ceil(MICRO / rate) if rate > 0 else 0
         self.k = max(1, int(rate * block_seconds))
         self._late = self.k * self.interval / MICRO  # seconds a slot may be reached late
-        self._deadlines: deque[tuple[float, int]] = deque()  # (monotonic deadline, slot)
+        self._block: Block | None = None  # the slots this process holds
+        self._used = 0  # how many of them were handed out (or dropped)
+        self._local = 0.0  # time.monotonic() when the block came back
         self._lock = threading.Lock()
         self.reservations = 0  # blocks reserved (database round trips)
         self.dropped = 0  # slots reached too late to use
@@ -146,15 +143,10 @@ class GlobalBucket:
         if not self.interval:
             return None
         with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._deadlines and self._deadlines[0][0] < now - self._late:
-                    self._deadlines.popleft()
-                    self.dropped += 1
-                if self._deadlines:
-                    deadline, slot = self._deadlines.popleft()
-                    break
-                self._take(self.reserve())
+            while (slot := self._next_slot(time.monotonic())) is None:
+                self._block, self._used = self.reserve(), 0
+                self._local = time.monotonic()  # read after the database's clock: errs late
+            deadline = self._deadline(slot)
         delay = deadline - time.monotonic()
         if delay > 0:
             if stop is None:
@@ -184,10 +176,27 @@ class GlobalBucket:
         self.reservations += 1
         return Block(int(row[0]) - span, self.k, self.interval, int(row[1]))
 
-    def _take(self, block: Block) -> None:
-        local = time.monotonic()  # read after the database's clock: deadlines err late
-        for slot in block.slots:
-            self._deadlines.append((local + (slot - block.db_now) / MICRO, slot))
+    def _next_slot(self, now: float) -> int | None:
+        """The next slot of the block held, skipping those too late to use."""
+        b = self._block
+        if b is None:
+            return None
+        if self._used < b.count and self._deadline(b.start + self._used * b.interval) < (
+            now - self._late
+        ):  # behind: jump to the first slot within reach
+            behind = (now - self._late - self._local) * MICRO + b.db_now - b.start
+            reach = min(b.count, max(self._used + 1, math.ceil(behind / b.interval)))
+            self.dropped += reach - self._used
+            self._used = reach
+        if self._used >= b.count:
+            return None
+        self._used += 1
+        return b.start + (self._used - 1) * b.interval
+
+    def _deadline(self, slot: int) -> float:
+        """A slot as a local monotonic time: local now + (slot - db now)."""
+        assert self._block is not None
+        return self._local + (slot - self._block.db_now) / MICRO
 
 
 def _db_now(dialect: str) -> ColumnElement[int]:
