@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, select
+from sqlalchemy import create_engine, delete, select, update
 from sqlalchemy.pool import StaticPool
 
 from digest.mail.ratelimit import MICRO, GlobalBucket
@@ -82,10 +82,30 @@ def test_a_block_starts_no_earlier_than_the_database_clock_and_follows_the_last(
     engine.dispose()
 
 
+def test_a_clock_stepped_back_starts_the_bucket_over(database_url: str) -> None:
+    engine = bucket_engine(database_url)
+    bucket = GlobalBucket(db.for_writes(engine).begin, 40)
+    now = bucket.reserve().db_now
+
+    def ahead_by(seconds: float) -> None:
+        with engine.begin() as conn:
+            conn.execute(update(RateBucket).values(next_slot=now + int(seconds * MICRO)))
+
+    ahead_by(30)  # within what workers can hold ahead: kept
+    kept = bucket.reserve()
+    assert kept.start == now + 30 * MICRO
+    ahead_by(3600)  # an hour ahead of the database's clock: it stepped back
+    fresh = bucket.reserve()
+    assert fresh.start == fresh.db_now
+    engine.dispose()
+
+
 def test_three_processes_never_get_slots_closer_than_the_interval(
     database_url: str, tmp_path: Path
 ) -> None:
-    rate, blocks = 50.0, 60  # 12 slots a block: 2,160 slots from three processes
+    # 12 slots a block: 1,440 slots from three processes, 29 s of them (they are taken
+    # as fast as they come, not waited for): within the bucket's 60 s horizon
+    rate, blocks = 50.0, 40
     bucket_engine(database_url).dispose()
     go = tmp_path / "go"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}

@@ -13,7 +13,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, func, literal_column, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    case,
+    func,
+    literal,
+    literal_column,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
@@ -22,6 +31,7 @@ from digest.state.models import RateBucket
 T = TypeVar("T")
 MICRO = 1_000_000
 BLOCK_SECONDS = 0.25  # a worker reserves the slots of about this long at once
+HORIZON_SECONDS, HORIZON_SLOTS = 60, 1000  # see GlobalBucket.horizon
 
 
 class RetryQueue(Generic[T]):
@@ -110,7 +120,10 @@ class GlobalBucket:
     comes at least k-1 intervals after the first slot, and a window of W seconds holds at
     most rate × (W + span) + 1 sends even when workers lag. Slots of a worker that
     stops, or runs out of work, are simply lost: that only lowers the rate for the
-    moment. A rate of 0 means no limit and touches no table.
+    moment. A rate of 0 means no limit and touches no table. Should the database's
+    clock step back by more than any worker could be ahead (``horizon``: a minute, or
+    1,000 intervals), the bucket starts over from the new now rather than hold every
+    worker back by the step.
 
     ``begin`` opens a write transaction (on SQLite one that takes the write lock up
     front: ``db.for_writes(engine).begin``, or the delivery worker's own)."""
@@ -130,10 +143,14 @@ class GlobalBucket:
         self.interval = math.ceil(MICRO / rate) if rate > 0 else 0
         self.k = max(1, int(rate * block_seconds))
         self._late = self.k * self.interval / MICRO  # seconds a slot may be reached late
+        # the furthest ahead of the database's now the next slot can legitimately be
+        # (every worker holding a block ahead of it); beyond, the clock stepped back
+        self.horizon = max(HORIZON_SECONDS * MICRO, HORIZON_SLOTS * self.interval)
         self._block: Block | None = None  # the slots this process holds
         self._used = 0  # how many of them were handed out (or dropped)
         self._local = 0.0  # time.monotonic() when the block came back
         self._lock = threading.Lock()
+        self._update: Executable | None = None  # the reserving statement
         self.reservations = 0  # blocks reserved (database round trips)
         self.dropped = 0  # slots reached too late to use
 
@@ -161,20 +178,31 @@ class GlobalBucket:
             raise ValueError("a rate of 0 has no bucket")
         span = self.k * self.interval
         with self._begin() as conn:
-            now = _db_now(conn.dialect.name)
-            later = _greatest(conn.dialect.name, RateBucket.__table__.c.next_slot, now) + span
-            statement = (
-                update(RateBucket)
-                .where(RateBucket.name == self.name)
-                .values(next_slot=later)
-                .returning(RateBucket.next_slot, now)
-            )
+            statement = self._statement(conn.dialect.name)
             row = conn.execute(statement).first()
             if row is None:  # a bucket not made by a migration: make it, then take
                 conn.execute(_insert_missing(conn.dialect.name, self.name))
                 row = conn.execute(statement).one()
         self.reservations += 1
         return Block(int(row[0]) - span, self.k, self.interval, int(row[1]))
+
+    def _statement(self, dialect: str) -> Executable:
+        """next_slot = max(next_slot, now) + k × interval, RETURNING it and now; built
+        once (the values are literals: the SQL is the same at every call)."""
+        if self._update is None:
+            now = _db_now(dialect)
+            slot = RateBucket.__table__.c.next_slot
+            start = case(
+                (slot - now > literal(self.horizon), now),  # the clock stepped back
+                else_=_greatest(dialect, slot, now),
+            )
+            self._update = (
+                update(RateBucket)
+                .where(RateBucket.name == self.name)
+                .values(next_slot=start + literal(self.k * self.interval))
+                .returning(RateBucket.next_slot, now)
+            )
+        return self._update
 
     def _next_slot(self, now: float) -> int | None:
         """The next slot of the block held, skipping those too late to use."""
