@@ -50,6 +50,7 @@ from digest.publish.feeds import (
     write_feeds,
     write_theme_feeds,
 )
+from digest.publish.pages import index_older_url, pages_to_write
 from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
@@ -58,7 +59,7 @@ from digest.state import archive, db, store
 from digest.state.locks import publish_lock
 from digest.state.sectionfeeds import section_feeds
 from digest.state.states import DumpStatus
-from digest.urls import issue_path, issue_url, section_feed_url
+from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
 
 log = logging.getLogger(__name__)
 STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
@@ -453,41 +454,51 @@ class App:
     # publish files --------------------------------------------------------
 
     def publish_files(self) -> list[Path]:
-        """(Re)write the feeds, the index and any missing archive page from the state.
-        A published page never changes, so only a missing one is read and written."""
+        """(Re)write the feeds, the index, the newest pages of older issues and any missing
+        page from the state. An issue's web copy and a full page of older issues never
+        change, so only missing ones are read and written: the rest is queries bounded
+        by the page and feed sizes, not by the history."""
         s = self.settings
         public = s.public_dir
         changed: list[Path] = []
         with self.session() as session:
-            digests = store.digests_newest_first(session)
-            for d in digests:
-                page = public / issue_path(d.issue)
-                if not page.exists() and atomic_write(page, d.web_html):
-                    changed.append(page)
-            feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
-            sections = archive.issue_sections(session)
+            numbers = store.issue_numbers(session)
+            for number in numbers:
+                page = public / issue_path(number)
+                if not page.exists():
+                    html = store.web_copy(session, number)
+                    if html is not None and atomic_write(page, html):
+                        changed.append(page)
+            newest = store.digests_newest_first(session, max(ISSUES_PER_PAGE, s.digest.feed_size))
+            feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
+            listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
+            newest_issue = numbers[-1] if numbers else 0
+            for plan in pages_to_write(public, s.base_url, newest_issue):
+                digests = store.digests_between(session, plan.first, plan.last)
+                html = self.renderer.archive_page_html(
+                    s.digest.title,
+                    s.base_url,
+                    f"{s.base_url}/feed.xml",
+                    self._summaries(session, digests),
+                    span=(plan.first, plan.last),
+                    newer_url=plan.newer_url,
+                    older_url=plan.older_url,
+                )
+                if atomic_write(public / archive_page_path(plan.page), html):
+                    changed.append(public / archive_page_path(plan.page))
             area_feeds = section_feeds(session, s.base_url)
-        issues = [
-            IssueSummary(
-                issue=d.issue,
-                subject=d.subject,
-                published_at=d.published_at,
-                paper_count=d.paper_count,
-                themes=tuple(d.themes),
-                web_url=issue_url(s.base_url, d.issue),
-                theme_feeds=tuple(
-                    (name, section_feed_url(s.base_url, slug))
-                    for name, slug in sections.get(d.issue, [])
-                ),
-            )
-            for d in digests
-        ]
         areas = sorted(
             ((f.name, section_feed_url(s.base_url, f.slug)) for f in area_feeds),
             key=lambda a: a[0].casefold(),
         )
         index = self.renderer.index_html(
-            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues, areas
+            s.digest.title,
+            s.base_url,
+            f"{s.base_url}/feed.xml",
+            listed,
+            areas,
+            total=len(numbers),
+            older_url=index_older_url(s.base_url, newest_issue),
         )
         if atomic_write(public / "index.html", index):
             changed.append(public / "index.html")
@@ -495,6 +506,25 @@ class App:
         changed += write_feeds(public, site, feed_items)
         changed += write_theme_feeds(public, site, area_feeds)
         return changed
+
+    def _summaries(self, session: Session, digests: Sequence[Any]) -> list[IssueSummary]:
+        """The index lines of these digests, each with its sections' feeds."""
+        base = self.settings.base_url
+        sections = archive.issue_sections(session, [d.issue for d in digests])
+        return [
+            IssueSummary(
+                issue=d.issue,
+                subject=d.subject,
+                published_at=d.published_at,
+                paper_count=d.paper_count,
+                themes=tuple(d.themes),
+                web_url=issue_url(base, d.issue),
+                theme_feeds=tuple(
+                    (name, section_feed_url(base, slug)) for name, slug in sections.get(d.issue, [])
+                ),
+            )
+            for d in digests
+        ]
 
     def _feed_issue(self, d: Any) -> FeedIssue:
         return FeedIssue(
