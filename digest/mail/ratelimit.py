@@ -116,8 +116,8 @@ class GlobalBucket:
 
     The threads of a process share the block (one database round trip per block, not
     per message). A slot a thread reaches late is still used if it is late by less than
-    a block's span, else dropped: sends never come before their slot, so the k-th send
-    comes at least k-1 intervals after the first slot, and a window of W seconds holds at
+    a block's span, else dropped: sends never come before their slot, so the n-th send
+    comes at least n-1 intervals after the first slot, and a window of W seconds holds at
     most rate × (W + span) + 1 sends even when workers lag. Slots of a worker that
     stops, or runs out of work, are simply lost: that only lowers the rate for the
     moment. A rate of 0 means no limit and touches no table. Should the database's
