@@ -42,13 +42,14 @@ from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.mail.workers import WorkerInfo
 from digest.publish.site import SiteFiles
-from digest.render.renderer import DigestView, Renderer, slugify
+from digest.render.renderer import DigestView, Renderer
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, store
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
+from digest.urls import slugify
 
 log = logging.getLogger(__name__)
 STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail

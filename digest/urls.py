@@ -1,8 +1,12 @@
 """The public URL layout under `digest.base_url`, built here and nowhere else: an issue's
 web copy and the anchor of a paper in it (the feeds' GUIDs, the e-mail's links, the
-section feeds, the search page and the web server all use these)."""
+section feeds, the search page and the web server all use these), the pages of older
+issues, and the slug of a section's name (its feed's file name)."""
 
 from __future__ import annotations
+
+import re
+import unicodedata
 
 __all__ = [
     "ISSUES_PER_PAGE",
@@ -14,6 +18,7 @@ __all__ = [
     "paper_anchor",
     "paper_url",
     "section_feed_url",
+    "slugify",
 ]
 
 ISSUES_PER_PAGE = 50  # issues on the index, and on each page of older issues
@@ -57,3 +62,10 @@ def archive_page_path(page: int) -> str:
 
 def archive_page_url(base_url: str, page: int) -> str:
     return f"{base_url.rstrip('/')}/{archive_page_path(page)}"
+
+
+def slugify(name: str) -> str:
+    """A lowercase ASCII slug: "Mixture of experts" -> "mixture-of-experts"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:80].rstrip("-") or "section"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +41,6 @@ __all__ = [
     "builtin_templates_dir",
     "inline_css",
     "shorten",
-    "slugify",
 ]
 
 
@@ -146,13 +144,6 @@ def shorten(text: str, limit: int = 320) -> tuple[str, bool]:
     if not cut:  # all punctuation or one giant word
         cut = text[: limit - len(ELLIPSIS)]
     return cut + ELLIPSIS, True
-
-
-def slugify(name: str) -> str:
-    """A lowercase ASCII slug: "Mixture of experts" -> "mixture-of-experts"."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:80].rstrip("-") or "section"
 
 
 def builtin_templates_dir() -> Path:
