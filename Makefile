@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check digest tests
 	$(VENV)/bin/ruff format --check digest tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache > /dev/null || $(VENV)/bin/lint-imports --no-cache
 	DIGEST_TEST_DATABASE_URL="$${DIGEST_TEST_DATABASE_URL:-$$(bash .ci/postgres.sh)}" \
 	DIGEST_TEST_POSTFIX="$${DIGEST_TEST_POSTFIX:-$$(bash .ci/postfix.sh)}" \
 	  $(VENV)/bin/pytest -n 2 -q

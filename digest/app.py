@@ -26,7 +26,6 @@ from digest.errors import (
     StateUnwritable,
     StorageError,
 )
-from digest.fsutil import atomic_write
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
 from digest.mail import delivery, outbox, subscribers, workers
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
@@ -42,23 +41,15 @@ from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Personaliser
 from digest.mail.workers import WorkerInfo
-from digest.publish.feeds import (
-    FeedIssue,
-    FeedSite,
-    feed_fragment,
-    feed_summary,
-    write_feeds,
-    write_theme_feeds,
-)
-from digest.render.renderer import DigestView, IssueSummary, Renderer, slugify
+from digest.publish.site import SiteFiles
+from digest.render.renderer import DigestView, Renderer
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import archive, db, store
+from digest.state import db, store
 from digest.state.locks import publish_lock
-from digest.state.sectionfeeds import section_feeds
 from digest.state.states import DumpStatus
-from digest.urls import issue_path, issue_url, section_feed_url
+from digest.urls import slugify
 
 log = logging.getLogger(__name__)
 STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
@@ -453,59 +444,9 @@ class App:
     # publish files --------------------------------------------------------
 
     def publish_files(self) -> list[Path]:
-        """(Re)write the feeds, the index and any missing archive page from the state.
-        A published page never changes, so only a missing one is read and written."""
-        s = self.settings
-        public = s.public_dir
-        changed: list[Path] = []
-        with self.session() as session:
-            digests = store.digests_newest_first(session)
-            for d in digests:
-                page = public / issue_path(d.issue)
-                if not page.exists() and atomic_write(page, d.web_html):
-                    changed.append(page)
-            feed_items = [self._feed_issue(d) for d in digests[: s.digest.feed_size]]
-            sections = archive.issue_sections(session)
-            area_feeds = section_feeds(session, s.base_url)
-        issues = [
-            IssueSummary(
-                issue=d.issue,
-                subject=d.subject,
-                published_at=d.published_at,
-                paper_count=d.paper_count,
-                themes=tuple(d.themes),
-                web_url=issue_url(s.base_url, d.issue),
-                theme_feeds=tuple(
-                    (name, section_feed_url(s.base_url, slug))
-                    for name, slug in sections.get(d.issue, [])
-                ),
-            )
-            for d in digests
-        ]
-        areas = sorted(
-            ((f.name, section_feed_url(s.base_url, f.slug)) for f in area_feeds),
-            key=lambda a: a[0].casefold(),
-        )
-        index = self.renderer.index_html(
-            s.digest.title, s.base_url, f"{s.base_url}/feed.xml", issues, areas
-        )
-        if atomic_write(public / "index.html", index):
-            changed.append(public / "index.html")
-        site = FeedSite(s.digest.title, s.base_url)
-        changed += write_feeds(public, site, feed_items)
-        changed += write_theme_feeds(public, site, area_feeds)
-        return changed
-
-    def _feed_issue(self, d: Any) -> FeedIssue:
-        return FeedIssue(
-            issue=d.issue,
-            subject=d.subject,
-            published_at=d.published_at,
-            html=d.feed_html or feed_fragment(d.web_html),
-            summary=feed_summary(d.subject, d.themes),
-            url=issue_url(self.settings.base_url, d.issue),
-            themes=tuple(d.themes),
-        )
+        """Bring the public files (web copies, index, pages, feeds) in step with the state;
+        returns those that changed (publish/site.py)."""
+        return SiteFiles(self.settings, self.renderer, self.session).write()
 
     # deliver --------------------------------------------------------------
 

@@ -321,7 +321,9 @@ class EmailSection:
         4, "SMTP connections used in parallel, each reused for many messages.", low=1, high=100
     )
     rate_limit: float = setting(
-        0.0, "At most this many messages per second in all; 0: no limit.", low=0
+        0.0,
+        "At most this many messages per second in all, over every delivery worker; 0: no limit.",
+        low=0,
     )
     max_attempts: int = setting(
         4,

@@ -1,10 +1,27 @@
 """The public URL layout under `digest.base_url`, built here and nowhere else: an issue's
 web copy and the anchor of a paper in it (the feeds' GUIDs, the e-mail's links, the
-section feeds, the search page and the web server all use these)."""
+section feeds, the search page and the web server all use these), the pages of older
+issues, and the slug of a section's name (its feed's file name)."""
 
 from __future__ import annotations
 
-__all__ = ["issue_path", "issue_url", "paper_anchor", "paper_url", "section_feed_url"]
+import re
+import unicodedata
+
+__all__ = [
+    "ISSUES_PER_PAGE",
+    "archive_page_of",
+    "archive_page_path",
+    "archive_page_url",
+    "issue_path",
+    "issue_url",
+    "paper_anchor",
+    "paper_url",
+    "section_feed_url",
+    "slugify",
+]
+
+ISSUES_PER_PAGE = 50  # issues on the index, and on each page of older issues
 
 
 def issue_path(issue: int) -> str:
@@ -30,3 +47,25 @@ def paper_url(base_url: str, issue: int, number: int) -> str:
 def section_feed_url(base_url: str, slug: str) -> str:
     """The absolute URL of one section's (area's) RSS feed."""
     return f"{base_url.rstrip('/')}/themes/{slug}.xml"
+
+
+def archive_page_of(issue: int) -> int:
+    """The page of older issues that lists ``issue``: page 1 holds issues 1-50, page 2
+    issues 51-100, and so on, so a full page never changes."""
+    return (issue - 1) // ISSUES_PER_PAGE + 1
+
+
+def archive_page_path(page: int) -> str:
+    """A page of older issues, relative to public/ (and to base_url)."""
+    return f"archive/page-{page}.html"
+
+
+def archive_page_url(base_url: str, page: int) -> str:
+    return f"{base_url.rstrip('/')}/{archive_page_path(page)}"
+
+
+def slugify(name: str) -> str:
+    """A lowercase ASCII slug: "Mixture of experts" -> "mixture-of-experts"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:80].rstrip("-") or "section"

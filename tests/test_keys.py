@@ -157,3 +157,12 @@ def test_migration_0004_recomputes_keys_and_merges_safely(
     assert seen == [(1, 1), (2, 1), (2, 2), (4, 1), (5, 1), (6, 1), (6, 2), (8, 1)]
     assert items == [4, 5, 6]  # every published paper is still published, once
     engine.dispose()
+
+
+def test_parsed_papers_carry_the_key_they_are_stored_under() -> None:
+    from digest.ingest.files import parse_dump
+    from tests.support.dumps import SAMPLE_FILES
+
+    papers = [p for f in SAMPLE_FILES for p in parse_dump(str(f)).papers]
+    assert len(papers) > 100
+    assert all(p.key and p.key == paper_key(p.title) for p in papers)

@@ -24,8 +24,8 @@ from digest.render.renderer import (
     SectionView,
     builtin_templates_dir,
     shorten,
-    slugify,
 )
+from digest.urls import slugify
 
 BASE = "https://digest.example.org"
 WEB = BASE + "/archive/7.html"

@@ -4,16 +4,19 @@ middle, the others take its rows back, and every subscriber ends with one copy."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, insert, select
@@ -24,7 +27,7 @@ from digest.state.models import Delivery, Subscriber
 from tests.support.dumps import ROOT, write_dump
 from tests.support.postgres import new_pg_database
 from tests.support.smtp import Recorder, running_smtp
-from tests.support.waiting import wait_for
+from tests.support.waiting import HANG, wait_for
 
 POSTFIX = os.environ.get("DIGEST_TEST_POSTFIX", "")  # "host:port maildir", from .ci/postfix.sh
 DELIVERED_TO = re.compile(rb"^Delivered-To: (\S+)", re.M | re.I)
@@ -61,15 +64,15 @@ def queued_for(domain: str) -> bool:
     return f"@{domain}" in listing
 
 
-def project(folder: Path, url: str, port: int, host: str) -> Path:
+def project(folder: Path, url: str, port: int, host: str, email: str = "", batch: int = 20) -> Path:
     (folder / "dumps").mkdir(parents=True, exist_ok=True)
     write_dump(folder / "dumps" / "0.txt", [(f"Paper {i}", "An abstract. " * 8) for i in range(5)])
     config = folder / "digest.toml"
     config.write_text(
         f'[digest]\ndumps_dir = "dumps"\nstate_dir = "state"\ndatabase_url = "{url}"\n'
         f'[email]\ntransport = "smtp"\nsmtp_host = "{host}"\nsmtp_port = {port}\n'
-        "smtp_timeout = 30.0\nconnections = 2\nclaim_batch = 20\nlease_seconds = 4.0\n"
-        "[schedule]\npoll_seconds = 0.2\n"
+        f"smtp_timeout = 30.0\nconnections = 2\nclaim_batch = {batch}\nlease_seconds = 4.0\n"
+        f"{email}[schedule]\npoll_seconds = 0.2\n"
     )
     return config
 
@@ -95,10 +98,10 @@ def seed(url: str, domain: str, n: int) -> None:
     engine.dispose()
 
 
-def start_worker(config: Path) -> subprocess.Popen[bytes]:
+def start_worker(config: Path, *flags: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker", "--drain"],
+        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker", *flags],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -124,7 +127,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
             with app.session() as s:
                 return int(s.scalar(select(func.count()).where(Delivery.status == "sent")) or 0)
 
-        procs = [start_worker(config) for _ in range(3)]
+        procs = [start_worker(config, "--drain") for _ in range(3)]
         wait_for(lambda: sent() >= readers // 5, "a fifth of the messages")
         victim = procs[0]
         victim.send_signal(signal.SIGKILL)
@@ -212,19 +215,69 @@ def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None
     assert "workers:  none delivering" in shown.output
 
 
-def test_the_rate_limit_is_shared_by_the_live_workers(tmp_path: Path) -> None:
-    from digest.mail import workers
-    from digest.mail.delivery import Policy, Sender, Stops
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_two_workers_keep_one_rate_limit_together(tmp_path: Path, kind: str) -> None:
+    """Two `digest worker` processes at email.rate_limit = 20 send 40 messages: the k-th
+    message to arrive (or to be marked sent) comes at least k-1 intervals after the
+    publish. Each send waits for a slot of the one shared bucket, slots are 50 ms apart
+    and none is before the publish; a busy machine only makes sends later. Two
+    per-process limits would let the 40 arrive in half the time."""
+    from digest.mail.ratelimit import MICRO
+    from digest.state.models import RateBucket, Worker
 
-    url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
-    config = project(tmp_path, url, 1, "127.0.0.1")
-    app = make_app(load_settings(str(config)))
-    with app.engine.begin() as conn:
-        workers.register(conn, datetime.now(UTC))  # another live worker
-    policy = Policy(rate_limit=20.0, lease=30.0)
-    sender = Sender(app.engine, app.transport, app._mailing(), policy, app.clock, None, Stops.of())
-    sender._start()
-    assert sender.limiter.interval == 2 / 20.0  # two live workers: 10 messages/s each
-    sender._finish(set())
-    with app.engine.begin() as conn:
-        assert workers.live_count(conn, datetime.now(UTC), 30.0) == 1
+    rate, readers, slack = 20.0, 40, 0.02  # slack: SQLite's clock has 1 ms steps
+    domain = "rate.example.org"
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
+        else:
+            url = stack.enter_context(new_pg_database())
+        controller, recorder = stack.enter_context(running_smtp(Recorder()))
+        email = f"rate_limit = {rate}\n"
+        config = project(tmp_path, url, controller.port, "127.0.0.1", email, batch=5)
+        app = make_app(load_settings(str(config)))
+        app.engine  # noqa: B018  (creates the schema)
+        seed(url, domain, readers)
+
+        def count(what: Any) -> int:
+            with app.session() as s:
+                return int(s.scalar(select(func.count()).select_from(Worker).where(what)) or 0)
+
+        procs = [start_worker(config) for _ in range(2)]  # polling, nothing to send yet
+        wait_for(lambda: count(Worker.id > 0) == 2, "both workers to register")
+        published = time.time()
+        assert app.send(deliver=False).issue == 1
+
+        def sent() -> list[datetime]:
+            with app.session() as s:
+                return sorted(t for t in s.scalars(select(Delivery.sent_at)) if t is not None)
+
+        wait_for(lambda: len(sent()) == readers, "every message to be sent")
+        done = []
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=HANG)
+            assert p.returncode == 143, err.decode()
+            summary = re.search(rb"worker: (\d+) sent, 0 failed", out)
+            assert summary, out
+            done.append(int(summary[1]))
+        assert sum(done) == readers and min(done) > 0, done  # both workers sent
+
+        got = Counter(to for tos, _ in recorder.messages for to in tos)
+        assert got == Counter({f"r{i}@{domain}": 1 for i in range(readers)})
+        interval = 1 / rate
+        for name, times in (
+            ("arrived", sorted(recorder.received)),
+            ("sent_at", [t.timestamp() for t in sent()]),
+        ):
+            early = [
+                (k, round(t - published, 3))
+                for k, t in enumerate(times)
+                if t < published + k * interval - slack
+            ]
+            assert not early, f"{name}: message k came before k intervals: {early[:5]}"
+        with app.session() as s:
+            next_slot = s.scalar(select(RateBucket.next_slot))
+        # the shared bucket handed out at least one slot per message, after the publish
+        assert next_slot >= (published - slack + readers * interval) * MICRO
+        app.engine.dispose()

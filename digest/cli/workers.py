@@ -31,10 +31,11 @@ def worker(ctx: click.Context, drain: bool) -> None:
     any number of machines; SQLite: one at a time).
 
     A worker claims deliveries in batches (email.claim_batch), sends them over
-    email.connections connections within its share of email.rate_limit, and holds
-    them under a lease (email.lease_seconds) that its heartbeat renews; a worker that
-    dies leaves its rows to the others once the lease ends. Publishing stays with
-    `digest send` / `digest run`. Ctrl-C or SIGTERM: messages in flight finish, the
+    email.connections connections within email.rate_limit (one limit for all
+    workers together, kept in the database), and holds them under a lease
+    (email.lease_seconds) that its heartbeat renews; a worker that dies leaves its
+    rows to the others once the lease ends. Publishing stays with `digest send` /
+    `digest run`. Ctrl-C or SIGTERM: messages in flight finish, the
     rest stays pending, exit 130 / 143; a second Ctrl-C stops at once.
     """
     from digest.cli.main import err, out

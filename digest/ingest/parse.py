@@ -44,6 +44,11 @@ class ParsedPaper:
     links: tuple[Link, ...]
     position: int  # 0-based order in the dump
     line: int  # 1-based line of the title in the file
+    key: str = ""  # paper_key(title), kept from parsing so storing need not fold again
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", paper_key(self.title))
 
 
 @dataclass
@@ -325,7 +330,8 @@ class _Collector:
         title, self._title = self._title, None
         if title is None:
             return
-        text, key = title.text, paper_key(title.text) or title.text
+        text, folded = title.text, paper_key(title.text)
+        key = folded or text
         if not self._abstract:
             self.warn(title.line, f"title with no abstract: {_clip(text)!r}")
         abstract = " ".join(self._abstract)
@@ -344,7 +350,9 @@ class _Collector:
                 )
             return
         self._seen[key] = _Seen(title.line, text, abstract)
-        paper = ParsedPaper(text, abstract, extract_links(abstract), len(self.papers), title.line)
+        paper = ParsedPaper(
+            text, abstract, extract_links(abstract), len(self.papers), title.line, folded
+        )
         self.papers.append(paper)
 
 

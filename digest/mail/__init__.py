@@ -2,5 +2,5 @@
 limit (variants), transports (Maildir, SMTP), the outbox rows, delivery workers, rate limits,
 and the subscriber list.
 
-May import: `digest.config`, `digest.errors`, `digest.state`, `digest.render`.
+May import: `digest.config`, `digest.errors`, `digest.urls`, `digest.state`, `digest.render`.
 """

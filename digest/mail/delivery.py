@@ -1,7 +1,8 @@
 """Delivering the outbox: a worker claims due pending deliveries in batches (FOR UPDATE
 SKIP LOCKED on PostgreSQL, a conditional update on SQLite) and sends them over a few
-reused SMTP connections in parallel (one per thread), within a rate limit shared by all
-workers. Any number of workers, on any number of machines, can run at once.
+reused SMTP connections in parallel (one per thread), within one rate limit that all
+workers draw from together (a bucket in the state: ratelimit.GlobalBucket). Any number
+of workers, on any number of machines, can run at once.
 
 Crash safety: a row is marked sent only after the server accepted the message, in its
 own transaction, before that thread sends anything else. A worker holds its claimed
@@ -51,7 +52,7 @@ from digest.mail.message import (
     sender_domain,
 )
 from digest.mail.outbox import Job
-from digest.mail.ratelimit import RateLimiter, RetryQueue
+from digest.mail.ratelimit import GlobalBucket, RetryQueue
 from digest.mail.transport import ConnectionTrouble, abort, handed
 
 log = logging.getLogger(__name__)
@@ -197,11 +198,11 @@ class Sender:
         self.engine, self.transports, self.mailing = engine, transports, mailing
         self.policy, self.clock, self.progress = policy, clock, progress
         self.stop, self.abort = stops.soon, stops.now
-        self.limiter = RateLimiter(policy.rate_limit)
         sqlite = engine.dialect.name == "sqlite"  # one writer at a time: no busy waits
         self._write: contextlib.AbstractContextManager[object] = (
             threading.Lock() if sqlite else contextlib.nullcontext()
         )
+        self.limiter = GlobalBucket(self._tx, policy.rate_limit)
         self._lock = threading.Lock()
         self.counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped": 0}
         self.errors: list[str] = []
@@ -275,8 +276,6 @@ class Sender:
             skipped = outbox.skip_inactive(conn)
             waiting = outbox.waiting_count(conn, now)
             self.total = outbox.pending_count(conn)
-            live = workers.live_count(conn, now, self.policy.lease)
-        self._share(live)
         if released:
             log.warning(
                 "%d deliveries were in flight when an earlier run stopped: sending them "
@@ -346,11 +345,6 @@ class Sender:
             workers.reap(conn, self.clock(), self.policy.lease)
             return outbox.unfinished(conn, self.clock()) > 0
 
-    def _share(self, live: int) -> None:
-        """This worker's part of the rate limit: the whole rate over the live workers."""
-        if self.policy.rate_limit:
-            self.limiter.set_rate(self.policy.rate_limit / max(1, live))
-
     def _heartbeat(self) -> None:
         every = max(0.2, self.policy.lease / 4)
         while not self._halt.wait(every):
@@ -361,8 +355,6 @@ class Sender:
                 with self._tx() as conn:
                     workers.beat(conn, self.worker_id, now, counts)
                     released = workers.reap(conn, now, self.policy.lease)
-                    live = workers.live_count(conn, now, self.policy.lease)
-                self._share(live)
                 if released:
                     log.warning(
                         "%d deliveries held by a worker that stopped go back to pending",
@@ -462,7 +454,7 @@ class Sender:
         queue.close()
 
     def _attempt(self, transport: Transport, queue: RetryQueue[Item], job: Job, tries: int) -> None:
-        self.limiter.wait()
+        self.limiter.wait(self.stop)
         if tries:  # a retry in this run: the row went back to pending, claim it again
             with self._tx() as s:
                 if not outbox.claim(s, job.id, self.clock(), self.worker_id):

@@ -31,7 +31,7 @@ from digest.mail.transport import (
     Transport,
     make_transport,
 )
-from digest.render.renderer import slugify
+from digest.urls import slugify
 
 __all__ = [
     "PLACEHOLDER",

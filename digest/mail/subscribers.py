@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
-from digest.render.renderer import slugify
 from digest.state import db
 from digest.state.models import Delivery, Subscriber, utcnow
 from digest.state.states import DeliveryStatus, SubscriberStatus
 from digest.state.store import executemany, stored_time
+from digest.urls import slugify
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from digest.mail import outbox
@@ -68,14 +68,6 @@ def beat(db: Connection, worker_id: int, now: datetime, counts: dict[str, int]) 
 
 def unregister(db: Connection, worker_id: int) -> None:
     db.execute(delete(Worker).where(Worker.id == worker_id))
-
-
-def live_count(db: Connection, now: datetime, lease: float) -> int:
-    cutoff = now - timedelta(seconds=lease)
-    return int(
-        db.scalar(select(func.count()).select_from(Worker).where(Worker.heartbeat_at >= cutoff))
-        or 0
-    )
 
 
 def reap(db: Connection, now: datetime, lease: float) -> int:

@@ -1,5 +1,9 @@
-"""Publish: the RSS, Atom and JSON feeds (feedgen) and the per-section feeds, written
-atomically.
+"""Publish: the public files, kept up to date from the state (site: the index, the pages
+of older issues, each issue's web copy and every feed; pages: which pages of older issues
+to write; sectionfeeds: the entries of the per-section feeds; feeds: the RSS, Atom and
+JSON feeds and the per-section feeds, made with feedgen), all written atomically.
 
-May import: `digest.fsutil`, `digest.errors`, `digest.render`.
+May import: `digest.fsutil`, `digest.errors`, `digest.config`, `digest.urls`,
+`digest.render`, `digest.ingest.links` (text tidying), `digest.state` (read-only queries,
+and the one meta row that records which files are written).
 """

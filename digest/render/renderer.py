@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +41,6 @@ __all__ = [
     "builtin_templates_dir",
     "inline_css",
     "shorten",
-    "slugify",
 ]
 
 
@@ -146,13 +144,6 @@ def shorten(text: str, limit: int = 320) -> tuple[str, bool]:
     if not cut:  # all punctuation or one giant word
         cut = text[: limit - len(ELLIPSIS)]
     return cut + ELLIPSIS, True
-
-
-def slugify(name: str) -> str:
-    """A lowercase ASCII slug: "Mixture of experts" -> "mixture-of-experts"."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:80].rstrip("-") or "section"
 
 
 def builtin_templates_dir() -> Path:
@@ -338,9 +329,14 @@ class Renderer:
         feed_url: str,
         issues: Sequence[IssueSummary],
         areas: Sequence[tuple[str, str]] = (),
+        *,
+        total: int | None = None,
+        older_url: str | None = None,
     ) -> str:
-        """The archive index: one entry per issue, in the order given (newest first), and
-        every area with its feed (``areas``: (name, feed url))."""
+        """The archive index: the newest issues, in the order given (newest first), a link
+        to the page of older ones (``older_url``, when some are not listed), and every
+        area with its feed (``areas``: (name, feed url)). ``total``: how many issues
+        there are in all (default: those given)."""
         return self._render(
             self._html_env,
             "index.html.j2",
@@ -350,7 +346,40 @@ class Renderer:
             atom_url=base_url + "/atom.xml",
             archive_url=None,
             issues=tuple(issues),
+            total=len(issues) if total is None else total,
             areas=tuple(areas),
+            page=None,
+            newer_url=None,
+            older_url=older_url,
+        )
+
+    def archive_page_html(
+        self,
+        site_title: str,
+        base_url: str,
+        feed_url: str,
+        issues: Sequence[IssueSummary],
+        *,
+        span: tuple[int, int],
+        newer_url: str,
+        older_url: str | None,
+    ) -> str:
+        """One page of older issues (the issues numbered ``span``, newest first), with
+        links to the newer and the older page."""
+        return self._render(
+            self._html_env,
+            "index.html.j2",
+            site_title=site_title,
+            base_url=base_url,
+            feed_url=feed_url,
+            atom_url=base_url + "/atom.xml",
+            archive_url=base_url.rstrip("/") + "/",
+            issues=tuple(issues),
+            total=len(issues),
+            areas=(),
+            page=span,
+            newer_url=newer_url,
+            older_url=older_url,
         )
 
     def notice(self, name: str, **context: Any) -> tuple[str, str]:

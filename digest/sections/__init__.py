@@ -4,5 +4,6 @@ areas.toml; match: BM25 on area terms, neighbour smoothing, fold-up and split), 
 discovered among what fits no area (discover) with readable names (naming), and one line
 per paper that says what it does (summary).
 
-May import: `digest.config`, `digest.errors`, `digest.ingest`; numpy/scikit-learn load lazily.
+May import: `digest.config`, `digest.errors`, `digest.urls` (slugs), `digest.ingest`;
+numpy/scikit-learn load lazily.
 """

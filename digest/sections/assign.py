@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from digest.config import ThemeConfig
 from digest.ingest.keys import paper_key as _fold
-from digest.render.renderer import slugify
+from digest.urls import slugify
 
 if TYPE_CHECKING:
     from digest.sections.areas import Vocabulary

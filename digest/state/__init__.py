@@ -1,6 +1,6 @@
 """State: the tables (models), the engine and sessions (db), Alembic migrations, the queries
-(store: dumps and papers; archive: search; sectionfeeds: per-section feed entries), and the
-exclusive locks on the state.
+(store: dumps and papers; archive: what was published, and its search), and the exclusive
+locks on the state.
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
 `digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,13 +53,20 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
     return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
 
 
-def issue_sections(session: Session) -> dict[int, list[tuple[str, str]]]:
-    """(name, slug) of each issue's sections, in the issue's order, keyed by issue."""
+def issue_sections(
+    session: Session, issues: Collection[int] | None = None
+) -> dict[int, list[tuple[str, str]]]:
+    """(name, slug) of each issue's sections (of these ``issues``, or of all), in the
+    issue's order, keyed by issue."""
+    query = select(Digest.issue, DigestItem.section, DigestItem.section_slug).join(
+        Digest, Digest.id == DigestItem.digest_id
+    )
+    if issues is not None:
+        query = query.where(Digest.issue.in_(list(issues)))
     rows = session.execute(
-        select(Digest.issue, DigestItem.section, DigestItem.section_slug)
-        .join(Digest, Digest.id == DigestItem.digest_id)
-        .group_by(Digest.issue, DigestItem.section, DigestItem.section_slug)
-        .order_by(Digest.issue, func.min(DigestItem.position))
+        query.group_by(Digest.issue, DigestItem.section, DigestItem.section_slug).order_by(
+            Digest.issue, func.min(DigestItem.position)
+        )
     )
     out: dict[int, list[tuple[str, str]]] = {}
     for issue, name, slug in rows:

@@ -218,6 +218,16 @@ class Worker(Base):
     deferred: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RateBucket(Base):
+    """A rate limit shared by every worker on every host: the next free send slot, in
+    microseconds since the Unix epoch by the database's clock (mail/ratelimit.py)."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    next_slot: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Meta(Base):
     """Small facts the daemon keeps across restarts (e.g. when it last warned of a stale source)."""
 

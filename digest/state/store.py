@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
-from digest.ingest.keys import different_abstracts, paper_key
+from digest.ingest.keys import different_abstracts
 from digest.ingest.parse import Link, Listing
 from digest.state.models import (
     Delivery,
@@ -94,7 +94,7 @@ def record_listing(
     )
     session.add(dump)
     session.flush()
-    by_key = {paper_key(p.title): p for p in reversed(listing.papers)}  # first wins
+    by_key = {p.key: p for p in reversed(listing.papers)}  # first wins
     by_key.pop("", None)
     stored = _papers_by_key(session, by_key)
     warnings = [
@@ -120,9 +120,11 @@ def record_listing(
         for key, p in by_key.items()
         if key not in existing
     ]
+    before = session.scalar(select(func.coalesce(func.max(Paper.id), 0)))
     executemany(session, "papers", _PAPER_COLUMNS, new)
-    if new:
-        existing.update(_ids_by_key(session, [row[0] for row in new]))
+    if new:  # the ids just given: above the old highest, first seen in this dump
+        given = select(Paper.key, Paper.id).where(Paper.id > before, Paper.first_dump_id == dump.id)
+        existing.update({key: pid for key, pid in session.execute(given)})
     sightings = [(existing[key], dump.id, p.position) for key, p in by_key.items()]
     executemany(session, "sightings", ("paper_id", "dump_id", "position"), sightings)
     dump.new_papers = len(new)
@@ -152,7 +154,7 @@ def record_growth(
     """Update a dump that grew: its row takes the new hash, size and counts; papers not
     yet sighted in it are added (new ones inserted), and an abstract first stored from
     it that the file has since completed is completed too."""
-    by_key = {paper_key(p.title): p for p in reversed(listing.papers)}
+    by_key = {p.key: p for p in reversed(listing.papers)}
     by_key.pop("", None)
     existing = {key: row[0] for key, row in _papers_by_key(session, by_key).items()}
     sighted = set(session.scalars(select(Sighting.paper_id).where(Sighting.dump_id == dump.id)))
@@ -215,15 +217,6 @@ def executemany(
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     for i in range(0, len(rows), 5000):
         conn.exec_driver_sql(sql, list(rows[i : i + 5000]))
-
-
-def _ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    keys = list(keys)
-    for i in range(0, len(keys), 500):
-        rows = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(keys[i : i + 500])))
-        found.update({key: pid for key, pid in rows})
-    return found
 
 
 def _papers_by_key(session: Session, keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
@@ -344,11 +337,30 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
     return digest
 
 
-def digests_newest_first(session: Session) -> list[Digest]:
-    """Every published digest, newest first, without its rendered HTML and text (they
-    load on first access, so only the pages that are needed are read)."""
+def digests_newest_first(session: Session, limit: int | None = None) -> list[Digest]:
+    """The published digests, newest first (the ``limit`` newest, or all), without their
+    rendered HTML and text (they load on first access, so only the pages that are
+    needed are read)."""
     heavy = (defer(Digest.html), defer(Digest.web_html), defer(Digest.feed_html))
-    return list(session.scalars(select(Digest).options(*heavy).order_by(Digest.issue.desc())))
+    query = select(Digest).options(*heavy).order_by(Digest.issue.desc())
+    return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def digests_between(session: Session, first: int, last: int) -> list[Digest]:
+    """The published digests numbered ``first`` to ``last``, newest first, without their
+    rendered HTML and text."""
+    heavy = (defer(Digest.html), defer(Digest.web_html), defer(Digest.feed_html))
+    query = select(Digest).options(*heavy).where(Digest.issue.between(first, last))
+    return list(session.scalars(query.order_by(Digest.issue.desc())))
+
+
+def issue_numbers(session: Session) -> list[int]:
+    """Every published issue number, oldest first."""
+    return list(session.scalars(select(Digest.issue).order_by(Digest.issue)))
+
+
+def web_copy(session: Session, issue: int) -> str | None:
+    return session.scalar(select(Digest.web_html).where(Digest.issue == issue))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """`digest serve`: the feeds, the archive and unsubscribe over HTTP (Starlette + uvicorn).
 
-Only known shapes of path are served (feeds, /themes/<slug>.xml, /archive/<n>.html),
+Only known shapes of path are served (feeds, /themes/<slug>.xml, /archive/<n>.html,
+/archive/page-<n>.html),
 each checked to resolve inside public/, so no other file can be read through the
 server. Every response carries a strict Content-Security-Policy.
 
@@ -36,7 +37,7 @@ from digest.errors import DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
-from digest.urls import issue_path
+from digest.urls import archive_page_path, issue_path
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,10 @@ class Site:
         number = request.path_params["number"]
         return self.file_response(request, issue_path(number), "text/html; charset=utf-8")
 
+    def archive_page(self, request: Request) -> Response:
+        page = archive_page_path(request.path_params["number"])
+        return self.file_response(request, page, "text/html; charset=utf-8")
+
     def issue_short(self, request: Request) -> Response:
         return RedirectResponse("/" + issue_path(request.path_params["number"]), status_code=301)
 
@@ -200,6 +205,7 @@ def create_app(app: App) -> Starlette:
         Route("/", site.index),
         Route("/themes/{slug}.xml", site.theme_feed),
         Route("/archive/{number:int}.html", site.issue),
+        Route("/archive/page-{number:int}.html", site.archive_page),
         Route("/archive/{number:int}", site.issue_short),
         *extra_routes(site),
         Route("/{name}", site.feed),  # last: it would match /subscribe too

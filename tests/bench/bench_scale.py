@@ -6,7 +6,9 @@
 3. peak RSS of `digest send` (publish + deliver to an SMTP sink) at 1k, 10k and 100k
    subscribers, and of a `digest worker` that only delivers;
 4. `digest send` of a new 100-paper dump with 10k, 100k and 1M papers of history
-   (seeded in bulk), SQLite.
+   (seeded in bulk), SQLite;
+5. storing a parsed 50,000-paper dump (papers and sightings) vs a raw sqlite3 executemany
+   of the same rows.
 
     DIGEST_TEST_DATABASE_URL=$(bash .ci/postgres.sh) DIGEST_TEST_POSTFIX="$(bash .ci/postfix.sh)" \\
       python tests/bench/bench_scale.py
@@ -18,6 +20,7 @@ BENCH_SCALE_QUICK=1 shrinks every size tenfold (a smoke run).
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import secrets
@@ -330,11 +333,72 @@ def bench_history(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None
     print(f"ratio {sizes[-1]:,} / {sizes[0]:,}: {last / first:.2f}x")
 
 
+# --------------------------------------------------------------------------- 5. storing
+
+
+def bench_store(n: int = 50_000) -> None:
+    from digest.ingest.keys import paper_key
+    from digest.ingest.parse import parse_bytes
+    from digest.state import store
+
+    papers = [(f"{p.title} ({i})", p.abstract) for i, p in enumerate(generate(n, seed=5))]
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = write_dump(Path(tmp) / "big.txt", papers)
+        listing = parse_bytes(dump.read_bytes(), name=str(dump), mtime=datetime.now(UTC))
+        assert len(listing.papers) == n
+        best = {}
+        for rep in range(3):
+            engine = db.make_engine(f"sqlite:///{tmp}/a{rep}.db")
+            db.upgrade(engine)
+            app = make_app_for(engine, Path(tmp))
+            started = time.perf_counter()
+            with app.session() as session:
+                outcome = store.record_listing(session, listing, size=1)
+                session.commit()
+            best["ours"] = min(best.get("ours", 1e9), time.perf_counter() - started)
+            assert outcome.new_papers == n
+            engine.dispose()
+            raw_engine = db.make_engine(f"sqlite:///{tmp}/b{rep}.db")
+            db.upgrade(raw_engine)
+            raw_engine.dispose()
+            keys = [paper_key(p.title) for p in listing.papers]  # computed before the clock
+            links = [json.dumps([{"url": x.url, "kind": x.kind} for x in p.links])
+                     for p in listing.papers]  # fmt: skip
+            rows = [
+                (k, p.title, p.abstract, link, "2026-01-01 00:00:00", 1)
+                for k, p, link in zip(keys, listing.papers, links, strict=True)
+            ]
+            conn = sqlite3.connect(f"{tmp}/b{rep}.db")
+            started = time.perf_counter()
+            conn.execute(
+                "INSERT INTO dump_files (id, path, content_hash, size, status, warnings,"
+                " paper_count, new_papers, ingested_at) VALUES"
+                " (1, 'big.txt', 'x', 1, 'ingested', '[]', ?, ?, '2026-01-01 00:00:00')",
+                (n, n),
+            )
+            conn.executemany(
+                "INSERT INTO papers (key, title, abstract, links, first_seen_at, first_dump_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO sightings (paper_id, dump_id, position) VALUES (?, 1, ?)",
+                [(i + 1, i) for i in range(n)],
+            )
+            conn.commit()
+            best["raw"] = min(best.get("raw", 1e9), time.perf_counter() - started)
+            conn.close()
+    ours, raw = best["ours"], best["raw"]
+    print(f"storing a parsed {n:,}-paper dump:   {ours:6.2f} s")
+    print(f"raw sqlite3 executemany, same rows:  {raw:6.2f} s   (digest at {raw / ours:.2f}x raw)")
+
+
 def test_scale() -> None:
     bench_import(100_000 // SCALE)
     bench_workers(3000 // SCALE)
     bench_memory(tuple(n // SCALE for n in (1_000, 10_000, 100_000)))
     bench_history(tuple(n // SCALE for n in (10_000, 100_000, 1_000_000)))
+    bench_store(50_000 // SCALE)
 
 
 if __name__ == "__main__":

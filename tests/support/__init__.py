@@ -8,5 +8,6 @@
 - ``smtp``: real SMTP servers in the test process (aiosmtpd) and the handlers they run
 - ``settings``: ``make_settings``, the standard two-theme settings on a temp folder
 - ``web``: the real web server on a free port (``serve``) and a small HTTP client
+- ``bucket``: a process drawing from the shared rate-limit bucket (``python -m``)
 - ``crash``: a real ``digest send`` killed mid-send, and the duplicate count it causes
 """

@@ -8,6 +8,7 @@ a test decides what happens when, whatever the machine's load.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,12 +43,15 @@ def release(controller: Controller, event: asyncio.Event) -> None:
 
 
 class Recorder:
-    """Keeps every accepted message, parsed back."""
+    """Keeps every accepted message, parsed back, and when (``time.time()``) its data
+    arrived."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.received: list[float] = []
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.received.append(time.time())
         msg = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
         return "250 OK"
