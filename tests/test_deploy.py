@@ -1,5 +1,6 @@
-"""deploy/: the systemd units pass `systemd-analyze verify`, the Dockerfiles pass
-hadolint, and nginx.conf passes `nginx -t` where nginx is installed (deploy/check.sh).
+"""deploy/: the systemd units pass `systemd-analyze verify`, the Dockerfiles hadolint,
+the shell scripts shellcheck, and nginx.conf `nginx -t` where nginx is installed
+(deploy/check.sh).
 Building and running the images takes minutes and root (podman), so it is not part of
 the suite: deploy/container-smoke.sh does it (see the README's Deploying section)."""
 
@@ -21,7 +22,10 @@ from tests.support.postgres import new_pg_database
 
 
 def test_deploy_files_pass_their_checkers() -> None:
-    env = dict(os.environ, HADOLINT=str(Path(sys.executable).parent / "hadolint"))
+    bin_dir = Path(sys.executable).parent
+    env = dict(
+        os.environ, HADOLINT=str(bin_dir / "hadolint"), SHELLCHECK=str(bin_dir / "shellcheck")
+    )
     env["DIGEST_BIN"] = str(Path(sys.executable).parent / "digest")
     result = subprocess.run(
         ["bash", str(ROOT / "deploy" / "check.sh")],
@@ -33,6 +37,7 @@ def test_deploy_files_pass_their_checkers() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "systemd units: ok" in result.stdout
     assert "Dockerfiles: hadolint ok" in result.stdout
+    assert "shell scripts: shellcheck ok" in result.stdout
 
 
 def test_every_unit_runs_a_real_command_and_the_worker_is_a_template() -> None:
@@ -47,6 +52,11 @@ def test_every_unit_runs_a_real_command_and_the_worker_is_a_template() -> None:
     compose = (ROOT / "deploy" / "compose.yaml").read_text()
     for service in ("postgres:", "postfix:", "daemon:", "web:", "worker:", "replicas: 2"):
         assert service in compose
+    # podman-compose starts one worker unless the mode is spelled out; relative folders in
+    # digest.toml would resolve under its read-only mount (both seen running the stack)
+    assert "mode: replicated, replicas: 2" in compose
+    assert "DIGEST_DIGEST_STATE_DIR: /srv/digest/state" in compose
+    assert "DIGEST_DIGEST_DUMPS_DIR: /srv/digest/dumps" in compose
 
 
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
