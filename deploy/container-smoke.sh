@@ -53,19 +53,18 @@ for tool in podman runc debootstrap curl; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
-if ((${#need[@]})); then
-  say "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
 mkdir -p "$work"
+if ((${#need[@]})); then
+  say "installing ${need[*]} (apt)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } \
+    >"$work/apt.log" 2>&1 || fail "apt-get install ${need[*]}: see $work/apt.log"
+fi
 if [ ! -x "$work/venv/bin/podman-compose" ]; then
   say "installing podman-compose (PyPI) into $work/venv"
   python3 -m venv "$work/venv"
   "$work/venv/bin/pip" install -q podman-compose==1.6.0 2>"$work/pip.log" ||
     fail "pip install podman-compose: $(tail -1 "$work/pip.log")"
 fi
-ok "$(podman --version), runc $(runc --version | awk 'NR==1{print $3}'), $("$work/venv/bin/podman-compose" --version 2>/dev/null | head -1)"
 
 # Engine settings that also work in a VM without CAP_SYS_RESOURCE and with hybrid cgroups
 # v1 (where this was first run): runc (crun refuses hybrid cgroups) and rlimits within
@@ -81,6 +80,7 @@ default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 runtime = "runc"
 EOF
 export CONTAINERS_CONF=$work/containers.conf
+ok "$(podman --version), runc $(runc --version | awk 'NR==1{print $3}'), $("$work/venv/bin/podman-compose" --version 2>/dev/null | head -1)"
 
 # --- 1. the base image, made here ---------------------------------------------------------
 if podman image exists "$base"; then
