@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from digest.state import db
+from digest.state import db, locks
 from tests.support.dumps import ROOT
 from tests.support.postgres import new_pg_database
 
@@ -94,3 +94,29 @@ def test_services_starting_together_on_an_empty_postgresql_all_open_it() -> None
         finally:
             engine.dispose()
         assert len(versions) == 1
+
+
+@pytest.mark.postgres
+def test_a_lock_whose_server_connection_died_is_left_without_an_error(tmp_path: Path) -> None:
+    """Stopping the compose stack, podman-compose stopped PostgreSQL before the daemon,
+    which then ended with a traceback (unlocking over a dead connection). The lock died
+    with the connection; leaving it must not raise, and it can be taken again."""
+    with new_pg_database() as url:
+        engine = create_engine(url)
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with locks.hold(locks.DAEMON, engine, tmp_path):
+                with admin.connect() as conn:
+                    killed = conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                            "WHERE locktype = 'advisory' AND objid = :k AND granted"
+                        ),
+                        {"k": locks.DAEMON.pg_key},
+                    ).all()
+                assert killed == [(True,)]
+            with locks.hold(locks.DAEMON, engine, tmp_path):
+                pass
+        finally:
+            engine.dispose()
+            admin.dispose()

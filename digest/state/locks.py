@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from digest.errors import StateError
 from digest.fsutil import storage_error
@@ -143,5 +144,9 @@ def _pg_lock(kind: LockKind, engine: Engine, wait: float) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": kind.pg_key})
-            conn.commit()
+            # a session lock ends with its connection: when the server went away first
+            # (the compose stack stopping PostgreSQL before the daemon), there is
+            # nothing left to unlock, and no reason to end with a traceback
+            with contextlib.suppress(OperationalError):
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": kind.pg_key})
+                conn.commit()
