@@ -194,8 +194,9 @@ compose() { "$work/venv/bin/podman-compose" -p "$project" -f "$here/compose.yaml
 down() {
   if [ "${SMOKE_KEEP:-0}" = 1 ]; then
     say "stack left up (SMOKE_KEEP=1): $work/venv/bin/podman-compose -p $project -f $here/compose.yaml down -v"
-  else
-    compose down -v >"$stack/down.log" 2>&1 || true
+  else # the digest services first, as docker compose orders it (podman-compose 1.6 may
+    # stop PostgreSQL first)
+    { compose stop daemon web worker && compose down -v; } >"$stack/down.log" 2>&1 || true
   fi
 }
 compose down -v >/dev/null 2>&1 || true
@@ -281,5 +282,9 @@ ok "web server: /feed.xml is the published RSS feed"
 t=$SECONDS
 trap - EXIT
 down
-[ "${SMOKE_KEEP:-0}" = 1 ] || ok "stack taken down in $((SECONDS - t)) s"
+if [ "${SMOKE_KEEP:-0}" != 1 ]; then
+  ! grep -q 'resorting to SIGKILL' "$stack/down.log" ||
+    fail "a container ignored SIGTERM for 10 s: $(grep 'resorting to SIGKILL' "$stack/down.log")"
+  ok "stack taken down in $((SECONDS - t)) s, every container stopping on SIGTERM"
+fi
 say "all checks passed"
