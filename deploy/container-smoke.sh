@@ -103,7 +103,7 @@ else
     cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
     chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
   fi
-  index=$(pip3 config get global.index-url 2>/dev/null || true)
+  index=${PIP_INDEX_URL:-$(pip3 config get global.index-url 2>/dev/null || true)}
   {
     echo "[global]"
     echo "cert = /etc/ssl/certs/ca-certificates.crt"
