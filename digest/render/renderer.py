@@ -337,15 +337,12 @@ class Renderer:
         to the page of older ones (``older_url``, when some are not listed), and every
         area with its feed (``areas``: (name, feed url)). ``total``: how many issues
         there are in all (default: those given)."""
-        return self._render(
-            self._html_env,
-            "index.html.j2",
-            site_title=site_title,
-            base_url=base_url,
-            feed_url=feed_url,
-            atom_url=base_url + "/atom.xml",
+        return self._issue_list(
+            site_title,
+            base_url,
+            feed_url,
+            issues,
             archive_url=None,
-            issues=tuple(issues),
             total=len(issues) if total is None else total,
             areas=tuple(areas),
             page=None,
@@ -366,6 +363,28 @@ class Renderer:
     ) -> str:
         """One page of older issues (the issues numbered ``span``, newest first), with
         links to the newer and the older page."""
+        return self._issue_list(
+            site_title,
+            base_url,
+            feed_url,
+            issues,
+            archive_url=base_url.rstrip("/") + "/",
+            total=len(issues),
+            areas=(),
+            page=span,
+            newer_url=newer_url,
+            older_url=older_url,
+        )
+
+    def _issue_list(
+        self,
+        site_title: str,
+        base_url: str,
+        feed_url: str,
+        issues: Sequence[IssueSummary],
+        **context: Any,
+    ) -> str:
+        """index.html.j2, the template of both the index and the pages of older issues."""
         return self._render(
             self._html_env,
             "index.html.j2",
@@ -373,13 +392,8 @@ class Renderer:
             base_url=base_url,
             feed_url=feed_url,
             atom_url=base_url + "/atom.xml",
-            archive_url=base_url.rstrip("/") + "/",
             issues=tuple(issues),
-            total=len(issues),
-            areas=(),
-            page=span,
-            newer_url=newer_url,
-            older_url=older_url,
+            **context,
         )
 
     def notice(self, name: str, **context: Any) -> tuple[str, str]:
