@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import distinct, func, inspect, select
 
+from digest.app import make_app
+from digest.config import Settings
 from digest.state import db
 from digest.state.migrations.env_helpers import include_object
-from digest.state.models import Base
+from digest.state.models import Base, Paper, Sighting
 
 
 def test_migrations_build_exactly_the_models(database_url: str) -> None:
@@ -45,3 +47,20 @@ def test_sqlite_ddl_is_transactional(tmp_path) -> None:
     except RuntimeError:
         pass
     assert "half" not in set(inspect(engine).get_table_names())
+
+
+def test_papers_are_stored_when_ids_are_not_handed_out_in_order(settings: Settings) -> None:
+    """A paper put in by hand above the id sequence (a merged or restored database): on
+    PostgreSQL the next dump's papers get lower ids than it, and each is still found
+    and sighted (on SQLite they get higher ones)."""
+    app = make_app(settings)
+    with app.session() as session:
+        session.add(Paper(id=1_000_000, key="put in by hand", title="Put in by hand", abstract=""))
+        session.commit()
+    report = app.ingest()
+    with app.session() as session:
+        stored = session.scalar(select(func.count()).select_from(Paper)) - 1
+        sighted = session.scalar(select(func.count(distinct(Sighting.paper_id))))
+    assert stored == report.new_papers > 100
+    assert sighted == stored
+    app.engine.dispose()

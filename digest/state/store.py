@@ -122,9 +122,12 @@ def record_listing(
     ]
     before = session.scalar(select(func.coalesce(func.max(Paper.id), 0)))
     executemany(session, "papers", _PAPER_COLUMNS, new)
-    if new:  # the ids just given: above the old highest, first seen in this dump
-        given = select(Paper.key, Paper.id).where(Paper.id > before, Paper.first_dump_id == dump.id)
-        existing.update({key: pid for key, pid in session.execute(given)})
+    if new:  # the ids just given: above the old highest (an index range), first seen here
+        ours = select(Paper.key, Paper.id).where(Paper.first_dump_id == dump.id)
+        given = {key: pid for key, pid in session.execute(ours.where(Paper.id > before))}
+        if len(given) < len(new):  # ids not handed out in order (rows put in by hand)
+            given = {key: pid for key, pid in session.execute(ours)}
+        existing.update(given)
     sightings = [(existing[key], dump.id, p.position) for key, p in by_key.items()]
     executemany(session, "sightings", ("paper_id", "dump_id", "position"), sightings)
     dump.new_papers = len(new)
