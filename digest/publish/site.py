@@ -32,7 +32,7 @@ from digest.publish.feeds import (
 from digest.publish.pages import index_older_url, pages_to_write
 from digest.publish.sectionfeeds import section_feeds, section_names
 from digest.render.renderer import IssueSummary, Renderer
-from digest.state import archive, store
+from digest.state import archive, db, store
 from digest.state.models import Digest
 from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
 
@@ -88,6 +88,7 @@ class SiteFiles:
         changed += write_feeds(self.public, site, feed_items)
         changed += write_theme_feeds(self.public, site, area_feeds)
         with self.session() as session:  # only once every file above is written
+            db.begin_write(session)  # read-then-write: take the write lock first (SQLite)
             store.set_meta(session, WRITTEN_KEY, f"{self.mark} {newest_issue}")
             session.commit()
         return changed

@@ -425,7 +425,9 @@ def get_meta(session: Session, key: str) -> str | None:
 
 
 def set_meta(session: Session, key: str, value: str | None) -> None:
-    """Set (or, with None, delete) a small fact kept across restarts."""
+    """Set (or, with None, delete) a small fact kept across restarts. It reads the row
+    first: begin the unit of work with `db.begin_write` (on SQLite a read transaction
+    cannot take the write lock while other processes write)."""
     row = session.get(Meta, key)
     if value is None:
         if row is not None:
