@@ -147,7 +147,11 @@ def export(obj: Any, out_path: Path | None) -> None:
 def unsubscribe(obj: Any, token: str) -> None:
     """Unsubscribe the subscriber whose unsubscribe link carries TOKEN, at once.
 
-    Running it again changes nothing. Their pending messages are not sent.
+    Running it again changes nothing. Their pending messages are not sent. A token made
+    before tokens stopped beginning with "-" needs `--` before it:
+
+    \b
+        digest unsubscribe -- TOKEN
     """
     result = book(obj).unsubscribe(token)
     if result is None:

@@ -1,10 +1,11 @@
 """Subscribing from the web, with consent (double opt-in).
 
 A request from the /subscribe form stores a *signup*: the address, the areas chosen, the
-SHA-256 of a fresh token (``secrets.token_urlsafe(32)``; the token itself is only ever in
-the confirmation e-mail) and a keyed hash of the client's address. The subscriber becomes
-active only when the link with the token is opened and confirmed, before it expires;
-confirming twice is harmless. An address that unsubscribed comes back only this way.
+SHA-256 of a fresh token (``subscribers.new_token()``, 256 random bits; the token itself
+is only ever in the confirmation e-mail) and a keyed hash of the client's address. The
+subscriber becomes active only when the link with the token is opened and confirmed,
+before it expires; confirming twice is harmless. An address that unsubscribed comes back
+only this way.
 
 Limits against using the form to mail-bomb someone: a pending address is re-sent its
 confirmation at most every ``subscribe.resend_minutes``, at most
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import SubscribeSection
 from digest.mail.message import TOKEN_RE, sender_domain
-from digest.mail.subscribers import normalize, parse_themes, upsert
+from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
 from digest.state.models import Signup, Subscriber
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class SignupDesk:
             if pending_recently or len(recent) >= self.limits.max_per_address_day:
                 log.info("subscribe: confirmation for a pending address not re-sent yet")
                 return Request("throttled", address, themes=slugs)
-            token = secrets.token_urlsafe(32)
+            token = new_token()
             s.add(
                 Signup(
                     key=key,

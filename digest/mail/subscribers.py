@@ -167,6 +167,14 @@ def _info(s: Subscriber) -> SubscriberInfo:
     return SubscriberInfo(s.address, s.name, s.status, themes, s.bounce_count, s.created_at)
 
 
+def new_token() -> str:
+    """An unguessable token for a link (256 random bits, URL-safe), never beginning with
+    "-": pasted after `digest unsubscribe`, it would be read as an option."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
 def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> Subscriber:
     return Subscriber(
         key=address.lower(),
@@ -174,7 +182,7 @@ def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> 
         name=name,
         status=SubscriberStatus.ACTIVE,
         themes=list(themes),
-        token=secrets.token_urlsafe(32),
+        token=new_token(),
         bounce_count=0,
         created_at=utcnow(),
     )
@@ -475,7 +483,7 @@ def _new_row(
         name,
         status,
         json.dumps(list(themes)) if themes else "[]",
-        secrets.token_urlsafe(32),
+        new_token(),
         0,
         now,
         now if status == "unsubscribed" else None,
