@@ -4,7 +4,10 @@ The bundled file (``areas.toml`` beside this module) covers machine learning and
 file (``[digest] areas_file``) either adds to it — an area with a slug already known
 replaces that area, a new slug is added — or, with ``replace = true`` at its top, replaces
 it whole. Each ``[[area]]`` has ``slug``, ``name``, ``description``, ``terms`` and an
-optional ``parent`` (the slug of a broader area).
+optional ``parent`` (the slug of a broader area), an optional ``section`` (the slug of the
+area whose section it prints under: itself, the default, or one of its ancestors) and
+optional ``aliases`` (old slugs that still name it: subscribers' stored choices and old feed
+links keep working when an area is renamed or merged).
 
 An area keeps its slug and name from one digest to the next: subscribers' chosen areas and
 the per-area feeds rely on it.
@@ -12,6 +15,7 @@ the per-area feeds rely on it.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import tomllib
@@ -34,6 +38,12 @@ class Area:
     description: str
     terms: tuple[str, ...]
     parent: str = ""  # slug of the broader area; "" at the top
+    section: str = ""  # slug of the area whose section this one prints under ("" = itself)
+    aliases: tuple[str, ...] = ()  # old slugs that still name this area
+
+    @property
+    def section_slug(self) -> str:
+        return self.section or self.slug
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,73 @@ class Vocabulary:
     def children(self, slug: str) -> list[Area]:
         return [a for a in self.areas if a.parent == slug]
 
+    @functools.cached_property
+    def _children(self) -> dict[str, list[str]]:
+        kids: dict[str, list[str]] = {}
+        for a in self.areas:
+            if a.parent:
+                kids.setdefault(a.parent, []).append(a.slug)
+        return kids
+
+    def descendants(self, slug: str) -> frozenset[str]:
+        """``slug`` and every area below it (empty for an unknown slug)."""
+        if slug not in self.by_slug:
+            return frozenset()
+        found, todo = {slug}, [slug]
+        while todo:
+            for kid in self._children.get(todo.pop(), []):
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+        return frozenset(found)
+
+    def ancestors(self, slug: str) -> list[str]:
+        """The slugs above ``slug``, nearest first."""
+        out: list[str] = []
+        parent = self.by_slug[slug].parent if slug in self.by_slug else ""
+        while parent and parent not in out:
+            out.append(parent)
+            parent = self.by_slug[parent].parent
+        return out
+
+    def top(self, slug: str) -> str:
+        """The top-level area above (or at) ``slug``."""
+        chain = self.ancestors(slug)
+        return chain[-1] if chain else slug
+
+    def section_of(self, slug: str) -> str:
+        """The slug of the section that papers of area ``slug`` print under."""
+        area = self.by_slug.get(slug)
+        return area.section_slug if area else slug
+
+    @functools.cached_property
+    def sections(self) -> tuple[Area, ...]:
+        """The areas that are sections (print under their own name), in file order."""
+        return tuple(a for a in self.areas if a.section_slug == a.slug)
+
+    @functools.cached_property
+    def _names(self) -> dict[str, str]:
+        """Every way a reader may name an area — slug, old slug, name — folded, to its slug."""
+        names: dict[str, str] = {}
+        for a in self.areas:
+            for alias in a.aliases:
+                names.setdefault(alias.casefold(), a.slug)
+        for a in self.areas:
+            names[a.name.casefold()] = a.slug
+        for a in self.areas:
+            names[a.slug] = a.slug
+        return names
+
+    def resolve(self, text: str) -> str | None:
+        """The slug of the area named ``text`` (its slug, an old slug or its name), or None."""
+        return self._names.get(" ".join(text.split()).casefold())
+
+    def closest(self, text: str) -> str | None:
+        """The slug of the area whose slug or name is closest to ``text`` (for a hint)."""
+        key = " ".join(text.split()).casefold()
+        match = difflib.get_close_matches(key, list(self._names), n=1, cutoff=0.5)
+        return self._names[match[0]] if match else None
+
 
 def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
@@ -64,7 +141,7 @@ def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
 def _area(raw: object, where: str) -> Area:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: each [[area]] must be a table")
-    unknown = set(raw) - {"slug", "name", "description", "terms", "parent"}
+    unknown = set(raw) - {"slug", "name", "description", "terms", "parent", "section", "aliases"}
     if unknown:
         raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}' in [[area]]")
     fields = {}
@@ -80,10 +157,26 @@ def _area(raw: object, where: str) -> Area:
     parent = raw.get("parent", "")
     if not isinstance(parent, str):
         raise ConfigError(f"{where}: 'parent' of {fields['slug']!r} must be a slug")
+    section = raw.get("section", "")
+    if not isinstance(section, str):
+        raise ConfigError(f"{where}: 'section' of {fields['slug']!r} must be a slug")
     terms = _strings(raw.get("terms"), where, "terms")
     if not terms:
         raise ConfigError(f"{where}: area {fields['slug']!r} needs at least one term")
-    return Area(fields["slug"], fields["name"], fields["description"], terms, parent.strip())
+    aliases = _strings(raw.get("aliases", []), where, "aliases")
+    for alias in aliases:
+        if not _SLUG.fullmatch(alias):
+            raise ConfigError(f"{where}: alias {alias!r} of {fields['slug']!r} must be a slug")
+    section = section.strip()
+    return Area(
+        fields["slug"],
+        fields["name"],
+        fields["description"],
+        terms,
+        parent.strip(),
+        "" if section == fields["slug"] else section,
+        aliases,
+    )
 
 
 def _read(path: Path) -> tuple[list[Area], bool]:
@@ -127,6 +220,30 @@ def _check(areas: Sequence[Area], source: str) -> None:
             slug, steps = parents[slug], steps + 1
         if steps > len(areas):
             raise ConfigError(f"{source}: area {a.slug!r} is in a cycle of parents")
+    _check_sections_and_aliases(areas, parents, source)
+
+
+def _check_sections_and_aliases(
+    areas: Sequence[Area], parents: dict[str, str], source: str
+) -> None:
+    for a in areas:
+        if not a.section:
+            continue
+        above, slug = set(), a.slug
+        while parents.get(slug):
+            slug = parents[slug]
+            above.add(slug)
+        if a.section not in above:
+            raise ConfigError(
+                f"{source}: 'section' of area {a.slug!r} must be the area itself or one of "
+                f"its ancestors, not {a.section!r}"
+            )
+    slugs = set(parents)
+    owner: dict[str, str] = {}
+    for a in areas:
+        for alias in a.aliases:
+            if alias in slugs or owner.setdefault(alias, a.slug) != a.slug:
+                raise ConfigError(f"{source}: alias {alias!r} of area {a.slug!r} is taken")
 
 
 def load_vocabulary(path: str = "") -> Vocabulary:
