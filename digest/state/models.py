@@ -134,12 +134,17 @@ class DigestItem(Base):
     """A paper in a digest. A paper is in at most one digest: that is what "sent" means."""
 
     __tablename__ = "digest_items"
-    __table_args__ = (Index("ix_digest_items_slug", "section_slug", "digest_id"),)
+    __table_args__ = (
+        Index("ix_digest_items_slug", "section_slug", "digest_id"),
+        Index("ix_digest_items_area", "area_slug", "digest_id"),
+    )
 
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True, unique=True)
     section: Mapped[str] = mapped_column(Text)
     section_slug: Mapped[str] = mapped_column(String(200))
+    # the paper's own area (its section's area or one below it), decided once at publish
+    area_slug: Mapped[str] = mapped_column(String(200), default="", server_default="")
     position: Mapped[int] = mapped_column(Integer)
 
 

@@ -328,7 +328,14 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
     session.add(digest)
     session.flush()
     session.add_all(
-        DigestItem(digest_id=digest.id, paper_id=pid, section=name, section_slug=slug, position=i)
+        DigestItem(
+            digest_id=digest.id,
+            paper_id=pid,
+            section=name,
+            section_slug=slug,
+            area_slug=slug,
+            position=i,
+        )
         for i, (pid, name, slug) in enumerate(record.items)
     )
     session.flush()
