@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 from multiprocessing.synchronize import Barrier
@@ -57,6 +58,38 @@ def test_every_unit_runs_a_real_command_and_the_worker_is_a_template() -> None:
     assert "mode: replicated, replicas: 2" in compose
     assert "DIGEST_DIGEST_STATE_DIR: /srv/digest/state" in compose
     assert "DIGEST_DIGEST_DUMPS_DIR: /srv/digest/dumps" in compose
+
+
+UNITS = ("digest.service", "digest-web.service", "digest-worker@.service")
+
+
+def _unit_values(name: str, key: str) -> list[str]:
+    text_ = (ROOT / "deploy" / name).read_text()
+    return [line.split("=", 1)[1] for line in text_.splitlines() if line.startswith(key + "=")]
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_each_unit_scores_under_4_in_systemd_analyze_security(name: str) -> None:
+    """The units scored 8.5 EXPOSED; `--offline=true` scores the file as it would run."""
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(ROOT / "deploy" / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    assert float(found.group(1)) < 4.0, result.stdout
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_each_unit_writes_only_the_state_folder_and_creates_private_files(name: str) -> None:
+    """The code (.venv) and the settings (digest.toml) stay read-only to the service."""
+    assert _unit_values(name, "ReadWritePaths") == ["/srv/digest/state"]
+    assert _unit_values(name, "ProtectSystem") == ["strict"]
+    assert _unit_values(name, "UMask") == ["0077"]
+    assert _unit_values(name, "ExecStart")[0].startswith("/srv/digest/.venv/")
+    assert _unit_values(name, "Environment") == ["DIGEST_CONFIG=/srv/digest/digest.toml"]
 
 
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
