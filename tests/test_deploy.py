@@ -6,20 +6,33 @@ the suite: deploy/container-smoke.sh does it (see the README's Deploying section
 
 from __future__ import annotations
 
+import http.client
 import multiprocessing
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from digest.app import make_app
+from digest.config import SubscribeSection, WebSection
 from digest.state import db, locks
-from tests.support.dumps import ROOT
+from digest.web.server import SECURITY_HEADERS
+from tests.support.dumps import ROOT, write_dump
+from tests.support.net import free_port
 from tests.support.postgres import new_pg_database
+from tests.support.settings import make_settings
+from tests.support.waiting import HANG, wait_for
+from tests.support.web import Served, serve
 
 
 def test_deploy_files_pass_their_checkers() -> None:
@@ -90,6 +103,134 @@ def test_each_unit_writes_only_the_state_folder_and_creates_private_files(name: 
     assert _unit_values(name, "UMask") == ["0077"]
     assert _unit_values(name, "ExecStart")[0].startswith("/srv/digest/.venv/")
     assert _unit_values(name, "Environment") == ["DIGEST_CONFIG=/srv/digest/digest.toml"]
+
+
+PAPERS = [
+    ("Sparse Mixture of Experts Routing", "We route tokens to experts with a router. " * 4),
+    ("Music Generation with Diffusion", "We generate music and audio from text. " * 4),
+]
+PROXY = "127.0.0.2"  # nginx talks to digest serve from this address (proxy_bind)
+
+
+def _site(tmp_path: Path, trusted_proxies: list[str]) -> Iterator[Served]:
+    """digest serve, one issue published, a subscribe limit of one per address and hour."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    write_dump(dumps / "first.txt", PAPERS)
+    settings = make_settings(tmp_path, dumps)
+    settings = replace(
+        settings,
+        web=WebSection(trusted_proxies=trusted_proxies),
+        subscribe=SubscribeSection(max_per_ip_hour=1),
+    )
+    app = make_app(settings)
+    app.send()
+    yield from serve(app)
+
+
+def _nginx(tmp_path: Path, site: Served) -> Iterator[int]:
+    """Debian's nginx running deploy/nginx.conf on loopback: the root, the listening port
+    and the upstream moved to this test's, and the upstream reached from PROXY."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is not installed (.ci/system-deps.sh installs it)"
+    port = free_port()
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    for old, new in [
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("root /srv/digest/state/public;", f"root {site.app.settings.public_dir};"),
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{site.port};"),
+        ("server_name news.example.org;", f"server_name localhost; proxy_bind {PROXY};"),
+    ]:
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    run = tmp_path / "nginx"
+    run.mkdir()
+    (run / "site.conf").write_text(conf)
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the test's tmp_path
+    (run / "nginx.conf").write_text(
+        f"{user}daemon off;\npid {run}/nginx.pid;\nerror_log {run}/error.log;\nevents {{}}\n"
+        f"http {{\n include /etc/nginx/mime.types;\n access_log off;\n"
+        f" client_body_temp_path {run}/body;\n proxy_temp_path {run}/proxy;\n"
+        f" fastcgi_temp_path {run}/fastcgi;\n uwsgi_temp_path {run}/uwsgi;\n"
+        f" scgi_temp_path {run}/scgi;\n include {run}/site.conf;\n}}\n"
+    )
+    proc = subprocess.Popen([nginx, "-p", str(run), "-c", str(run / "nginx.conf")])
+    try:
+
+        def listening() -> bool:
+            assert proc.poll() is None, (run / "error.log").read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, "nginx to listen")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(HANG)
+
+
+def _request(
+    port: int, path: str, method: str = "GET", body: str | None = None,
+    headers: dict[str, str] | None = None, source: str = "127.0.0.1",
+) -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def _subscribe(port: int, address: str, source: str, **headers: str) -> int:
+    form = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Sec-Fetch-Site": "same-origin",
+        **headers,
+    }
+    body = urlencode({"email": address})
+    return _request(port, "/subscribe", "POST", body, form, source)[0]
+
+
+def test_nginx_sends_the_security_headers_on_pages_feeds_and_proxied_pages(
+    tmp_path: Path,
+) -> None:
+    """The archive pages carry the subscribe form; nginx served them and the feeds with
+    no CSP, X-Frame-Options, nosniff or Referrer-Policy."""
+    for site in _site(tmp_path, []):
+        for port in _nginx(tmp_path, site):
+            slug = next((site.app.settings.public_dir / "themes").glob("*.xml")).stem
+            paths = [
+                "/feed.xml", "/atom.xml", "/feed.json", f"/themes/{slug}.xml",
+                "/archive/1", "/archive/1.html", "/archive/nothing-here", "/subscribe", "/",
+            ]  # fmt: skip
+            for path in paths:
+                status, headers, _ = _request(port, path)
+                assert status == (404 if "nothing" in path else 200), path
+                for name, value in SECURITY_HEADERS.items():
+                    sent = [v for k, v in headers if k.lower() == name]
+                    assert sent == [value], (path, name, sent)
+            feed_headers = dict(_request(port, "/feed.xml")[1])
+            assert feed_headers["Cache-Control"] == "max-age=300"
+
+
+def test_the_subscribe_limit_counts_each_client_behind_the_trusted_proxy_only(
+    tmp_path: Path,
+) -> None:
+    """Behind a proxy every client had the proxy's address, so the per-address limit was
+    one limit for everybody; X-Forwarded-For is believed from web.trusted_proxies only."""
+    for site in _site(tmp_path, [PROXY]):
+        for port in _nginx(tmp_path, site):
+            assert _subscribe(port, "a@example.org", "127.0.0.3") == 200
+            assert _subscribe(port, "b@example.org", "127.0.0.4") == 200
+            # the limit of one holds per client; a header the client adds changes nothing
+            assert _subscribe(port, "c@example.org", "127.0.0.3") == 429
+            forged = {"X-Forwarded-For": "198.51.100.7"}
+            assert _subscribe(port, "d@example.org", "127.0.0.3", **forged) == 429
+            # straight to digest serve, not through the proxy: the header is not believed
+            assert _subscribe(site.port, "e@example.org", "127.0.0.1", **forged) == 200
+            other = {"X-Forwarded-For": "198.51.100.8"}
+            assert _subscribe(site.port, "f@example.org", "127.0.0.1", **other) == 429
 
 
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
