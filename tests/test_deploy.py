@@ -233,6 +233,66 @@ def test_the_subscribe_limit_counts_each_client_behind_the_trusted_proxy_only(
             assert _subscribe(site.port, "f@example.org", "127.0.0.1", **other) == 429
 
 
+def _defaults(compose: str, variable: str) -> set[str]:
+    return set(re.findall(r"\$\{" + variable + r":-([^}]*)\}", compose))
+
+
+def test_the_compose_file_holds_no_password_and_takes_it_from_the_env_file() -> None:
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    required = "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in deploy/.env}"
+    urls = re.findall(r"postgresql\+psycopg://digest:(.*?)@postgres", compose)
+    assert urls == [required]
+    assert re.findall(r"POSTGRES_PASSWORD: (.*)", compose) == [required]
+    assert "deploy/.env" in (ROOT / "README.md").read_text()
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "-q", "deploy/.env"], check=False
+    )
+    assert ignored.returncode == 0, "deploy/.env (the password) must not be committed"
+
+
+def _mynetworks(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """deploy/postfix/entrypoint.sh on a copy of the image's main.cf (real postconf)."""
+    conf = tmp_path / "postfix"
+    conf.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "deploy" / "postfix" / "main.cf", conf / "main.cf")
+    (conf / "master.cf").touch()
+    return subprocess.run(
+        [
+            "bash",
+            str(ROOT / "deploy" / "postfix" / "entrypoint.sh"),
+            "postconf",
+            "-h",
+            "mynetworks",
+        ],
+        env={"PATH": os.environ["PATH"] + ":/usr/sbin", "MAIL_CONFIG": str(conf), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_postfix_in_the_stack_relays_for_the_stack_network_only(tmp_path: Path) -> None:
+    """It relayed for every RFC 1918 host; now for the compose network less its gateway
+    (the host side: any process on the host could relay otherwise)."""
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    subnets, gateways = _defaults(compose, "DIGEST_SUBNET"), _defaults(compose, "DIGEST_GATEWAY")
+    assert len(subnets) == 1 and len(gateways) == 1, (subnets, gateways)
+    subnet, gateway = subnets.pop(), gateways.pop()
+    for line in ("STACK_SUBNET: ${DIGEST_SUBNET:-", "STACK_GATEWAY: ${DIGEST_GATEWAY:-",
+                 "- subnet: ${DIGEST_SUBNET:-", "gateway: ${DIGEST_GATEWAY:-",
+                 "DIGEST_WEB_TRUSTED_PROXIES: ${DIGEST_GATEWAY:-"):  # fmt: skip
+        assert line in compose
+    assert _mynetworks(tmp_path).stdout.split() == ["127.0.0.0/8"]
+    started = _mynetworks(tmp_path, STACK_SUBNET=subnet, STACK_GATEWAY=gateway)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.split() == ["127.0.0.0/8", f"!{gateway}", subnet]
+    bad = _mynetworks(tmp_path, STACK_SUBNET="10.0.0.0/8 0.0.0.0/0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "STACK_SUBNET=10.0.0.0/8 0.0.0.0/0 is not an IPv4 network (e.g. 10.89.218.0/24)"
+    )
+
+
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
     engine = create_engine(url)
     barrier.wait(60)
