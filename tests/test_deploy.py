@@ -6,14 +6,17 @@ the suite: deploy/container-smoke.sh does it (see the README's Deploying section
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import multiprocessing
 import os
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from multiprocessing.synchronize import Barrier
@@ -291,6 +294,61 @@ def test_postfix_in_the_stack_relays_for_the_stack_network_only(tmp_path: Path) 
     assert bad.stderr.strip() == (
         "STACK_SUBNET=10.0.0.0/8 0.0.0.0/0 is not an IPv4 network (e.g. 10.89.218.0/24)"
     )
+
+
+def _tree(folder: Path) -> dict[str, tuple[str, float]]:
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _deliver_to(where: str, subject: str) -> Path:
+    """Send one message to a private Postfix ("host:port maildir"); wait until it is in."""
+    address, maildir = where.split()
+    host, port = address.rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=HANG) as smtp:
+        smtp.sendmail("ci@example.org", ["anyone@example.org"], f"Subject: {subject}\r\n\r\nhi\r\n")
+
+    def arrived() -> Path | None:
+        for path in (Path(maildir) / "new").glob("*"):
+            if f"Subject: {subject}".encode() in path.read_bytes():
+                return path
+        return None
+
+    return wait_for(arrived, f"{subject!r} in {maildir}")
+
+
+def test_a_second_test_postfix_runs_beside_the_first_and_nothing_in_etc_postfix_changes() -> None:
+    """.ci/postfix.sh said it configured nothing under /etc/postfix but appended
+    alternate_config_directories to its main.cf, and a second instance's line overrode the
+    first's. It needs none: root runs `postfix -c DIR` on any folder."""
+    first = os.environ.get("DIGEST_TEST_POSTFIX", "")
+    if not first:
+        pytest.fail("DIGEST_TEST_POSTFIX is not set: run the tests through .ci/run (make test)")
+    etc = _tree(Path("/etc/postfix"))
+    folder = Path(tempfile.mkdtemp(prefix="digest-postfix-", dir="/var/tmp"))  # maillog: /var
+    folder.chmod(0o755)  # Postfix's daemons run as postfix and nobody
+    env = dict(os.environ, DIGEST_POSTFIX_DIR=str(folder), DIGEST_POSTFIX_PORT=str(free_port()))
+    try:
+        started = subprocess.run(
+            ["bash", str(ROOT / ".ci" / "postfix.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HANG,
+        )
+        assert started.returncode == 0, started.stderr
+        second = started.stdout.strip()
+        assert second == f"127.0.0.1:{env['DIGEST_POSTFIX_PORT']} {folder}/mail/maildir"
+        assert _deliver_to(second, f"second {folder.name}")
+        assert _deliver_to(first, f"first {folder.name}")
+        assert _tree(Path("/etc/postfix")) == etc
+    finally:
+        subprocess.run(["postfix", "-c", str(folder / "etc"), "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
