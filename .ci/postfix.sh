@@ -2,8 +2,13 @@
 # Install (if needed) and start Debian's Postfix as a private instance for the tests and
 # the benchmark: it listens on 127.0.0.1:$DIGEST_POSTFIX_PORT (default 2525) and delivers
 # every message, whatever its recipient, into one Maildir. Nothing under /etc/postfix is
-# configured for the machine: the instance lives in $DIGEST_POSTFIX_DIR.
-# Prints "host:port maildir" (what DIGEST_TEST_POSTFIX holds). Needs root.
+# written (its master.cf is read as a template): the instance lives in
+# $DIGEST_POSTFIX_DIR, which must lie under /var (Postfix's maillog_file_prefixes), and
+# several instances on several ports run side by side.
+# Prints "host:port maildir" (what DIGEST_TEST_POSTFIX holds). Needs root: as root,
+# `postfix -c DIR` and `postqueue -c DIR` take a configuration directory that the
+# default main.cf does not list in alternate_config_directories (other users need it
+# listed there, which this script does not do).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 port=${DIGEST_POSTFIX_PORT:-2525}
@@ -17,10 +22,6 @@ fi
 mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/mail"
 chown postfix "$dir/data"
 chown nobody:nogroup "$dir/mail"
-# postfix -c needs the default configuration to name the private one.
-touch /etc/postfix/main.cf
-grep -q "^alternate_config_directories = $dir/etc" /etc/postfix/main.cf ||
-  echo "alternate_config_directories = $dir/etc" >>/etc/postfix/main.cf
 cat >"$dir/etc/main.cf" <<CONF
 compatibility_level = 3.6
 queue_directory = $dir/queue
@@ -53,6 +54,7 @@ sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0
 sed -i -E 's/^([a-z]+ +(unix|inet|fifo|unix-dgram|pass) +[-ny] +[-ny] +)y /\1n /' "$dir/etc/master.cf"
 grep -q "^postlog" "$dir/etc/master.cf" ||
   echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$dir/etc/master.cf"
+[ "$(id -u)" = 0 ] || { echo "$0: needs root (postfix -c $dir/etc)" >&2; exit 1; }
 postfix -c "$dir/etc" check >&2
 # a restart, not a reload: the listener of master.cf may have changed
 postfix -c "$dir/etc" stop >/dev/null 2>&1 || true

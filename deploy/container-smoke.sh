@@ -189,6 +189,8 @@ debounce_seconds = 1.0
 poll_seconds = 1.0
 EOF
 export DIGEST_BASE_IMAGE=$base POSTFIX_BASE_IMAGE=$base POSTGRES_IMAGE=localhost/digest-postgres:local
+POSTGRES_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') # not in compose.yaml
+export POSTGRES_PASSWORD
 export DIGEST_CONFIG_DIR="$stack/config" DIGEST_DUMPS_DIR="$stack/dumps" DIGEST_WEB_PORT=$port
 compose() { "$work/venv/bin/podman-compose" -p "$project" -f "$here/compose.yaml" "$@"; }
 down() {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -233,6 +234,16 @@ def _optional_host(value: str) -> str | None:
     return _host(value) if value else None
 
 
+def _networks(values: list[str]) -> str | None:
+    """IP addresses or networks (CIDR)."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return f'has {value!r}, which is not an IP address or network (e.g. "127.0.0.1")'
+    return None
+
+
 def _database_url(value: str) -> str | None:
     if not value:
         return None
@@ -420,6 +431,12 @@ class ScheduleSection:
 class WebSection:
     host: str = setting("127.0.0.1", "Address `digest serve` listens on.", check=_host)
     port: int = setting(8000, "Port `digest serve` listens on.", low=1, high=65535)
+    trusted_proxies: list[str] = setting(
+        [],
+        "Reverse proxies (addresses or networks) whose X-Forwarded-For names the client "
+        "for the per-address limits; empty: trust none.",
+        check=_networks,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,34 @@ def same_site(request: Request, base_url: str) -> bool:
     return origin.rstrip("/") in allowed
 
 
+def client_address(request: Request, trusted_proxies: Sequence[str]) -> str:
+    """The address the per-address limits count. A request from one of web.trusted_proxies
+    counts against the rightmost X-Forwarded-For entry that is not itself a trusted proxy
+    (the one our proxy wrote; entries left of it come from the client and prove nothing).
+    From anyone else the header is ignored: any client can write one."""
+    nets = [ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies]
+
+    def trusted(host: str) -> bool:
+        address = _address(host)
+        return address is not None and any(address in net for net in nets)
+
+    peer = request.client.host if request.client else ""
+    if not trusted(peer):
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop if _address(hop) is not None else peer
+    return peer
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 MAX_FORM_AREAS = 200  # checkboxes taken from one subscribe form
 
 
@@ -277,7 +307,7 @@ class SignupPages:
         form = await request.form()
         address = str(form.get("email", ""))[:320]
         themes = [str(v)[:100] for v in form.getlist("theme")][:MAX_FORM_AREAS]
-        ip = request.client.host if request.client else ""
+        ip = client_address(request, app.settings.web.trusted_proxies)
         try:
             outcome = await run_in_threadpool(app.request_subscription, address, themes, ip)
         except SubscriberError as exc:
@@ -401,6 +431,6 @@ def make_server(app: App, host: str | None = None, port: int | None = None) -> A
         log_level="warning",
         access_log=False,  # unsubscribe URLs carry tokens: never log paths
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=False,  # the client's address: client_address() and web.trusted_proxies
     )
     return uvicorn.Server(config)
