@@ -39,7 +39,7 @@ from digest.mail.message import (
 )
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
-from digest.mail.variants import Personaliser
+from digest.mail.variants import Covers, Personaliser, covers
 from digest.mail.workers import WorkerInfo
 from digest.publish.site import SiteFiles
 from digest.render.renderer import DigestView, Renderer
@@ -271,6 +271,11 @@ class App:
             seen.setdefault(area.slug, area.name)
         return list(seen.items())
 
+    def topic_covers(self) -> Covers:
+        """What each topic a subscriber chose takes: its area and every area below it
+        (old slugs and names resolved), see mail/variants.py."""
+        return covers(self.vocabulary(), [t.name for t in self.settings.themes])
+
     def send(
         self,
         *,
@@ -414,8 +419,9 @@ class App:
         configured = self._configured()
         personaliser = self._personaliser()
         view = prepared.view
+        take = self.topic_covers()
         letters = personaliser.letters(
-            view, outbox.selections(session, view, with_all=bool(configured))
+            view, outbox.selections(session, view, with_all=bool(configured), take=take)
         )
         sender = self.settings.email.sender
         try:
@@ -425,7 +431,13 @@ class App:
             subscribers.sync_configured(session, configured)
             digest = store.create_digest(session, record)
             outbox.create_deliveries(
-                session, digest.id, view, personaliser, letters, lambda: new_message_id(sender)
+                session,
+                digest.id,
+                view,
+                personaliser,
+                letters,
+                lambda: new_message_id(sender),
+                take,
             )
             session.commit()
         except IntegrityError:
