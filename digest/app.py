@@ -458,7 +458,7 @@ class App:
     def publish_files(self) -> list[Path]:
         """Bring the public files (web copies, index, pages, feeds) in step with the state;
         returns those that changed (publish/site.py)."""
-        return SiteFiles(self.settings, self.renderer, self.session).write()
+        return SiteFiles(self.settings, self.renderer, self.session, self.vocabulary()).write()
 
     # deliver --------------------------------------------------------------
 
