@@ -260,7 +260,9 @@ class App:
         """The subscriber list (add, remove, import, export, unsubscribe); `read_only`
         for listing and export, which must not create the state."""
         return SubscriberBook(
-            self.read_sessions() if read_only else self.sessions, self.theme_choices
+            self.read_sessions() if read_only else self.sessions,
+            self.theme_choices,
+            self.topic_aliases,
         )
 
     def theme_choices(self) -> list[tuple[str, str]]:
@@ -270,6 +272,10 @@ class App:
         for area in self.vocabulary():
             seen.setdefault(area.slug, area.name)
         return list(seen.items())
+
+    def topic_aliases(self) -> dict[str, str]:
+        """Old slugs of the research areas -> the slugs that replaced them."""
+        return {old: a.slug for a in self.vocabulary() for old in a.aliases}
 
     def topic_covers(self) -> Covers:
         """What each topic a subscriber chose takes: its area and every area below it
@@ -570,7 +576,7 @@ class App:
         """Record a /subscribe request and send its confirmation e-mail when the limits
         allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""
         desk = self.signups()
-        chosen = subscribers.resolve_themes(themes, self.theme_choices())
+        chosen = subscribers.resolve_themes(themes, self.theme_choices(), self.topic_aliases())
         request = desk.request(address, chosen, ip)
         if request.outcome != "send":
             return request
