@@ -51,7 +51,7 @@ def covers(vocabulary: Vocabulary, theme_names: Sequence[str] = ()) -> Covers:
     area of the same name are one topic for a reader). An unknown slug takes itself."""
     named: dict[str, set[str]] = {}
     for name in theme_names:
-        area = vocabulary.resolve(name)
+        area = vocabulary.resolve(name) or vocabulary.resolve(slugify(name))
         if area is not None:
             named.setdefault(area, set()).add(slugify(name))
 
