@@ -43,6 +43,7 @@ from digest.mail.variants import Covers, Personaliser, covers
 from digest.mail.workers import WorkerInfo
 from digest.publish.site import SiteFiles
 from digest.render.renderer import DigestView, Renderer
+from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
@@ -272,6 +273,16 @@ class App:
         for area in self.vocabulary():
             seen.setdefault(area.slug, area.name)
         return list(seen.items())
+
+    def topic_groups(self) -> list[TopicGroup]:
+        """The topics a reader may pick, grouped under their broad areas (the pages)."""
+        return topic_groups(
+            self.vocabulary(), [(slugify(t.name), t.name) for t in self.settings.themes]
+        )
+
+    def chosen_topics(self, slugs: Sequence[str]) -> set[str]:
+        """A reader's stored topics as the pages tick them (old slugs resolved)."""
+        return chosen_topics(self.vocabulary(), slugs)
 
     def topic_aliases(self) -> dict[str, str]:
         """Old slugs of the research areas -> the slugs that replaced them."""
