@@ -63,3 +63,12 @@ def test_import_refuses_an_unknown_topic_row_by_row_with_the_closest(run, tmp_pa
     assert "line 4: unknown topic 'speach'; did you mean 'Speech'?" in result.output
     assert "2 added, 0 updated, 0 unchanged" in result.output
     assert listed(run) == {"a@example.org": "sound", "d@example.org": "music"}
+
+
+def test_old_spellings_still_work_and_say_they_are_old(run) -> None:  # type: ignore[no-untyped-def]
+    top = run("--help").output
+    assert "topics " in top and "Old name of `digest topics`" in top
+    old, new = run("themes", "--format", "tsv"), run("topics", "--format", "tsv")
+    assert old.exit_code == new.exit_code == 0 and old.output == new.output
+    add = " ".join(run("subscribers", "add", "--help").output.split())
+    assert "--topics, --themes" in add and "--themes: the old spelling" in add
