@@ -39,10 +39,11 @@ from digest.mail.message import (
 )
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
-from digest.mail.variants import Personaliser
+from digest.mail.variants import Covers, Personaliser, covers
 from digest.mail.workers import WorkerInfo
 from digest.publish.site import SiteFiles
 from digest.render.renderer import DigestView, Renderer
+from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
@@ -260,7 +261,9 @@ class App:
         """The subscriber list (add, remove, import, export, unsubscribe); `read_only`
         for listing and export, which must not create the state."""
         return SubscriberBook(
-            self.read_sessions() if read_only else self.sessions, self.theme_choices
+            self.read_sessions() if read_only else self.sessions,
+            self.theme_choices,
+            self.topic_aliases,
         )
 
     def theme_choices(self) -> list[tuple[str, str]]:
@@ -270,6 +273,25 @@ class App:
         for area in self.vocabulary():
             seen.setdefault(area.slug, area.name)
         return list(seen.items())
+
+    def topic_groups(self) -> list[TopicGroup]:
+        """The topics a reader may pick, grouped under their broad areas (the pages)."""
+        return topic_groups(
+            self.vocabulary(), [(slugify(t.name), t.name) for t in self.settings.themes]
+        )
+
+    def chosen_topics(self, slugs: Sequence[str]) -> set[str]:
+        """A reader's stored topics as the pages tick them (old slugs resolved)."""
+        return chosen_topics(self.vocabulary(), slugs)
+
+    def topic_aliases(self) -> dict[str, str]:
+        """Old slugs of the research areas -> the slugs that replaced them."""
+        return {old: a.slug for a in self.vocabulary() for old in a.aliases}
+
+    def topic_covers(self) -> Covers:
+        """What each topic a subscriber chose takes: its area and every area below it
+        (old slugs and names resolved), see mail/variants.py."""
+        return covers(self.vocabulary(), [t.name for t in self.settings.themes])
 
     def send(
         self,
@@ -414,8 +436,9 @@ class App:
         configured = self._configured()
         personaliser = self._personaliser()
         view = prepared.view
+        take = self.topic_covers()
         letters = personaliser.letters(
-            view, outbox.selections(session, view, with_all=bool(configured))
+            view, outbox.selections(session, view, with_all=bool(configured), take=take)
         )
         sender = self.settings.email.sender
         try:
@@ -425,7 +448,13 @@ class App:
             subscribers.sync_configured(session, configured)
             digest = store.create_digest(session, record)
             outbox.create_deliveries(
-                session, digest.id, view, personaliser, letters, lambda: new_message_id(sender)
+                session,
+                digest.id,
+                view,
+                personaliser,
+                letters,
+                lambda: new_message_id(sender),
+                take,
             )
             session.commit()
         except IntegrityError:
@@ -446,7 +475,7 @@ class App:
     def publish_files(self) -> list[Path]:
         """Bring the public files (web copies, index, pages, feeds) in step with the state;
         returns those that changed (publish/site.py)."""
-        return SiteFiles(self.settings, self.renderer, self.session).write()
+        return SiteFiles(self.settings, self.renderer, self.session, self.vocabulary()).write()
 
     # deliver --------------------------------------------------------------
 
@@ -558,7 +587,7 @@ class App:
         """Record a /subscribe request and send its confirmation e-mail when the limits
         allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""
         desk = self.signups()
-        chosen = subscribers.resolve_themes(themes, self.theme_choices())
+        chosen = subscribers.resolve_themes(themes, self.theme_choices(), self.topic_aliases())
         request = desk.request(address, chosen, ip)
         if request.outcome != "send":
             return request

@@ -203,7 +203,7 @@ def rebuilt(app: App) -> dict[str, bytes]:
     """What every section feed would be, rebuilt from the whole state."""
     site = FeedSite(app.settings.digest.title, app.settings.base_url)
     with app.session() as session:
-        feeds = section_feeds(session, app.settings.base_url)
+        feeds = section_feeds(session, app.settings.base_url, app.vocabulary())
     return {f"{feed.slug}.xml": theme_rss(site, feed) for feed in feeds}
 
 

@@ -178,7 +178,9 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     grace = next(m for m in msgs if m["To"] == "grace@example.org")
     link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
     page.goto(link.replace("/unsubscribe/", "/preferences/"))
-    page.check("input[value='mixture-of-experts']")
+    topic = page.locator("input[value='mixture-of-experts']")
+    page.locator(".topic-children", has=topic).locator("summary").click()  # in its group
+    topic.check()
     with page.expect_navigation():
         page.click("button[type=submit]")
     assert "Saved" in page.content()

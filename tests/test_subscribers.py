@@ -210,7 +210,10 @@ def test_cli_subscribers_and_unsubscribe(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     (tmp_path / "dumps").mkdir()
-    (tmp_path / "digest.toml").write_text("")
+    # the CSV names a configured theme: an unknown topic would reject its row
+    (tmp_path / "digest.toml").write_text(
+        '[[themes]]\nname = "Music and audio"\nkeywords = ["music"]\n'
+    )
     (tmp_path / "in.csv").write_text(CSV)
 
     def run(*args: str) -> object:
@@ -227,7 +230,7 @@ def test_cli_subscribers_and_unsubscribe(tmp_path: Path, monkeypatch: pytest.Mon
     assert "new@example.org\tactive\tmixture-of-experts;music" in listed
     assert "bob@example.org" not in listed
     refused = CliRunner().invoke(main, ["subscribers", "add", "x@example.org", "--themes", "x"])
-    assert refused.exit_code == 1 and "unknown theme 'x'" in refused.output
+    assert refused.exit_code == 1 and "unknown topic 'x'" in refused.output
     typo = CliRunner().invoke(
         main, ["subscribers", "add", "x@example.org", "--themes", "Mixture of expert"]
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -437,7 +439,21 @@ def recipients_line(report: SendReport, shown_at_most: int = 5) -> str:
 
 from digest.cli.sections import areas, themes  # noqa: E402  (the commands live in their module)
 
-main.add_command(themes)
+
+def old_name(command: click.Command, old: str) -> click.Command:
+    """``command`` again under its old name, saying so in --help (old scripts keep working)."""
+    again = copy.copy(command)
+    again.name = old
+    again.short_help = f"Old name of `digest {command.name}` (still works)."
+    help_text = inspect.cleandoc(command.help or "")
+    again.help = f"Old name of `digest {command.name}`, kept working.\n\n{help_text}"
+    return again
+
+
+topics = copy.copy(themes)  # what readers pick are "topics"; the command keeps its code
+topics.name = "topics"
+main.add_command(topics)
+main.add_command(old_name(topics, "themes"))
 main.add_command(areas)
 main.add_command(cli_workers.worker)
 main.add_command(cli_subscribers.subscribers)

@@ -122,9 +122,10 @@ def themes(obj: _HasApp, fmt: str, reasons: bool, limit: int) -> None:
 @click.command()
 @click.pass_obj
 def areas(obj: _HasApp) -> None:
-    """List the research areas sections are cut from (the bundled vocabulary, extended or
-    replaced by [digest] areas_file): each broad area, then its narrower ones, with the
-    slug subscribers and feeds use (themes/<slug>.xml) and a one-line description."""
+    """List the topics readers can pick: the research areas sections are cut from (the
+    bundled vocabulary, extended or replaced by [digest] areas_file), each broad area,
+    then its narrower ones, with the slug subscribers (--topics) and feeds
+    (themes/<slug>.xml) use and a one-line description. A topic takes every topic under it."""
     vocabulary = obj.app().vocabulary()
     out.print(Text(f"{len(vocabulary)} areas from {vocabulary.source}\n", style="bold"))
 

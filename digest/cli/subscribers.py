@@ -27,9 +27,9 @@ def subscribers() -> None:
     """Manage who receives the digest: add, remove, list, import and export (CSV).
 
     Addresses are validated (no network look-up) and folded: case and surrounding
-    spaces do not make a second subscriber. Each subscriber can choose themes
-    (names or slugs, ";"-separated); they then receive only those sections, and no
-    message when a digest has none of them.
+    spaces do not make a second subscriber. Each subscriber can choose topics (names or
+    slugs from `digest areas`, ";"-separated); a topic takes its papers and those of
+    every topic under it, and a digest with none of them sends them no message.
     """
 
 
@@ -37,10 +37,13 @@ def subscribers() -> None:
 @click.argument("address")
 @click.option("--name", default=None, help="The subscriber's name (used in the To header).")
 @click.option(
+    "--topics",
     "--themes",
+    "themes",
     default=None,
     metavar="A;B",
-    help='Theme names or slugs, ";"-separated; "" for every theme. Default: unchanged.',
+    help='Topic names or slugs, ";"-separated; "" for every topic. Default: unchanged. '
+    "(--themes: the old spelling, still accepted.)",
 )
 @click.option(
     "--resubscribe",
@@ -49,7 +52,7 @@ def subscribers() -> None:
 )
 @click.pass_obj
 def add(obj: Any, address: str, name: str | None, themes: str | None, resubscribe: bool) -> None:
-    """Add a subscriber, or update the name and themes of an existing one.
+    """Add a subscriber, or update the name and topics of an existing one.
 
     Someone who unsubscribed stays unsubscribed unless --resubscribe is given.
     """
@@ -80,7 +83,7 @@ def remove(obj: Any, addresses: tuple[str, ...]) -> None:
 )
 @click.pass_obj
 def list_(obj: Any, status: str | None) -> None:
-    """List subscribers, one a line: address, status, themes (or "all"), name."""
+    """List subscribers, one a line: address, status, topics (or "all"), name."""
     rows = book(obj, read_only=True).list(status)
     for s in rows:
         themes = ";".join(s.themes) or "all"
@@ -94,8 +97,9 @@ def list_(obj: Any, status: str | None) -> None:
 @click.pass_obj
 def import_(obj: Any, file: io.BufferedIOBase) -> None:
     """Import subscribers from a CSV file ("-" for standard input) with a header row
-    naming the columns email,name,themes,status (only email is required), or from a
-    plain list of addresses, one a line.
+    naming the columns email,name,themes,status (only email is required; the topics
+    column may be called themes or topics), or from a plain list of addresses, one a
+    line. An unknown topic rejects its row, as `add` does, naming the closest topic.
 
     The encoding is found from the file (UTF-8, UTF-16 or UTF-32 with a BOM as Excel
     writes them, Latin-1, Windows-1252, …) and so is the delimiter (comma, semicolon,
@@ -130,8 +134,8 @@ def print_import(report: ImportReport) -> None:
 )
 @click.pass_obj
 def export(obj: Any, out_path: Path | None) -> None:
-    """Write every subscriber as CSV: email,name,themes,status (tokens are not
-    exported). The file imports back as it is."""
+    """Write every subscriber as CSV: email,name,themes,status (themes: their topics;
+    tokens are not exported). The file imports back as it is."""
     buffer = io.StringIO()
     n = book(obj, read_only=True).export_csv(buffer)
     if out_path is None:

@@ -28,7 +28,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from digest.mail.message import Letter
-from digest.mail.variants import Personaliser, Selection, only, selection, variant_key
+from digest.mail.variants import (
+    Covers,
+    Personaliser,
+    Selection,
+    exactly,
+    only,
+    selection,
+    variant_key,
+)
 from digest.render.renderer import DigestView
 from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime, utcnow
 from digest.state.states import DeliveryStatus, SubscriberStatus
@@ -72,10 +80,12 @@ def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
     return [(raw, tuple(json.loads(raw) or ())) for (raw,) in rows if raw is not None]
 
 
-def selections(session: Session, view: DigestView, *, with_all: bool) -> set[Selection]:
-    """The distinct section selections the active subscribers make of this digest."""
-    slugs = [s.slug for s in view.sections]
-    found = {selection(themes, slugs) for _, themes in theme_choices(session)}
+def selections(
+    session: Session, view: DigestView, *, with_all: bool, take: Covers = exactly
+) -> set[Selection]:
+    """The distinct selections of papers the active subscribers make of this digest
+    (``take``: what each chosen topic covers)."""
+    found = {selection(themes, view, take) for _, themes in theme_choices(session)}
     if with_all:
         found.add(None)
     found.discard(())
@@ -89,6 +99,7 @@ def create_deliveries(
     personaliser: Personaliser,
     letters: dict[str, Letter],
     new_message_id: Callable[[], str],
+    take: Covers = exactly,
 ) -> tuple[int, int]:
     """One row per active subscriber, in the caller's transaction: pending with its
     variant, or skipped when none of their themes is in the digest. Returns
@@ -97,22 +108,21 @@ def create_deliveries(
     The rows are made in the database (INSERT … SELECT, one statement per distinct
     theme list), never loading the subscribers; each Message-ID is a random prefix
     made once for the digest plus the subscriber's id."""
-    slugs = [s.slug for s in view.sections]
     variant_ids: dict[str, int] = {}
     left, _, right = new_message_id().strip("<>").rpartition("@")
     prefix, domain = f"<{left}.{secrets.token_hex(4)}.", f"@{right}>"
     counts = {"pending": 0, "skipped": 0}
     for raw, themes in theme_choices(session):
-        chosen = selection(themes, slugs)
+        chosen = selection(themes, view, take)
         if chosen == ():
             status, variant_id, error = DeliveryStatus.SKIPPED, None, "no theme"
         else:
             key = variant_key(chosen)
             if key not in variant_ids:
-                letter = letters.get(key) or personaliser.letter(
-                    only(view, chosen, personaliser.subject)
-                )
-                variant_ids[key] = add_variant(session, digest_id, key, chosen or (), letter)
+                mine = only(view, chosen, personaliser.subject)
+                letter = letters.get(key) or personaliser.letter(mine)
+                slugs = [s.slug for s in mine.sections] if chosen is not None else []
+                variant_ids[key] = add_variant(session, digest_id, key, slugs, letter)
             status, variant_id, error = DeliveryStatus.PENDING, variant_ids[key], None
         counts[status] += _insert_for(
             session, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at

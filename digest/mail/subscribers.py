@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import hmac
 import io
 import itertools
@@ -19,7 +20,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,14 +133,19 @@ def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:
 Choices = Sequence[tuple[str, str]]  # (slug, name) of every theme a subscriber may choose
 
 
-def resolve_themes(raw: str | Iterable[str], choices: Choices) -> tuple[str, ...]:
-    """Theme names or slugs (";"-separated in a string) as the slugs of ``choices``;
-    an unknown one is refused with the closest known name. () means every theme."""
+def resolve_themes(
+    raw: str | Iterable[str], choices: Choices, aliases: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """Topic names or slugs (";"-separated in a string) as the slugs of ``choices``, an
+    old slug (``aliases``: old slug -> slug) as the slug that replaced it; an unknown one
+    is refused with the closest known name. () means every topic."""
     by_key: dict[str, str] = {}
     for slug, name in choices:
         by_key.setdefault(slug, slug)
         by_key.setdefault(name.casefold(), slug)
         by_key.setdefault(slugify(name), slug)
+    for old, slug in (aliases or {}).items():
+        by_key.setdefault(old, slug)
     parts = raw.split(";") if isinstance(raw, str) else raw
     slugs = []
     for part in (p.strip() for p in parts):
@@ -150,7 +156,7 @@ def resolve_themes(raw: str | Iterable[str], choices: Choices) -> tuple[str, ...
             names = {n.casefold(): n for _, n in choices} | {s: n for s, n in choices}
             close = difflib.get_close_matches(part.casefold(), list(names), 1, 0.5)
             hint = f"; did you mean {names[close[0]]!r}?" if close else ""
-            raise SubscriberError(f"unknown theme {part!r}{hint} (see `digest areas`)")
+            raise SubscriberError(f"unknown topic {part!r}{hint} (see `digest areas`)")
         slugs.append(found)
     return tuple(dict.fromkeys(slugs))
 
@@ -391,17 +397,23 @@ class _Delimited(csv.excel):
 Row = tuple[int, str, str | None, tuple[str, ...] | None, str | None]  # line, address, …
 
 
-def read_csv(session: Session, stream: TextIO) -> ImportReport:
+def read_csv(
+    session: Session,
+    stream: TextIO,
+    topics: Callable[[str], tuple[str, ...]] = parse_themes,
+) -> ImportReport:
     """Import rows of ``email,name,themes,status`` (only ``email`` is required; the
-    delimiter may also be ``;``, a tab or ``|``), or a plain list of addresses, one a
-    line. A bad row is reported with its line number; the good ones go in. Every row is
+    delimiter may also be ``;``, a tab or ``|``; ``topics`` is read as ``themes``), or a
+    plain list of addresses, one a line. ``topics`` turns a row's topics into slugs (and
+    refuses an unknown one). A bad row is reported with its line number; the good ones
+    go in. Every row is
     validated first, in one pass; then the known addresses are looked up in batches and
     the new ones inserted in bulk, in the caller's transaction (nothing half-imported)."""
     text = stream.read().lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]))
     report = ImportReport()
     first = next(reader, [])
-    header = [h.strip().lower() for h in first]
+    header = [_COLUMN_NAMES.get(h.strip().lower(), h.strip().lower()) for h in first]
     rows: Iterable[list[str]] = reader
     if "email" not in header:
         if len(first) != 1 or "@" not in first[0]:
@@ -418,7 +430,7 @@ def read_csv(session: Session, stream: TextIO) -> ImportReport:
         if not any(cell.strip() for cell in row):
             continue
         try:
-            parsed.append((line, *_parse_row(dict(zip(header, row, strict=False)))))
+            parsed.append((line, *_parse_row(dict(zip(header, row, strict=False)), topics)))
             if len(row) > len(header):
                 report.notes.append((line, "more fields than the header; extra ignored"))
         except SubscriberError as exc:
@@ -428,12 +440,15 @@ def read_csv(session: Session, stream: TextIO) -> ImportReport:
     return report
 
 
+_COLUMN_NAMES = {"topics": "themes"}  # what a reader calls them -> the column's name
+
+
 def _parse_row(
-    cells: dict[str, str],
+    cells: dict[str, str], topics: Callable[[str], tuple[str, ...]]
 ) -> tuple[str, str | None, tuple[str, ...] | None, str | None]:
     address = normalize(cells.get("email", ""))
     status = _check_status(cells["status"]) if cells.get("status", "").strip() else None
-    themes = parse_themes(cells["themes"]) if "themes" in cells else None
+    themes = topics(cells["themes"]) if "themes" in cells else None
     name = check_name(cells.get("name", "")) or None  # an empty cell keeps the name
     return address, name, themes, status
 
@@ -509,15 +524,19 @@ class SubscriberBook:
     the web server use this."""
 
     def __init__(
-        self, sessions: sessionmaker[Any], choices: Callable[[], Choices] | None = None
+        self,
+        sessions: sessionmaker[Any],
+        choices: Callable[[], Choices] | None = None,
+        aliases: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self.sessions = sessions
-        self.choices = choices  # what --themes may name; None: anything goes
+        self.choices = choices  # what --topics may name; None: anything goes
+        self.aliases = aliases  # old slugs -> the slugs that replaced them
 
     def _slugs(self, themes: str | Sequence[str]) -> tuple[str, ...]:
         if self.choices is None:
             return parse_themes(themes)
-        return resolve_themes(themes, self.choices())
+        return resolve_themes(themes, self.choices(), self.aliases() if self.aliases else None)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -561,8 +580,15 @@ class SubscriberBook:
             return [_info(sub) for sub in s.scalars(query)]
 
     def import_csv(self, stream: TextIO) -> ImportReport:
+        """Unknown topics are refused row by row, as `add` refuses them."""
+        topics: Callable[[str], tuple[str, ...]] = parse_themes
+        if self.choices is not None:
+            choices, aliases = self.choices(), self.aliases() if self.aliases else None
+            topics = functools.lru_cache(maxsize=4096)(
+                lambda cell: resolve_themes(cell, choices, aliases)
+            )  # a few distinct cells, however many rows
         with self._tx() as s:
-            return read_csv(s, stream)
+            return read_csv(s, stream, topics)
 
     def export_csv(self, stream: TextIO) -> int:
         with self.sessions() as s:

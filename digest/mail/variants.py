@@ -1,7 +1,13 @@
-"""Each subscriber's copy of a digest: only the sections they chose, under the size at
-which Gmail clips a message.
+"""Each subscriber's copy of a digest: only the papers of the topics they chose, under the
+size at which Gmail clips a message.
 
-A variant is rendered once per distinct selection of sections (premailer runs once per
+A topic a reader chose is an area of the vocabulary (named by its slug, an old slug or its
+name) and means that area and every area below it: a paper is theirs when its own area is
+one of those, whatever section or layout group the issue printed it under (the section's
+slug counts too: configured themes, discovered topics and issues stored before papers
+kept their own area).
+
+A variant is rendered once per distinct selection of papers (premailer runs once per
 variant, never per subscriber); the unsubscribe token stays ``mailer.PLACEHOLDER`` and is
 filled in when each message is built.
 
@@ -17,25 +23,61 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from digest.errors import ConfigError
 from digest.mail.message import PLACEHOLDER, Letter, encoded_size
 from digest.render.renderer import DigestView, PaperView, Renderer, SectionView, shorten
+from digest.urls import slugify
+
+if TYPE_CHECKING:
+    from digest.sections.areas import Vocabulary
 
 log = logging.getLogger(__name__)
 
 ALL = "*"  # the variant key of "every section"
-Selection = tuple[str, ...] | None  # section slugs in digest order; None: every section
+Selection = tuple[str, ...] | None  # paper anchors in digest order; None: every paper
+Covers = Callable[[str], frozenset[str]]  # a chosen topic -> the area/section slugs it takes
 
 
-def selection(themes: Sequence[str], slugs: Sequence[str]) -> Selection:
-    """The sections (slugs) of a digest that a subscriber with these themes receives:
+def exactly(topic: str) -> frozenset[str]:
+    """A topic that covers only its own slug (no vocabulary)."""
+    return frozenset({topic})
+
+
+def covers(vocabulary: Vocabulary, theme_names: Sequence[str] = ()) -> Covers:
+    """What a chosen topic takes: the area it names (slug, old slug or name) and every area
+    below it, plus the configured themes named like one of those areas (a theme and an
+    area of the same name are one topic for a reader). An unknown slug takes itself."""
+    named: dict[str, set[str]] = {}
+    for name in theme_names:
+        area = vocabulary.resolve(name) or vocabulary.resolve(slugify(name))
+        if area is not None:
+            named.setdefault(area, set()).add(slugify(name))
+
+    def take(topic: str) -> frozenset[str]:
+        area = vocabulary.resolve(topic) or topic
+        below = vocabulary.descendants(area) or {area}
+        themes = {t for a in below for t in named.get(a, ())}
+        return frozenset({topic, *below, *themes})
+
+    return take
+
+
+def selection(themes: Sequence[str], view: DigestView, take: Covers = exactly) -> Selection:
+    """The papers (anchors) of a digest that a subscriber with these topics receives:
     None for all of them, () for none."""
     if not themes:
         return None
-    wanted = set(themes)
-    chosen = tuple(s for s in slugs if s in wanted)
-    return None if len(chosen) == len(slugs) else chosen
+    wanted: set[str] = set()
+    for topic in themes:
+        wanted |= take(topic)
+    chosen, total = [], 0
+    for section in view.sections:
+        total += len(section.papers)
+        mine = section.slug in wanted
+        chosen += [p.anchor for p in section.papers if mine or (p.area in wanted)]
+    return None if len(chosen) == total else tuple(chosen)
 
 
 def variant_key(chosen: Selection) -> str:
@@ -45,12 +87,19 @@ def variant_key(chosen: Selection) -> str:
 
 
 def only(view: DigestView, chosen: Selection, subject: Callable[[DigestView], str]) -> DigestView:
-    """The view restricted to the chosen sections, with a subject that counts them."""
+    """The view restricted to the chosen papers (and the sections that keep any), with a
+    subject that counts them."""
     if chosen is None:
         return view
     keep = set(chosen)
-    sections = tuple(s for s in view.sections if s.slug in keep)
-    narrowed = replace(view, sections=sections, paper_count=sum(len(s.papers) for s in sections))
+    sections = []
+    for s in view.sections:
+        mine = tuple(p for p in s.papers if p.anchor in keep)
+        if mine:
+            sections.append(s if len(mine) == len(s.papers) else replace(s, papers=mine))
+    narrowed = replace(
+        view, sections=tuple(sections), paper_count=sum(len(s.papers) for s in sections)
+    )
     return replace(narrowed, subject=subject(narrowed))
 
 

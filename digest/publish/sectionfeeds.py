@@ -1,45 +1,62 @@
-"""The state behind the per-section feeds: the most recent papers of each section slug.
+"""The state behind the per-topic feeds (``themes/<slug>.xml``): the most recent papers of
+each area of the vocabulary, at every level, and of each other section slug.
 
-Every published paper is stored with the name and slug of its section (``digest_items``),
-so a section's feed is rebuilt from the state alone: a configured theme keeps its slug
-(the slug of its name) from one digest to the next, and so does an automatic one that
-gets the same name again.
+Every published paper is stored with its own area and the name and slug of the section it
+printed under (``digest_items``), so each feed is rebuilt from the state alone:
 
-Every query here is an index seek on ``digest_items (section_slug, digest_id)``: the
-cost follows the number of sections and the feed size, never the papers published.
+- an area's feed holds the papers whose area is that area or any area below it (and
+  papers stored under an old slug of one of those, from before a rename or merge);
+  it is also written under each of the area's old slugs, so old feed links keep working;
+- a section slug the vocabulary does not know (a configured theme, a discovered topic)
+  has the feed of that section's papers, as it always had.
+
+Every query here is an index seek (``digest_items (area_slug, digest_id)`` or
+``(section_slug, digest_id)``), one per slug the feed covers, newest first, LIMIT size:
+the cost follows the number of feeds, the areas under each and the feed size, never the
+papers published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from digest.ingest.links import tidy_text
 from digest.publish.feeds import ThemeEntry, ThemeFeed
+from digest.sections.areas import Vocabulary
 from digest.state.models import Digest, DigestItem, Paper
 from digest.urls import paper_url
 
-__all__ = ["THEME_FEED_SIZE", "section_feeds", "section_names"]
+__all__ = ["THEME_FEED_SIZE", "feed_names", "section_feeds", "section_names", "touched"]
 
 THEME_FEED_SIZE = 50  # papers kept in each theme's feed
 
 
-# A loose index scan: each step seeks the next slug, so the distinct slugs cost one seek
-# each instead of a pass over every published paper (SELECT DISTINCT reads them all).
-_SLUGS = text(
-    "WITH RECURSIVE s(slug) AS ("
-    " SELECT min(section_slug) FROM digest_items"
-    " UNION ALL"
-    " SELECT (SELECT min(section_slug) FROM digest_items WHERE section_slug > s.slug)"
-    " FROM s WHERE s.slug IS NOT NULL"
-    ") SELECT slug FROM s WHERE slug IS NOT NULL"
-)
+def _loose_scan(column: str) -> Any:
+    """A loose index scan: each step seeks the next value, so the distinct values cost one
+    seek each instead of a pass over every published paper (SELECT DISTINCT reads them
+    all)."""
+    return text(
+        "WITH RECURSIVE s(slug) AS ("
+        f" SELECT min({column}) FROM digest_items"
+        " UNION ALL"
+        f" SELECT (SELECT min({column}) FROM digest_items WHERE {column} > s.slug)"
+        " FROM s WHERE s.slug IS NOT NULL"
+        ") SELECT slug FROM s WHERE slug IS NOT NULL"
+    )
+
+
+_SLUGS = _loose_scan("section_slug")
+_AREAS = _loose_scan("area_slug")
 
 
 def section_names(session: Session) -> dict[str, str]:
-    """Every slug ever published, in slug order, with the name its newest section had."""
+    """Every section slug ever published, in slug order, with the name its newest
+    section had."""
     names = {}
     for slug in list(session.scalars(_SLUGS)):
         newest = (
@@ -52,22 +69,59 @@ def section_names(session: Session) -> dict[str, str]:
     return names
 
 
-def section_feeds(
-    session: Session,
-    base_url: str,
-    slugs: Iterable[str] | None = None,
-    size: int = THEME_FEED_SIZE,
-) -> list[ThemeFeed]:
-    """One feed per slug (of ``slugs``, or of every slug ever published), with its
-    ``size`` most recent papers (newest issue first, then in the issue's order), named
-    as its newest section was. Each feed is one indexed query (digest_items by slug,
-    newest first, LIMIT size)."""
-    feeds = []
-    for slug in sorted(section_names(session) if slugs is None else set(slugs)):
-        rows = session.execute(
+def _areas_of(vocabulary: Vocabulary, slugs: Iterable[str]) -> set[str]:
+    """The areas (current slugs) these stored slugs name, with every area above them."""
+    out: set[str] = set()
+    for slug in slugs:
+        area = vocabulary.resolve(slug)
+        if area is not None and area in vocabulary.by_slug:
+            out.add(area)
+            out.update(vocabulary.ancestors(area))
+    return out
+
+
+def feed_names(session: Session, vocabulary: Vocabulary) -> dict[str, str]:
+    """Every feed with papers, slug -> name: each area that has papers (its own or below
+    it) and each other section slug ever published."""
+    sections = section_names(session)
+    stored = set(session.scalars(_AREAS)) | set(sections)
+    names = {a: vocabulary.by_slug[a].name for a in _areas_of(vocabulary, stored)}
+    for slug, name in sections.items():
+        if vocabulary.resolve(slug) not in vocabulary.by_slug:
+            names.setdefault(slug, name)
+    return dict(sorted(names.items()))
+
+
+def touched(session: Session, vocabulary: Vocabulary, issues: Collection[int]) -> set[str]:
+    """The feeds that papers of these issues are in: their areas and every area above,
+    and their sections the vocabulary does not know."""
+    if not issues:
+        return set()
+    rows = session.execute(
+        select(DigestItem.area_slug, DigestItem.section_slug)
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .where(Digest.issue.in_(list(issues)))
+        .distinct()
+    ).all()
+    out = _areas_of(vocabulary, [r.area_slug for r in rows] + [r.section_slug for r in rows])
+    out |= {r.section_slug for r in rows if vocabulary.resolve(r.section_slug) is None}
+    return out
+
+
+def _covered(vocabulary: Vocabulary, slug: str) -> list[str]:
+    """The stored area slugs an area's feed takes: it and every area below it, with their
+    old slugs."""
+    below = vocabulary.descendants(slug)
+    return sorted({*below, *(alias for a in below for alias in vocabulary.by_slug[a].aliases)})
+
+
+def _newest(session: Session, column: Any, slug: str, size: int) -> list[Any]:
+    return list(
+        session.execute(
             select(
-                DigestItem.section.label("name"),
+                DigestItem.digest_id,
                 DigestItem.position,
+                DigestItem.section.label("name"),
                 Digest.issue,
                 Digest.published_at,
                 Paper.title,
@@ -75,10 +129,39 @@ def section_feeds(
             )
             .join(Digest, Digest.id == DigestItem.digest_id)
             .join(Paper, Paper.id == DigestItem.paper_id)
-            .where(DigestItem.section_slug == slug)
+            .where(column == slug)
             .order_by(DigestItem.digest_id.desc(), DigestItem.position)
             .limit(size)
         ).all()
+    )
+
+
+def _newest_first(row: Any) -> tuple[int, int]:
+    return (-row.digest_id, row.position)
+
+
+def section_feeds(
+    session: Session,
+    base_url: str,
+    vocabulary: Vocabulary,
+    slugs: Iterable[str] | None = None,
+    size: int = THEME_FEED_SIZE,
+) -> list[ThemeFeed]:
+    """One feed per slug (of ``slugs``, or of every feed with papers), with its ``size``
+    most recent papers (newest issue first, then in the issue's order); an area's feed
+    again under each of its old slugs. Each feed is one indexed query per slug it covers
+    (newest first, LIMIT size), merged."""
+    feeds = []
+    for slug in sorted(feed_names(session, vocabulary) if slugs is None else set(slugs)):
+        area = vocabulary.by_slug.get(slug)
+        if area is not None:
+            covered = _covered(vocabulary, slug)
+            runs = [_newest(session, DigestItem.area_slug, s, size) for s in covered]
+        else:
+            runs = [_newest(session, DigestItem.section_slug, slug, size)]
+        rows = list(heapq.merge(*runs, key=_newest_first))[:size]
+        if not rows:
+            continue
         entries = tuple(
             ThemeEntry(
                 title=r.title,
@@ -89,6 +172,8 @@ def section_feeds(
             )
             for r in rows
         )
-        if rows:
-            feeds.append(ThemeFeed(slug, rows[0].name, entries))
+        name = area.name if area is not None else rows[0].name
+        feeds.append(ThemeFeed(slug, name, entries))
+        if area is not None:
+            feeds += [ThemeFeed(alias, name, entries) for alias in area.aliases]
     return feeds

@@ -30,8 +30,9 @@ from digest.publish.feeds import (
     write_theme_feeds,
 )
 from digest.publish.pages import index_older_url, pages_to_write
-from digest.publish.sectionfeeds import section_feeds, section_names
+from digest.publish.sectionfeeds import feed_names, section_feeds, touched
 from digest.render.renderer import IssueSummary, Renderer
+from digest.sections.areas import Vocabulary, bundled
 from digest.state import archive, db, store
 from digest.state.models import Digest
 from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
@@ -48,8 +49,10 @@ class SiteFiles:
         settings: Settings,
         renderer: Renderer,
         session: Callable[[], AbstractContextManager[Session]],
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.settings, self.renderer, self.session = settings, renderer, session
+        self.vocabulary = vocabulary or bundled()
         self.public = settings.public_dir
         self.base = settings.base_url
         self.mark = hashlib.sha256(f"{settings.digest.title}\n{self.base}".encode()).hexdigest()
@@ -63,9 +66,9 @@ class SiteFiles:
             through = self._written_through(session, newest_issue)
             changed = self._issue_copies(session, numbers)
             changed += self._pages(session, newest_issue, every=through is None)
-            names = section_names(session)
-            stale = self._stale_sections(session, names, through, newest_issue)
-            area_feeds = section_feeds(session, self.base, stale)
+            names = feed_names(session, self.vocabulary)
+            stale = self._stale_feeds(session, names, through, newest_issue)
+            area_feeds = section_feeds(session, self.base, self.vocabulary, stale)
             newest = store.digests_newest_first(session, max(ISSUES_PER_PAGE, s.digest.feed_size))
             feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
             listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
@@ -130,18 +133,26 @@ class SiteFiles:
                 changed.append(self.public / archive_page_path(plan.page))
         return changed
 
-    def _stale_sections(
+    def _stale_feeds(
         self, session: Session, names: dict[str, str], through: int | None, newest_issue: int
     ) -> set[str]:
-        """The sections whose feed must be written: those with papers in an issue after
-        ``through``, and those with no file on disk (all of them, when ``through`` is
-        None)."""
+        """The feeds that must be written: those with papers in an issue after ``through``
+        (an area's paper makes every area above it stale too), and those with a file
+        missing on disk (all of them, when ``through`` is None)."""
         if through is None:
             return set(names)
         on_disk = _names_in(self.public / "themes")
-        stale = {slug for slug in names if f"{slug}.xml" not in on_disk}
-        since = archive.issue_sections(session, range(through + 1, newest_issue + 1))
-        return stale | {slug for sections in since.values() for _, slug in sections}
+        stale = {
+            slug
+            for slug in names
+            if not {f"{s}.xml" for s in (slug, *self._aliases(slug))} <= on_disk
+        }
+        since = range(through + 1, newest_issue + 1)
+        return stale | touched(session, self.vocabulary, since)
+
+    def _aliases(self, slug: str) -> tuple[str, ...]:
+        area = self.vocabulary.by_slug.get(slug)
+        return area.aliases if area is not None else ()
 
     def _summaries(self, session: Session, digests: Sequence[Digest]) -> list[IssueSummary]:
         """The index lines of these digests, each with its sections' feeds."""

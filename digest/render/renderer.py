@@ -57,6 +57,7 @@ class PaperView:
     summary: str = ""  # one line that says what the paper does (its contribution sentence)
     read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
     read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
+    area: str = ""  # slug of the paper's own area (what a reader's chosen topics match)
 
     @property
     def has_page(self) -> bool:

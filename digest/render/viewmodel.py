@@ -52,6 +52,7 @@ def digest_view(
                     web_url=paper_url(base, issue, n),
                     read_url=read_url,
                     read_label=read_label,
+                    area=section.slug,  # the area stored with the paper (area_slug)
                 )
             )
         views.append(

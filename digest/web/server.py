@@ -235,7 +235,7 @@ def busy(request: Request, exc: Exception) -> Response:
 
 def extra_routes(site: Site) -> list[Route]:
     """The subscriber pages: subscribing (double opt-in), one-click unsubscribe and
-    theme preferences."""
+    topic preferences."""
     pages = SubscriberPages(site)
     signup = SignupPages(site)
     return [
@@ -300,8 +300,7 @@ class SignupPages:
     async def subscribe(self, request: Request) -> Response:
         app = self.site.app
         if request.method == "GET":
-            areas = await run_in_threadpool(app.theme_choices)
-            return self._page("subscribe.html.j2", state="form", areas=areas)
+            return self._page("subscribe.html.j2", state="form", **await self._topics())
         if not same_site(request, app.settings.base_url):
             return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
         form = await request.form()
@@ -311,11 +310,10 @@ class SignupPages:
         try:
             outcome = await run_in_threadpool(app.request_subscription, address, themes, ip)
         except SubscriberError as exc:
-            areas = await run_in_threadpool(app.theme_choices)
             error = f"Please check the form: {exc.message}"
             return self._page(
-                "subscribe.html.j2", 400, state="form", areas=areas, address=address,
-                chosen=set(themes), error=error,
+                "subscribe.html.j2", 400, state="form", address=address,
+                chosen=set(themes), error=error, **await self._topics(),
             )  # fmt: skip
         except DeliveryError:
             message = "The confirmation e-mail could not be sent just now. Please try again."
@@ -342,9 +340,16 @@ class SignupPages:
             token=token, themes=names,
         )  # fmt: skip
 
+    async def _topics(self) -> dict[str, Any]:
+        """The topics a reader may pick: grouped (groups) and flat (areas, for older
+        template overrides)."""
+        app = self.site.app
+        areas = await run_in_threadpool(app.theme_choices)
+        return {"areas": areas, "groups": await run_in_threadpool(app.topic_groups)}
+
     def _page(self, name: str, status: int = 200, **context: Any) -> Response:
         defaults = {
-            "areas": [], "chosen": set(), "address": "", "error": "",
+            "areas": [], "groups": [], "chosen": set(), "address": "", "error": "",
             "confirm_hours": self.site.app.settings.subscribe.confirm_hours,
         }  # fmt: skip
         html = self.site.render(name, **{**defaults, **context})
@@ -396,8 +401,9 @@ class SubscriberPages:
         return self._page(
             "preferences.html.j2",
             address=who.address,
-            chosen=set(who.themes),
+            chosen=self.site.app.chosen_topics(who.themes),
             themes=self._themes(),
+            groups=self.site.app.topic_groups(),
             token=token,
             csrf=self._csrf(token),
             saved=saved,
