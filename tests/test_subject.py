@@ -1,21 +1,31 @@
-"""Subjects that fit a phone: the count first, then the leading sections, at most
-``email.subject_max`` characters, from the ``email.subject`` template checked at load."""
+"""Subjects that fit a phone: the count first, then the leading sections (or, for a
+tiny issue, its papers' titles), at most ``email.subject_max`` characters, from the
+``email.subject`` template checked at load."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from digest.app import make_app
 from digest.config import load_settings
 from digest.errors import ConfigError
 from digest.render.viewmodel import subject_line
+from tests.support.dumps import write_dump
+from tests.support.settings import make_settings
+
+
+@dataclass
+class Paper:
+    title: str
 
 
 @dataclass
 class Sec:
     name: str
+    papers: list[Paper] = field(default_factory=list)
 
 
 SECTIONS = [
@@ -33,10 +43,32 @@ def test_the_count_first_then_as_many_sections_as_fit() -> None:
     assert len(subject) <= 70
     short = subject_line("Papers digest", 12, 64, SECTIONS, limit=45)
     assert short == "#12 · 64 papers: Reasoning, Music & audio, +9"
-    assert subject_line("T", 3, 1, [Sec("More papers")]) == "#3 · 1 paper: More papers"
     assert subject_line("T", 3, 2, SECTIONS[:2]) == "#3 · 2 papers: Reasoning, Music & audio"
     titled = subject_line("Papers digest", 4, 9, SECTIONS, "{title} #{issue} ({count}): {sections}")
     assert titled.startswith("Papers digest #4 (9): Reasoning") and len(titled) <= 70
+
+
+def test_a_tiny_issue_is_named_after_its_papers_not_the_catch_all() -> None:
+    one = [Sec("More papers", [Paper("A  later\npaper")])]
+    assert subject_line("T", 3, 1, one) == "#3 · 1 paper: A later paper"
+    named = [Sec("Music and audio", [Paper("Songs from noise")])]
+    assert subject_line("T", 3, 1, named) == "#3 · 1 paper: Songs from noise"
+    rest = [Sec("More papers", [Paper("Alpha"), Paper("Beta")])]
+    assert subject_line("T", 3, 2, rest) == "#3 · 2 papers: Alpha, Beta"
+    many = [Sec("More papers", [Paper(f"A rather long paper title number {i}") for i in range(9)])]
+    assert subject_line("T", 3, 9, many) == "#3 · 9 papers: A rather long paper title number 0, +8"
+    long = subject_line("T", 3, 1, [Sec("More papers", [Paper("Word " * 30)])])
+    assert len(long) <= 70 and long.startswith("#3 · 1 paper: Word Word") and long.endswith("…")
+
+
+def test_a_one_paper_issue_sent_for_real_names_its_paper(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    write_dump(dumps / "one.txt", [("Quiet Lanes: Routing Bicycles by Noise", "We map it. " * 20)])
+    app = make_app(make_settings(tmp_path, dumps))
+    report = app.send()
+    assert report.prepared is not None
+    assert report.prepared.view.subject == "#1 · 1 paper: Quiet Lanes: Routing Bicycles by Noise"
 
 
 def test_section_names_are_values_never_template() -> None:

@@ -94,8 +94,12 @@ def subject_line(
 ) -> str:
     """The subject from ``email.subject``: the count first, then as many leading sections
     as fit in ``limit`` characters and "+N" for the rest
-    ("#12 · 64 papers: Reasoning, Music & audio, +9")."""
-    named = [s.name for s in sections if s.name != REMAINING] or [s.name for s in sections[:1]]
+    ("#12 · 64 papers: Reasoning, Music & audio, +9"). One paper, or only the catch-all
+    section, names the papers by title instead ("#3 · 1 paper: <its title>")."""
+    named = [s.name for s in sections if s.name != REMAINING]
+    if count == 1 or not named:
+        named = [" ".join(p.title.split()) for s in sections for p in getattr(s, "papers", ())]
+        named = named or [s.name for s in sections[:1]]
     noun = "paper" if count == 1 else "papers"
     fields = {"title": title, "issue": issue, "count": count, "papers": f"{count} {noun}"}
 
