@@ -1,5 +1,5 @@
 """The public files, kept in step with the state: each issue's web copy, the index, the
-pages of older issues, the feeds and the per-section feeds.
+pages of older issues, the feeds, and each section's feed and page.
 
 An issue's web copy and a full page of older issues never change, and a section's feed
 changes only when an issue has papers in it, so only those are read and written: the cost
@@ -24,6 +24,7 @@ from digest.fsutil import atomic_write
 from digest.publish.feeds import (
     FeedIssue,
     FeedSite,
+    ThemeFeed,
     feed_fragment,
     feed_summary,
     write_feeds,
@@ -34,7 +35,15 @@ from digest.publish.sectionfeeds import section_feeds, section_names
 from digest.render.renderer import IssueSummary, Renderer
 from digest.state import archive, db, store
 from digest.state.models import Digest
-from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
+from digest.urls import (
+    ISSUES_PER_PAGE,
+    archive_page_path,
+    issue_path,
+    issue_url,
+    section_feed_url,
+    section_page_path,
+    section_page_url,
+)
 
 __all__ = ["SiteFiles"]
 
@@ -70,7 +79,7 @@ class SiteFiles:
             feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
             listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
         areas = sorted(
-            ((name, section_feed_url(self.base, slug)) for slug, name in names.items()),
+            ((name, section_page_url(self.base, slug)) for slug, name in names.items()),
             key=lambda a: a[0].casefold(),
         )
         index = self.renderer.index_html(
@@ -87,6 +96,7 @@ class SiteFiles:
         site = FeedSite(s.digest.title, self.base)
         changed += write_feeds(self.public, site, feed_items)
         changed += write_theme_feeds(self.public, site, area_feeds)
+        changed += self._section_pages(area_feeds)
         with self.session() as session:  # only once every file above is written
             db.begin_write(session)  # read-then-write: take the write lock first (SQLite)
             store.set_meta(session, WRITTEN_KEY, f"{self.mark} {newest_issue}")
@@ -138,10 +148,29 @@ class SiteFiles:
         None)."""
         if through is None:
             return set(names)
-        on_disk = _names_in(self.public / "themes")
-        stale = {slug for slug in names if f"{slug}.xml" not in on_disk}
+        feeds, pages = _names_in(self.public / "themes"), _names_in(self.public / "sections")
+        stale = {
+            slug for slug in names if f"{slug}.xml" not in feeds or f"{slug}.html" not in pages
+        }
         since = archive.issue_sections(session, range(through + 1, newest_issue + 1))
         return stale | {slug for sections in since.values() for _, slug in sections}
+
+    def _section_pages(self, feeds: Sequence[ThemeFeed]) -> list[Path]:
+        """sections/<slug>.html of each section whose feed is written: the same papers,
+        for a person (the index's chips and the feed's channel <link> point here)."""
+        changed = []
+        for feed in feeds:
+            html = self.renderer.section_page_html(
+                self.settings.digest.title,
+                self.base,
+                feed.name,
+                section_feed_url(self.base, feed.slug),
+                feed.entries,
+            )
+            path = self.public / section_page_path(feed.slug)
+            if atomic_write(path, html):
+                changed.append(path)
+        return changed
 
     def _summaries(self, session: Session, digests: Sequence[Digest]) -> list[IssueSummary]:
         """The index lines of these digests, each with its sections' feeds."""
@@ -154,8 +183,8 @@ class SiteFiles:
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
                 web_url=issue_url(self.base, d.issue),
-                theme_feeds=tuple(
-                    (name, section_feed_url(self.base, slug))
+                section_pages=tuple(
+                    (name, section_page_url(self.base, slug))
                     for name, slug in sections.get(d.issue, [])
                 ),
             )

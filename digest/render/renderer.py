@@ -108,7 +108,7 @@ class IssueSummary:
     paper_count: int
     themes: tuple[str, ...]
     web_url: str
-    theme_feeds: tuple[tuple[str, str], ...] = ()  # (section name, its feed url), in order
+    section_pages: tuple[tuple[str, str], ...] = ()  # (section name, its page url), in order
 
 
 # --------------------------------------------------------------------------- helpers
@@ -374,6 +374,29 @@ class Renderer:
             page=span,
             newer_url=newer_url,
             older_url=older_url,
+        )
+
+    def section_page_html(
+        self,
+        site_title: str,
+        base_url: str,
+        name: str,
+        section_feed_url: str,
+        entries: Sequence[Any],
+    ) -> str:
+        """One section's page (``section.html.j2``): its recent papers, newest first
+        (``entries``: plain records with title, abstract, url, published_at, issue)."""
+        return self._render(
+            self._html_env,
+            "section.html.j2",
+            site_title=site_title,
+            base_url=base_url,
+            feed_url=base_url + "/feed.xml",
+            atom_url=base_url + "/atom.xml",
+            archive_url=base_url.rstrip("/") + "/",
+            section_name=name,
+            section_feed_url=section_feed_url,
+            entries=tuple(entries),
         )
 
     def _issue_list(
