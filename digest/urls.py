@@ -10,6 +10,8 @@ import unicodedata
 
 __all__ = [
     "ISSUES_PER_PAGE",
+    "abstract_anchor",
+    "abstract_url",
     "archive_page_of",
     "archive_page_path",
     "archive_page_url",
@@ -44,6 +46,18 @@ def paper_anchor(number: int) -> str:
 def paper_url(base_url: str, issue: int, number: int) -> str:
     """The absolute URL of one paper in an issue's web copy."""
     return f"{issue_url(base_url, issue)}#{paper_anchor(number)}"
+
+
+def abstract_anchor(anchor: str) -> str:
+    """The HTML id of a paper's full abstract on the web copy (inside its <details>, which
+    browsers open when the address names it)."""
+    return f"{anchor}-abstract"
+
+
+def abstract_url(paper_url: str) -> str:
+    """Where "Read the full abstract" leads: the paper's abstract on its issue's web copy."""
+    head, _, anchor = paper_url.rpartition("#")
+    return f"{head}#{abstract_anchor(anchor)}"
 
 
 def section_feed_url(base_url: str, slug: str) -> str:

@@ -1,7 +1,7 @@
 """A web copy worth reading, checked on the rendered pages with lxml: contents, section
 anchors and feeds, links inside abstracts (http/https only, escaped), where each paper
-can be read, the one-line summary, and an index that leads to every area's page (and each
-page to its feed)."""
+can be read, titles that link to the paper, the one-line summary with the abstract folded
+under it, and an index that leads to every area's page (and each page to its feed)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_every_paper_has_a_summary_above_its_abstract_and_a_place_to_read_it(app
     for article in articles:
         classes = [p.get("class") for p in article.iter("p")]
         assert classes[0] == "summary", article.get("id")
-        assert "abstract" in classes or len(classes) == 2  # one-sentence abstracts: no rest
+        assert "abstract" in classes or classes == ["summary"]  # one-sentence abstracts: no rest
         read = article.xpath(".//a[contains(@class, 'link-read')]")
         assert len(read) == 1 and read[0].get("href").startswith(("http://", "https://"))
         assert read[0].get("rel") == "nofollow noopener"
@@ -196,6 +196,33 @@ def test_a_section_page_lists_its_papers_and_its_feed_links_back_to_it(app: App)
     # the section feed's channel <link> is that page, not the feed itself
     channel = etree.fromstring((app.settings.public_dir / "themes" / f"{slug}.xml").read_bytes())
     assert channel.findtext("channel/link") == url
+
+
+def test_abstracts_are_folded_under_the_one_line_summary(app: App) -> None:
+    root = page(app, "archive/1.html")
+    folded = 0
+    for article in root.xpath("//article[@class='paper']"):
+        outside = article.xpath(".//p[@class='abstract'][not(ancestor::details)]")
+        if article.xpath("./p[@class='summary']"):
+            assert not outside, article.get("id")  # only the summary shows at first
+            details = article.xpath(".//details[@class='abstract-more']")
+            assert len(details) <= 1 and not [d for d in details if d.get("open") is not None]
+            if details:
+                assert details[0].findtext("summary") == "Abstract"
+                assert details[0].xpath("./p[@class='abstract']")
+                folded += 1
+    assert folded > 150
+
+
+def test_titles_link_to_the_paper(app: App) -> None:
+    root = page(app, "archive/1.html")
+    for article in root.xpath("//article[@class='paper']"):
+        title = article.xpath(".//h3/a")[0]
+        read = article.xpath(".//a[contains(@class, 'link-read')]")[0]
+        assert title.get("href") == read.get("href"), article.get("id")
+        assert title.get("rel") == "nofollow noopener"
+    title = paper_named(root, "Arxiv Named Paper").xpath(".//h3/a")[0]
+    assert title.get("href") == "https://arxiv.org/abs/2401.01234"
 
 
 def test_section_pages_missing_on_disk_are_written_again(app: App) -> None:

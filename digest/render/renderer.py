@@ -28,7 +28,7 @@ from premailer import Premailer
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
 from digest.render.reading import ARXIV_SEARCH, after_summary, linkify
-from digest.urls import paper_url
+from digest.urls import abstract_anchor, abstract_url, paper_url
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +498,8 @@ class Renderer:
             linkify=linkify,
             after_summary=after_summary,
             shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
+            abstract_anchor=abstract_anchor,
+            abstract_url=abstract_url,
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
         env.globals["paper_url"] = paper_url  # the one way a paper's web address is built
