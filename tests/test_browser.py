@@ -155,7 +155,7 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
     write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
     site.app.send()
     titles = reload()  # the reader sees the new issue next to the old one
-    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper: ")
+    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper")
 
 
 def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:

@@ -1,6 +1,6 @@
-"""Subjects that fit a phone: the count first, then the leading sections (or, for a
-tiny issue, its papers' titles), at most ``email.subject_max`` characters, from the
-``email.subject`` template checked at load."""
+"""Subjects that fit a phone: the count first, then the leading sections (never the
+catch-all), at most ``email.subject_max`` characters, from the ``email.subject``
+template checked at load."""
 
 from __future__ import annotations
 
@@ -48,27 +48,32 @@ def test_the_count_first_then_as_many_sections_as_fit() -> None:
     assert titled.startswith("Papers digest #4 (9): Reasoning") and len(titled) <= 70
 
 
-def test_a_tiny_issue_is_named_after_its_papers_not_the_catch_all() -> None:
-    one = [Sec("More papers", [Paper("A  later\npaper")])]
-    assert subject_line("T", 3, 1, one) == "#3 · 1 paper: A later paper"
+def test_a_tiny_issue_never_names_the_catch_all() -> None:
+    rest = [Sec("More papers", [Paper("A later paper")])]
+    assert subject_line("T", 3, 1, rest) == "#3 · 1 paper"
+    assert subject_line("T", 3, 2, [Sec("More papers", [Paper("A"), Paper("B")])]) == (
+        "#3 · 2 papers"
+    )
     named = [Sec("Music and audio", [Paper("Songs from noise")])]
-    assert subject_line("T", 3, 1, named) == "#3 · 1 paper: Songs from noise"
-    rest = [Sec("More papers", [Paper("Alpha"), Paper("Beta")])]
-    assert subject_line("T", 3, 2, rest) == "#3 · 2 papers: Alpha, Beta"
-    many = [Sec("More papers", [Paper(f"A rather long paper title number {i}") for i in range(9)])]
-    assert subject_line("T", 3, 9, many) == "#3 · 9 papers: A rather long paper title number 0, +8"
-    long = subject_line("T", 3, 1, [Sec("More papers", [Paper("Word " * 30)])])
-    assert len(long) <= 70 and long.startswith("#3 · 1 paper: Word Word") and long.endswith("…")
+    assert subject_line("T", 3, 1, named) == "#3 · 1 paper: Music and audio"
+    both = [Sec("Music and audio"), Sec("More papers")]
+    assert subject_line("T", 3, 2, both) == "#3 · 2 papers: Music and audio"
+    # whatever the template puts around {sections}, nothing dangles when there are none
+    assert subject_line("T", 4, 1, rest, "{title} #{issue} ({count}): {sections}") == "T #4 (1)"
+    assert subject_line("T", 4, 1, rest, "{sections} — #{issue}") == "#4"
 
 
-def test_a_one_paper_issue_sent_for_real_names_its_paper(tmp_path: Path) -> None:
+def test_a_one_paper_issue_sent_for_real_is_not_called_more_papers(tmp_path: Path) -> None:
     dumps = tmp_path / "dumps"
     dumps.mkdir()
-    write_dump(dumps / "one.txt", [("Quiet Lanes: Routing Bicycles by Noise", "We map it. " * 20)])
+    title = 'Quiet Lanes: <script>alert("x")</script> Routing Bicycles by Noise'
+    write_dump(dumps / "one.txt", [(title, "We map it. " * 20)])
     app = make_app(make_settings(tmp_path, dumps))
     report = app.send()
     assert report.prepared is not None
-    assert report.prepared.view.subject == "#1 · 1 paper: Quiet Lanes: Routing Bicycles by Noise"
+    subject = report.prepared.view.subject
+    assert subject.startswith("#1 · 1 paper") and "More papers" not in subject
+    assert "Quiet" not in subject  # dump text stays out of the header
 
 
 def test_section_names_are_values_never_template() -> None:
