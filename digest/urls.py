@@ -1,7 +1,7 @@
 """The public URL layout under `digest.base_url`, built here and nowhere else: an issue's
 web copy and the anchor of a paper in it (the feeds' GUIDs, the e-mail's links, the
 section feeds, the search page and the web server all use these), the pages of older
-issues, and the slug of a section's name (its feed's file name)."""
+issues, and the slug of a section's name (its feed's and its page's file name)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import unicodedata
 
 __all__ = [
     "ISSUES_PER_PAGE",
+    "abstract_anchor",
+    "abstract_url",
     "archive_page_of",
     "archive_page_path",
     "archive_page_url",
@@ -18,6 +20,8 @@ __all__ = [
     "paper_anchor",
     "paper_url",
     "section_feed_url",
+    "section_page_path",
+    "section_page_url",
     "slugify",
 ]
 
@@ -44,9 +48,32 @@ def paper_url(base_url: str, issue: int, number: int) -> str:
     return f"{issue_url(base_url, issue)}#{paper_anchor(number)}"
 
 
+def abstract_anchor(anchor: str) -> str:
+    """The HTML id of a paper's full abstract on the web copy (inside its <details>, which
+    browsers open when the address names it)."""
+    return f"{anchor}-abstract"
+
+
+def abstract_url(paper_url: str) -> str:
+    """Where "Read the full abstract" leads: the paper's abstract on its issue's web copy."""
+    head, _, anchor = paper_url.rpartition("#")
+    return f"{head}#{abstract_anchor(anchor)}"
+
+
 def section_feed_url(base_url: str, slug: str) -> str:
     """The absolute URL of one section's (area's) RSS feed."""
     return f"{base_url.rstrip('/')}/themes/{slug}.xml"
+
+
+def section_page_path(slug: str) -> str:
+    """One section's (area's) page of recent papers, relative to public/ (and to base_url)."""
+    return f"sections/{slug}.html"
+
+
+def section_page_url(base_url: str, slug: str) -> str:
+    """The absolute URL of one section's page: what the index's chips and the section's
+    feed (its channel <link>) point to."""
+    return f"{base_url.rstrip('/')}/{section_page_path(slug)}"
 
 
 def archive_page_of(issue: int) -> int:

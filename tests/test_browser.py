@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from digest.app import make_app
+from digest.render.renderer import Renderer
 from tests.support.dumps import ROOT, write_dump
 from tests.support.net import free_port
 from tests.support.settings import make_settings
@@ -154,7 +155,7 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
     write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
     site.app.send()
     titles = reload()  # the reader sees the new issue next to the old one
-    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper: ")
+    assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper")
 
 
 def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
@@ -265,3 +266,96 @@ def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path:
         page.goto(path.as_uri())
         look(name)
     page.close()
+
+
+# At 1,280 px a paper took about 750 px with every abstract open (176 papers: 132,000 px);
+# folded under <details>, a paper is its title, its one-liner and a row of links.
+HEIGHT_PER_PAPER = 250
+
+
+def titles_on_first_screen(page: object) -> list[str]:
+    """The paper titles (h3) wholly inside the viewport as the page opens."""
+    return page.evaluate(  # type: ignore[attr-defined,no-any-return]
+        """() => [...document.querySelectorAll('h3')]
+            .filter(h => { const r = h.getBoundingClientRect();
+                           return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; })
+            .map(h => h.textContent.trim())"""
+    )
+
+
+def test_issue_page_and_email_open_with_papers(browser, site: Served, tmp_path: Path) -> None:
+    """The web copy and the e-mail show a paper on a phone's first screen, in light and
+    dark; the web copy folds every abstract, so its height follows the paper count."""
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    msg = message_from_bytes(next(iter(box)).as_bytes(), policy=policy.default)
+    email = tmp_path / "email.html"
+    email.write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")  # type: ignore[union-attr]
+    for scheme in SCHEMES:
+        for width, height in ((375, 812), (1280, 900)):
+            page = open_page(
+                browser, viewport={"width": width, "height": height}, color_scheme=scheme
+            )
+            tag = f"{width}-{scheme}"
+            page.goto(f"http://127.0.0.1:{site.port}/archive/1.html")
+            assert layout_problems(page, width) == [], f"issue at {tag}"
+            assert titles_on_first_screen(page), f"issue at {tag}: only the contents show first"
+            if width == 1280:
+                papers = page.locator("article.paper").count()
+                full = page.evaluate("document.documentElement.scrollHeight")
+                assert papers == 176 and full <= HEIGHT_PER_PAPER * papers, full
+                assert page.locator("details.abstract-more[open]").count() == 0
+                abstract = page.locator("details.abstract-more p.abstract").first
+                assert not abstract.is_visible()
+                page.locator("details.abstract-more summary").first.click()  # one click away
+                assert abstract.is_visible()
+                # the e-mail's "Read the full abstract" opens it (Chromium opens <details>)
+                page.goto(f"http://127.0.0.1:{site.port}/archive/1.html#p-2-abstract")
+                assert page.locator("#p-2-abstract").is_visible()
+            shot(page, f"issue-top-{tag}.png", 1800)
+            page.goto(email.as_uri())
+            assert titles_on_first_screen(page), f"e-mail at {tag}: only the contents show first"
+            shot(page, f"email-top-{tag}.png", 1800)
+            page.close()
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(float(v)) / 255 for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3])
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(fg: str, bg: str) -> float:
+    """The WCAG 2 contrast ratio of two CSS colours as Chromium computes them ("rgb(…)")."""
+    hi, lo = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_welcome_email_links_are_legible_in_light_and_dark(browser) -> None:
+    assert round(contrast("rgb(0, 0, 0)", "rgb(255, 255, 255)"), 1) == 21.0
+    assert round(contrast("rgb(67, 83, 198)", "rgb(31, 35, 41)"), 1) == 2.5  # the old dark link
+    html, _ = Renderer().notice(
+        "welcome_email",
+        address="ada@example.org",
+        themes=("Music and audio",),
+        preferences_url="http://x.test/preferences/t",
+        unsubscribe_url="http://x.test/unsubscribe/t",
+        feed_url="http://x.test/feed.xml",
+        site_title="Papers digest",
+        archive_url="http://x.test/",
+    )
+    for scheme in SCHEMES:
+        page = open_page(browser, viewport={"width": 375, "height": 800}, color_scheme=scheme)
+        page.set_content(html)
+        links = page.evaluate(
+            """() => [...document.querySelectorAll('a')].map(a => {
+                let e = a, bg = 'rgba(0, 0, 0, 0)';
+                while (e && (bg = getComputedStyle(e).backgroundColor) === 'rgba(0, 0, 0, 0)')
+                    e = e.parentElement;
+                return [a.textContent.trim(), getComputedStyle(a).color, bg];
+            })"""
+        )
+        assert len(links) >= 5
+        for text, fg, bg in links:  # WCAG AA asks 4.5:1 for text
+            assert contrast(fg, bg) >= 4.5, f"{scheme}: {text!r} {fg} on {bg}"
+        shot(page, f"welcome-email-375-{scheme}.png", 1200)
+        page.close()

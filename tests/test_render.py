@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import mailbox
 import re
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -14,6 +17,7 @@ from typing import ClassVar
 import pytest
 from lxml import html as lxml_html
 
+from digest.app import make_app
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
 from digest.render.renderer import (
@@ -25,7 +29,8 @@ from digest.render.renderer import (
     builtin_templates_dir,
     shorten,
 )
-from digest.urls import slugify
+from digest.urls import abstract_url, slugify
+from tests.support.settings import make_settings
 
 BASE = "https://digest.example.org"
 WEB = BASE + "/archive/7.html"
@@ -227,11 +232,49 @@ def test_email_shows_every_paper_and_link(
     assert {"Code", "Project page"} <= labels
 
 
+def test_email_titles_link_to_the_paper_and_the_contents_are_one_line(renderer: Renderer) -> None:
+    def on_arxiv(p: PaperView) -> PaperView:
+        return replace(p, read_url=f"https://arxiv.org/abs/2401.{p.anchor[2:]:0>5}")
+
+    view = sample_view()
+    view = replace(
+        view,
+        sections=tuple(replace(s, papers=tuple(map(on_arxiv, s.papers))) for s in view.sections),
+    )
+    doc = lxml_html.document_fromstring(renderer.email_html(view))
+    assert doc.xpath("//h3/a/@href") == [p.read_url for p in all_papers(view)]
+    # the full abstract is still one link away, on the web copy
+    more = doc.xpath('//a[contains(., "Read the full abstract")]/@href')
+    assert more == [abstract_url(p.web_url) for p in all_papers(view) if p.truncated]
+    # the contents are one paragraph of links, not a row per section before any paper
+    contents = doc.xpath('//a[starts-with(@href, "#")]')
+    assert len(contents) == len(view.sections) and len({a.getparent() for a in contents}) == 1
+    assert contents[0].getparent().tag == "p"
+
+
+def test_the_text_part_lists_every_title_when_the_html_is_cut(
+    tmp_path: Path, dumps_dir: Path
+) -> None:
+    app = make_app(make_settings(tmp_path, dumps_dir))
+    app.send()
+    box = mailbox.Maildir(app.settings.outbox_dir, create=False)
+    msg = message_from_bytes(next(iter(box)).as_bytes(), policy=policy.default)
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    web = lxml_html.fromstring((app.settings.public_dir / "archive" / "1.html").read_bytes())
+    titles = [" ".join(h.text_content().split()) for h in web.xpath("//article//h3")]
+    assert len(titles) == 176
+    assert len(lxml_html.document_fromstring(html).xpath("//h3")) < len(titles)  # cut for Gmail
+    flat = " ".join(text.split())
+    assert [t for t in titles if t not in flat] == []
+    assert "This e-mail lists" not in text  # nothing is left out of the text part
+
+
 def test_email_links_the_full_abstract_only_when_truncated(
     email: str, email_doc: lxml_html.HtmlElement, view: DigestView
 ) -> None:
     more = email_doc.xpath('//a[contains(., "Read the full abstract")]/@href')
-    truncated = [p.web_url for p in all_papers(view) if p.truncated]
+    truncated = [abstract_url(p.web_url) for p in all_papers(view) if p.truncated]
     assert more == truncated and len(truncated) == 1
     assert "END OF THE ABSTRACT" not in email
 

@@ -1,6 +1,7 @@
 """A web copy worth reading, checked on the rendered pages with lxml: contents, section
 anchors and feeds, links inside abstracts (http/https only, escaped), where each paper
-can be read, the one-line summary, and an index that leads to every area's feed."""
+can be read, titles that link to the paper, the one-line summary with the abstract folded
+under it, and an index that leads to every area's page (and each page to its feed)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_every_paper_has_a_summary_above_its_abstract_and_a_place_to_read_it(app
     for article in articles:
         classes = [p.get("class") for p in article.iter("p")]
         assert classes[0] == "summary", article.get("id")
-        assert "abstract" in classes or len(classes) == 2  # one-sentence abstracts: no rest
+        assert "abstract" in classes or classes == ["summary"]  # one-sentence abstracts: no rest
         read = article.xpath(".//a[contains(@class, 'link-read')]")
         assert len(read) == 1 and read[0].get("href").startswith(("http://", "https://"))
         assert read[0].get("rel") == "nofollow noopener"
@@ -160,20 +161,80 @@ def test_first_sentence() -> None:
     assert len(first_sentence(long, 60)) <= 60 and first_sentence(long, 60).endswith("…")
 
 
-def test_index_links_each_section_to_its_feed_and_lists_every_area(app: App) -> None:
+def test_index_chips_link_each_section_to_its_page_and_lists_every_area(app: App) -> None:
     root = page(app, "index.html")
     public = app.settings.public_dir
     tags = root.xpath("//ul[@class='tags']//a")
     issue_sections = root.xpath("//li[@class='issue-item']")[0].xpath(".//ul[@class='tags']/li")
     assert len(tags) == len(issue_sections) > 3
-    for a in tags:
-        assert a.get("href").startswith(f"{BASE}/themes/")
+    for a in tags:  # an HTML page a person can read, not the raw XML of a feed
+        assert a.get("href").startswith(f"{BASE}/sections/") and a.get("href").endswith(".html")
         assert (public / a.get("href").removeprefix(BASE + "/")).is_file()
     areas = root.get_element_by_id("areas").xpath(".//a")
-    on_disk = {p.name for p in (public / "themes").iterdir()}
-    old = {f"{alias}.xml" for area in app.vocabulary() for alias in area.aliases}
-    assert {a.get("href").rsplit("/", 1)[1] for a in areas} == on_disk - old  # old links too
+    on_disk = {p.name.removesuffix(".xml") for p in (public / "themes").iterdir()}
+    old = {alias for area in app.vocabulary() for alias in area.aliases}
+    listed = {a.get("href").rsplit("/", 1)[1].removesuffix(".html") for a in areas}
+    assert listed == on_disk - old  # old slugs keep their feed files, not a line of their own
     assert {a.text_content() for a in tags} <= {a.text_content() for a in areas}
+
+
+def test_a_section_page_lists_its_papers_and_its_feed_links_back_to_it(app: App) -> None:
+    from lxml import etree
+
+    issue = page(app, "archive/1.html")
+    section = issue.xpath("//section[@class='section']")[0]
+    slug = section.get("id").removeprefix("s-")
+    name = section.xpath(".//h2/a")[0].text_content()
+    titles = [h.text_content() for h in section.xpath(".//h3")]
+    url = f"{BASE}/sections/{slug}.html"
+    listed = page(app, f"sections/{slug}.html")
+    assert listed.findtext(".//h1") == name
+    links = listed.xpath("//li[@class='issue-item']//h2/a")
+    assert [a.text_content() for a in links] == titles
+    assert all(a.get("href").startswith(f"{BASE}/archive/1.html#p-") for a in links)
+    feed = listed.xpath("//main//a[@class='feed-link']/@href")
+    assert feed == [f"{BASE}/themes/{slug}.xml"]
+    assert listed.xpath("//link[@type='application/rss+xml']/@href")[-1] == feed[0]
+    # the section feed's channel <link> is that page, not the feed itself
+    channel = etree.fromstring((app.settings.public_dir / "themes" / f"{slug}.xml").read_bytes())
+    assert channel.findtext("channel/link") == url
+
+
+def test_abstracts_are_folded_under_the_one_line_summary(app: App) -> None:
+    root = page(app, "archive/1.html")
+    folded = 0
+    for article in root.xpath("//article[@class='paper']"):
+        outside = article.xpath(".//p[@class='abstract'][not(ancestor::details)]")
+        if article.xpath("./p[@class='summary']"):
+            assert not outside, article.get("id")  # only the summary shows at first
+            details = article.xpath(".//details[@class='abstract-more']")
+            assert len(details) <= 1 and not [d for d in details if d.get("open") is not None]
+            if details:
+                assert details[0].findtext("summary") == "Abstract"
+                assert details[0].xpath("./p[@class='abstract']")
+                folded += 1
+    assert folded > 150
+
+
+def test_titles_link_to_the_paper(app: App) -> None:
+    root = page(app, "archive/1.html")
+    for article in root.xpath("//article[@class='paper']"):
+        title = article.xpath(".//h3/a")[0]
+        read = article.xpath(".//a[contains(@class, 'link-read')]")[0]
+        assert title.get("href") == read.get("href"), article.get("id")
+        assert title.get("rel") == "nofollow noopener"
+    title = paper_named(root, "Arxiv Named Paper").xpath(".//h3/a")[0]
+    assert title.get("href") == "https://arxiv.org/abs/2401.01234"
+
+
+def test_section_pages_missing_on_disk_are_written_again(app: App) -> None:
+    """A site published before section pages existed gets them at its next publish."""
+    public = app.settings.public_dir
+    feeds = {p.stem for p in (public / "themes").iterdir()}
+    shutil.rmtree(public / "sections")
+    changed = {p.relative_to(public).as_posix() for p in app.publish_files()}
+    assert {f"sections/{slug}.html" for slug in feeds} <= changed
+    assert {p.stem for p in (public / "sections").iterdir()} == feeds
 
 
 def test_the_summary_is_not_said_twice(app: App) -> None:

@@ -185,7 +185,7 @@ class Personaliser:
             html = self._html(fitted)
         if not self._fits(html):
             log.warning("issue %d: the e-mail stays over %d bytes", bare.issue, self.max_html_bytes)
-        return self._done(fitted, html)
+        return self._done(fitted, html, every_title(fitted, bare))
 
     def _fits(self, html: str) -> bool:
         return encoded_size(html) <= self.max_html_bytes
@@ -196,16 +196,33 @@ class Personaliser:
         rendered = self.renderer.email_html(view, unsubscribe_url=url, inline=inline)
         return own_slots(rendered, marker)
 
-    def _done(self, view: DigestView, html: str) -> Letter:
+    def _done(self, view: DigestView, html: str, text_view: DigestView | None = None) -> Letter:
+        """The letter: ``html``, and the text part of ``text_view`` (default: ``view``);
+        nothing clips a text part, so it may list more papers than the HTML shows."""
         marker = slot_marker()
         url = self.unsubscribe_url.replace(PLACEHOLDER, marker)
-        text = own_slots(self.renderer.email_text(view, unsubscribe_url=url), marker)
+        text_of = text_view or view
+        text = own_slots(self.renderer.email_text(text_of, unsubscribe_url=url), marker)
         return Letter(subject=view.subject, html=html, text=text)
 
 
 def count(view: DigestView) -> int:
     """Papers the view shows (paper_count counts those left to the web copy too)."""
     return sum(len(s.papers) for s in view.sections)
+
+
+def every_title(fitted: DigestView, full: DigestView) -> DigestView:
+    """The text part of a cut e-mail: the papers ``fitted`` shows as it shows them, then
+    every other paper of ``full`` (same sections, same order) by its title and link."""
+
+    def rest(shown: SectionView, whole: SectionView) -> SectionView:
+        more = (
+            replace(p, short_abstract="", truncated=True) for p in whole.papers[len(shown.papers) :]
+        )
+        return replace(shown, papers=shown.papers + tuple(more), total=0)
+
+    sections = tuple(rest(a, b) for a, b in zip(fitted.sections, full.sections, strict=True))
+    return replace(fitted, sections=sections)
 
 
 def slot_marker() -> str:

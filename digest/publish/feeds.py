@@ -13,7 +13,7 @@ from pathlib import Path
 from feedgen.feed import FeedGenerator
 
 from digest.fsutil import atomic_write
-from digest.urls import issue_url
+from digest.urls import issue_url, section_page_url
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,9 @@ def theme_rss(site: FeedSite, theme: ThemeFeed) -> bytes:
     fg.title(f"{site.title}: {theme.name}")
     fg.description(f"New papers on {theme.name}, from {site.title}.")
     fg.language("en")
-    fg.link(href=site.base_url + "/", rel="alternate")
     fg.link(href=f"{site.base_url}/{path}", rel="self")
+    # RSS <link> (feedgen takes the last link): the section's page, not the feed itself
+    fg.link(href=section_page_url(site.base_url, theme.slug), rel="alternate")
     fg.generator("digest")
     if theme.entries:
         newest = max(e.published_at for e in theme.entries)
@@ -207,7 +208,7 @@ def feed_fragment(web_html: str) -> str:
     main = root.find(".//main")
     if main is None:
         return html_body(web_html)
-    for element in main.xpath(".//p[@class='abstract'] | .//nav | .//form"):
+    for element in main.xpath(".//p[@class='abstract'] | .//details | .//nav | .//form"):
         element.drop_tree()
     for element in main.iter():
         for name in ("class", "id", "style", "aria-labelledby"):

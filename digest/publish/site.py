@@ -1,5 +1,5 @@
 """The public files, kept in step with the state: each issue's web copy, the index, the
-pages of older issues, the feeds and the per-section feeds.
+pages of older issues, the feeds, and each section's feed and page.
 
 An issue's web copy and a full page of older issues never change, and a section's feed
 changes only when an issue has papers in it, so only those are read and written: the cost
@@ -24,6 +24,7 @@ from digest.fsutil import atomic_write
 from digest.publish.feeds import (
     FeedIssue,
     FeedSite,
+    ThemeFeed,
     feed_fragment,
     feed_summary,
     write_feeds,
@@ -35,7 +36,15 @@ from digest.render.renderer import IssueSummary, Renderer
 from digest.sections.areas import Vocabulary, bundled
 from digest.state import archive, db, store
 from digest.state.models import Digest
-from digest.urls import ISSUES_PER_PAGE, archive_page_path, issue_path, issue_url, section_feed_url
+from digest.urls import (
+    ISSUES_PER_PAGE,
+    archive_page_path,
+    issue_path,
+    issue_url,
+    section_feed_url,
+    section_page_path,
+    section_page_url,
+)
 
 __all__ = ["SiteFiles"]
 
@@ -73,7 +82,7 @@ class SiteFiles:
             feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
             listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
         areas = sorted(
-            ((name, section_feed_url(self.base, slug)) for slug, name in names.items()),
+            ((name, section_page_url(self.base, slug)) for slug, name in names.items()),
             key=lambda a: a[0].casefold(),
         )
         index = self.renderer.index_html(
@@ -90,6 +99,7 @@ class SiteFiles:
         site = FeedSite(s.digest.title, self.base)
         changed += write_feeds(self.public, site, feed_items)
         changed += write_theme_feeds(self.public, site, area_feeds)
+        changed += self._section_pages(area_feeds)
         with self.session() as session:  # only once every file above is written
             db.begin_write(session)  # read-then-write: take the write lock first (SQLite)
             store.set_meta(session, WRITTEN_KEY, f"{self.mark} {newest_issue}")
@@ -141,11 +151,12 @@ class SiteFiles:
         missing on disk (all of them, when ``through`` is None)."""
         if through is None:
             return set(names)
-        on_disk = _names_in(self.public / "themes")
+        feeds, pages = _names_in(self.public / "themes"), _names_in(self.public / "sections")
         stale = {
             slug
             for slug in names
-            if not {f"{s}.xml" for s in (slug, *self._aliases(slug))} <= on_disk
+            if not {f"{s}.xml" for s in (slug, *self._aliases(slug))} <= feeds
+            or f"{slug}.html" not in pages
         }
         since = range(through + 1, newest_issue + 1)
         return stale | touched(session, self.vocabulary, since)
@@ -153,6 +164,23 @@ class SiteFiles:
     def _aliases(self, slug: str) -> tuple[str, ...]:
         area = self.vocabulary.by_slug.get(slug)
         return area.aliases if area is not None else ()
+
+    def _section_pages(self, feeds: Sequence[ThemeFeed]) -> list[Path]:
+        """sections/<slug>.html of each section whose feed is written: the same papers,
+        for a person (the index's chips and the feed's channel <link> point here)."""
+        changed = []
+        for feed in feeds:
+            html = self.renderer.section_page_html(
+                self.settings.digest.title,
+                self.base,
+                feed.name,
+                section_feed_url(self.base, feed.slug),
+                feed.entries,
+            )
+            path = self.public / section_page_path(feed.slug)
+            if atomic_write(path, html):
+                changed.append(path)
+        return changed
 
     def _summaries(self, session: Session, digests: Sequence[Digest]) -> list[IssueSummary]:
         """The index lines of these digests, each with its sections' feeds."""
@@ -165,8 +193,8 @@ class SiteFiles:
                 paper_count=d.paper_count,
                 themes=tuple(d.themes),
                 web_url=issue_url(self.base, d.issue),
-                theme_feeds=tuple(
-                    (name, section_feed_url(self.base, slug))
+                section_pages=tuple(
+                    (name, section_page_url(self.base, slug))
                     for name, slug in sections.get(d.issue, [])
                 ),
             )

@@ -28,7 +28,7 @@ from premailer import Premailer
 from digest.errors import TemplateError
 from digest.ingest.parse import Link
 from digest.render.reading import ARXIV_SEARCH, after_summary, linkify
-from digest.urls import paper_url
+from digest.urls import abstract_anchor, abstract_url, paper_url
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class IssueSummary:
     paper_count: int
     themes: tuple[str, ...]
     web_url: str
-    theme_feeds: tuple[tuple[str, str], ...] = ()  # (section name, its feed url), in order
+    section_pages: tuple[tuple[str, str], ...] = ()  # (section name, its page url), in order
 
 
 # --------------------------------------------------------------------------- helpers
@@ -377,6 +377,29 @@ class Renderer:
             older_url=older_url,
         )
 
+    def section_page_html(
+        self,
+        site_title: str,
+        base_url: str,
+        name: str,
+        section_feed_url: str,
+        entries: Sequence[Any],
+    ) -> str:
+        """One section's page (``section.html.j2``): its recent papers, newest first
+        (``entries``: plain records with title, abstract, url, published_at, issue)."""
+        return self._render(
+            self._html_env,
+            "section.html.j2",
+            site_title=site_title,
+            base_url=base_url,
+            feed_url=base_url + "/feed.xml",
+            atom_url=base_url + "/atom.xml",
+            archive_url=base_url.rstrip("/") + "/",
+            section_name=name,
+            section_feed_url=section_feed_url,
+            entries=tuple(entries),
+        )
+
     def _issue_list(
         self,
         site_title: str,
@@ -476,6 +499,8 @@ class Renderer:
             linkify=linkify,
             after_summary=after_summary,
             shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
+            abstract_anchor=abstract_anchor,
+            abstract_url=abstract_url,
         )
         env.globals["stylesheet"] = lambda name: Markup(self._source(name))
         env.globals["paper_url"] = paper_url  # the one way a paper's web address is built

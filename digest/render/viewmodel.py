@@ -4,6 +4,7 @@ e-mail; the full abstract is on the web copy), abstracts tidied, anchors and lin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
 from digest.urls import issue_url, paper_anchor, paper_url, section_feed_url
 
+_DANGLING = re.compile(r"^[\s:·,;|–—-]+|[\s:·,;|–—-]+$")  # what an empty {sections} leaves
 DEFAULT_SUBJECT = EmailSection.subject
 SUBJECT_MAX = EmailSection.subject_max
 
@@ -95,14 +97,17 @@ def subject_line(
 ) -> str:
     """The subject from ``email.subject``: the count first, then as many leading sections
     as fit in ``limit`` characters and "+N" for the rest
-    ("#12 · 64 papers: Reasoning, Music & audio, +9")."""
-    named = [s.name for s in sections if s.name != REMAINING] or [s.name for s in sections[:1]]
+    ("#12 · 64 papers: Reasoning, Music & audio, +9"). The catch-all section is never
+    named: an issue with only that one says its count alone ("#3 · 1 paper"), not "More
+    papers"; paper titles are dump text and stay out of the header."""
+    named = [s.name for s in sections if s.name != REMAINING]
     noun = "paper" if count == 1 else "papers"
     fields = {"title": title, "issue": issue, "count": count, "papers": f"{count} {noun}"}
 
     def fill(shown: int) -> str:
         listed = named[:shown] + ([f"+{len(named) - shown}"] if shown < len(named) else [])
-        return template.format(**fields, sections=", ".join(listed))
+        filled = template.format(**fields, sections=", ".join(listed))
+        return filled if listed else _DANGLING.sub("", filled)  # no "#3 · 1 paper: "
 
     for shown in range(len(named), 0, -1):
         subject = fill(shown)

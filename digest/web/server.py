@@ -1,7 +1,7 @@
 """`digest serve`: the feeds, the archive and unsubscribe over HTTP (Starlette + uvicorn).
 
-Only known shapes of path are served (feeds, /themes/<slug>.xml, /archive/<n>.html,
-/archive/page-<n>.html),
+Only known shapes of path are served (feeds, /themes/<slug>.xml, /sections/<slug>.html,
+/archive/<n>.html, /archive/page-<n>.html),
 each checked to resolve inside public/, so no other file can be read through the
 server. Every response carries a strict Content-Security-Policy.
 
@@ -39,7 +39,7 @@ from digest.errors import DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
-from digest.urls import archive_page_path, issue_path
+from digest.urls import archive_page_path, issue_path, section_page_path
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,12 @@ class Site:
             return self.not_found(request)
         return self.file_response(request, f"themes/{slug}.xml", FEEDS["feed.xml"])
 
+    def section_page(self, request: Request) -> Response:
+        slug = request.path_params["slug"]
+        if not SLUG.match(slug):
+            return self.not_found(request)
+        return self.file_response(request, section_page_path(slug), "text/html; charset=utf-8")
+
     def issue(self, request: Request) -> Response:
         number = request.path_params["number"]
         return self.file_response(request, issue_path(number), "text/html; charset=utf-8")
@@ -206,6 +212,7 @@ def create_app(app: App) -> Starlette:
     routes = [
         Route("/", site.index),
         Route("/themes/{slug}.xml", site.theme_feed),
+        Route("/sections/{slug}.html", site.section_page),
         Route("/archive/{number:int}.html", site.issue),
         Route("/archive/page-{number:int}.html", site.archive_page),
         Route("/archive/{number:int}", site.issue_short),
