@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import SubscribeSection
-from digest.mail.message import TOKEN_RE, sender_domain
+from digest.mail.message import TOKEN_RE, new_message_id
 from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
 from digest.state import db
 from digest.state.models import Signup, Subscriber
@@ -223,7 +223,7 @@ def notice_message(
     msg["From"] = sender
     msg["To"] = to
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain=sender_domain(sender))
+    msg["Message-ID"] = new_message_id(sender)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
