@@ -27,8 +27,10 @@ from digest.errors import (
     StorageError,
 )
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
-from digest.mail import delivery, outbox, subscribers, workers
+from digest.mail import bounces, delivery, outbox, subscribers, workers
+from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
+from digest.mail.inbox import Inbox
 from digest.mail.message import (
     PLACEHOLDER,
     PermanentFailure,
@@ -36,6 +38,7 @@ from digest.mail.message import (
     Transport,
     make_transport,
     new_message_id,
+    sender_domain,
 )
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
@@ -654,6 +657,25 @@ class App:
                     session.rollback()
                 value = store.get_meta(session, "web_secret")
         return value or ""
+
+    # mail sent back (bounces, unsubscribe requests) ---------------------------
+
+    def process_replies(
+        self, inbox: Inbox, recipients: Sequence[str] = ()
+    ) -> Iterator[tuple[str, Outcome]]:
+        """Read each unprocessed message of ``inbox`` (mail/bounces.py): apply a hard
+        bounce or an unsubscribe request, each in its own transaction, then mark the
+        message processed; yields (message name, outcome). ``recipients``: the envelope
+        recipients an MTA gave with a piped message. Idempotent."""
+        domain = sender_domain(self.settings.email.sender)
+        for name, data in inbox.messages():
+            reply = bounces.read_reply(data, recipients)
+            with self.session() as session:
+                db.begin_write(session)
+                outcome = bounces.apply_reply(session, reply, domain)
+                session.commit()
+            inbox.done(name)
+            yield name, outcome
 
     def status(self) -> store.Status:
         """The state as it is (all zero before the first ingest; nothing is created)."""
