@@ -27,8 +27,10 @@ from digest.errors import (
     StorageError,
 )
 from digest.ingest.files import IngestReport, ingest_files, ingest_folder
-from digest.mail import delivery, outbox, subscribers, workers
+from digest.mail import bounces, delivery, outbox, subscribers, workers
+from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
+from digest.mail.inbox import Inbox
 from digest.mail.message import (
     PLACEHOLDER,
     PermanentFailure,
@@ -36,6 +38,7 @@ from digest.mail.message import (
     Transport,
     make_transport,
     new_message_id,
+    sender_domain,
 )
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
@@ -105,6 +108,7 @@ class App:
         self._renderer = renderer
         self.clock = clock or (lambda: datetime.now(UTC))
         self._mailing_cache: Mailing | None = None
+        self._web_secret: bytes | None = None
 
     # Building the app touches nothing: the database is opened (created, migrated) on
     # first use by a command that writes, and the template set is loaded when something
@@ -581,7 +585,13 @@ class App:
     # subscribing from the web (double opt-in) ------------------------------
 
     def signups(self) -> SignupDesk:
-        return SignupDesk(self.sessions, self.settings.subscribe, self.web_secret(), self.clock)
+        """The signup desk; the key it hashes client addresses with is read when a
+        request needs it, so peeking at or confirming a link never waits for it."""
+        return SignupDesk(self.sessions, self.settings.subscribe, self.web_secret, self.clock)
+
+    def peek_subscription(self, token: str) -> Confirmation:
+        """What opening a confirmation link would do (a read: never waits for a writer)."""
+        return self.signups().peek(token)
 
     def request_subscription(self, address: str, themes: Sequence[str], ip: str) -> Request:
         """Record a /subscribe request and send its confirmation e-mail when the limits
@@ -653,7 +663,18 @@ class App:
             raise DeliveryError(f"{to}: not delivered: {exc}") from None
 
     def web_secret(self) -> bytes:
-        """A random key of this installation (kept in the state), for signing forms."""
+        """A random key of this installation (kept in the state), for signing forms.
+        Read once per App without taking the write lock (a read never waits for a
+        publish or an import); only the very first call on a new state writes it."""
+        if self._web_secret is None:
+            with self.session() as session:
+                value = store.get_meta(session, "web_secret")
+            if value is None:
+                value = self._make_web_secret()
+            self._web_secret = bytes.fromhex(value)
+        return self._web_secret
+
+    def _make_web_secret(self) -> str:
         with self.session() as session:
             db.begin_write(session)
             value = store.get_meta(session, "web_secret")
@@ -664,7 +685,26 @@ class App:
                 except IntegrityError:  # another process made one first: use theirs
                     session.rollback()
                 value = store.get_meta(session, "web_secret")
-        return bytes.fromhex(value or "")
+        return value or ""
+
+    # mail sent back (bounces, unsubscribe requests) ---------------------------
+
+    def process_replies(
+        self, inbox: Inbox, recipients: Sequence[str] = ()
+    ) -> Iterator[tuple[str, Outcome]]:
+        """Read each unprocessed message of ``inbox`` (mail/bounces.py): apply a hard
+        bounce or an unsubscribe request, each in its own transaction, then mark the
+        message processed; yields (message name, outcome). ``recipients``: the envelope
+        recipients an MTA gave with a piped message. Idempotent."""
+        domain = sender_domain(self.settings.email.sender)
+        for name, data in inbox.messages():
+            reply = bounces.read_reply(data, recipients)
+            with self.session() as session:
+                db.begin_write(session)
+                outcome = bounces.apply_reply(session, reply, domain)
+                session.commit()
+            inbox.done(name)
+            yield name, outcome
 
     def status(self) -> store.Status:
         """The state as it is (all zero before the first ingest; nothing is created)."""

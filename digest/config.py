@@ -33,12 +33,14 @@ from digest.errors import ConfigError
 CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG_NAME = "digest.toml"
 PASSWORD_ENV = "DIGEST_EMAIL_SMTP_PASSWORD"
+IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"  # `digest bounces --imap`: the mailbox's password
 # DIGEST_* variables that are not settings but that digest, its tests or its scripts read.
 # Any other DIGEST_* variable is refused as a likely misspelt setting.
 OTHER_ENV = frozenset(
     {
         CONFIG_ENV,  # which settings file
         PASSWORD_ENV,  # the SMTP password (never in the file)
+        IMAP_PASSWORD_ENV,  # the password of `digest bounces --imap` (never in the file)
         "DIGEST_TEST_DATABASE_URL",  # tests: the PostgreSQL server
         "DIGEST_TEST_POSTFIX",  # tests: the private Postfix ("host:port maildir")
         "DIGEST_POSTFIX_PORT",  # .ci/postfix.sh: its port
@@ -368,6 +370,12 @@ class EmailSection:
     unsubscribe_mailto: str = setting(
         "",
         "Address for List-Unsubscribe requests by mail; empty: the From address.",
+        check=_optional_address,
+    )
+    bounce_address: str = setting(
+        "",
+        "Envelope sender (Return-Path) of digests, tagged per message (VERP: local+ID@domain) "
+        "so `digest bounces` knows which message bounced; empty: the From address, untagged.",
         check=_optional_address,
     )
     max_html_bytes: int = setting(

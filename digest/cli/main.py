@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digest import __version__
 from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
+from digest.cli import bounces as cli_bounces
 from digest.cli import subscribers as cli_subscribers
 from digest.cli import workers as cli_workers
 from digest.cli.interrupts import Interrupts
@@ -458,3 +459,4 @@ main.add_command(areas)
 main.add_command(cli_workers.worker)
 main.add_command(cli_subscribers.subscribers)
 main.add_command(cli_subscribers.unsubscribe)
+main.add_command(cli_bounces.bounces)

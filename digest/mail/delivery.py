@@ -50,6 +50,7 @@ from digest.mail.message import (
     list_id,
     new_message_id,
     sender_domain,
+    verp_address,
 )
 from digest.mail.outbox import Job
 from digest.mail.ratelimit import GlobalBucket, RetryQueue
@@ -131,6 +132,13 @@ class Mailing:
     envelope: Envelope
     envelope_from: str  # MAIL FROM
     signer: DkimSigner | None = None
+    bounce_address: str = ""  # email.bounce_address: tagged with each message's id (VERP)
+
+    def return_path(self, message_id: str) -> str:
+        """The MAIL FROM of one digest message."""
+        if not self.bounce_address:
+            return self.envelope_from
+        return verp_address(self.bounce_address, message_id)
 
 
 class Abort(threading.Event):
@@ -468,7 +476,7 @@ class Sender:
             data = self._template(job.variant_id).render(
                 job.address, job.message_id, job.token, job.name
             )
-            transport.send(data, job.address, sender=self.mailing.envelope_from)
+            transport.send(data, job.address, sender=self.mailing.return_path(job.message_id))
         except PermanentFailure as exc:
             self._settled()
             self._failed(job, str(exc))
@@ -557,7 +565,7 @@ def mailing_of(settings: Settings) -> Mailing:
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{PLACEHOLDER}",
         unsubscribe_mailto=e.unsubscribe_mailto or address,
     )
-    return Mailing(envelope, address, signer)
+    return Mailing(envelope, address, signer, bounce_address=e.bounce_address)
 
 
 def send_test(

@@ -19,7 +19,7 @@ from datetime import datetime
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 
 from digest.errors import ConfigError
@@ -48,6 +48,7 @@ __all__ = [
     "list_id",
     "make_transport",
     "new_message_id",
+    "verp_address",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,24 @@ def sender_domain(sender: str) -> str:
     return addr.rpartition("@")[2] or "localhost"
 
 
+MESSAGE_ID_LEFT = re.compile(r"[0-9a-f]{32}")  # the random part of our Message-IDs
+
+
 def new_message_id(sender: str) -> str:
-    return make_msgid(domain=sender_domain(sender))
+    """A Message-ID that reveals nothing (no time, process, host or row id): 128 random
+    bits, in lowercase hex so it survives an MTA that folds the case of a VERP address."""
+    return f"<{secrets.token_hex(16)}@{sender_domain(sender)}>"
+
+
+def verp_address(bounce_address: str, message_id: str) -> str:
+    """The envelope sender of one message (email.bounce_address): ``local+ID@domain``,
+    where ID is the random part of its Message-ID, so a bounce sent there names the
+    message (and so the subscriber) without carrying their token."""
+    local, at, domain = bounce_address.rpartition("@")
+    left = message_id.strip("<>").partition("@")[0]
+    if not at or not MESSAGE_ID_LEFT.fullmatch(left):
+        return bounce_address
+    return f"{local}+{left}@{domain}"
 
 
 def list_id(title: str, sender: str, configured: str = "") -> str:

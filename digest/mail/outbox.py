@@ -6,11 +6,10 @@ skipped when the subscriber chose none of the digest's themes or left."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -25,7 +24,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from digest.mail.message import Letter
 from digest.mail.variants import (
@@ -106,11 +107,10 @@ def create_deliveries(
     (pending, skipped). ``letters`` holds variants already rendered, by key.
 
     The rows are made in the database (INSERT … SELECT, one statement per distinct
-    theme list), never loading the subscribers; each Message-ID is a random prefix
-    made once for the digest plus the subscriber's id."""
+    theme list), never loading the subscribers; each Message-ID's left part is 128 random
+    bits the database makes for the row (nothing in it counts subscribers)."""
     variant_ids: dict[str, int] = {}
-    left, _, right = new_message_id().strip("<>").rpartition("@")
-    prefix, domain = f"<{left}.{secrets.token_hex(4)}.", f"@{right}>"
+    prefix, domain = "<", "@" + new_message_id().strip("<>").rpartition("@")[2] + ">"
     counts = {"pending": 0, "skipped": 0}
     for raw, themes in theme_choices(session):
         chosen = selection(themes, view, take)
@@ -130,6 +130,23 @@ def create_deliveries(
     return counts["pending"], counts["skipped"]
 
 
+class RandomHex(FunctionElement[str]):
+    """32 random lowercase hex digits, made by the database for each row."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(RandomHex)
+def _random_hex(element: RandomHex, compiler: Any, **kw: Any) -> str:
+    return "lower(hex(randomblob(16)))"  # SQLite
+
+
+@compiles(RandomHex, "postgresql")
+def _random_hex_pg(element: RandomHex, compiler: Any, **kw: Any) -> str:
+    return "replace(CAST(gen_random_uuid() AS TEXT), '-', '')"  # PostgreSQL 13+
+
+
 def _insert_for(
     session: Session,
     digest_id: int,
@@ -142,7 +159,7 @@ def _insert_for(
     now: datetime,
 ) -> int:
     message_id = (
-        literal(prefix) + _S.c.id.cast(Text) + literal(domain)
+        literal(prefix) + RandomHex() + literal(domain)
         if status == DeliveryStatus.PENDING
         else literal("")
     )

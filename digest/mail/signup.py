@@ -11,6 +11,11 @@ Limits against using the form to mail-bomb someone: a pending address is re-sent
 confirmation at most every ``subscribe.resend_minutes``, at most
 ``subscribe.max_per_address_day`` times a day, and one client address may cause at most
 ``subscribe.max_per_ip_hour`` confirmation e-mails an hour. Tokens are never logged.
+
+Counting against the limits and recording the request are one atomic step: the request
+is a write transaction from its first read (BEGIN IMMEDIATE on SQLite, which waits its
+turn instead of failing), and on PostgreSQL it first takes a transaction-scoped advisory
+lock, so two concurrent requests can never both see room for one more.
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import SubscribeSection
-from digest.mail.message import TOKEN_RE, sender_domain
+from digest.mail.message import TOKEN_RE, new_message_id
 from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
+from digest.state import db
 from digest.state.models import Signup, Subscriber
 
 log = logging.getLogger(__name__)
@@ -68,7 +74,7 @@ class SignupDesk:
         self,
         sessions: sessionmaker[Session],
         limits: SubscribeSection,
-        secret: bytes,
+        secret: Callable[[], bytes],
         clock: Callable[[], datetime],
     ) -> None:
         self.sessions = sessions
@@ -77,7 +83,8 @@ class SignupDesk:
         self.clock = clock
 
     def _ip_hash(self, ip: str) -> str:
-        return hmac.new(self.secret, b"signup-ip:" + ip.encode(), hashlib.sha256).hexdigest()
+        key = self.secret()
+        return hmac.new(key, b"signup-ip:" + ip.encode(), hashlib.sha256).hexdigest()
 
     def request(self, raw_address: str, themes: Sequence[str], ip: str) -> Request:
         """Record a request and say whether to send a confirmation now. Raises
@@ -87,6 +94,7 @@ class SignupDesk:
         key, now, ip_hash = address.lower(), self.clock(), self._ip_hash(ip)
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
         with self.sessions() as s:
+            _serialize(s)
             from_ip = s.scalar(
                 select(func.count())
                 .select_from(Signup)
@@ -124,6 +132,7 @@ class SignupDesk:
     def forget(self, token: str) -> None:
         """Drop the signup of a confirmation that could not be sent."""
         with self.sessions() as s:
+            db.begin_write(s)  # reads then deletes: the write lock first (SQLite)
             signup = self._find(s, token)
             if signup is not None and signup.confirmed_at is None:
                 s.delete(signup)
@@ -140,6 +149,7 @@ class SignupDesk:
     def confirm(self, token: str) -> Confirmation:
         """Activate the subscriber of a valid, unexpired token (idempotent)."""
         with self.sessions() as s:
+            db.begin_write(s)  # reads then writes: the write lock first (SQLite)
             signup = self._find(s, token)
             if signup is None:
                 return Confirmation("unknown")
@@ -191,6 +201,18 @@ class SignupDesk:
         return "pending"
 
 
+SIGNUP_LOCK = 0x6469_6773  # PostgreSQL advisory lock id: one signup check at a time
+
+
+def _serialize(s: Session) -> None:
+    """Begin the unit of work as the only signup check running: the write lock up front
+    on SQLite, a transaction-scoped advisory lock on PostgreSQL (released by the commit
+    or rollback). Signups are few; one at a time costs nothing."""
+    db.begin_write(s)
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SIGNUP_LOCK})
+
+
 def notice_message(
     *, sender: str, to: str, subject: str, text: str, html: str, when: datetime
 ) -> EmailMessage:
@@ -201,7 +223,7 @@ def notice_message(
     msg["From"] = sender
     msg["To"] = to
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain=sender_domain(sender))
+    msg["Message-ID"] = new_message_id(sender)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -76,7 +76,9 @@ class MaildirTransport:
 
     def __enter__(self) -> MaildirTransport:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for sub in ("tmp", "new", "cur"):  # all three before use: two senders (web
+                # requests at once) may both find the folder new
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
             self.box = mailbox.Maildir(self.path, create=True)
         except OSError as exc:
             raise DeliveryError(f"{self.path}: cannot open the Maildir outbox: {exc}") from None

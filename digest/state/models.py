@@ -189,6 +189,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("digest_id", "subscriber_id"),
         Index("ix_deliveries_status", "status"),
+        Index("ix_deliveries_message_id", "message_id"),  # bounces name their message
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,8 +7,11 @@ server. Every response carries a strict Content-Security-Policy.
 
 The event loop never waits on the disk or the database: the routes are plain functions,
 which Starlette runs in its thread pool, and the one that must await the request body
-(preferences) hands its database work to `run_in_threadpool`. So a publish holding
-SQLite's write lock delays only the requests that write, never a feed.
+(preferences) hands its database work to `run_in_threadpool`, and builds nothing that
+reads the state on the loop itself. No page that only reads takes the write lock (the
+form key is read once, not written), so a publish, an ingest or an import holding
+SQLite's write lock delays only the requests that write: a /subscribe post or a saved
+preferences form, never a feed, a confirmation link or the preferences page.
 """
 
 from __future__ import annotations
@@ -337,7 +340,7 @@ class SignupPages:
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
             result = await run_in_threadpool(app.confirm_subscription, token)
         else:
-            result = await run_in_threadpool(app.signups().peek, token)
+            result = await run_in_threadpool(app.peek_subscription, token)
         if result.state == "unknown":
             return self.site.not_found(request, "This confirmation link is not valid.")
         names = await run_in_threadpool(app.theme_names, result.themes)

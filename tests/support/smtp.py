@@ -49,9 +49,11 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
         self.received: list[float] = []
+        self.senders: list[str] = []  # MAIL FROM of each message, in the same order
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.received.append(time.time())
+        self.senders.append(envelope.mail_from)
         msg = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
         return "250 OK"
