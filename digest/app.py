@@ -197,11 +197,19 @@ class App:
         """Read new dumps into ``session`` (the caller commits or rolls back); a file
         modified within ``settle`` seconds (default ``schedule.settle_seconds``) waits."""
         limit = self.settings.digest.max_dump_bytes
+        settled_after = self.settings.schedule.settle_seconds  # then a file is read whole
         if paths:
-            return ingest_files(session, list(paths), progress, max_bytes=limit)
+            return ingest_files(
+                session, list(paths), progress, max_bytes=limit, settled_after=settled_after
+            )
         settle = self.settings.schedule.settle_seconds if settle is None else settle
         return ingest_folder(
-            session, self.settings.dumps_dir, progress, settle=settle, max_bytes=limit
+            session,
+            self.settings.dumps_dir,
+            progress,
+            settle=settle,
+            max_bytes=limit,
+            settled_after=settled_after,
         )
 
     # prepare --------------------------------------------------------------

@@ -103,23 +103,26 @@ def ingest_files(
     progress: Callable[[str, int, int, str], None] | None = None,
     *,
     max_bytes: int | None = None,
+    settled_after: float | None = None,
 ) -> IngestReport:
     """Ingest the files in order, one report line each; the caller commits. A file over
-    `max_bytes` is refused unread (and not recorded: raising the limit lets it in)."""
+    `max_bytes` is refused unread (and not recorded: raising the limit lets it in). A
+    file last modified at least `settled_after` seconds ago is settled: read whole."""
     report = IngestReport()
     for i, path in enumerate(files):
         if progress:
             progress("Ingesting", i, len(files), path.name)
-        report.dumps.append(ingest_one(session, path, max_bytes))
+        report.dumps.append(ingest_one(session, path, max_bytes, settled_after=settled_after))
     if progress:
         progress("Ingesting", len(files), len(files), "")
     return report
 
 
-def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
+def read_dump(path: str | os.PathLike[str], max_bytes: int | None = None) -> tuple[bytes, datetime]:
     """The bytes and mtime of a dump file, never through a symbolic link (O_NOFOLLOW);
     DumpError (one line) for what is not a readable regular file (a link, a folder, a
-    FIFO that would block, a missing file)."""
+    FIFO that would block, a missing file), or for one over ``max_bytes`` (at most that
+    many bytes and one more are read, however much the file grew since it was listed)."""
     name = os.fspath(path)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -140,10 +143,20 @@ def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
         raise DumpError(name, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         try:
-            data = handle.read()
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
         except OSError as err:
             raise DumpError(name, f"cannot read: {err.strerror or err}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DumpError(name, _over_limit(max_bytes), hint=_LIMIT_HINT)
     return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+_LIMIT_HINT = "split the file, or raise digest.max_dump_bytes if it is a real dump"
+
+
+def _over_limit(max_bytes: int, size: int | None = None) -> str:
+    what = f"{size:,} bytes, over" if size is not None else "over"
+    return f"{what} digest.max_dump_bytes = {max_bytes:,}; it was not read"
 
 
 def parse_dump(path: str | os.PathLike[str]) -> Listing:
@@ -160,6 +173,7 @@ def ingest_folder(
     settle: float = 0.0,
     now: float | None = None,
     max_bytes: int | None = None,
+    settled_after: float | None = None,
 ) -> IngestReport:
     """Ingest every regular file of the dumps folder that has settled: one modified in
     the last ``settle`` seconds may still be being written, so it waits for a later run
@@ -179,7 +193,9 @@ def ingest_folder(
             )
         else:
             ready.append(path)
-    report = ingest_files(session, ready, progress, max_bytes=max_bytes)
+    report = ingest_files(
+        session, ready, progress, max_bytes=max_bytes, settled_after=settled_after
+    )
     report.dumps[:0] = refused + waiting
     return report
 
@@ -200,21 +216,31 @@ def _mtime_ns(path: Path) -> tuple[int, int] | None:
     return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
 
 
-def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
+def _is_settled(mtime_ns: tuple[int, int] | None, settled_after: float | None) -> bool:
+    """Whether a file last modified at ``mtime_ns`` has stayed unchanged long enough to be
+    whole (never, when the caller did not say how long that is)."""
+    if settled_after is None or mtime_ns is None:
+        return False
+    return time.time() - mtime_ns[1] / 1e9 >= settled_after
+
+
+def ingest_one(
+    session: Session,
+    path: Path,
+    max_bytes: int | None = None,
+    *,
+    settled_after: float | None = None,
+) -> DumpReport:
     mtime_ns = _mtime_ns(path)
     if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
         return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
     size = mtime_ns[0] if mtime_ns is not None else 0
     if max_bytes is not None and size > max_bytes:
-        refused = DumpError(
-            str(path),
-            f"{size:,} bytes, over digest.max_dump_bytes = {max_bytes:,}; it was not read",
-            hint="split the file, or raise digest.max_dump_bytes if it is a real dump",
-        )
+        refused = DumpError(str(path), _over_limit(max_bytes, size), hint=_LIMIT_HINT)
         log.warning("%s", refused)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
     try:
-        data, mtime = read_dump(path)
+        data, mtime = read_dump(path, max_bytes)
     except DumpError as err:
         log.warning("%s", err)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
@@ -225,7 +251,8 @@ def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> Du
         return DumpReport(str(path), DumpStatus.KNOWN)
     earlier = store.grown_from(session, str(path), data)
     try:
-        listing = parse_bytes(data, name=str(path), mtime=mtime)
+        settled = _is_settled(mtime_ns, settled_after) and _mtime_ns(path) == mtime_ns
+        listing = parse_bytes(data, name=str(path), mtime=mtime, settled=settled)
     except DumpError as exc:
         log.warning("%s", exc)
         if earlier is None:
