@@ -22,6 +22,7 @@ from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError, printable
 from digest.fsutil import atomic_write, storage_error
+from digest.logtext import escape_handlers
 from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -103,6 +104,7 @@ def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
         handlers=[RichHandler(console=err, show_path=False, show_time=verbose)],
         force=True,
     )
+    escape_handlers()
     ctx.obj = Obj(config, verbose)
 
 
@@ -291,6 +293,7 @@ def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
     )
+    escape_handlers()
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from digest.errors import DumpError
+from digest.errors import DumpError, printable
 from digest.ingest.keys import different_abstracts, paper_key
 from digest.ingest.links import Link, LinkKind, extract_links
 
@@ -412,7 +412,7 @@ def parse_bytes(data: bytes, *, name: str, mtime: datetime, settled: bool = Fals
     paper only when that paper's abstract ends whole; a ``settled`` file (unchanged for
     schedule.settle_seconds: the caller knows, the parser reads no clock) is read whole,
     however its last abstract ends."""
-    out = _Collector(name)
+    out = _Collector(printable(name))  # warnings are one line, whatever the file's name
     text = _decode(data, name, out.warnings)
     header, blocks = _split_header(_iter_blocks(text))
     first = next(blocks, None)
