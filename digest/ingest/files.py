@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -143,12 +144,25 @@ def read_dump(path: str | os.PathLike[str], max_bytes: int | None = None) -> tup
         raise DumpError(name, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         try:
-            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+            data = handle.read() if max_bytes is None else _read_at_most(handle, max_bytes + 1)
         except OSError as err:
             raise DumpError(name, f"cannot read: {err.strerror or err}") from None
     if max_bytes is not None and len(data) > max_bytes:
         raise DumpError(name, _over_limit(max_bytes), hint=_LIMIT_HINT)
     return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+def _read_at_most(handle: BinaryIO, limit: int, chunk: int = 1 << 20) -> bytes:
+    """Up to ``limit`` bytes, read a chunk at a time (one read(limit) would allocate the
+    whole limit up front, however small the file)."""
+    parts, size = [], 0
+    while size < limit:
+        part = handle.read(min(chunk, limit - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 _LIMIT_HINT = "split the file, or raise digest.max_dump_bytes if it is a real dump"
