@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +106,9 @@ def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
         force=True,
     )
     escape_handlers()
+    # What digest writes (the database, its locks, the log, the outbox) is for its own user:
+    # folders 0700, files 0600. Public pages and feeds are written 0644 on purpose.
+    os.umask(0o077)
     ctx.obj = Obj(config, verbose)
 
 
@@ -287,6 +291,7 @@ def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(fmt)
