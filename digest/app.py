@@ -83,6 +83,17 @@ class SendReport:
     waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
 
 
+def _test_address(to: str) -> str:
+    """The one address of a test send, checked as a subscriber's address is (one address:
+    no list, no line break); SubscriberError naming it otherwise."""
+    try:
+        return subscribers.normalize(to)
+    except subscribers.SubscriberError as exc:
+        raise subscribers.SubscriberError(
+            f"send --to: {exc.message}", hint="give one e-mail address"
+        ) from None
+
+
 class App:
     """The core: one per settings; everything else calls its methods."""
 
@@ -297,6 +308,8 @@ class App:
         after the publish lock is released: other workers may deliver alongside."""
         self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
         self.vocabulary()  # so does a bad areas_file
+        if to is not None:
+            to = _test_address(to)
         if not dry_run:
             self._mailing()  # a bad DKIM key or delivery setting fails before publishing
             Policy.of(self.settings.email)
