@@ -44,7 +44,9 @@ class ParsedPaper:
     links: tuple[Link, ...]
     position: int  # 0-based order in the dump
     line: int  # 1-based line of the title in the file
-    key: str = ""  # paper_key(title), kept from parsing so storing need not fold again
+    # paper_key(title) (the title as written when that is empty: only punctuation), kept
+    # from parsing so storing need not fold again
+    key: str = ""
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -350,8 +352,14 @@ class _Collector:
                 )
             return
         self._seen[key] = _Seen(title.line, text, abstract)
+        if not folded:  # only punctuation: keyed by the title as written (as migration 0004)
+            self.warn(
+                title.line,
+                f"title has no letters or digits: {_clip(text)!r}; kept, keyed by the title "
+                "as written",
+            )
         paper = ParsedPaper(
-            text, abstract, extract_links(abstract), len(self.papers), title.line, folded
+            text, abstract, extract_links(abstract), len(self.papers), title.line, key
         )
         self.papers.append(paper)
 
