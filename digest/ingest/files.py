@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,15 +105,20 @@ def ingest_files(
     *,
     max_bytes: int | None = None,
     settled_after: float | None = None,
+    ahead: Mapping[Path, Parsed] | None = None,
 ) -> IngestReport:
     """Ingest the files in order, one report line each; the caller commits. A file over
     `max_bytes` is refused unread (and not recorded: raising the limit lets it in). A
-    file last modified at least `settled_after` seconds ago is settled: read whole."""
+    file last modified at least `settled_after` seconds ago is settled: read whole. What
+    `read_ahead` parsed (`ahead`) is not parsed again."""
     report = IngestReport()
+    ahead = ahead or {}
     for i, path in enumerate(files):
         if progress:
             progress("Ingesting", i, len(files), path.name)
-        report.dumps.append(ingest_one(session, path, max_bytes, settled_after=settled_after))
+        report.dumps.append(
+            ingest_one(session, path, max_bytes, settled_after=settled_after, ahead=ahead.get(path))
+        )
     if progress:
         progress("Ingesting", len(files), len(files), "")
     return report
@@ -188,6 +193,7 @@ def ingest_folder(
     now: float | None = None,
     max_bytes: int | None = None,
     settled_after: float | None = None,
+    ahead: Mapping[Path, Parsed] | None = None,
 ) -> IngestReport:
     """Ingest every regular file of the dumps folder that has settled: one modified in
     the last ``settle`` seconds may still be being written, so it waits for a later run
@@ -208,7 +214,7 @@ def ingest_folder(
         else:
             ready.append(path)
     report = ingest_files(
-        session, ready, progress, max_bytes=max_bytes, settled_after=settled_after
+        session, ready, progress, max_bytes=max_bytes, settled_after=settled_after, ahead=ahead
     )
     report.dumps[:0] = refused + waiting
     return report
@@ -238,12 +244,77 @@ def _is_settled(mtime_ns: tuple[int, int] | None, settled_after: float | None) -
     return time.time() - mtime_ns[1] / 1e9 >= settled_after
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A dump file read and parsed ahead (see read_ahead): its (size, mtime) then, its
+    bytes, and its listing or the reason it has none."""
+
+    signature: tuple[int, int]
+    data: bytes
+    mtime: datetime
+    listing: Listing | None
+    error: DumpError | None
+
+    def result(self) -> Listing:
+        if self.listing is None:
+            assert self.error is not None
+            raise self.error
+        return self.listing
+
+
+def read_ahead(
+    session: Session,
+    files: Sequence[Path],
+    progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    max_bytes: int | None = None,
+    settled_after: float | None = None,
+) -> dict[Path, Parsed]:
+    """Read and parse each file that ingest_one would parse (not known by name, size and
+    mtime, nor by content; within ``max_bytes``) with only reads of the state. Call it
+    before taking the write lock and pass the result on as ``ahead``: parsing, the slow
+    part of ingesting, then never holds the lock that other writers wait for."""
+    ahead = {}
+    for i, path in enumerate(files):
+        if progress:
+            progress("Reading", i, len(files), path.name)
+        signature = _mtime_ns(path)
+        if signature is None or store.known_file(session, str(path), *signature):
+            continue
+        if max_bytes is not None and signature[0] > max_bytes:
+            continue  # refused unread by ingest_one
+        try:
+            data, mtime = read_dump(path, max_bytes)
+        except DumpError:
+            continue  # ingest_one reads it again and says why
+        if store.known_dump(session, hashlib.sha256(data).hexdigest()) is not None:
+            continue
+        try:
+            listing, error = _parse(path, data, mtime, signature, settled_after), None
+        except DumpError as exc:
+            listing, error = None, exc
+        ahead[path] = Parsed(signature, data, mtime, listing, error)
+    return ahead
+
+
+def _parse(
+    path: Path,
+    data: bytes,
+    mtime: datetime,
+    mtime_ns: tuple[int, int] | None,
+    settled_after: float | None,
+) -> Listing:
+    settled = _is_settled(mtime_ns, settled_after) and _mtime_ns(path) == mtime_ns
+    return parse_bytes(data, name=str(path), mtime=mtime, settled=settled)
+
+
 def ingest_one(
     session: Session,
     path: Path,
     max_bytes: int | None = None,
     *,
     settled_after: float | None = None,
+    ahead: Parsed | None = None,
 ) -> DumpReport:
     mtime_ns = _mtime_ns(path)
     if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
@@ -253,8 +324,9 @@ def ingest_one(
         refused = DumpError(str(path), _over_limit(max_bytes, size), hint=_LIMIT_HINT)
         log.warning("%s", refused)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
+    pre = ahead if ahead is not None and ahead.signature == mtime_ns else None
     try:
-        data, mtime = read_dump(path, max_bytes)
+        data, mtime = (pre.data, pre.mtime) if pre else read_dump(path, max_bytes)
     except DumpError as err:
         log.warning("%s", err)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
@@ -265,8 +337,7 @@ def ingest_one(
         return DumpReport(str(path), DumpStatus.KNOWN)
     earlier = store.grown_from(session, str(path), data)
     try:
-        settled = _is_settled(mtime_ns, settled_after) and _mtime_ns(path) == mtime_ns
-        listing = parse_bytes(data, name=str(path), mtime=mtime, settled=settled)
+        listing = pre.result() if pre else _parse(path, data, mtime, mtime_ns, settled_after)
     except DumpError as exc:
         log.warning("%s", exc)
         if earlier is None:
