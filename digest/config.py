@@ -679,7 +679,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any, where: str) -> None:
     choices = meta.get("choices") or ()
     if choices and value not in choices:
         raise ConfigError(f"{where} = {_shown(value)} is not one of {', '.join(choices)}")
-    low, high, above = meta.get("low"), _ceiling(f), meta.get("above")
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(
             f"{where} = {value!r} is not a number: expected {_range(low, high, above)}"
@@ -691,6 +691,11 @@ def _check_value(f: dataclasses.Field[Any], value: Any, where: str) -> None:
     ):
         raise ConfigError(
             f"{where} = {_shown(value)} is out of range: expected {_range(low, high, above)}"
+        )
+    ceiling = _ceiling(f)
+    if ceiling is not None and value > ceiling:
+        raise ConfigError(
+            f"{where} = {_shown(value)} is out of range: expected at most {_number(ceiling)}"
         )
     check = meta.get("check")
     problem = check(value) if check else None
@@ -708,11 +713,12 @@ def _ceiling(f: dataclasses.Field[Any]) -> float | None:
     return float(unit) if f.type == "float" else unit
 
 
+def _number(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) and not x.is_integer() else str(int(x))
+
+
 def _range(low: float | None, high: float | None, above: float | None) -> str:
-    def n(x: float) -> str:
-        if isinstance(x, float) and not x.is_integer():
-            return f"{x:g}"
-        return str(int(x))
+    n = _number
 
     if above is not None:
         return f"more than {n(above)}" + (f" and at most {n(high)}" if high is not None else "")
@@ -813,7 +819,7 @@ def default_toml() -> str:
             choices = f.metadata.get("choices")
             if choices:
                 lines.append(f"# One of: {', '.join(choices)}.")
-            low, high, above = f.metadata.get("low"), _ceiling(f), f.metadata.get("above")
+            low, high, above = (f.metadata.get(k) for k in ("low", "high", "above"))
             if low is not None or high is not None or above is not None:
                 lines.append(f"# Allowed: {_range(low, high, above)}.")
             lines.append(f"{toml_key(f)} = {_toml_value(default)}")

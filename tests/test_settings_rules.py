@@ -72,7 +72,7 @@ RULES = [
     ),
     (
         "[digest]\nabstract_chars = 1\n",
-        "digest.toml: digest.abstract_chars = 1 is out of range: expected 40 to 1000000000",
+        "digest.toml: digest.abstract_chars = 1 is out of range: expected at least 40",
     ),
     (
         "[digest]\nfeed_size = -1\n",
@@ -80,8 +80,7 @@ RULES = [
     ),
     (
         "[email]\nsmtp_timeout = 0\n",
-        "digest.toml: email.smtp_timeout = 0.0 is out of range: expected more than 0 "
-        "and at most 1000000000",
+        "digest.toml: email.smtp_timeout = 0.0 is out of range: expected more than 0",
     ),
     (
         '[digest]\ntheme = "../../etc"\n',
