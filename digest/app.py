@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,13 @@ from digest.errors import (
     StateUnwritable,
     StorageError,
 )
-from digest.ingest.files import IngestReport, ingest_files, ingest_folder
+from digest.ingest.files import (
+    IngestReport,
+    dump_candidates,
+    ingest_files,
+    ingest_folder,
+    read_ahead,
+)
 from digest.mail import bounces, delivery, outbox, subscribers, workers
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
@@ -85,6 +92,25 @@ class SendReport:
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
     waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
+
+
+def _age(path: Path, now: float) -> float:
+    """Seconds since ``path`` was last modified (0 when it cannot be read: ingest says why)."""
+    try:
+        return now - path.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _test_address(to: str) -> str:
+    """The one address of a test send, checked as a subscriber's address is (one address:
+    no list, no line break); SubscriberError naming it otherwise."""
+    try:
+        return subscribers.normalize(to)
+    except subscribers.SubscriberError as exc:
+        raise subscribers.SubscriberError(
+            f"send --to: {exc.message}", hint="give one e-mail address"
+        ) from None
 
 
 class App:
@@ -186,7 +212,6 @@ class App:
         self, paths: Sequence[Path] | None = None, progress: Progress | None = None
     ) -> IngestReport:
         with self.session() as session:
-            db.begin_write(session)
             report = self._ingest(session, paths, progress)
             session.commit()
         return report
@@ -200,13 +225,31 @@ class App:
         settle: float | None = None,
     ) -> IngestReport:
         """Read new dumps into ``session`` (the caller commits or rolls back); a file
-        modified within ``settle`` seconds (default ``schedule.settle_seconds``) waits."""
+        modified within ``settle`` seconds (default ``schedule.settle_seconds``) waits.
+        The files are read and parsed first, in a read transaction; only then is the write
+        lock taken (db.begin_write), to store them: no parse holds up other writers."""
         limit = self.settings.digest.max_dump_bytes
-        if paths:
-            return ingest_files(session, list(paths), progress, max_bytes=limit)
+        settled_after = self.settings.schedule.settle_seconds  # then a file is read whole
         settle = self.settings.schedule.settle_seconds if settle is None else settle
+        if paths:
+            files = list(paths)
+        else:
+            now = time.time()
+            files = [p for p in dump_candidates(self.settings.dumps_dir) if _age(p, now) >= settle]
+        ahead = read_ahead(session, files, progress, max_bytes=limit, settled_after=settled_after)
+        db.begin_write(session)
+        if paths:
+            return ingest_files(
+                session, files, progress, max_bytes=limit, settled_after=settled_after, ahead=ahead
+            )
         return ingest_folder(
-            session, self.settings.dumps_dir, progress, settle=settle, max_bytes=limit
+            session,
+            self.settings.dumps_dir,
+            progress,
+            settle=settle,
+            max_bytes=limit,
+            settled_after=settled_after,
+            ahead=ahead,
         )
 
     # prepare --------------------------------------------------------------
@@ -315,6 +358,8 @@ class App:
         after the publish lock is released: other workers may deliver alongside."""
         self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
         self.vocabulary()  # so does a bad areas_file
+        if to is not None:
+            to = _test_address(to)
         if not dry_run:
             self._mailing()  # a bad DKIM key or delivery setting fails before publishing
             Policy.of(self.settings.email)
@@ -343,8 +388,7 @@ class App:
         return report
 
     def _dry_run(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
-        with self.reading() as session:
-            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
+        with self.reading() as session:  # ingests, then rolls back
             report = SendReport(self._ingest(session, None, progress), dry_run=True)
             report.prepared = self._ready(session, report)
             report.recipient_count, report.recipients = recipients[0], tuple(recipients[1])
@@ -352,7 +396,6 @@ class App:
 
     def _send_test(self, to: str, progress: Progress | None) -> SendReport:
         with self.session() as session:
-            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress), recipients=(to,))
             session.commit()
             report.prepared = self._ready(session, report, ignore_minimum=True)
@@ -398,7 +441,6 @@ class App:
 
     def _publish(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.session() as session:
-            db.begin_write(session)
             report = SendReport(self._ingest(session, None, progress))
             session.commit()
             prepared = self._ready(session, report)
@@ -571,8 +613,7 @@ class App:
     def pending_sections(self) -> tuple[list[Section[store.StoredPaper]], str]:
         """The pending papers (new dumps included, nothing stored) grouped into sections as
         the next digest would group them, or no sections and why."""
-        with self.reading() as session:
-            db.begin_write(session)  # ingests (then rolls back): wait for the write lock
+        with self.reading() as session:  # ingests, then rolls back
             # a look, not a publish: every dump counts, even one modified a moment ago
             self._ingest(session, None, None, settle=0)
             papers = store.pending_papers(session)

@@ -10,8 +10,10 @@ import dataclasses
 import difflib
 import ipaddress
 import json
+import math
 import os
 import re
+import reprlib
 import string
 import tomllib
 from collections.abc import Callable
@@ -53,6 +55,48 @@ OTHER_ENV = frozenset(
 
 T = TypeVar("T")
 Check = Callable[[Any], str | None]  # a problem ("is not ...") or None when the value is fine
+
+# Every number has a ceiling, so no value that passes the checks overflows a date or a
+# timer later (1e300 hours did): the declared `high`, else one by the unit its name ends
+# with (ten years), else a billion.
+_TEN_YEARS = {"_seconds": 315_360_000, "_minutes": 5_256_000, "_hours": 87_600, "_days": 3_650}
+_CEILING = 1_000_000_000
+MAX_TOML_DEPTH = 20  # tables and arrays inside each other; settings need three or four
+
+
+def _shown(value: Any) -> str:
+    """A value in an error message: its repr, cut short (one line, whatever its size)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 6
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """The TOML document ``text``; ConfigError (one line, naming ``where``) when it is not
+    valid TOML or nests tables and arrays deeper than MAX_TOML_DEPTH (3,000 levels made
+    the parser raise RecursionError with a 3,000-line traceback)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not usable TOML: nested too deeply") from None
+    except ValueError as exc:  # a whole number of more than 4,300 digits
+        raise ConfigError(f"{where}: not usable TOML: {_shown(str(exc))}") from None
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_TOML_DEPTH:
+            raise ConfigError(
+                f"{where}: not usable TOML: tables or arrays nested deeper than {MAX_TOML_DEPTH}"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            stack += [(child, depth + 1) for child in children]
+    return data
 
 
 SUBJECT_FIELDS = ("issue", "count", "papers", "sections", "title")
@@ -576,11 +620,10 @@ def load_settings(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
+        data = parse_toml(text, str(path))
     source = str(path) if path else "defaults"
     _check_environment(environ)
     unknown = set(data) - set(SECTIONS) - {"themes"}
@@ -660,25 +703,47 @@ def _check_value(f: dataclasses.Field[Any], value: Any, where: str) -> None:
     meta = f.metadata
     choices = meta.get("choices") or ()
     if choices and value not in choices:
-        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(f"{where} = {_shown(value)} is not one of {', '.join(choices)}")
     low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{where} = {value!r} is not a number: expected {_range(low, high, above)}"
+        )
     if (
         (low is not None and value < low)
         or (high is not None and value > high)
         or (above is not None and value <= above)
     ):
         raise ConfigError(
-            f"{where} = {value!r} is out of range: expected {_range(low, high, above)}"
+            f"{where} = {_shown(value)} is out of range: expected {_range(low, high, above)}"
+        )
+    ceiling = _ceiling(f)
+    if ceiling is not None and value > ceiling:
+        raise ConfigError(
+            f"{where} = {_shown(value)} is out of range: expected at most {_number(ceiling)}"
         )
     check = meta.get("check")
     problem = check(value) if check else None
     if problem:
-        raise ConfigError(f"{where} = {value!r} {problem}")
+        raise ConfigError(f"{where} = {_shown(value)} {problem}")
+
+
+def _ceiling(f: dataclasses.Field[Any]) -> float | None:
+    """The largest value a number setting takes (None for other types)."""
+    if f.metadata.get("high") is not None:
+        return float(f.metadata["high"]) if f.type == "float" else f.metadata["high"]
+    if f.type not in ("int", "float"):
+        return None
+    unit = next((n for suffix, n in _TEN_YEARS.items() if f.name.endswith(suffix)), _CEILING)
+    return float(unit) if f.type == "float" else unit
+
+
+def _number(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) and not x.is_integer() else str(int(x))
 
 
 def _range(low: float | None, high: float | None, above: float | None) -> str:
-    def n(x: float) -> str:
-        return f"{x:g}" if isinstance(x, float) else str(x)
+    n = _number
 
     if above is not None:
         return f"more than {n(above)}" + (f" and at most {n(high)}" if high is not None else "")
@@ -707,14 +772,17 @@ def _coerce(value: Any, typ: Any, where: str, *, from_env: bool = False) -> Any:
             except ValueError:
                 pass
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # a whole number beyond any float
+                pass
     elif typ == list[str]:
         if from_env:
             value = _env_list(value)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
     expected = _type_name(typ)
-    raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+    raise ConfigError(f"{where}: expected {expected}, got {_shown(value)}")
 
 
 def _env_list(raw: str) -> Any:

@@ -758,7 +758,9 @@ def test_well_formed_listing_round_trips(
     listing = parse_bytes(data, name="g", mtime=MTIME)
     assert [(p.title, p.abstract, p.line) for p in listing.papers] == expected
     assert listing.listing_date == (date(2025, 6, 5) if with_date else None)
-    assert listing.warnings == (
+    punctuation = [w for w in listing.warnings if "title has no letters or digits" in w]
+    assert len(punctuation) == sum(1 for title, _, _ in expected if not paper_key(title))
+    assert [w for w in listing.warnings if w not in punctuation] == (
         [] if with_date else [f"g:{expected[0][2]}: no listing date found before the first paper"]
     )
 

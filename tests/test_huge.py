@@ -131,3 +131,19 @@ def test_the_email_inlines_only_what_it_shows_and_the_feed_stays_bounded(
     assert len(content.encode()) <= FEED_ENTRY_BYTES + 250 * 1500
     archive = (settings.public_dir / "archive" / "1.html").read_text()
     assert many[-1][0].split(":")[0] in archive  # the web copy has every paper
+
+
+def test_a_file_larger_than_its_size_said_is_read_only_up_to_the_limit(
+    tmp_path: Path, dumps_dir: Path
+) -> None:
+    """The size is checked on stat, but a file can grow before it is read. A /proc file
+    is the real case at its starkest: stat says 0 bytes, reading gives kilobytes. Only
+    the limit (and one byte more) is read; the file is refused, and not recorded."""
+    grown = Path("/proc/self/smaps")  # stat: 0 bytes; read: ~30 kB
+    assert grown.stat().st_size == 0 and len(grown.read_bytes()) > 1000
+    app = make_app(settings_with(tmp_path, dumps_dir, max_dump_bytes=500))
+    report = app.ingest([grown])
+    assert [d.status for d in report.dumps] == ["failed"]
+    assert "over digest.max_dump_bytes = 500" in report.dumps[0].error
+    with app.session() as s:
+        assert s.scalar(select(func.count()).select_from(DumpFile)) == 0

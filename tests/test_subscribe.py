@@ -247,6 +247,20 @@ def test_cross_site_posts_are_refused(world: World) -> None:
     assert world.status("target@example.org") is None
 
 
+def test_a_post_from_an_opaque_origin_is_refused(world: World) -> None:
+    """``Origin: null`` is what a sandboxed frame or a data: page sends: not this site."""
+    opaque = world.site.get(
+        "/subscribe", {**FORM, "Origin": "null"}, "POST", "email=target%40example.org"
+    )
+    assert opaque[0] == 403
+    assert world.mail_to("target@example.org") == []
+    world.subscribe("target@example.org")
+    link = path_of(confirm_link(world.mail_to("target@example.org")[0]))
+    headers = {**FORM, "Origin": "null"}
+    assert world.site.get(link, headers, "POST", "")[0] == 403
+    assert world.status("target@example.org") is None
+
+
 def test_bad_addresses_are_shown_back_with_the_reason(world: World) -> None:
     status, _, body = world.subscribe('<script>x</script>"@')
     assert status == 400 and b"is not a valid address" in body

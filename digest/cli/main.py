@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError, printable
 from digest.fsutil import atomic_write, storage_error
+from digest.logtext import escape_handlers
 from digest.state.states import DumpStatus
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -106,6 +108,10 @@ def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
         handlers=[RichHandler(console=err, show_path=False, show_time=verbose)],
         force=True,
     )
+    escape_handlers()
+    # What digest writes (the database, its locks, the log, the outbox) is for its own user:
+    # folders 0700, files 0600. Public pages and feeds are written 0644 on purpose.
+    os.umask(0o077)
     ctx.obj = Obj(config, verbose)
 
 
@@ -288,12 +294,14 @@ def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(fmt)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
     )
+    escape_handlers()
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
 
 

@@ -12,10 +12,11 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -103,23 +104,31 @@ def ingest_files(
     progress: Callable[[str, int, int, str], None] | None = None,
     *,
     max_bytes: int | None = None,
+    settled_after: float | None = None,
+    ahead: Mapping[Path, Parsed] | None = None,
 ) -> IngestReport:
     """Ingest the files in order, one report line each; the caller commits. A file over
-    `max_bytes` is refused unread (and not recorded: raising the limit lets it in)."""
+    `max_bytes` is refused unread (and not recorded: raising the limit lets it in). A
+    file last modified at least `settled_after` seconds ago is settled: read whole. What
+    `read_ahead` parsed (`ahead`) is not parsed again."""
     report = IngestReport()
+    ahead = ahead or {}
     for i, path in enumerate(files):
         if progress:
             progress("Ingesting", i, len(files), path.name)
-        report.dumps.append(ingest_one(session, path, max_bytes))
+        report.dumps.append(
+            ingest_one(session, path, max_bytes, settled_after=settled_after, ahead=ahead.get(path))
+        )
     if progress:
         progress("Ingesting", len(files), len(files), "")
     return report
 
 
-def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
+def read_dump(path: str | os.PathLike[str], max_bytes: int | None = None) -> tuple[bytes, datetime]:
     """The bytes and mtime of a dump file, never through a symbolic link (O_NOFOLLOW);
     DumpError (one line) for what is not a readable regular file (a link, a folder, a
-    FIFO that would block, a missing file)."""
+    FIFO that would block, a missing file), or for one over ``max_bytes`` (at most that
+    many bytes and one more are read, however much the file grew since it was listed)."""
     name = os.fspath(path)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -140,10 +149,33 @@ def read_dump(path: str | os.PathLike[str]) -> tuple[bytes, datetime]:
         raise DumpError(name, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         try:
-            data = handle.read()
+            data = handle.read() if max_bytes is None else _read_at_most(handle, max_bytes + 1)
         except OSError as err:
             raise DumpError(name, f"cannot read: {err.strerror or err}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DumpError(name, _over_limit(max_bytes), hint=_LIMIT_HINT)
     return data, datetime.fromtimestamp(info.st_mtime).astimezone()
+
+
+def _read_at_most(handle: BinaryIO, limit: int, chunk: int = 1 << 20) -> bytes:
+    """Up to ``limit`` bytes, read a chunk at a time (one read(limit) would allocate the
+    whole limit up front, however small the file)."""
+    parts, size = [], 0
+    while size < limit:
+        part = handle.read(min(chunk, limit - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+_LIMIT_HINT = "split the file, or raise digest.max_dump_bytes if it is a real dump"
+
+
+def _over_limit(max_bytes: int, size: int | None = None) -> str:
+    what = f"{size:,} bytes, over" if size is not None else "over"
+    return f"{what} digest.max_dump_bytes = {max_bytes:,}; it was not read"
 
 
 def parse_dump(path: str | os.PathLike[str]) -> Listing:
@@ -160,6 +192,8 @@ def ingest_folder(
     settle: float = 0.0,
     now: float | None = None,
     max_bytes: int | None = None,
+    settled_after: float | None = None,
+    ahead: Mapping[Path, Parsed] | None = None,
 ) -> IngestReport:
     """Ingest every regular file of the dumps folder that has settled: one modified in
     the last ``settle`` seconds may still be being written, so it waits for a later run
@@ -179,7 +213,9 @@ def ingest_folder(
             )
         else:
             ready.append(path)
-    report = ingest_files(session, ready, progress, max_bytes=max_bytes)
+    report = ingest_files(
+        session, ready, progress, max_bytes=max_bytes, settled_after=settled_after, ahead=ahead
+    )
     report.dumps[:0] = refused + waiting
     return report
 
@@ -200,21 +236,97 @@ def _mtime_ns(path: Path) -> tuple[int, int] | None:
     return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
 
 
-def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> DumpReport:
+def _is_settled(mtime_ns: tuple[int, int] | None, settled_after: float | None) -> bool:
+    """Whether a file last modified at ``mtime_ns`` has stayed unchanged long enough to be
+    whole (never, when the caller did not say how long that is)."""
+    if settled_after is None or mtime_ns is None:
+        return False
+    return time.time() - mtime_ns[1] / 1e9 >= settled_after
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A dump file read and parsed ahead (see read_ahead): its (size, mtime) then, its
+    bytes, and its listing or the reason it has none."""
+
+    signature: tuple[int, int]
+    data: bytes
+    mtime: datetime
+    listing: Listing | None
+    error: DumpError | None
+
+    def result(self) -> Listing:
+        if self.listing is None:
+            assert self.error is not None
+            raise self.error
+        return self.listing
+
+
+def read_ahead(
+    session: Session,
+    files: Sequence[Path],
+    progress: Callable[[str, int, int, str], None] | None = None,
+    *,
+    max_bytes: int | None = None,
+    settled_after: float | None = None,
+) -> dict[Path, Parsed]:
+    """Read and parse each file that ingest_one would parse (not known by name, size and
+    mtime, nor by content; within ``max_bytes``) with only reads of the state. Call it
+    before taking the write lock and pass the result on as ``ahead``: parsing, the slow
+    part of ingesting, then never holds the lock that other writers wait for."""
+    ahead = {}
+    for i, path in enumerate(files):
+        if progress:
+            progress("Reading", i, len(files), path.name)
+        signature = _mtime_ns(path)
+        if signature is None or store.known_file(session, str(path), *signature):
+            continue
+        if max_bytes is not None and signature[0] > max_bytes:
+            continue  # refused unread by ingest_one
+        try:
+            data, mtime = read_dump(path, max_bytes)
+        except DumpError:
+            continue  # ingest_one reads it again and says why
+        if store.known_dump(session, hashlib.sha256(data).hexdigest()) is not None:
+            continue
+        try:
+            listing, error = _parse(path, data, mtime, signature, settled_after), None
+        except DumpError as exc:
+            listing, error = None, exc
+        ahead[path] = Parsed(signature, data, mtime, listing, error)
+    return ahead
+
+
+def _parse(
+    path: Path,
+    data: bytes,
+    mtime: datetime,
+    mtime_ns: tuple[int, int] | None,
+    settled_after: float | None,
+) -> Listing:
+    settled = _is_settled(mtime_ns, settled_after) and _mtime_ns(path) == mtime_ns
+    return parse_bytes(data, name=str(path), mtime=mtime, settled=settled)
+
+
+def ingest_one(
+    session: Session,
+    path: Path,
+    max_bytes: int | None = None,
+    *,
+    settled_after: float | None = None,
+    ahead: Parsed | None = None,
+) -> DumpReport:
     mtime_ns = _mtime_ns(path)
     if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
         return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
     size = mtime_ns[0] if mtime_ns is not None else 0
     if max_bytes is not None and size > max_bytes:
-        refused = DumpError(
-            str(path),
-            f"{size:,} bytes, over digest.max_dump_bytes = {max_bytes:,}; it was not read",
-            hint="split the file, or raise digest.max_dump_bytes if it is a real dump",
-        )
+        refused = DumpError(str(path), _over_limit(max_bytes, size), hint=_LIMIT_HINT)
         log.warning("%s", refused)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
+    pre = ahead if ahead is not None and ahead.signature == mtime_ns else None
     try:
-        data, mtime = read_dump(path)
+        data, mtime = (pre.data, pre.mtime) if pre else read_dump(path, max_bytes)
     except DumpError as err:
         log.warning("%s", err)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
@@ -225,7 +337,7 @@ def ingest_one(session: Session, path: Path, max_bytes: int | None = None) -> Du
         return DumpReport(str(path), DumpStatus.KNOWN)
     earlier = store.grown_from(session, str(path), data)
     try:
-        listing = parse_bytes(data, name=str(path), mtime=mtime)
+        listing = pre.result() if pre else _parse(path, data, mtime, mtime_ns, settled_after)
     except DumpError as exc:
         log.warning("%s", exc)
         if earlier is None:

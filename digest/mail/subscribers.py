@@ -446,10 +446,10 @@ _COLUMN_NAMES = {"topics": "themes"}  # what a reader calls them -> the column's
 def _parse_row(
     cells: dict[str, str], topics: Callable[[str], tuple[str, ...]]
 ) -> tuple[str, str | None, tuple[str, ...] | None, str | None]:
-    address = normalize(cells.get("email", ""))
+    address = normalize(_from_spreadsheet(cells.get("email", "")))
     status = _check_status(cells["status"]) if cells.get("status", "").strip() else None
     themes = topics(cells["themes"]) if "themes" in cells else None
-    name = check_name(cells.get("name", "")) or None  # an empty cell keeps the name
+    name = check_name(_from_spreadsheet(cells.get("name", ""))) or None  # empty: kept
     return address, name, themes, status
 
 
@@ -505,13 +505,32 @@ def _new_row(
     )
 
 
+# A cell a spreadsheet would run as a formula (=, +, -, @; a tab or CR before one) goes
+# out behind an apostrophe, as spreadsheets expect; so does one that starts with an
+# apostrophe, so that import takes exactly one off and gets back what was stored.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text, never runs it (OWASP CSV injection)."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _from_spreadsheet(cell: str) -> str:
+    """A cell of an exported file as it was stored (the inverse of spreadsheet_safe)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
 def write_csv(session: Session, stream: TextIO) -> int:
-    """Every subscriber as ``email,name,themes,status``; returns how many."""
+    """Every subscriber as ``email,name,themes,status``; returns how many. An address or
+    a name a spreadsheet would run as a formula is written behind an apostrophe (import
+    reads it back as it was)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     n = 0
     for s in session.scalars(select(Subscriber).order_by(Subscriber.id)):
-        writer.writerow([s.address, s.name, ";".join(s.themes), s.status])
+        cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
+        writer.writerow([*cells, ";".join(s.themes), s.status])
         n += 1
     return n
 

@@ -78,7 +78,7 @@ def build_generator(site: FeedSite, issues: Sequence[FeedIssue], self_path: str)
         fe.link(href=item.url, rel="alternate")
         fe.published(item.published_at)
         fe.updated(item.published_at)
-        fe.description(item.summary)
+        fe.description(html.escape(item.summary, quote=False))  # RSS: read as HTML
         fe.content(item.html, type="html")
         fe.summary(item.summary)
         for theme in item.themes:
@@ -154,6 +154,7 @@ class ThemeFeed:
 
 
 def _abstract_html(text: str) -> str:
+    """Plain text as HTML paragraphs: every character of it shows as text."""
     paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
     return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
 
@@ -164,7 +165,9 @@ def theme_rss(site: FeedSite, theme: ThemeFeed) -> bytes:
     path = f"themes/{theme.slug}.xml"
     fg.id(f"{site.base_url}/{path}")
     fg.title(f"{site.title}: {theme.name}")
-    fg.description(f"New papers on {theme.name}, from {site.title}.")
+    # RSS <description> is read as HTML: dump text (a title, an abstract, a section's name)
+    # goes in escaped as text, never as markup; <title> and <category> are plain text.
+    fg.description(html.escape(f"New papers on {theme.name}, from {site.title}.", quote=False))
     fg.language("en")
     fg.link(href=f"{site.base_url}/{path}", rel="self")
     # RSS <link> (feedgen takes the last link): the section's page, not the feed itself
@@ -181,10 +184,9 @@ def theme_rss(site: FeedSite, theme: ThemeFeed) -> bytes:
         fe.title(entry.title)
         fe.link(href=entry.url)
         fe.published(entry.published_at)
-        fe.description(entry.abstract or entry.title)
-        fe.content(
-            _abstract_html(entry.abstract) or html.escape(entry.title, quote=False), type="html"
-        )
+        as_html = _abstract_html(entry.abstract) or html.escape(entry.title, quote=False)
+        fe.description(as_html)
+        fe.content(as_html, type="html")
         fe.category(term=theme.name)
     return bytes(fg.rss_str(pretty=True))
 

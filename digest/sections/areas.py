@@ -18,11 +18,11 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.config import parse_toml
 from digest.errors import ConfigError
 
 __all__ = ["BUNDLED", "Area", "Vocabulary", "bundled", "load_vocabulary"]
@@ -182,13 +182,14 @@ def _area(raw: object, where: str) -> Area:
 def _read(path: Path) -> tuple[list[Area], bool]:
     """The areas in ``path`` and whether the file replaces the bundled vocabulary."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: areas file not found", hint="set [digest] areas_file to a TOML file"
         ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the areas file: {exc}") from None
+    data = parse_toml(text, f"{path}: the areas file")
     raw = data.get("area", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{path}: areas are written as [[area]] tables")

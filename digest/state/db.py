@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:" and not read_only:
             folder = Path(parsed.database).parent
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_database(Path(parsed.database))
             except OSError as exc:
                 raise storage_error(folder, exc) from None
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
@@ -79,6 +81,25 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_error)
     return engine
+
+
+def private_database(path: Path) -> None:
+    """The SQLite file (addresses, tokens, the web secret) readable by its owner only:
+    created 0600 before SQLite opens it (its -wal and -shm files take the same mode),
+    and an older one left readable by others is narrowed to 0600."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            continue  # not ours to change: the owner keeps it as it is
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

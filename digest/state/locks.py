@@ -94,7 +94,7 @@ def _file_holder(path: Path) -> str | None:
 def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise storage_error(path, exc) from None
     try:

@@ -258,12 +258,13 @@ def extra_routes(site: Site) -> list[Route]:
 
 def same_site(request: Request, base_url: str) -> bool:
     """False when the browser says the post comes from another site (Sec-Fetch-Site,
-    else Origin). Clients that send neither are let through."""
+    else Origin). ``Origin: null`` (a sandboxed frame, a data: or file: page, a redirect
+    from elsewhere) is not this site. Clients that send neither are let through."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         return True
     allowed = {base_url, f"{request.url.scheme}://{request.url.netloc}"}
     return origin.rstrip("/") in allowed

@@ -3,8 +3,10 @@ deadline that only a hang reaches (the CI machine is busy and has 2 cores)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -30,3 +32,25 @@ def wait_for(
             described = what() if callable(what) else what
             raise AssertionError(f"gave up after {timeout:g} s waiting for {described}")
         time.sleep(interval)
+
+
+class Hung(AssertionError):
+    """The work under `hang_deadline` ran past a deadline only a hang reaches."""
+
+
+@contextlib.contextmanager
+def hang_deadline(what: str, timeout: float = HANG) -> Iterator[None]:
+    """Fail (``Hung``) if the block is still running after `timeout` seconds: a SIGALRM
+    timer in the main thread, which also interrupts a long regular-expression match (the
+    `re` engine checks for signals). Not a speed bound: only a hang reaches it."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise Hung(f"gave up after {timeout:g} s waiting for {what}")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,100 @@
+"""Every event is one log line, whatever outside text it quotes: a dump file named with
+a line break and a fake "INFO published issue #999" line, escape sequences (ESC[2J, an
+OSC title) in a file name, a relay's multi-line reply. The daemon's log file and
+`digest ingest`'s output show them escaped, never raw."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.app import make_app
+from digest.cli.main import main, setup_daemon_logging
+from tests.support.settings import make_settings
+from tests.support.smtp import running_smtp
+
+FORGED = "\n2026-12-03 08:00:00 INFO published issue #999\n"
+ESCAPES = "\x1b[2J\x1b]0;owned\x07"
+A1 = (
+    "We study one thing in depth, across many settings and data sets, and find that it "
+    "works well in each of them, which we explain with a small model of the training "
+    "dynamics and a set of careful ablations on three benchmarks of different sizes."
+)
+A2 = A1.replace("one thing", "another thing")
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Put back the root logger's handlers and level the test's logging set-up replaced."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+
+
+def hostile_dumps(folder: Path) -> None:
+    """A dump whose name forges a log line, and one whose name clears the terminal and
+    sets its title; each has a title without an abstract, so each has a warning."""
+    folder.mkdir(exist_ok=True)
+    for name, other in ((f"a{FORGED}.txt", "One"), (f"c{ESCAPES}.txt", "Three")):
+        path = folder / name
+        text = f"{A1}\n\nLonely {other}\n\n{other} Again\n\n{A2}".replace("one thing", other)
+        path.write_text(f"new\n\nMar 14\n\n{other}\n\n{text}\n")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+
+
+class Multiline:
+    """A relay that refuses every recipient with a multi-line reply whose second line
+    reads like a log line of ours."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        return "550-5.1.1 no such user\r\n550 2026-12-03 08:00:00 INFO published issue #999"
+
+
+def test_the_daemon_log_has_one_line_per_event(tmp_path: Path, root_logging: None) -> None:
+    log_file = tmp_path / "daemon.log"
+    setup_daemon_logging(False, log_file)
+    dumps = tmp_path / "dumps"
+    hostile_dumps(dumps)
+    settings = make_settings(tmp_path, dumps)
+    with running_smtp(Multiline()) as (controller, _):
+        email = replace(
+            settings.email, transport="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
+        )
+        report = make_app(replace(settings, email=email)).send()
+    assert report.issue == 1 and report.delivery.failed == 2
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = log_file.read_text("utf-8")
+    lines = text.splitlines()
+    assert "published issue #999" in text  # the forged text is there, quoted
+    assert any("title with no abstract" in line for line in lines), text
+    assert any("no such user" in line for line in lines), text
+    assert [line for line in lines if not LINE.match(line)] == []
+    # the warning, the "ingested" line, the two refusals: each one line
+    assert len([line for line in lines if "#999" in line]) == 4, text
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_ingest_output_shows_escape_sequences_escaped(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    hostile_dumps(dumps)
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\ndumps_dir = "{dumps}"\nstate_dir = "{tmp_path / "state"}"\n')
+    result = CliRunner().invoke(main, ["-c", str(config), "ingest"], catch_exceptions=False)
+    output = result.output
+    assert "\x1b" not in output and "\x07" not in output, repr(output)
+    assert "\\x1b[2J" in output, output
+    assert not [line for line in output.splitlines() if line.startswith("2026-12-03")], output
