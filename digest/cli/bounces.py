@@ -7,13 +7,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from digest.config import IMAP_PASSWORD_ENV
 from digest.errors import DigestError
 from digest.mail.inbox import ImapInbox, Inbox, MaildirInbox, OneMessage
+
+if TYPE_CHECKING:
+    from digest.app import App
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps a piped message and tries again later
 PIPED_MAX_BYTES = 10_000_000
@@ -56,6 +59,7 @@ def bounces(
     Postfix, master.cf:  digest-bounces unix - n n - - pipe
         flags=q user=digest argv=digest bounces --recipient ${original_recipient} -
     """
+    app = obj.app()  # the settings are checked before anything else
     chosen = [x for x in (source, maildir, imap) if x]
     if len(chosen) != 1 or (source is not None and source != "-"):
         raise click.UsageError("give exactly one of --maildir PATH, --imap URL or -")
@@ -65,21 +69,21 @@ def bounces(
     elif imap is not None:
         inbox = ImapInbox(imap, os.environ.get(IMAP_PASSWORD_ENV, ""))
     else:
-        _piped(obj, recipient)
+        _piped(app, recipient)
         return
-    _run(obj, inbox, ())
+    _run(app, inbox, ())
 
 
-def _run(obj: Any, inbox: Inbox, recipients: tuple[str, ...]) -> None:
+def _run(app: App, inbox: Inbox, recipients: tuple[str, ...]) -> None:
     counts: dict[str, int] = {}
-    for name, outcome in obj.app().process_replies(inbox, recipients):
+    for name, outcome in app.process_replies(inbox, recipients):
         click.echo(f"{name}: {outcome.line}")
         counts[outcome.action] = counts.get(outcome.action, 0) + 1
     if not counts:
         click.echo("no new messages")
 
 
-def _piped(obj: Any, recipients: tuple[str, ...]) -> None:
+def _piped(app: App, recipients: tuple[str, ...]) -> None:
     """One message from the MTA: a failure to apply it exits 75 (EX_TEMPFAIL), so the
     MTA keeps it and tries again; a message that is not ours is still a success."""
     data = sys.stdin.buffer.read(PIPED_MAX_BYTES + 1)
@@ -87,7 +91,7 @@ def _piped(obj: Any, recipients: tuple[str, ...]) -> None:
         click.echo("stdin: bigger than a reply to the list can be: ignored")
         return
     try:
-        _run(obj, OneMessage(data), recipients)
+        _run(app, OneMessage(data), recipients)
     except DigestError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
