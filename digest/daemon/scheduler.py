@@ -222,7 +222,7 @@ class Daemon:
             self._debounce()
             return
         try:
-            report = self.app.send(lock_wait=600, stop=self.stop)
+            report = self.app.send(lock_wait=600, stop=self.stop, settle_wait=False)
         except DigestError as exc:
             log.error("publish failed: %s", exc)
             return
