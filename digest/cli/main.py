@@ -323,6 +323,14 @@ def serve(obj: Obj, host: str | None, port: int | None) -> None:
     server.run(sockets=[sock])
 
 
+def _no_alembic_chatter(record: logging.LogRecord) -> bool:
+    """Alembic's notes on how it talks to the database, at every start, are not events
+    (its "Running upgrade" lines, when the schema changes, are)."""
+    if record.name.startswith("alembic") and record.levelno <= logging.INFO:
+        return str(record.msg).startswith("Running upgrade")
+    return True
+
+
 def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
     """One line per event with a timestamp, to stderr and optionally a file."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
@@ -332,6 +340,7 @@ def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(fmt)
+        h.addFilter(_no_alembic_chatter)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
     )
