@@ -179,8 +179,15 @@ class App:
     # ingest ---------------------------------------------------------------
 
     def ingest(
-        self, paths: Sequence[Path] | None = None, progress: Progress | None = None
+        self,
+        paths: Sequence[Path] | None = None,
+        progress: Progress | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> IngestReport:
+        """Read the given dumps, or every new one in the dumps folder: one modified a
+        moment ago is waited for first, as `send` does (see `wait_for_dumps`)."""
+        if not paths:
+            self.wait_for_dumps(notice)
         with self.session() as session:
             db.begin_write(session)
             report = self._ingest(session, paths, progress)

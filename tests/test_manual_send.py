@@ -76,3 +76,11 @@ def test_a_dry_run_reads_the_dump_just_copied_and_stores_nothing(project: Path) 
     assert "would publish issue #2" in dry.output
     status = run("status")
     assert "papers:" in status.output and " 0 pending" in status.output
+
+
+def test_ingest_reads_the_dump_just_copied(project: Path) -> None:
+    copy_new_dump(project)
+    result = run("ingest")
+    assert result.exit_code == 0, result.output
+    assert "'new.txt' was modified" in result.output
+    assert "ingested dumps/new.txt: 3 papers, 3 new" in result.output

@@ -187,7 +187,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     obj: Obj = ctx.obj
     app = obj.app()
     with progress_bar("Ingesting") as update, reported_here(obj.verbose):
-        report = app.ingest(list(paths) or None, update)
+        report = app.ingest(list(paths) or None, update, lambda text: err.print(safe(text)))
     print_ingest(report)
     fresh = report.fresh
     if fresh and len(report.failed) == len(fresh):
