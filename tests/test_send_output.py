@@ -4,6 +4,7 @@ is one line, and a reader closing the pipe (`| head -1`) is a normal end."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -14,7 +15,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from digest.app import make_app
 from digest.cli.main import main
+from digest.config import load_settings
 from tests.support.dumps import SAMPLE_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,3 +93,19 @@ def test_a_closed_pipe_is_a_normal_end(project: Path) -> None:
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_publish_log_counts_the_subscribers_skipped_as_status_does(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's log (the publish line) and `digest status` agree on the skipped."""
+    app = make_app(load_settings(project / "digest.toml"))
+    for n in range(2):  # through the app: the CLI would reset the log's handlers
+        app.subscribers().add(f"q{n}@example.org", themes="quantum-gravity")
+    with caplog.at_level(logging.INFO, logger="digest.app"):
+        report = app.send(settle_wait=False)  # as the daemon calls it
+    assert report.issue == 1 and report.unselected == 2
+    published = [r.getMessage() for r in caplog.records if "published issue #1" in r.getMessage()]
+    assert len(published) == 1
+    assert "1 letters to deliver, 2 skipped (none of their chosen sections" in published[0]
+    assert "2 skipped" in run("status").output
