@@ -559,7 +559,9 @@ class App:
     # read-only views ------------------------------------------------------
 
     def preview(self) -> tuple[Prepared | None, str]:
-        """Render the pending digest (including new dumps) without storing anything."""
+        """Render the pending digest (including new dumps, one modified a moment ago
+        waited for as `send` does) without storing anything."""
+        self.wait_for_dumps()
         report = self._dry_run((0, []), None)
         return report.prepared, report.reason
 

@@ -42,8 +42,12 @@ def run(*args: str) -> click.testing.Result:
 
 
 def copy_new_dump(project: Path) -> Path:
-    """`cp new.txt dumps/`: the copy's mtime is now, as a shell cp leaves it."""
-    made = write_dump(project / "new.txt", NEW_PAPERS, date="Apr 3")
+    """`cp new.txt dumps/` of a changed sample dump (the first sample with three papers
+    added): the copy's mtime is now, as a shell cp leaves it."""
+    added = write_dump(project / "added.txt", NEW_PAPERS).read_text("utf-8")
+    papers = added[added.index(NEW_PAPERS[0][0]) :]
+    made = project / "new.txt"
+    made.write_text(SAMPLE_FILES[0].read_text("utf-8").rstrip("\n") + "\n\n" + papers, "utf-8")
     return Path(shutil.copy(made, project / "dumps" / "new.txt"))
 
 
@@ -60,7 +64,7 @@ def test_a_dump_copied_just_before_send_is_published_by_that_send(project: Path)
     assert second.exit_code == 0, second.output
     assert "'new.txt' was modified" in second.output
     assert "schedule.settle_seconds = 1.5 s" in second.output
-    assert "ingested dumps/new.txt: 3 papers, 3 new" in second.output
+    assert "ingested dumps/new.txt: 64 papers, 3 new" in second.output
     assert "published issue #2" in second.output
     assert "no new dump" not in second.output
     assert all(title in feed_titles(project) for title, _ in NEW_PAPERS)
@@ -72,7 +76,7 @@ def test_a_dry_run_reads_the_dump_just_copied_and_stores_nothing(project: Path) 
     dry = run("send", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "'new.txt' was modified" in dry.output
-    assert "would ingest dumps/new.txt: 3 papers, 3 new" in dry.output
+    assert "would ingest dumps/new.txt: 64 papers, 3 new" in dry.output
     assert "would publish issue #2" in dry.output
     status = run("status")
     assert "papers:" in status.output and " 0 pending" in status.output
@@ -83,4 +87,13 @@ def test_ingest_reads_the_dump_just_copied(project: Path) -> None:
     result = run("ingest")
     assert result.exit_code == 0, result.output
     assert "'new.txt' was modified" in result.output
-    assert "ingested dumps/new.txt: 3 papers, 3 new" in result.output
+    assert "ingested dumps/new.txt: 64 papers, 3 new" in result.output
+
+
+def test_preview_reads_the_dump_just_copied(project: Path) -> None:
+    assert run("send").exit_code == 0
+    copy_new_dump(project)
+    result = run("preview", "--out", "p.html")
+    assert result.exit_code == 0, result.output
+    assert "#2" in result.output
+    assert NEW_PAPERS[1][0] in (project / "p.html").read_text()
