@@ -128,3 +128,29 @@ def test_serve_on_a_busy_port_fails_in_one_line(project: Path) -> None:
         "digest.base_url to match"
     ], result.output
     assert "serving" not in result.output
+
+
+def test_the_daemon_serving_on_a_busy_port_fails_in_one_line(project: Path) -> None:
+    configure(project, "http://localhost:8000")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (project / "digest.toml").write_text(
+            (project / "digest.toml").read_text() + f'\n[web]\nhost = "127.0.0.1"\nport = {port}\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "digest.cli", "run", "--serve"],
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"},
+            capture_output=True,
+            text=True,
+            timeout=HANG,
+        )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        f"Error: cannot listen on 127.0.0.1:{port}: the port is in use (another `digest "
+        "serve`, or another program); choose another with --port (or web.port), and set "
+        "digest.base_url to match"
+    ], done.stderr

@@ -353,12 +353,20 @@ class Daemon:
         log.info("daemon stopped")
 
     def _start_server(self) -> tuple[Any, threading.Thread]:
-        from digest.web.server import make_server
+        from digest.web.server import address_mismatch, listen, make_server
 
         server = make_server(self.app)
-        thread = threading.Thread(target=server.run, name="web", daemon=True)
+        sock = listen(server)  # a busy port stops the start in one line
+        self.app.publish_files()  # pages and feeds follow a changed base_url now
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True
+        )
         thread.start()
-        log.info("web server on http://%s:%d/", server.config.host, server.config.port)
+        cfg, base = server.config, self.settings.base_url
+        log.info("web server at %s/ (listening on %s:%d)", base, cfg.host, cfg.port)
+        mismatch = address_mismatch(base, cfg.host, cfg.port)
+        if mismatch:
+            log.warning("%s", mismatch)
         return server, thread
 
     def _log_start(self) -> None:
