@@ -106,6 +106,7 @@ def test_serve_on_another_port_than_base_url_says_so_in_one_line(project: Path) 
     configure(project, "http://localhost:8000")
     port = free_port()
     server = Serving(project, "--port", str(port))
+    server.get(port, "/")  # it answers: everything it says at the start is said
     errors = server.stop()
     assert "at http://localhost:8000/" in server.first, server.first
     lines = [line for line in errors.splitlines() if "warning" in line]
