@@ -475,7 +475,7 @@ def print_send(app: App, report: SendReport) -> None:
         extra = "".join(
             f", {n} {label}"
             for n, label in (
-                (d.skipped, "skipped (unsubscribed or bounced since the issue was published)"),
+                (d.skipped, "skipped (unsubscribed or bounced since)"),
                 (d.waiting, "waiting (retried later)"),
             )
             if n
