@@ -33,6 +33,7 @@ from digest.ingest.files import (
     ingest_files,
     ingest_folder,
     read_ahead,
+    wait_until_settled,
 )
 from digest.mail import bounces, delivery, outbox, subscribers, workers
 from digest.mail.bounces import Outcome
@@ -92,6 +93,7 @@ class SendReport:
     files: list[Path] = field(default_factory=list)
     dry_run: bool = False
     waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
+    unselected: int = 0  # subscribers none of whose chosen sections is in the issue
 
 
 def _age(path: Path, now: float) -> float:
@@ -209,8 +211,15 @@ class App:
     # ingest ---------------------------------------------------------------
 
     def ingest(
-        self, paths: Sequence[Path] | None = None, progress: Progress | None = None
+        self,
+        paths: Sequence[Path] | None = None,
+        progress: Progress | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> IngestReport:
+        """Read the given dumps, or every new one in the dumps folder: one modified a
+        moment ago is waited for first, as `send` does (see `wait_for_dumps`)."""
+        if not paths:
+            self.wait_for_dumps(notice)
         with self.session() as session:
             report = self._ingest(session, paths, progress)
             session.commit()
@@ -351,11 +360,17 @@ class App:
         abort: threading.Event | None = None,
         drain: bool = False,
         deliver: bool = True,
+        settle_wait: bool = True,
+        notice: Callable[[str], None] | None = None,
     ) -> SendReport:
         """Ingest, publish and deliver once (see the README). `stop` (the daemon's
         shutdown, a first Ctrl-C) ends the delivery early, what is in flight finishing;
         `abort` (a second one) cuts it at once; what is left stays pending. Delivery runs
-        after the publish lock is released: other workers may deliver alongside."""
+        after the publish lock is released: other workers may deliver alongside.
+
+        A one-off send first waits out schedule.settle_seconds for a dump modified a
+        moment ago (saying so through `notice`, else the log), then reads it; the daemon
+        passes `settle_wait=False`: its watcher offers a file only once complete."""
         self.renderer  # noqa: B018  (a bad template set fails before anything is stored)
         self.vocabulary()  # so does a bad areas_file
         if to is not None:
@@ -363,6 +378,8 @@ class App:
         if not dry_run:
             self._mailing()  # a bad DKIM key or delivery setting fails before publishing
             Policy.of(self.settings.email)
+        if settle_wait:
+            self.wait_for_dumps(notice)
         if to:
             recipients: tuple[int, list[str]] = (1, [to])
         else:
@@ -386,6 +403,14 @@ class App:
                     hint="the next `digest send` (or the daemon's retry) delivers it",
                 ) from None
         return report
+
+    def wait_for_dumps(self, notice: Callable[[str], None] | None = None) -> None:
+        """Wait until every dump in the folder has settled (see wait_until_settled)."""
+        wait_until_settled(
+            self.settings.dumps_dir,
+            self.settings.schedule.settle_seconds,
+            notice or (lambda text: log.warning("%s", text)),
+        )
 
     def _dry_run(self, recipients: tuple[int, list[str]], progress: Progress | None) -> SendReport:
         with self.reading() as session:  # ingests, then rolls back
@@ -420,8 +445,13 @@ class App:
             )
         minimum = 1 if ignore_minimum else self.settings.digest.min_papers
         if pending == 0:
-            fresh = report.ingest.fresh
-            if not fresh:
+            fresh, waiting = report.ingest.fresh, report.ingest.waiting
+            if waiting and not fresh:
+                report.reason = (
+                    f"nothing to publish yet: {len(waiting)} dump(s) still being written "
+                    "(listed above); run `digest send` again once complete"
+                )
+            elif not fresh:
                 report.reason = f"nothing to publish: no new dump in {self.settings.dumps_dir}"
             elif all(d.status == DumpStatus.FAILED for d in fresh):
                 report.reason = f"nothing to publish: the {len(fresh)} new dump(s) failed to parse"
@@ -445,7 +475,7 @@ class App:
             session.commit()
             prepared = self._ready(session, report)
             if prepared is not None:
-                self._store(session, prepared)
+                report.unselected = self._store(session, prepared)
                 report.issue, report.prepared = prepared.view.issue, prepared
                 report.recipient_count = recipients[0]
                 report.recipients = tuple(recipients[1])
@@ -461,9 +491,10 @@ class App:
             ) from None
         return report
 
-    def _store(self, session: Session, prepared: Prepared) -> None:
+    def _store(self, session: Session, prepared: Prepared) -> int:
         """Store the digest, its variants and one delivery per subscriber, in one
-        transaction (the variants are rendered before it takes the write lock)."""
+        transaction (the variants are rendered before it takes the write lock). Returns
+        how many subscribers get no letter: none of their chosen sections is in it."""
         items = [
             (paper.id, section.name, section.slug)
             for section in prepared.sections
@@ -493,7 +524,7 @@ class App:
             db.begin_write(session)
             subscribers.sync_configured(session, configured)
             digest = store.create_digest(session, record)
-            outbox.create_deliveries(
+            pending, unselected = outbox.create_deliveries(
                 session,
                 digest.id,
                 view,
@@ -510,11 +541,15 @@ class App:
                 hint="run `digest status`",
             ) from None
         log.info(
-            "published issue #%d: %d papers in %d sections",
+            "published issue #%d: %d papers in %d sections; %d letters to deliver, %d "
+            "skipped (none of their chosen sections is in this issue)",
             record.issue,
             len(items),
             len(prepared.sections),
+            pending,
+            unselected,
         )
+        return unselected
 
     # publish files --------------------------------------------------------
 
@@ -600,7 +635,9 @@ class App:
     # read-only views ------------------------------------------------------
 
     def preview(self) -> tuple[Prepared | None, str]:
-        """Render the pending digest (including new dumps) without storing anything."""
+        """Render the pending digest (including new dumps, one modified a moment ago
+        waited for as `send` does) without storing anything."""
+        self.wait_for_dumps()
         report = self._dry_run((0, []), None)
         return report.prepared, report.reason
 

@@ -851,7 +851,9 @@ def default_toml() -> str:
     lines += [
         "",
         "# Themes: each paper goes to the configured theme whose keywords it matches best;",
-        "# the rest go to a remaining section. Repeat [[themes]] for each theme.",
+        "# the rest go to the research areas they match (`digest areas`), what fits no area",
+        '# to named topics, and "More papers" keeps at most a tenth of them. Repeat',
+        "# [[themes]] for each theme.",
         "# [[themes]]",
         '# name = "Mixture of experts"',
         '# keywords = ["mixture of experts", "moe", "router", "experts"]',

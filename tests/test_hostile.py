@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from digest.app import App, make_app
 from digest.cli.main import main
 from digest.config import Settings
+from digest.ingest.files import parse_dump
 from digest.mail.message import PLACEHOLDER
 from digest.state.models import DumpFile, Paper, Subscriber
 from tests.support.dumps import SAMPLE_FILES
@@ -478,18 +479,24 @@ def _now():  # type: ignore[no-untyped-def]
     return datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def test_item4_send_skips_a_file_still_being_written(tmp_path: Path) -> None:
-    config = project(tmp_path, "\n[schedule]\nsettle_seconds = 30\n")
-    dumps = tmp_path / "dumps"
-    fresh = write_dump(dumps / "fresh.txt", SAMPLE.read_bytes(), age=0)
-    code, output = cli("-c", str(config), "send")
-    assert code == 0, output
-    lines = [line for line in output.splitlines() if "'fresh.txt'" in line]
-    assert len(lines) == 1 and "still being written" in lines[0], output
-    assert "nothing to publish" in output
-    write_dump(fresh, SAMPLE.read_bytes(), age=60)
-    code, output = cli("-c", str(config), "send")
-    assert code == 0 and "published issue #1" in output, output
+def test_item4_send_reads_a_file_still_being_written_once_complete(tmp_path: Path) -> None:
+    """A one-off send waits out settle_seconds for a file modified a moment ago; the
+    writer finishing it meanwhile restarts the wait, and the whole file is published."""
+    settings = hostile_settings(tmp_path)
+    settings = replace(settings, schedule=replace(settings.schedule, settle_seconds=1.0))
+    full = SAMPLE.read_bytes()
+    fresh = write_dump(settings.dumps_dir / "fresh.txt", full[: full.index(b"\n\n", 2000)], age=0)
+    notices: list[str] = []
+
+    def writer_finishes(text: str) -> None:  # called as the send starts to wait
+        notices.append(text)
+        with fresh.open("ab") as handle:
+            handle.write(full[full.index(b"\n\n", 2000) :])
+
+    report = make_app(settings).send(notice=writer_finishes)
+    assert len(notices) == 1 and "'fresh.txt' was modified" in notices[0], notices
+    assert report.issue == 1, report.reason
+    assert report.ingest.new_papers == len(parse_dump(str(SAMPLE)).papers)
 
 
 def test_item4_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+import io
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,11 +79,24 @@ class DigestGroup(click.Group):
             if isinstance(obj, Obj) and obj.verbose:
                 err.print_exception()
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # the reader went away (`| head -1`): a normal end
+            _quiet_stdout()
+            return None
         except OSError as exc:  # a file the core did not expect to fail: still one line
             obj = ctx.obj
             if isinstance(obj, Obj) and obj.verbose:
                 err.print_exception()
             raise click.ClickException(str(storage_error(exc.filename or "?", exc))) from None
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing what is left at exit does not
+    fail a second time on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's buffer)
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,30 +167,51 @@ def init(path: str, force: bool) -> None:
     out.print(f"wrote {target}: edit it, then run `digest send --dry-run`")
 
 
+@contextmanager
+def reported_here(verbose: bool) -> Iterator[None]:
+    """While a command prints the ingest report itself (each failed dump and each parse
+    warning once, under its file), the ingest log's copies of those lines are held back
+    (shown with --verbose)."""
+    logger = logging.getLogger("digest.ingest.files")
+    before = logger.level
+    if not verbose:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.pass_obj
-def ingest(obj: Obj, paths: tuple[Path, ...]) -> None:
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Read new dump files into the state without publishing.
 
     PATHS are dump files; without them, every file in the dumps folder. A file
     already ingested (same content) is skipped; one that cannot be parsed is
     recorded as failed and the others carry on. Exits 1 when every new file failed.
     """
+    obj: Obj = ctx.obj
     app = obj.app()
-    with progress_bar("Ingesting") as update:
-        report = app.ingest(list(paths) or None, update)
+    with progress_bar("Ingesting") as update, reported_here(obj.verbose):
+        report = app.ingest(list(paths) or None, update, lambda text: err.print(safe(text)))
     print_ingest(report)
     fresh = report.fresh
     if fresh and len(report.failed) == len(fresh):
-        raise click.ClickException(f"all {len(fresh)} new dump(s) failed to parse")
+        ctx.exit(1)  # each failure is on its own line above
 
 
-def print_ingest(report: IngestReport) -> None:
+def print_ingest(report: IngestReport, *, dry_run: bool = False) -> None:
+    """One line per dump: what was read (or, for a dry run that stores nothing, what
+    would be), failed, refused or still being written, and its parse warnings."""
     for d in report.dumps:
         if d.status == DumpStatus.INGESTED:
             name = safe(shown(d.path))
-            out.print(f"ingested {name}: {d.papers} papers, {d.new_papers} new")
+            verb = "would ingest" if dry_run else "ingested"
+            out.print(f"{verb} {name}: {d.papers} papers, {d.new_papers} new")
+            for warning in d.warnings:
+                out.print(f"  [yellow]warning[/] {safe(warning)}")
         elif d.status == DumpStatus.FAILED:
             out.print(f"[red]failed[/] {safe(d.error)}")
         elif d.status == DumpStatus.REFUSED:
@@ -279,13 +315,28 @@ def serve(obj: Obj, host: str | None, port: int | None) -> None:
     /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
     for TLS; digest.base_url must be the public address.
     """
-    from digest.web.server import make_server
+    from digest.web.server import address_mismatch, listen, make_server
 
     app = obj.app()
     server = make_server(app, host, port)
-    cfg = server.config
-    out.print(f"serving {shown(app.settings.public_dir)} on http://{cfg.host}:{cfg.port}/")
-    server.run()
+    sock = listen(server)  # a busy port: one line, before anything says "serving"
+    if app.has_state():
+        app.publish_files()  # pages and feeds follow a changed title or base_url now
+    cfg, base = server.config, app.settings.base_url
+    where = f"{shown(app.settings.public_dir)} at {base}/"
+    out.print(f"serving {where} (listening on {cfg.host}:{cfg.port})")
+    mismatch = address_mismatch(base, cfg.host, cfg.port)
+    if mismatch:
+        err.print(f"warning: {mismatch}")
+    server.run(sockets=[sock])
+
+
+def _no_alembic_chatter(record: logging.LogRecord) -> bool:
+    """Alembic's notes on how it talks to the database, at every start, are not events
+    (its "Running upgrade" lines, when the schema changes, are)."""
+    if record.name.startswith("alembic") and record.levelno <= logging.INFO:
+        return str(record.msg).startswith("Running upgrade")
+    return True
 
 
 def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
@@ -298,6 +349,7 @@ def setup_daemon_logging(verbose: bool, log_file: Path | None) -> None:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(fmt)
+        h.addFilter(_no_alembic_chatter)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True
     )
@@ -369,7 +421,7 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
     obj: Obj = ctx.obj
     app = obj.app()
     workers = cli_workers.usable(app, workers, err)
-    with Interrupts(err) as stop, progress_bar("Ingesting") as update:
+    with Interrupts(err) as stop, progress_bar("Ingesting") as update, reported_here(obj.verbose):
         try:
             report = app.send(
                 dry_run=dry_run,
@@ -379,6 +431,7 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
                 stop=stop.soon,
                 abort=stop.now,
                 deliver=workers == 1,
+                notice=lambda text: err.print(safe(text)),
             )
             if workers > 1 and not (dry_run or to or stop.soon.is_set()):
                 report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
@@ -396,7 +449,7 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
 
 
 def print_send(app: App, report: SendReport) -> None:
-    print_ingest(report.ingest)
+    print_ingest(report.ingest, dry_run=report.dry_run)
     p = report.prepared
     if p is None:
         out.print(report.reason)
@@ -416,6 +469,11 @@ def print_send(app: App, report: SendReport) -> None:
                 f"(at most digest.max_papers_per_digest = {limit:,} in one issue)"
             )
         out.print(f"{'to' if not report.dry_run else 'would mail'}: {recipients_line(report)}")
+        if report.unselected:
+            out.print(
+                f"  {report.unselected:,} of them get no letter: none of the sections they "
+                "chose is in this issue"
+            )
     if report.files:
         out.print(f"wrote {len(report.files)} file(s) under {shown(app.settings.public_dir)}")
     d = report.delivery
@@ -425,7 +483,12 @@ def print_send(app: App, report: SendReport) -> None:
         )
         counts = f"{d.sent} sent, {d.failed} failed, {d.deferred} deferred"
         extra = "".join(
-            f", {n} {label}" for n, label in ((d.skipped, "skipped"), (d.waiting, "waiting")) if n
+            f", {n} {label}"
+            for n, label in (
+                (d.skipped, "skipped (unsubscribed or bounced since)"),
+                (d.waiting, "waiting (retried later)"),
+            )
+            if n
         )
         out.print(f"delivery ({where}): {counts}{extra}")
         if d.stopped:

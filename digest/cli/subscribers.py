@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from digest.fsutil import atomic_write
-from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook, decode_table
+from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook, read_table
 
 
 def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
@@ -56,9 +56,15 @@ def add(obj: Any, address: str, name: str | None, themes: str | None, resubscrib
 
     Someone who unsubscribed stays unsubscribed unless --resubscribe is given.
     """
-    outcome = book(obj).add(address, name=name, themes=themes, resubscribe=resubscribe)
-    if outcome == "kept":
-        click.echo(f"{address.strip()}: unsubscribed; use --resubscribe to make it active")
+    the_book = book(obj)
+    outcome = the_book.add(address, name=name, themes=themes, resubscribe=resubscribe)
+    status = the_book.status_of(address) if outcome != "added" else "active"
+    if outcome == "kept" or status not in (None, "active"):
+        done = "" if outcome in ("kept", "unchanged") else f"{outcome}, "
+        click.echo(
+            f"{address.strip()}: {done}still {status or 'unsubscribed'}; use --resubscribe "
+            "to make it active (only if they asked to come back)"
+        )
     else:
         click.echo(f"{address.strip()}: {outcome}")
 
@@ -94,21 +100,36 @@ def list_(obj: Any, status: str | None) -> None:
 
 @subscribers.command("import")
 @click.argument("file", type=click.File("rb"))
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    default=None,
+    help="Read the file in this text encoding (e.g. windows-1252, windows-1250, utf-8) "
+    "instead of finding it.",
+)
 @click.pass_obj
-def import_(obj: Any, file: io.BufferedIOBase) -> None:
+def import_(obj: Any, file: io.BufferedIOBase, encoding: str | None) -> None:
     """Import subscribers from a CSV file ("-" for standard input) with a header row
     naming the columns email,name,themes,status (only email is required; the topics
     column may be called themes or topics), or from a plain list of addresses, one a
     line. An unknown topic rejects its row, as `add` does, naming the closest topic.
 
-    The encoding is found from the file (UTF-8, UTF-16 or UTF-32 with a BOM as Excel
-    writes them, Latin-1, Windows-1252, …) and so is the delimiter (comma, semicolon,
-    tab or bar). A bad row is reported with its line number and the good rows still
-    go in; the command then exits 1. Unsubscribed addresses are never reactivated.
+    The encoding is found from the file (UTF-8; UTF-16 or UTF-32 with a BOM as Excel
+    writes them; else Windows-1252 unless the text is in another script) and printed;
+    name another with --encoding. The delimiter is found too (comma, semicolon, tab
+    or bar). A bad row is reported with its line number and the good rows still go in;
+    the command then exits 1. Unsubscribed addresses are never reactivated.
     """
     name = Path(str(getattr(file, "name", "-"))).name
-    text = decode_table(file.read(), name)
-    report = book(obj).import_csv(io.StringIO(text, newline=""))
+    table = read_table(file.read(), name, encoding)
+    delimiter = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}.get(
+        table.delimiter, repr(table.delimiter)
+    )
+    click.echo(
+        f"read {table.rows} row(s) of {name} as {table.encoding}, {delimiter}-separated",
+        err=True,
+    )
+    report = book(obj).import_csv(io.StringIO(table.text, newline=""))
     print_import(report)
     if report.errors:
         raise click.ClickException(

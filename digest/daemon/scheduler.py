@@ -195,15 +195,18 @@ class Daemon:
             log.error("poll failed: %s", exc)
 
     def _ingest(self, ready: list[Path]) -> None:
-        for path in ready:
-            log.info("dump seen: %s", printable(path.name))
         with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
+        for d in report.dumps:  # a dump read before (each one, at every start) is not news
+            if d.status != DumpStatus.KNOWN:
+                log.info("dump seen: %s", printable(Path(d.path).name))
         if any(d.status == DumpStatus.INGESTED for d in report.dumps):
             self._set_meta(STALE_KEY, None)
             if self.settings.schedule.mode == "on_new_dump" and report.new_papers:
                 self._debounce()
+            elif report.new_papers:
+                self._log_next(f"{report.new_papers} new papers: ")
 
     def _debounce(self) -> None:
         when = datetime.now(self.zone) + timedelta(seconds=self.settings.schedule.debounce_seconds)
@@ -222,7 +225,7 @@ class Daemon:
             self._debounce()
             return
         try:
-            report = self.app.send(lock_wait=600, stop=self.stop)
+            report = self.app.send(lock_wait=600, stop=self.stop, settle_wait=False)
         except DigestError as exc:
             log.error("publish failed: %s", exc)
             return
@@ -314,13 +317,13 @@ class Daemon:
         if stored is None or str(stored.trigger) != str(trigger):
             self.scheduler.add_job(publish_job, trigger, id=PUBLISH_JOB, replace_existing=True)
 
-    def _log_next(self) -> None:
+    def _log_next(self, news: str = "") -> None:
         jobs = [self.scheduler.get_job(j) for j in (PUBLISH_JOB, DEBOUNCE_JOB)]
         times = [j.next_run_time for j in jobs if j is not None and j.next_run_time]
         if times:
-            log.info("next publish: %s", min(times).isoformat(" ", "seconds"))
+            log.info("%snext publish: %s", news, min(times).isoformat(" ", "seconds"))
         elif self.settings.schedule.mode == "on_new_dump":
-            log.info("next publish: when a new dump arrives")
+            log.info("%snext publish: when a new dump arrives", news)
 
     def run(self, *, serve: bool = False) -> None:
         """Run until SIGTERM/SIGINT; the job in progress finishes before exit. With
@@ -350,12 +353,20 @@ class Daemon:
         log.info("daemon stopped")
 
     def _start_server(self) -> tuple[Any, threading.Thread]:
-        from digest.web.server import make_server
+        from digest.web.server import address_mismatch, listen, make_server
 
         server = make_server(self.app)
-        thread = threading.Thread(target=server.run, name="web", daemon=True)
+        sock = listen(server)  # a busy port stops the start in one line
+        self.app.publish_files()  # pages and feeds follow a changed base_url now
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True
+        )
         thread.start()
-        log.info("web server on http://%s:%d/", server.config.host, server.config.port)
+        cfg, base = server.config, self.settings.base_url
+        log.info("web server at %s/ (listening on %s:%d)", base, cfg.host, cfg.port)
+        mismatch = address_mismatch(base, cfg.host, cfg.port)
+        if mismatch:
+            log.warning("%s", mismatch)
         return server, thread
 
     def _log_start(self) -> None:

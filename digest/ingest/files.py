@@ -58,6 +58,10 @@ class IngestReport:
         return [d for d in self.dumps if d.status == DumpStatus.FAILED]
 
     @property
+    def waiting(self) -> list[DumpReport]:
+        return [d for d in self.dumps if d.status == DumpStatus.WAITING]
+
+    @property
     def new_papers(self) -> int:
         return sum(d.new_papers for d in self.dumps)
 
@@ -218,6 +222,47 @@ def ingest_folder(
     )
     report.dumps[:0] = refused + waiting
     return report
+
+
+def wait_until_settled(
+    folder: Path,
+    settle: float,
+    notice: Callable[[str], None],
+    *,
+    patience: float | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """For a one-off run (a person saying "now"): wait until no regular file of the
+    dumps folder was modified in the last ``settle`` seconds, saying once per file which
+    one and for how long. A file still changing after ``patience`` seconds (default
+    ten times the settle time, at least a minute) is left for `ingest_folder` to report
+    as waiting. The daemon does not wait: its watcher reads a file once it is complete."""
+    if settle <= 0:
+        return
+    patience = max(60.0, 10 * settle) if patience is None else patience
+    start, told = clock(), set()
+    while True:
+        now = clock()
+        young = []
+        for path in scan(folder)[0]:
+            try:
+                age = now - path.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if age < settle:
+                young.append((path, age))
+        if not young or now - start >= patience:
+            return
+        for path, age in young:
+            if path not in told:
+                told.add(path)
+                notice(
+                    f"{quoted(path.name)} was modified {max(age, 0):.1f} s ago: waiting "
+                    f"{settle - max(age, 0):.1f} s (schedule.settle_seconds = {settle:g} s) "
+                    "until it is complete, then reading it"
+                )
+        sleep(max(0.05, min(settle - max(age, 0) for _, age in young)))
 
 
 def _unsettled(name: str, settle: float) -> str:

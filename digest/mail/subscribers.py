@@ -334,44 +334,104 @@ _BOMS = (
 )
 
 
-_SURE_DETECTION = 2048  # bytes of text from which charset-normalizer's guess is trusted
+@dataclass(frozen=True)
+class Table:
+    """A subscriber file decoded: its text, the encoding it was read as (a name people
+    know: "utf-8", "windows-1252", …), its delimiter and how many records it holds."""
+
+    text: str
+    encoding: str
+    delimiter: str
+    rows: int
 
 
 def decode_table(data: bytes, name: str) -> str:
-    """The text of a subscriber file as a spreadsheet saved it: the encoding from its
-    BOM (UTF-8, UTF-16, UTF-32), else UTF-8, else what charset-normalizer finds
-    (Latin-1, Windows-1252, …). A binary file is refused in one line naming it."""
-    for bom, encoding in _BOMS:
+    """The text of a subscriber file (see read_table)."""
+    return read_table(data, name).text
+
+
+def read_table(data: bytes, name: str, encoding: str | None = None) -> Table:
+    """A subscriber file as a spreadsheet saved it, in ``encoding`` when one is given,
+    else: the encoding of its BOM (UTF-8, UTF-16, UTF-32), else strict UTF-8, else
+    Windows-1252 (what Excel writes in Western Europe and the Americas) unless
+    charset-normalizer finds another script (Cyrillic, Greek, Asian, …). Another Latin
+    code page is never guessed: "Lefèvre" in Windows-1252 reads as "Lefčvre" in
+    Windows-1250, and such a guess is wrong far more often than right; `--encoding`
+    names it. A binary file is refused in one line naming it."""
+    text, used = _decode(data, name, encoding)
+    text = text.lstrip("\ufeff")
+    dialect = _dialect(text[:8192])
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    records = [row for row in reader if any(cell.strip() for cell in row)]
+    header = bool(records) and "email" in (cell.strip().lower() for cell in records[0])
+    return Table(text, used, dialect.delimiter, len(records) - header)
+
+
+def _known_name(codec: str) -> str:
+    """A codec's name as people know it ("windows-1252", not Python's "cp1252")."""
+    name = codecs.lookup(codec).name
+    if re.fullmatch(r"cp125\d", name):
+        return "windows-" + name[2:]
+    return {"iso8859-1": "iso-8859-1", "latin-1": "iso-8859-1"}.get(name, name)
+
+
+def _decode(data: bytes, name: str, encoding: str | None) -> tuple[str, str]:
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise SubscriberError(
+                f"--encoding {encoding}: not a text encoding Python knows",
+                hint="e.g. utf-8, windows-1252, windows-1250, iso-8859-15, utf-16",
+            ) from None
+        try:
+            return data.decode(encoding), _known_name(encoding)
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SubscriberError(
+                f"{name}: line {line}: not valid {_known_name(encoding)} text: {exc.reason}",
+                hint="leave out --encoding to have it found, or name another",
+            ) from None
+    for bom, codec in _BOMS:
         if data.startswith(bom):
+            label = _known_name(codec) + " with a BOM"
             try:
-                return data.decode(encoding)
+                return data.decode(codec), label
             except UnicodeDecodeError as exc:
-                raise SubscriberError(f"{name}: not valid {encoding} text: {exc.reason}") from None
+                raise SubscriberError(f"{name}: not valid {label} text: {exc.reason}") from None
     if b"\x00" in data:
         raise SubscriberError(
             f"{name}: looks binary, not a CSV or text file",
             hint="save it from the spreadsheet as CSV (or as one address per line)",
         )
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
-    if len(data) < _SURE_DETECTION and (best is None or best.coherence < 0.5):
-        # A few lines are too little to tell code pages apart (charset-normalizer takes
-        # "José" for Baltic cp775): a short list is read as Windows-1252 when it can be.
-        try:
-            return data.decode("cp1252")
-        except UnicodeDecodeError:
-            pass
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None and (best is None or _latin_only(str(best))):
+        return western, "windows-1252"
     if best is None:
         raise SubscriberError(
             f"{name}: cannot tell the text encoding of this file",
-            hint="save it from the spreadsheet as CSV UTF-8",
+            hint="save it from the spreadsheet as CSV UTF-8, or name it with --encoding",
         )
-    return str(best)
+    return str(best), _known_name(best.encoding)
+
+
+def _latin_only(text: str) -> bool:
+    """Whether every letter of ``text`` beyond ASCII is a Latin one."""
+    return all(
+        unicodedata.name(ch, "").startswith("LATIN")
+        for ch in set(text)
+        if ord(ch) > 127 and ch.isalpha()
+    )
 
 
 def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -579,6 +639,13 @@ class SubscriberBook:
         st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
         with self._tx() as s:
             return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
+
+    def status_of(self, address: str) -> str | None:
+        """The status of a subscriber ("active", "unsubscribed", "bounced"), or None."""
+        key = normalize(address).lower()
+        with self.sessions() as s:
+            status = s.scalar(select(Subscriber.status).where(Subscriber.key == key))
+        return None if status is None else str(status)
 
     def remove(self, address: str) -> bool:
         """Forget a subscriber and their deliveries; False when unknown."""

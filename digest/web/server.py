@@ -17,15 +17,18 @@ preferences form, never a feed, a confirmation link or the preferences page.
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import hmac
 import ipaddress
 import logging
 import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,11 +41,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.app import App
-from digest.errors import DeliveryError, StateBusy
+from digest.errors import ConfigError, DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state import archive
 from digest.state.states import SubscriberStatus
 from digest.urls import archive_page_path, issue_path, section_page_path
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}  # this machine
 
 log = logging.getLogger(__name__)
 
@@ -451,3 +456,47 @@ def make_server(app: App, host: str | None = None, port: int | None = None) -> A
         proxy_headers=False,  # the client's address: client_address() and web.trusted_proxies
     )
     return uvicorn.Server(config)
+
+
+def listen(server: Any) -> socket.socket:
+    """The server's listening socket, bound now (pass it to ``server.run(sockets=[…])``):
+    a busy port or an address not of this machine is one ConfigError line, before
+    anything says "serving"."""
+    cfg = server.config
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            why = "the port is in use (another `digest serve`, or another program)"
+        raise ConfigError(
+            f"cannot listen on {cfg.host}:{cfg.port}: {why}",
+            hint="choose another with --port (or web.port), and set digest.base_url to match",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def address_mismatch(base_url: str, host: str, port: int) -> str:
+    """One line when the pages (which link to digest.base_url, and whose sign-up form
+    may post only there) are served at another address on this machine; "" when they
+    match, or when base_url is a public address (a reverse proxy in front)."""
+    url = urlsplit(base_url)
+    linked_host = url.hostname or ""
+    linked_port = url.port or (443 if url.scheme == "https" else 80)
+    if linked_host not in LOOPBACK and linked_host != host:
+        return ""
+    same_host = linked_host == host or (linked_host in LOOPBACK and host in LOOPBACK)
+    if same_host and linked_port == port:
+        return ""
+    here = f"http://{'localhost' if host in LOOPBACK else host}:{port}"
+    return (
+        f"the pages link to {base_url} (digest.base_url) but this server listens on "
+        f"{host}:{port}, where links and the sign-up form fail; set base_url = "
+        f'"{here}" in digest.toml (or DIGEST_DIGEST_BASE_URL), or serve with '
+        f"--port {linked_port}"
+    )
