@@ -397,9 +397,9 @@ class App:
         """Store the digest, its variants and one delivery per subscriber, in one
         transaction (the variants are rendered before it takes the write lock)."""
         items = [
-            (paper.id, section.name, section.slug)
+            (paper.id, section.name, section.slug, section.area_of(k))
             for section in prepared.sections
-            for paper in section.papers
+            for k, paper in enumerate(section.papers)
         ]
         record = store.DigestRecord(
             issue=prepared.view.issue,

@@ -1,5 +1,6 @@
-"""Research areas: the shipped vocabulary, a user's areas file, matching, fold-up and split,
-the remaining share, `digest themes --format tsv|json`, and the one-line summary."""
+"""Research areas: the shipped vocabulary, a user's areas file, each paper's own area and the
+section the vocabulary prints it under (whatever the issue's size), the best paper first, the
+remaining share, `digest themes --format tsv|json`, and the one-line summary."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from digest.config import ThemeConfig, load_settings
 from digest.errors import ConfigError
 from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
-from digest.sections.match import Sizes
+from digest.sections.match import assignable
 from digest.sections.summary import one_line, sentences
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.papers import Paper, generate, samples
@@ -167,50 +168,69 @@ def test_papers_that_share_every_word_still_get_sections(title: str, abstract: s
     assert placed == sorted(p.title for p in papers)
 
 
-def test_a_small_area_folds_into_its_parent() -> None:
-    quant = [
-        paper(f"Low-bit quantization {i}", f"We study quantization and pruning of weights {i}.")
-        for i in range(2)
-    ]
-    cache = [
-        paper(f"Speculative decoding {i}", f"A KV cache and speculative decoding method {i}.")
-        for i in range(2)
-    ]
-    sections = assign([*quant, *cache, *MUSIC], ())
-    by_name = {s.name: s for s in sections}
-    parent = by_name["Efficient and modular architectures"]
-    assert sorted(p.title for p in parent.papers) == sorted(p.title for p in quant + cache)
-    assert all("folded into Efficient and modular architectures" in r for r in parent.reasons)
-    assert "Quantization and compression" not in by_name
-    assert by_name["Music generation and understanding"].papers
+def _where(sections: list[Section[Paper]]) -> dict[str, tuple[str, str, str]]:
+    """Each paper's (area, section slug, section name), by title."""
+    return {
+        p.title: (s.area_of(k), s.slug, s.name) for s in sections for k, p in enumerate(s.papers)
+    }
 
 
-def test_a_large_parent_splits_into_its_children() -> None:
-    def generic(i: int, child: str) -> Paper:
-        return paper(
-            f"Efficient architecture for efficiency {i}",
-            f"An efficient, modular architecture that cuts cost, latency and compute "
-            f"with efficiency; it also uses {child} once. Variant {i}.",
-        )
+@pytest.mark.parametrize("n", [5, 50, 500])
+def test_an_area_prints_under_the_same_section_whatever_the_issue_size(n: int) -> None:
+    """Music papers are music papers in an issue of 5, 50 or 500: same area, same section
+    name and slug (no fold-up of a small area, no split of a big one)."""
+    vocabulary = bundled()
+    songs = MUSIC[:3]
+    where = _where(assign([*songs, *generate(n - len(songs))], ()))
+    assert {where[p.title] for p in songs} == {("music", "audio", "Music, speech and audio")}
+    for area, slug, _ in where.values():
+        if area in vocabulary.by_slug:
+            assert slug == vocabulary.section_of(area)
 
-    songs = [
-        paper(f"Melody model {i}", f"We generate music and songs with melody {i} and chords.")
-        for i in range(200)
-    ]
-    big = [generic(i, "quantization") for i in range(30)]
-    big += [generic(100 + i, "mixture of experts") for i in range(30)]
-    sections = assign([*big, *songs], ())
-    by_name = {s.name: s for s in sections}
-    assert Sizes.for_size(260).max_size < 60
-    compression, moe = by_name["Quantization and compression"], by_name["Mixture of experts"]
-    assert len(compression.papers) == 30 and len(moe.papers) == 30
-    assert all("split into Quantization and compression" in r for r in compression.reasons)
-    assert "Efficient and modular architectures" not in by_name
-    # the same kind of papers, fewer of them: the parent is not large, so it stays whole
-    small = assign([*big[:3], *big[30:33], *songs[:20]], ())
-    assert (
-        len(next(s for s in small if s.name == "Efficient and modular architectures").papers) == 6
+
+def test_every_paper_has_its_own_area_at_or_below_its_section() -> None:
+    vocabulary = bundled()
+    groups = {a.slug for a, ok in zip(vocabulary, assignable(vocabulary), strict=True) if not ok}
+    assert {"language-models", "efficient-architectures", "visual-generation"} <= groups
+    sections = assign(samples(), ())
+    assert not {s.slug for s in sections} & groups  # a group is never a printed section
+    kinds = set()
+    for s in sections:
+        assert len(s.areas) == len(s.papers)
+        for k in range(len(s.papers)):
+            area = s.area_of(k)
+            if s.area:
+                assert area in vocabulary.descendants(s.slug), (s.slug, area)
+                kinds.add("below" if area != s.slug else "itself")
+            else:
+                assert area == s.slug
+    assert kinds == {"below", "itself"}
+
+
+def test_the_paper_that_fits_best_leads_its_section() -> None:
+    """Fit first, then sightings: a paper named by one stray word never leads, however
+    often it was listed."""
+    stray = Paper(
+        "A study of optimisers for language models",
+        "We compare learning rates and optimisers; one of our runs uses music.",
+        sightings=9,
     )
+    plain = Paper("Melody model", "We generate music.", sightings=3)
+    best = Paper(
+        "Music generation with melody and chords",
+        "We generate music and songs: melody, chords, lyrics and accompaniment for singing.",
+        sightings=1,
+    )
+    others = [*MUSIC, *generate(40)]
+    sections = assign([stray, plain, best, *others], ())
+    audio = next(s for s in sections if s.slug == "audio")
+    titles = [p.title for p in audio.papers]
+    assert titles[0] == best.title
+    assert stray.title in titles and titles[0] != stray.title
+    assert audio.weak[titles.index(stray.title)]
+    assert audio.weak == sorted(audio.weak)  # every weak paper after every other
+    strong = [f for f, weak in zip(audio.fits, audio.weak, strict=True) if not weak]
+    assert strong == sorted(strong, reverse=True)
 
 
 def test_the_remaining_share_stays_under_a_tenth_for_generated_digests() -> None:
