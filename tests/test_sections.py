@@ -5,6 +5,7 @@ remaining share, `digest themes --format tsv|json`, and the one-line summary."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -18,14 +19,17 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from digest.app import make_app
 from digest.cli.main import main
-from digest.config import ThemeConfig, load_settings
+from digest.config import Settings, ThemeConfig, load_settings
 from digest.errors import ConfigError
 from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
 from digest.sections.match import assignable
 from digest.sections.summary import one_line, sentences
+from digest.state.models import DigestItem
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.papers import Paper, generate, samples
 
@@ -374,3 +378,89 @@ def test_the_summary_of_any_text_is_short_plain_text(text: str) -> None:
     assert len(line) <= 120
     assert "\\" not in line and "$" not in line and "{" not in line and "}" not in line
     assert line == " ".join(line.split())
+
+
+def test_an_acronym_alone_gives_way_to_the_sentence_that_says_what_it_does() -> None:
+    abstract = (
+        "Reward models are hard to train on mixed preference data. "
+        "We propose the Double-Layer MoE RM (DMoERM). "
+        "DMoERM first routes each input to a task expert, then trains capability experts "
+        "with LoRA on each. Experiments show gains."
+    )
+    assert one_line(abstract).startswith("DMoERM first routes each input to a task expert")
+    # a contribution sentence that says what the thing is still wins
+    named = "We propose the Foo Model (FM), a router that halves the cost. FM is fast."
+    assert one_line(named) == "We propose the Foo Model (FM), a router that halves the cost."
+
+
+def test_a_background_sentence_is_not_the_summary() -> None:
+    abstract = (
+        "Recent advances in diffusion models have transformed image synthesis. "
+        "However, editing remains slow. "
+        "Our method edits an image in one step by inverting the sampler."
+    )
+    assert one_line(abstract) == "Our method edits an image in one step by inverting the sampler."
+    survey = (
+        "Mixtures of experts have become popular. This survey maps the designs of MoE "
+        "layers and their uses. We first briefly introduce the MoE layer."
+    )
+    assert one_line(survey).startswith("This survey maps the designs")
+
+
+def test_a_long_summary_is_cut_at_a_clause_not_in_the_middle_of_a_list() -> None:
+    clause = (
+        "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
+        "twelve fields, which shows that models of every size fail on most of them."
+    )
+    assert one_line(clause, limit=120) == (
+        "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
+        "twelve fields…"
+    )
+    listed = (
+        "We introduce Foo, a benchmark of hard problems for checking frontier models "
+        "including math, coding, physics, chemistry, biology, law, medicine and finance."
+    )
+    assert one_line(listed, limit=120) == (
+        "We introduce Foo, a benchmark of hard problems for checking frontier models…"
+    )
+
+
+def test_each_published_paper_keeps_its_own_area_at_or_below_its_section(
+    settings: Settings,
+) -> None:
+    app = make_app(settings)
+    report = app.send()
+    assert report.prepared is not None
+    vocabulary = app.vocabulary()
+    with app.session() as s:
+        rows = list(s.execute(select(DigestItem.section_slug, DigestItem.area_slug)))
+    assert len(rows) == report.prepared.view.paper_count
+    for section, area in rows:
+        if section in vocabulary.by_slug:
+            assert area in vocabulary.descendants(section), (section, area)
+            assert vocabulary.section_of(area) == section
+        else:  # a discovered topic or the remaining section is its papers' area
+            assert area == section
+    assert any(area != section for section, area in rows)  # e.g. music under audio
+
+
+def test_small_sections_are_gathered_under_briefly_in_the_layout_only(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
+    listed = {r[0]: r[1] for r in csv.reader(io.StringIO(result.output), delimiter="\t")}
+    report = make_app(load_settings(None)).send()
+    assert report.prepared is not None
+    sections = report.prepared.view.sections
+    brief = [s for s in sections if s.brief]
+    assert len(brief) >= 2 and all(s.size <= 2 for s in brief)
+    kinds = [s.brief for s in sections if s.name != REMAINING]
+    assert kinds == sorted(kinds)  # every full section first, then the brief ones
+    page, text = report.prepared.html, report.prepared.text
+    assert page.count(">Briefly</h2>") == 1 and text.count("BRIEFLY") == 1
+    for s in brief:
+        url, name = re.escape(html.escape(s.feed_url)), re.escape(html.escape(s.name))
+        link = rf'href="{url}"[^>]*>{name}</a>'
+        assert len(re.findall(link, page)) == len(s.papers)  # each labelled with its section
+        assert text.count(f"[{s.name}]") == len(s.papers)
+        for p in s.papers:  # `themes` reports the section, never the layout group
+            assert listed[" ".join(p.title.split())] == s.name
+    assert "Briefly" not in listed.values()

@@ -34,13 +34,16 @@ _VERBS_FOUND = (
     "examine|examines|argue|argues|identify|identifies|evaluate|evaluates"
 )
 _SUBJECT = r"(?:we|this (?:paper|work|study|article|report|survey)|our (?:work|paper|survey))"
-_ADVERB = r"(?:\s+(?:first|also|further|then|here|thus|therefore|instead|newly|systematically))?"
+_ADVERB = (
+    r"(?:\s+(?:first|also|further|then|here|thus|therefore|instead|newly|systematically|"
+    r"briefly|comprehensively|formally))?"
+)
 _MADE = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_MADE})\b", re.I)
 _FOUND = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_FOUND})\b", re.I)
 _HERE = re.compile(
     r"^(?:in this (?:paper|work|study|article|report|survey)|here"
     r"|in our (?:paper|work|survey))\s*,?\s+we\b"
-    r"|^this (?:paper|work|study|article|report)\s+\w+s\b",
+    r"|^this (?:paper|work|study|article|report|survey)\s+\w+s\b",
     re.I,
 )
 _NAMED = re.compile(r"^(?:we present|introducing|meet)\b|\bis (?:a|an) (?:novel|new)\b", re.I)
