@@ -292,6 +292,19 @@ def test_themes_json_has_the_summary(sample_dir: Path) -> None:
     assert iter_comp["summary"].startswith("We introduce IterComp")
 
 
+def test_themes_json_gives_each_paper_its_own_area_under_its_section(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "json"], catch_exceptions=False)
+    rows = json.loads(result.output)
+    vocabulary = bundled()
+    for row in rows:
+        if row["kind"] == "area":
+            assert row["slug"] == vocabulary.section_of(row["area"])
+            assert row["section"] == vocabulary.by_slug[row["slug"]].name
+        else:
+            assert row["area"] == row["slug"]
+    assert "music" in {r["area"] for r in rows if r["slug"] == "audio"}
+
+
 def test_areas_command_lists_the_tree(sample_dir: Path) -> None:
     result = CliRunner().invoke(main, ["areas"], catch_exceptions=False)
     assert result.exit_code == 0
