@@ -146,6 +146,18 @@ def test_a_configured_theme_still_wins_over_an_area() -> None:
     assert area is None or not any(p in area.papers for p in titled)
 
 
+def test_a_configured_theme_takes_the_papers_of_the_area_with_its_slug() -> None:
+    """A theme named "Music" owns the slug music: the papers whose own area is music go
+    to it, although that area prints under the audio section otherwise."""
+    sections = assign([*MUSIC, *generate(40)], (ThemeConfig("Music", ("zzz-unused",)),))
+    theme = next(s for s in sections if s.slug == "music")
+    assert theme.configured and len(theme.papers) >= len(MUSIC)
+    assert {p.title for p in MUSIC} <= {p.title for p in theme.papers}
+    assert set(theme.areas) == {"music"}
+    audio = [s for s in sections if s.slug == "audio"]
+    assert all("music" not in s.areas for s in audio)
+
+
 def paper(title: str, abstract: str) -> Paper:
     return Paper(title, abstract)
 

@@ -289,6 +289,23 @@ def _ranked(section: Section[P]) -> Section[P]:
     return section
 
 
+def _give_to_themes(mine: dict[str, Section[P]], areas: list[Section[P]]) -> None:
+    """A configured theme owns its slug: papers whose own area (or section) has a theme's
+    slug go to that theme, with their area kept."""
+    for section in areas:
+        keep = []
+        for k, row in enumerate(zip(section.papers, section.reasons, strict=True)):
+            area = section.area_of(k)
+            theme = mine.get(area) or mine.get(section.slug)
+            if theme is None:
+                keep.append((*row, section.areas[k], section.fits[k], section.weak[k]))
+            else:
+                theme.add(row[0], row[1], area)
+        columns = list(zip(*keep, strict=True)) or [(), (), (), (), ()]
+        section.papers, section.reasons = list(columns[0]), list(columns[1])
+        section.areas, section.fits, section.weak = (list(c) for c in columns[2:])
+
+
 def _unique_slugs(sections: Sequence[Section[P]]) -> None:
     """Configured and remaining slugs are kept; an automatic one that collides gets -2, -3…"""
     taken = {s.slug for s in sections if not s.automatic}
@@ -314,11 +331,7 @@ def assign(
     module docstring), the remaining section last."""
     configured, rest = _configured(papers, themes)
     found, remaining = _automatic(rest, [t.name for t in themes], automatic, vocabulary)
-    mine = {s.slug: s for s in configured}
-    for section in [s for s in found if s.area and s.slug in mine]:  # a theme owns its slug
-        for k, (paper, reason) in enumerate(zip(section.papers, section.reasons, strict=True)):
-            mine[section.slug].add(paper, reason, section.area_of(k))
-        found.remove(section)
+    _give_to_themes({s.slug: s for s in configured}, [s for s in found if s.area])
     sections = [_ranked(s) for s in [*configured, *found] if s.papers]
     sections.sort(key=lambda s: (-s.weight, -len(s.papers), s.automatic, s.name.casefold()))
     if remaining.papers:
