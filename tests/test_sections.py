@@ -416,6 +416,13 @@ def test_an_acronym_alone_gives_way_to_the_sentence_that_says_what_it_does() -> 
     # a contribution sentence that says what the thing is still wins
     named = "We propose the Foo Model (FM), a router that halves the cost. FM is fast."
     assert one_line(named) == "We propose the Foo Model (FM), a router that halves the cost."
+    towards = "We propose the Foo architecture towards cheap routing. We show FM is fast."
+    assert one_line(towards) == "We propose the Foo architecture towards cheap routing."
+    by = (
+        "Songs are long. We tackle long-form music generation by introducing Yo, a family "
+        "of open models. We demonstrate that Yo matches closed systems."
+    )
+    assert one_line(by).startswith("We tackle long-form music generation by introducing Yo")
 
 
 def test_a_background_sentence_is_not_the_summary() -> None:

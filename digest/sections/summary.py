@@ -140,7 +140,7 @@ _BACKGROUND = re.compile(
 )
 _DESCRIBES = re.compile(
     r",|;|:|\b(?:that|which|to|for|by|with|of|in|on|using|via|through|from|where|whose|"
-    r"based|as|into|and)\b",
+    r"based|as|into|and|towards?)\b",
     re.I,
 )
 
@@ -157,10 +157,19 @@ def _named(part: str) -> set[str]:
     return {w for w in re.findall(r"[A-Za-z][\w-]*", part) if re.search(r"[A-Z].*[A-Z]|\d", w)}
 
 
+_BY_MAKING = re.compile(
+    rf"\b{_SUBJECT}\s+\w+.*\bby (?:introducing|proposing|presenting|developing|designing|"
+    r"building|constructing|releasing|creating)\b",
+    re.I,
+)
+
+
 def _score(part: str) -> float:
     made = _MADE.search(part)
     if made:
         score = 0.5 if _names_only(part, made) else 4.0
+    elif _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
+        score = 4.0
     elif _HERE.search(part) or _NAMED.search(part):
         score = 3.0
     elif _FOUND.search(part):
