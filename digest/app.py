@@ -496,9 +496,9 @@ class App:
         transaction (the variants are rendered before it takes the write lock). Returns
         how many subscribers get no letter: none of their chosen sections is in it."""
         items = [
-            (paper.id, section.name, section.slug)
+            (paper.id, section.name, section.slug, section.area_of(k))
             for section in prepared.sections
-            for paper in section.papers
+            for k, paper in enumerate(section.papers)
         ]
         record = store.DigestRecord(
             issue=prepared.view.issue,

@@ -1,9 +1,11 @@
-"""Research areas: the shipped vocabulary, a user's areas file, matching, fold-up and split,
-the remaining share, `digest themes --format tsv|json`, and the one-line summary."""
+"""Research areas: the shipped vocabulary, a user's areas file, each paper's own area and the
+section the vocabulary prints it under (whatever the issue's size), the best paper first, the
+remaining share, `digest themes --format tsv|json`, and the one-line summary."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -17,14 +19,17 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from digest.app import make_app
 from digest.cli.main import main
-from digest.config import ThemeConfig, load_settings
+from digest.config import Settings, ThemeConfig, load_settings
 from digest.errors import ConfigError
 from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
-from digest.sections.match import Sizes
+from digest.sections.match import assignable
 from digest.sections.summary import one_line, sentences
+from digest.state.models import DigestItem
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.papers import Paper, generate, samples
 
@@ -141,6 +146,18 @@ def test_a_configured_theme_still_wins_over_an_area() -> None:
     assert area is None or not any(p in area.papers for p in titled)
 
 
+def test_a_configured_theme_takes_the_papers_of_the_area_with_its_slug() -> None:
+    """A theme named "Music" owns the slug music: the papers whose own area is music go
+    to it, although that area prints under the audio section otherwise."""
+    sections = assign([*MUSIC, *generate(40)], (ThemeConfig("Music", ("zzz-unused",)),))
+    theme = next(s for s in sections if s.slug == "music")
+    assert theme.configured and len(theme.papers) >= len(MUSIC)
+    assert {p.title for p in MUSIC} <= {p.title for p in theme.papers}
+    assert set(theme.areas) == {"music"}
+    audio = [s for s in sections if s.slug == "audio"]
+    assert all("music" not in s.areas for s in audio)
+
+
 def paper(title: str, abstract: str) -> Paper:
     return Paper(title, abstract)
 
@@ -167,50 +184,69 @@ def test_papers_that_share_every_word_still_get_sections(title: str, abstract: s
     assert placed == sorted(p.title for p in papers)
 
 
-def test_a_small_area_folds_into_its_parent() -> None:
-    quant = [
-        paper(f"Low-bit quantization {i}", f"We study quantization and pruning of weights {i}.")
-        for i in range(2)
-    ]
-    cache = [
-        paper(f"Speculative decoding {i}", f"A KV cache and speculative decoding method {i}.")
-        for i in range(2)
-    ]
-    sections = assign([*quant, *cache, *MUSIC], ())
-    by_name = {s.name: s for s in sections}
-    parent = by_name["Efficient and modular architectures"]
-    assert sorted(p.title for p in parent.papers) == sorted(p.title for p in quant + cache)
-    assert all("folded into Efficient and modular architectures" in r for r in parent.reasons)
-    assert "Quantization and compression" not in by_name
-    assert by_name["Music generation and understanding"].papers
+def _where(sections: list[Section[Paper]]) -> dict[str, tuple[str, str, str]]:
+    """Each paper's (area, section slug, section name), by title."""
+    return {
+        p.title: (s.area_of(k), s.slug, s.name) for s in sections for k, p in enumerate(s.papers)
+    }
 
 
-def test_a_large_parent_splits_into_its_children() -> None:
-    def generic(i: int, child: str) -> Paper:
-        return paper(
-            f"Efficient architecture for efficiency {i}",
-            f"An efficient, modular architecture that cuts cost, latency and compute "
-            f"with efficiency; it also uses {child} once. Variant {i}.",
-        )
+@pytest.mark.parametrize("n", [5, 50, 500])
+def test_an_area_prints_under_the_same_section_whatever_the_issue_size(n: int) -> None:
+    """Music papers are music papers in an issue of 5, 50 or 500: same area, same section
+    name and slug (no fold-up of a small area, no split of a big one)."""
+    vocabulary = bundled()
+    songs = MUSIC[:3]
+    where = _where(assign([*songs, *generate(n - len(songs))], ()))
+    assert {where[p.title] for p in songs} == {("music", "audio", "Music, speech and audio")}
+    for area, slug, _ in where.values():
+        if area in vocabulary.by_slug:
+            assert slug == vocabulary.section_of(area)
 
-    songs = [
-        paper(f"Melody model {i}", f"We generate music and songs with melody {i} and chords.")
-        for i in range(200)
-    ]
-    big = [generic(i, "quantization") for i in range(30)]
-    big += [generic(100 + i, "mixture of experts") for i in range(30)]
-    sections = assign([*big, *songs], ())
-    by_name = {s.name: s for s in sections}
-    assert Sizes.for_size(260).max_size < 60
-    compression, moe = by_name["Quantization and compression"], by_name["Mixture of experts"]
-    assert len(compression.papers) == 30 and len(moe.papers) == 30
-    assert all("split into Quantization and compression" in r for r in compression.reasons)
-    assert "Efficient and modular architectures" not in by_name
-    # the same kind of papers, fewer of them: the parent is not large, so it stays whole
-    small = assign([*big[:3], *big[30:33], *songs[:20]], ())
-    assert (
-        len(next(s for s in small if s.name == "Efficient and modular architectures").papers) == 6
+
+def test_every_paper_has_its_own_area_at_or_below_its_section() -> None:
+    vocabulary = bundled()
+    groups = {a.slug for a, ok in zip(vocabulary, assignable(vocabulary), strict=True) if not ok}
+    assert {"language-models", "efficient-architectures", "visual-generation"} <= groups
+    sections = assign(samples(), ())
+    assert not {s.slug for s in sections} & groups  # a group is never a printed section
+    kinds = set()
+    for s in sections:
+        assert len(s.areas) == len(s.papers)
+        for k in range(len(s.papers)):
+            area = s.area_of(k)
+            if s.area:
+                assert area in vocabulary.descendants(s.slug), (s.slug, area)
+                kinds.add("below" if area != s.slug else "itself")
+            else:
+                assert area == s.slug
+    assert kinds == {"below", "itself"}
+
+
+def test_the_paper_that_fits_best_leads_its_section() -> None:
+    """Fit first, then sightings: a paper named by one stray word never leads, however
+    often it was listed."""
+    stray = Paper(
+        "A study of optimisers for language models",
+        "We compare learning rates and optimisers; one of our runs uses music.",
+        sightings=9,
     )
+    plain = Paper("Melody model", "We generate music.", sightings=3)
+    best = Paper(
+        "Music generation with melody and chords",
+        "We generate music and songs: melody, chords, lyrics and accompaniment for singing.",
+        sightings=1,
+    )
+    others = [*MUSIC, *generate(40)]
+    sections = assign([stray, plain, best, *others], ())
+    audio = next(s for s in sections if s.slug == "audio")
+    titles = [p.title for p in audio.papers]
+    assert titles[0] == best.title
+    assert stray.title in titles and titles[0] != stray.title
+    assert audio.weak[titles.index(stray.title)]
+    assert audio.weak == sorted(audio.weak)  # every weak paper after every other
+    strong = [f for f, weak in zip(audio.fits, audio.weak, strict=True) if not weak]
+    assert strong == sorted(strong, reverse=True)
 
 
 def test_the_remaining_share_stays_under_a_tenth_for_generated_digests() -> None:
@@ -266,6 +302,19 @@ def test_themes_json_has_the_summary(sample_dir: Path) -> None:
     assert {"title", "section", "reason", "slug", "kind", "summary"} <= set(rows[0])
     iter_comp = next(r for r in rows if r["title"].startswith("IterComp"))
     assert iter_comp["summary"].startswith("We introduce IterComp")
+
+
+def test_themes_json_gives_each_paper_its_own_area_under_its_section(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "json"], catch_exceptions=False)
+    rows = json.loads(result.output)
+    vocabulary = bundled()
+    for row in rows:
+        if row["kind"] == "area":
+            assert row["slug"] == vocabulary.section_of(row["area"])
+            assert row["section"] == vocabulary.by_slug[row["slug"]].name
+        else:
+            assert row["area"] == row["slug"]
+    assert "music" in {r["area"] for r in rows if r["slug"] == "audio"}
 
 
 def test_areas_command_lists_the_tree(sample_dir: Path) -> None:
@@ -354,3 +403,96 @@ def test_the_summary_of_any_text_is_short_plain_text(text: str) -> None:
     assert len(line) <= 120
     assert "\\" not in line and "$" not in line and "{" not in line and "}" not in line
     assert line == " ".join(line.split())
+
+
+def test_an_acronym_alone_gives_way_to_the_sentence_that_says_what_it_does() -> None:
+    abstract = (
+        "Reward models are hard to train on mixed preference data. "
+        "We propose the Double-Layer MoE RM (DMoERM). "
+        "DMoERM first routes each input to a task expert, then trains capability experts "
+        "with LoRA on each. Experiments show gains."
+    )
+    assert one_line(abstract).startswith("DMoERM first routes each input to a task expert")
+    # a contribution sentence that says what the thing is still wins
+    named = "We propose the Foo Model (FM), a router that halves the cost. FM is fast."
+    assert one_line(named) == "We propose the Foo Model (FM), a router that halves the cost."
+    towards = "We propose the Foo architecture towards cheap routing. We show FM is fast."
+    assert one_line(towards) == "We propose the Foo architecture towards cheap routing."
+    by = (
+        "Songs are long. We tackle long-form music generation by introducing Yo, a family "
+        "of open models. We demonstrate that Yo matches closed systems."
+    )
+    assert one_line(by).startswith("We tackle long-form music generation by introducing Yo")
+
+
+def test_a_background_sentence_is_not_the_summary() -> None:
+    abstract = (
+        "Recent advances in diffusion models have transformed image synthesis. "
+        "However, editing remains slow. "
+        "Our method edits an image in one step by inverting the sampler."
+    )
+    assert one_line(abstract) == "Our method edits an image in one step by inverting the sampler."
+    survey = (
+        "Mixtures of experts have become popular. This survey maps the designs of MoE "
+        "layers and their uses. We first briefly introduce the MoE layer."
+    )
+    assert one_line(survey).startswith("This survey maps the designs")
+
+
+def test_a_long_summary_is_cut_at_a_clause_not_in_the_middle_of_a_list() -> None:
+    clause = (
+        "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
+        "twelve fields, which shows that models of every size fail on most of them."
+    )
+    assert one_line(clause, limit=120) == (
+        "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
+        "twelve fields…"
+    )
+    listed = (
+        "We introduce Foo, a benchmark of hard problems for checking frontier models "
+        "including math, coding, physics, chemistry, biology, law, medicine and finance."
+    )
+    assert one_line(listed, limit=120) == (
+        "We introduce Foo, a benchmark of hard problems for checking frontier models…"
+    )
+
+
+def test_each_published_paper_keeps_its_own_area_at_or_below_its_section(
+    settings: Settings,
+) -> None:
+    app = make_app(settings)
+    report = app.send()
+    assert report.prepared is not None
+    vocabulary = app.vocabulary()
+    with app.session() as s:
+        rows = list(s.execute(select(DigestItem.section_slug, DigestItem.area_slug)))
+    assert len(rows) == report.prepared.view.paper_count
+    for section, area in rows:
+        if section in vocabulary.by_slug:
+            assert area in vocabulary.descendants(section), (section, area)
+            assert vocabulary.section_of(area) == section
+        else:  # a discovered topic or the remaining section is its papers' area
+            assert area == section
+    assert any(area != section for section, area in rows)  # e.g. music under audio
+
+
+def test_small_sections_are_gathered_under_briefly_in_the_layout_only(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
+    listed = {r[0]: r[1] for r in csv.reader(io.StringIO(result.output), delimiter="\t")}
+    report = make_app(load_settings(None)).send()
+    assert report.prepared is not None
+    sections = report.prepared.view.sections
+    brief = [s for s in sections if s.brief]
+    assert len(brief) >= 2 and all(s.size <= 2 for s in brief)
+    kinds = [s.brief for s in sections if s.name != REMAINING]
+    assert kinds == sorted(kinds)  # every full section first, then the brief ones
+    page, text = report.prepared.html, report.prepared.text
+    assert page.count(">Briefly</h2>") == 1 and text.count("BRIEFLY") == 1
+    for s in brief:
+        url, name = re.escape(html.escape(s.page_url)), re.escape(html.escape(s.name))
+        link = rf'href="{url}"[^>]*>{name}</a>'
+        assert len(re.findall(link, page)) == len(s.papers)  # each labelled with its section
+        assert text.count(f"[{s.name}]") == len(s.papers)
+        for p in s.papers:  # `themes` reports the section, never the layout group
+            assert listed[" ".join(p.title.split())] == s.name
+    assert "Briefly" not in listed.values()

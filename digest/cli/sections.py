@@ -59,11 +59,13 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
 
 
 def _rows(sections: list[Section[StoredPaper]]) -> list[dict[str, str]]:
+    """One row a paper: its section (never a layout group such as "Briefly"), the section's
+    slug, and the paper's own area (the section's slug or an area below it)."""
     return [
-        {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug, "kind": _kind(s),
-         "summary": one_line(p.abstract)}
+        {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug,
+         "area": s.area_of(k), "kind": _kind(s), "summary": one_line(p.abstract)}
         for s in sections
-        for p, reason in zip(s.papers, s.reasons, strict=True)
+        for k, (p, reason) in enumerate(zip(s.papers, s.reasons, strict=True))
     ]  # fmt: skip
 
 
@@ -83,7 +85,8 @@ def _write_tsv(rows: list[dict[str, str]]) -> None:
     type=click.Choice(["text", "tsv", "json"]),
     default="text",
     show_default=True,
-    help="text for people; tsv (title, section, reason, with a header row) or json for scripts.",
+    help="text for people; tsv (title, section, reason, with a header row) or json (also the "
+    "section's slug and each paper's own area) for scripts.",
 )
 @click.option(
     "--reasons/--no-reasons",

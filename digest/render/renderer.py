@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+BRIEF_HEADING = "Briefly"  # the layout group of the small sections, at the end of an issue
+
+
 @dataclass(frozen=True)
 class PaperView:
     key: str  # paper_key(title); also used for the anchor
@@ -73,6 +76,10 @@ class SectionView:
     papers: tuple[PaperView, ...]
     total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
     feed_url: str = ""  # absolute url of the section's own feed (themes/<slug>.xml)
+    page_url: str = ""  # absolute url of the section's page (sections/<slug>.html)
+    # layout only: one of the small sections gathered at the end of the issue under
+    # BRIEF_HEADING, each paper labelled with and linked to this section
+    brief: bool = False
 
     @property
     def size(self) -> int:
@@ -97,6 +104,7 @@ class DigestView:
     web_url: str  # absolute url of this issue's web copy
     feed_url: str  # absolute url of feed.xml
     archive_url: str  # absolute url of the archive index
+    brief_heading: str = BRIEF_HEADING  # heading of the small sections gathered at the end
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,17 @@ from digest.render.renderer import DigestView, PaperView, SectionView, shorten
 from digest.sections.assign import REMAINING, Section
 from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
-from digest.urls import issue_url, paper_anchor, paper_url, section_feed_url
+from digest.urls import (
+    issue_url,
+    paper_anchor,
+    paper_url,
+    section_feed_url,
+    section_page_url,
+)
 
 _DANGLING = re.compile(r"^[\s:·,;|–—-]+|[\s:·,;|–—-]+$")  # what an empty {sections} leaves
+BRIEF_MAX = 2  # a section of at most this many papers may be gathered there
+
 DEFAULT_SUBJECT = EmailSection.subject
 SUBJECT_MAX = EmailSection.subject_max
 
@@ -31,9 +39,11 @@ def digest_view(
     web_url = issue_url(base, issue)
     limit = settings.digest.abstract_chars
     views, n = [], 0
+    brief = _brief(sections)
+    sections = _gathered(sections, brief)
     for section in sections:
         papers = []
-        for paper in section.papers:
+        for k, paper in enumerate(section.papers):
             n += 1
             abstract = tidy_text(paper.abstract)
             line = one_line(paper.abstract)
@@ -54,7 +64,7 @@ def digest_view(
                     web_url=paper_url(base, issue, n),
                     read_url=read_url,
                     read_label=read_label,
-                    area=section.slug,  # the area stored with the paper (area_slug)
+                    area=section.area_of(k),  # the paper's own area (stored as area_slug)
                 )
             )
         views.append(
@@ -64,6 +74,8 @@ def digest_view(
                 f"s-{section.slug}",
                 tuple(papers),
                 feed_url=section_feed_url(base, section.slug),
+                page_url=section_page_url(base, section.slug),
+                brief=section.slug in brief,
             )
         )
     return DigestView(
@@ -85,6 +97,28 @@ def digest_view(
         feed_url=f"{base}/feed.xml",
         archive_url=f"{base}/",
     )
+
+
+def _brief(sections: Sequence[Section[StoredPaper]]) -> frozenset[str]:
+    """The slugs of the small sections gathered at the end (layout only): area and topic
+    sections of at most ``BRIEF_MAX`` papers, when there are two or more of them and at
+    least one full section is left; configured themes and the remaining section never."""
+    small = [
+        s.slug
+        for s in sections
+        if len(s.papers) <= BRIEF_MAX and not s.configured and s.name != REMAINING
+    ]
+    full = [s for s in sections if s.slug not in small and s.name != REMAINING]
+    return frozenset(small) if len(small) >= 2 and full else frozenset()
+
+
+def _gathered(
+    sections: Sequence[Section[StoredPaper]], brief: frozenset[str]
+) -> list[Section[StoredPaper]]:
+    """The full sections in their order, then the brief ones, then the remaining section."""
+    rest = [s for s in sections if s.name == REMAINING]
+    full = [s for s in sections if s.slug not in brief and s.name != REMAINING]
+    return [*full, *(s for s in sections if s.slug in brief), *rest]
 
 
 def subject_line(

@@ -5,21 +5,28 @@ rest, and one remaining section for what fits nowhere.
    paper goes to the theme whose keywords it matches best (a title hit weighs 3, an
    abstract hit 1; an exclude word vetoes the theme; ties go to the theme configured
    first).
-2. **Research areas**: the other papers go to the areas of the vocabulary
-   (:mod:`digest.sections.areas`, a tree shipped as ``areas.toml``) they match best; an
-   area too small for this digest folds into its parent, a large one splits into its
-   children (:mod:`digest.sections.match`). An area whose slug is a configured theme's
-   gives its papers to that theme.
+2. **Research areas**: each other paper gets its own area, the most specific area of the
+   vocabulary (:mod:`digest.sections.areas`, a tree shipped as ``areas.toml``) it matches
+   best (:mod:`digest.sections.match`), and prints under that area's section, which the
+   vocabulary names (:meth:`~digest.sections.areas.Vocabulary.section_of`): the same area
+   prints under the same name and slug in every digest, whatever its size. A section
+   whose slug is a configured theme's gives its papers to that theme.
 3. **Topics**: papers that fit no area are grouped by topic and named from their titles
    (:mod:`digest.sections.discover`); a one-word name is not kept.
 4. **Remaining**: papers close to nothing go to :data:`REMAINING`, always last, at most
-   :data:`MAX_REMAINING_SHARE` of the papers: beyond that the ones closest to an area join it.
+   :data:`MAX_REMAINING_SHARE` of the papers: beyond that the ones whose nearest papers
+   are in a section join it.
 
-Ranking: within a section, papers are ordered by how many dumps listed them (most first:
-a paper that keeps reappearing is trending), then by their best position in a dump (top
-of the page first), then by title. Sections are ordered by **weight**, the sum of their
-papers' sightings (a paper counts once, plus once for each further dump that listed it),
-then by size, configured before automatic, then by name.
+Every paper in a section carries its own area (``Section.areas``): the area slug for an
+area section, the section's slug for the others. It is stored with the issue.
+
+Ranking: within a section, the paper that fits best leads: papers are ordered by their
+fit (the score on their own area; a paper named by one stray word is never first), then
+by how many dumps listed them (most first: a paper that keeps reappearing is trending),
+then by their best position in a dump (top of the page first), then by title. Sections
+are ordered by **weight**, the sum of their papers' sightings (a paper counts once, plus
+once for each further dump that listed it), then by size, configured before automatic,
+then by name.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from digest.config import ThemeConfig
 from digest.ingest.keys import paper_key as _fold
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
 REMAINING = "More papers"
 MAX_REMAINING_SHARE = 0.10  # the remaining section holds at most this share of the papers
 
-__all__ = ["REMAINING", "HasText", "Section", "assign", "rank_key", "sightings"]
+__all__ = ["REMAINING", "HasText", "Section", "assign", "fit_key", "rank_key", "sightings"]
 
 
 class HasText(Protocol):
@@ -67,15 +74,28 @@ class Section(Generic[P]):
     automatic: bool = False  # found by topic discovery, not configured
     description: str = ""  # the configured theme's or the area's description
     area: bool = False  # a research area of the vocabulary
+    areas: list[str] = field(default_factory=list)  # each paper's own area slug, in order
+    fits: list[float] = field(default_factory=list)  # how well each fits its area
+    weak: list[bool] = field(default_factory=list)  # its area rests on a stray word
 
     @property
     def weight(self) -> int:
         """How much the section weighs in the ordering: the sum of its papers' sightings."""
         return sum(sightings(p) for p in self.papers)
 
-    def add(self, paper: P, reason: str) -> None:
+    def add(
+        self, paper: P, reason: str, area: str = "", fit: float = 0.0, weak: bool = False
+    ) -> None:
+        """Add ``paper``; ``area`` is its own area ("": the section's slug)."""
         self.papers.append(paper)
         self.reasons.append(reason)
+        self.areas.append(area)
+        self.fits.append(fit)
+        self.weak.append(weak)
+
+    def area_of(self, k: int) -> str:
+        """The own area of the section's ``k``-th paper (the section's slug if none)."""
+        return (self.areas[k] if k < len(self.areas) else "") or self.slug
 
 
 def sightings(paper: HasText) -> int:
@@ -170,27 +190,34 @@ def _automatic(
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
     found = match_areas(titles, abstracts, vocabulary)
     label: dict[int, Section[P]] = {}
-    by_area: dict[int, Section[P]] = {}
+    by_slug: dict[str, Section[P]] = {}
     for i, x in enumerate(found.area):
         if x < 0:
             continue
-        if x not in by_area:
-            area = vocabulary.areas[x]
-            by_area[x] = Section[P](area.name, area.slug, description=area.description, area=True)
-        label[i] = by_area[x]
+        home = vocabulary.by_slug[vocabulary.section_of(vocabulary.areas[x].slug)]
+        if home.slug not in by_slug:
+            by_slug[home.slug] = Section[P](
+                home.name, home.slug, description=home.description, area=True
+            )
+        label[i] = by_slug[home.slug]
     pool = [i for i, x in enumerate(found.area) if x < 0]
     why = {i: found.reasons[i] for i in range(len(papers))}
     names = [*reserved, REMAINING, *(a.name for a in vocabulary)]
     topics = _topics(pool, titles, abstracts, names, label, why)
     cap = math.floor(MAX_REMAINING_SHARE * len(papers))
     pool = [i for i in pool if i not in label]
-    _cap(pool, cap, found.scores, found.neighbours, label, by_area, why)
-    for i in sorted(label, key=lambda i: i):
-        label[i].add(papers[i], why[i])
+    _cap(pool, cap, found.neighbours, label, why)
+    for i in sorted(label):
+        x = found.area[i]
+        if x >= 0:
+            slug = vocabulary.areas[x].slug
+            label[i].add(papers[i], why[i], slug, found.fit[i], found.weak[i])
+        else:
+            label[i].add(papers[i], why[i])
     for i in pool:
         if i not in label:
             rest.add(papers[i], why[i])
-    return [*by_area.values(), *topics], rest
+    return [*by_slug.values(), *topics], rest
 
 
 def _topics(
@@ -223,44 +250,60 @@ def _topics(
 def _cap(
     pool: list[int],
     cap: int,
-    scores: Any,
     neighbours: list[list[int]],
     label: dict[int, Section[P]],
-    by_area: dict[int, Section[P]],
     why: dict[int, str],
 ) -> None:
-    """Keep the remaining papers to ``cap``: the others join the area section they score
-    best on (those with the highest scores first), else the section most of their nearest
-    papers are in."""
-    if len(pool) <= cap or not (by_area or label):
+    """Keep the remaining papers to ``cap``: the others (in canonical order of their
+    index) join the section most of their nearest papers are in, if any is."""
+    if len(pool) <= cap or not label:
         return
-    kept = sorted(by_area)
-
-    def best(i: int) -> tuple[float, int]:
-        if not kept:
-            return 0.0, -1
-        x = max(kept, key=lambda x: (scores[i, x], -x))
-        return float(scores[i, x]), x
-
-    ranked = sorted(pool, key=lambda i: (-best(i)[0], i))
-    for i in ranked[: len(pool) - cap]:
-        score, x = best(i)
-        if score > 0:
-            label[i] = by_area[x]
-            why[i] = f"closest area {by_area[x].name} (score {score:.2f}); {why[i]}"
+    moved = 0
+    for i in pool:
+        if moved >= len(pool) - cap:
+            break
+        near = Counter(label[j].slug for j in neighbours[i] if j in label)
+        if not near:
             continue
-        near = Counter(label[j].name for j in neighbours[i] if j in label)
-        if near:
-            name = sorted(near.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-            label[i] = next(s for s in label.values() if s.name == name)
-            why[i] = f"most of its nearest papers are in {name}"
+        slug = sorted(near.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        section = next(s for s in label.values() if s.slug == slug)
+        label[i] = section
+        why[i] = f"most of its nearest papers are in {section.name}; {why[i]}"
+        moved += 1
+
+
+def fit_key(paper: HasText, fit: float, weak: bool) -> tuple[object, ...]:
+    """Best fit first (a paper named by one stray word after every other), then
+    :func:`rank_key`."""
+    return (weak, -round(fit, 6), *rank_key(paper))
 
 
 def _ranked(section: Section[P]) -> Section[P]:
-    pairs = sorted(zip(section.papers, section.reasons, strict=True), key=lambda r: rank_key(r[0]))
-    section.papers = [p for p, _ in pairs]
-    section.reasons = [r for _, r in pairs]
+    columns = (section.papers, section.reasons, section.areas, section.fits, section.weak)
+    rows = sorted(zip(*columns, strict=True), key=lambda r: fit_key(r[0], r[3], r[4]))
+    section.papers = [r[0] for r in rows]
+    section.reasons = [r[1] for r in rows]
+    section.areas = [r[2] for r in rows]
+    section.fits = [r[3] for r in rows]
+    section.weak = [r[4] for r in rows]
     return section
+
+
+def _give_to_themes(mine: dict[str, Section[P]], areas: list[Section[P]]) -> None:
+    """A configured theme owns its slug: papers whose own area (or section) has a theme's
+    slug go to that theme, with their area kept."""
+    for section in areas:
+        keep = []
+        for k, row in enumerate(zip(section.papers, section.reasons, strict=True)):
+            area = section.area_of(k)
+            theme = mine.get(area) or mine.get(section.slug)
+            if theme is None:
+                keep.append((*row, section.areas[k], section.fits[k], section.weak[k]))
+            else:
+                theme.add(row[0], row[1], area)
+        columns = list(zip(*keep, strict=True)) or [(), (), (), (), ()]
+        section.papers, section.reasons = list(columns[0]), list(columns[1])
+        section.areas, section.fits, section.weak = (list(c) for c in columns[2:])
 
 
 def _unique_slugs(sections: Sequence[Section[P]]) -> None:
@@ -288,14 +331,12 @@ def assign(
     module docstring), the remaining section last."""
     configured, rest = _configured(papers, themes)
     found, remaining = _automatic(rest, [t.name for t in themes], automatic, vocabulary)
-    mine = {s.slug: s for s in configured}
-    for section in [s for s in found if s.area and s.slug in mine]:  # a theme owns its slug
-        for paper, reason in zip(section.papers, section.reasons, strict=True):
-            mine[section.slug].add(paper, reason)
-        found.remove(section)
+    _give_to_themes({s.slug: s for s in configured}, [s for s in found if s.area])
     sections = [_ranked(s) for s in [*configured, *found] if s.papers]
     sections.sort(key=lambda s: (-s.weight, -len(s.papers), s.automatic, s.name.casefold()))
     if remaining.papers:
         sections.append(_ranked(remaining))
     _unique_slugs(sections)
+    for s in sections:  # topics and the remaining section: the area is the section
+        s.areas = [s.area_of(k) for k in range(len(s.papers))]
     return sections

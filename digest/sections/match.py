@@ -1,4 +1,4 @@
-"""Matching papers to the research areas of the vocabulary, and sizing the sections.
+"""Matching papers to the research areas of the vocabulary: each paper's own area.
 
 How (chosen by measurement against editors' hand-sorting; see the README's Themes section):
 
@@ -12,12 +12,14 @@ How (chosen by measurement against editors' hand-sorting; see the README's Theme
    title and abstract, each paper cut to its ``KEEP_TERMS`` strongest words), so papers
    on the same topic land together even when one of them names it with words the
    vocabulary lacks.
-3. **Best area**: each paper goes to the area with the highest score (ties: vocabulary
-   order). A paper with no score at all goes to the pool.
-4. **Sizes**: an area with fewer than ``min_size`` papers folds into its parent; a parent
-   holding more than ``max_size`` papers splits: its papers move to their best child, and
-   each child with ``min_size`` papers becomes a section. A top-level area still too small
-   gives its papers to the pool.
+3. **Its area**: each paper gets the area with the highest score among those a paper may
+   have (every area but a *group*: a top-level area whose children are sections of their
+   own; ties: vocabulary order). A paper with no score at all goes to the pool. The
+   section it prints under follows from the vocabulary (:meth:`Vocabulary.section_of`),
+   never from how many papers the digest has.
+4. **Fit**: how well the paper fits its area is its own score there (before smoothing);
+   a paper that names its area by one stray word in the abstract only (or not at all) is
+   *weak*: it never leads its section.
 
 Deterministic and independent of input order: papers are put in a canonical order first,
 and every choice has a full tie-break.
@@ -37,12 +39,12 @@ from digest.sections.areas import Vocabulary
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AreaMatch", "Sizes", "match_areas", "term_index"]
+__all__ = ["AreaMatch", "assignable", "match_areas", "term_index"]
 
 TITLE_WEIGHT = 1.0  # a title hit counts this much on top of the abstract's hits
 K1, B = 1.2, 0.75  # BM25 saturation and length normalisation
-SMOOTHING = 0.5  # share of a paper's scores taken from its neighbours
-NEIGHBOURS = 10
+SMOOTHING = 0.7  # share of a paper's scores taken from its neighbours
+NEIGHBOURS = 20
 MAX_DF = 0.5
 KEEP_TERMS = 30  # each paper's strongest words used for similarity (0: all)
 _CHUNK = 1024  # rows of the similarity matrix computed at once
@@ -52,19 +54,6 @@ _WORD = re.compile(r"[a-z0-9]+")
 def words(text: str) -> list[str]:
     """Lowercase word tokens: punctuation and hyphens separate words."""
     return _WORD.findall(text.lower())
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How small a section may be and when a broad one splits, for ``n`` papers."""
-
-    min_size: int
-    max_size: int
-
-    @classmethod
-    def for_size(cls, n: int) -> Sizes:
-        min_size = max(3, round(n / 60))
-        return cls(min_size, max(2 * min_size, round(n / 8)))
 
 
 @dataclass(frozen=True)
@@ -124,21 +113,26 @@ class AreaMatch:
     reasons: list[str]
     scores: np.ndarray  # papers x areas, after smoothing
     neighbours: list[list[int]]  # each paper's most similar papers, most similar first
+    fit: list[float]  # the paper's own score on its area (0 in the pool)
+    weak: list[bool]  # its area rests on one abstract mention at most: never leads
 
 
 def _bm25(titles: list[list[str]], abstracts: list[list[str]], index: _TermIndex, n_areas: int):
-    """(papers x areas scores, matched term ids per paper) from word tokens."""
+    """(papers x areas scores, per paper its matched term ids -> (title, abstract) hits)
+    from word tokens."""
     import numpy as np
     import scipy.sparse as sp
 
     rows, cols, freq, lengths, matched = [], [], [], [], []
     for i, (in_title, in_abstract) in enumerate(zip(titles, abstracts, strict=True)):
-        hits: dict[int, float] = dict(_hits(in_abstract, index))
-        for t, c in _hits(in_title, index).items():
+        abstract_hits = _hits(in_abstract, index)
+        title_hits = _hits(in_title, index)
+        hits: dict[int, float] = dict(abstract_hits)
+        for t, c in title_hits.items():
             hits[t] = hits.get(t, 0) + TITLE_WEIGHT * c
         lengths.append(len(in_abstract) + len(in_title))
         ids = sorted(hits)
-        matched.append(ids)
+        matched.append({t: (title_hits[t], abstract_hits[t]) for t in ids})
         rows += [i] * len(ids)
         cols += ids
         freq += [hits[t] for t in ids]
@@ -222,8 +216,8 @@ def _same(tokens: list[str]) -> list[str]:
 def match_areas(
     titles: Sequence[str], abstracts: Sequence[str], vocabulary: Vocabulary
 ) -> AreaMatch:
-    """Each paper's section area after sizing (index into ``vocabulary.areas``, -1 for the
-    pool), with a reason; see the module docstring."""
+    """Each paper's own area (index into ``vocabulary.areas``, -1 for the pool), with a
+    reason, its fit and whether it is weak; see the module docstring."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -243,68 +237,48 @@ def match_areas(
             w = sim / np.maximum(sim.sum(axis=1, keepdims=True), 1e-9)
             mixed = np.einsum("nk,nka->na", w, own[idx])
             scores = (1 - SMOOTHING) * own + SMOOTHING * mixed
-    label = [int(np.argmax(scores[i])) if scores[i].max() > 0 else -1 for i in range(n)]
-    notes = [_why(areas[label[i]].name, i, matched, own, scores, label[i], index) if label[i] >= 0
+    allowed = np.array(assignable(vocabulary), dtype=bool)
+    masked = np.where(allowed, scores, 0.0) if len(areas) else scores
+    label = [int(np.argmax(masked[i])) if masked[i].max() > 0 else -1 for i in range(n)]
+    notes = [_why(areas[label[i]].name, i, matched, masked, label[i], index) if label[i] >= 0
              else "no area term, and no similar paper has one" for i in range(n)]  # fmt: skip
-    _size(label, notes, scores, vocabulary, Sizes.for_size(n))
-    result = AreaMatch([-1] * n, [""] * n, np.zeros_like(scores), [[] for _ in range(n)])
+    result = AreaMatch(
+        [-1] * n, [""] * n, np.zeros_like(masked), [[] for _ in range(n)], [0.0] * n, [True] * n
+    )
     for canon, i in enumerate(order):
-        result.area[i] = label[canon]
+        x = label[canon]
+        result.area[i] = x
         result.reasons[i] = notes[canon]
-        result.scores[i] = scores[canon]
+        result.scores[i] = masked[canon]
         result.neighbours[i] = [order[j] for j in idx[canon]]
+        if x >= 0:
+            result.fit[i] = float(own[canon, x])
+            result.weak[i] = _weak(matched[canon], x, index)
     return result
 
 
-def _why(name: str, i: int, matched, own, scores, area: int, index: _TermIndex) -> str:
+@functools.lru_cache(maxsize=8)
+def assignable(vocabulary: Vocabulary) -> tuple[bool, ...]:
+    """Per area, whether it may be a paper's area: every area but a group (an area with a
+    child that is a section of its own: the group is the reader's table of contents, not a
+    grab-bag section printed beside its children)."""
+    groups = {a.parent for a in vocabulary if a.parent and a.section_slug == a.slug}
+    return tuple(a.slug not in groups for a in vocabulary)
+
+
+def _weak(matched: dict[int, tuple[int, int]], area: int, index: _TermIndex) -> bool:
+    """Whether the paper names ``area`` by at most one mention, and not in its title."""
+    title = abstract = 0
+    for t, (in_title, in_abstract) in matched.items():
+        if area in index.areas_of[t]:
+            title, abstract = title + in_title, abstract + in_abstract
+    return title == 0 and abstract <= 1
+
+
+def _why(name: str, i: int, matched, scores, area: int, index: _TermIndex) -> str:
     terms = [" ".join(index.terms[t]) for t in matched[i] if area in index.areas_of[t]]
     score = float(scores[i, area])
     if terms:
         shown = ", ".join(terms[:5]) + (", …" if len(terms) > 5 else "")
         return f"area {name}: terms {shown} (score {score:.2f})"
     return f"area {name}: like its nearest papers (score {score:.2f})"
-
-
-def _best_of(candidates: list[int], row: Any) -> int:
-    """The candidate area with the highest score in ``row`` (ties: the earlier area)."""
-    return max(candidates, key=lambda c: (float(row[c]), -c))
-
-
-def _size(label: list[int], notes: list[str], scores, vocabulary: Vocabulary, sizes: Sizes) -> None:
-    """Fold small areas into their parents, split large parents into their children, and
-    send what is still too small to the pool (-1), in place."""
-    areas = vocabulary.areas
-    position = {a.slug: i for i, a in enumerate(areas)}
-
-    def parent(area: int) -> int:
-        return position.get(areas[area].parent, -1)
-
-    for _ in range(len(areas)):  # fold up, level by level, until nothing is too small
-        counts = Counter(x for x in label if x >= 0)
-        small = {x for x, c in counts.items() if c < sizes.min_size and parent(x) >= 0}
-        if not small:
-            break
-        for i, x in enumerate(label):
-            if x in small:
-                label[i] = parent(x)
-                notes[i] += (
-                    f"; {areas[x].name} is too small here, folded into {areas[label[i]].name}"
-                )
-    counts = Counter(x for x in label if x >= 0)
-    for x, count in sorted(counts.items()):
-        kids = [position[c.slug] for c in vocabulary.children(areas[x].slug)]
-        if count <= sizes.max_size or not kids:
-            continue
-        members = [i for i, y in enumerate(label) if y == x]
-        best = {i: _best_of(kids, scores[i]) for i in members}
-        best = {i: c for i, c in best.items() if scores[i, c] > 0}
-        by_kid = Counter(best.values())
-        for i, c in best.items():
-            if by_kid[c] >= sizes.min_size:
-                label[i] = c
-                notes[i] += f"; {areas[x].name} is large here, split into {areas[c].name}"
-    counts = Counter(x for x in label if x >= 0)
-    for i, x in enumerate(label):
-        if x >= 0 and counts[x] < sizes.min_size:
-            notes[i] = f"{areas[x].name} has only {counts[x]} paper(s) here"
-            label[i] = -1

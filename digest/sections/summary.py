@@ -1,10 +1,15 @@
 """One line per paper that says what it does: the abstract's contribution sentence.
 
-Extractive, no model: the abstract is split into sentences; the first one that states the
-contribution ("we introduce / propose / present …", "this paper proposes …") wins, a
-finding ("we show / find / demonstrate …") if there is none, else the first sentence. A
-leading connective ("To this end, ", "In this paper, ") is dropped, LaTeX and URLs are
-removed, and a long sentence is cut at a word with "…".
+Extractive, no model: the abstract is split into sentences and each is scored; the best
+(ties: the earlier) wins. A sentence that states the contribution ("we introduce / propose /
+present …", "this paper proposes …") scores highest, a finding ("we show / find …") next,
+"our method / the proposed framework …" after that. A contribution sentence that only names
+a thing ("We propose the Double-Layer MoE RM (DMoERM).") scores low, and the sentence after
+it that says what the named thing does ("DMoERM first divides …") high; a background
+sentence ("Recent advances in …", "However, …") scores below a plain one. A leading
+connective ("To this end, ", "In this paper, ") is dropped, LaTeX and URLs are removed, and a
+long sentence is cut at a clause ("…, which …", ";", ":") or before a list, else at a word,
+with "…".
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ _VERBS_FOUND = (
     "examine|examines|argue|argues|identify|identifies|evaluate|evaluates"
 )
 _SUBJECT = r"(?:we|this (?:paper|work|study|article|report|survey)|our (?:work|paper|survey))"
-_ADVERB = r"(?:\s+(?:first|also|further|then|here|thus|therefore|instead|newly|systematically))?"
+_ADVERB = (
+    r"(?:\s+(?:first|also|further|then|here|thus|therefore|instead|newly|systematically|"
+    r"briefly|comprehensively|formally))?"
+)
 _MADE = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_MADE})\b", re.I)
 _FOUND = re.compile(rf"\b{_SUBJECT}{_ADVERB}\s+(?:{_VERBS_FOUND})\b", re.I)
 _HERE = re.compile(
     r"^(?:in this (?:paper|work|study|article|report|survey)|here"
     r"|in our (?:paper|work|survey))\s*,?\s+we\b"
-    r"|^this (?:paper|work|study|article|report)\s+\w+s\b",
+    r"|^this (?:paper|work|study|article|report|survey)\s+\w+s\b",
     re.I,
 )
 _NAMED = re.compile(r"^(?:we present|introducing|meet)\b|\bis (?:a|an) (?:novel|new)\b", re.I)
@@ -87,21 +95,104 @@ def _plain(sentence: str) -> str:
     return " ".join(text.split())
 
 
+_CLAUSE_BREAK = re.compile(
+    r"\s*(?:;|:|\s[—–-]\s|\s\(|,(?=\s(?:which|where|while|whereas|allowing|enabling|"
+    r"achieving|leading|resulting|thereby|making|yielding|outperforming|improving|reducing|"
+    r"demonstrating|showing|surpassing|so that|but|and (?:we|thus|then|it|our|show|achieve)"
+    r")\b))"
+)
+_LIST_INTRO = re.compile(r"\s(?:including|such as|like|across|spanning|covering|e\.g\.)\s")
+_MIN_KEPT = 0.45  # a clause cut keeps at least this share of the limit
+
+
 def _trim(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters: at the last clause boundary (or before a list)
+    that keeps enough of it, else at a word; "…" marks the cut."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
+    floor = int(_MIN_KEPT * limit)
+    clauses = [m.start() for m in _CLAUSE_BREAK.finditer(cut) if m.start() >= floor]
+    if clauses:
+        return cut[: clauses[-1]].rstrip(" ,;:-–—(") + "…"
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
+    tail = cut[floor:]
+    if tail.count(",") >= 2:  # in the middle of a list: cut before it starts
+        intro = [m.start() for m in _LIST_INTRO.finditer(cut) if floor <= m.start()]
+        first_comma = floor + tail.index(",")
+        intro = [i for i in intro if i < first_comma]
+        if intro:
+            cut = cut[: intro[-1]]
     return cut.rstrip(" ,;:-–—(") + "…"
 
 
+_OURS = re.compile(
+    r"^(?:our|the proposed|this|the resulting)\s+(?:\w+\s+)?(?:method|approach|model|framework|"
+    r"system|technique|algorithm|pipeline|architecture|benchmark|dataset)\b",
+    re.I,
+)
+_BACKGROUND = re.compile(
+    r"^(?:recent|recently|in recent years|despite|however|while|although|though|existing|"
+    r"current|traditional|conventional|prior|previous|with the|as |large language models "
+    r"\(?llms\)? (?:have|are|has|show)|there (?:is|are|has been)|it is|one of)",
+    re.I,
+)
+_DESCRIBES = re.compile(
+    r",|;|:|\b(?:that|which|to|for|by|with|of|in|on|using|via|through|from|where|whose|"
+    r"based|as|into|and|towards?)\b",
+    re.I,
+)
+
+
+def _names_only(part: str, verb: re.Match[str]) -> bool:
+    """Whether a contribution sentence only names what it contributes ("We propose the
+    Double-Layer MoE RM (DMoERM).") without saying what it is or does."""
+    rest = re.sub(r"\([^()]*\)", " ", part[verb.end() :]).strip(" .")
+    return len(rest.split()) <= 10 and not _DESCRIBES.search(rest)
+
+
+def _named(part: str) -> set[str]:
+    """The capitalised names (acronyms, model names) in a sentence."""
+    return {w for w in re.findall(r"[A-Za-z][\w-]*", part) if re.search(r"[A-Z].*[A-Z]|\d", w)}
+
+
+_BY_MAKING = re.compile(
+    rf"\b{_SUBJECT}\s+\w+.*\bby (?:introducing|proposing|presenting|developing|designing|"
+    r"building|constructing|releasing|creating)\b",
+    re.I,
+)
+
+
+def _score(part: str) -> float:
+    made = _MADE.search(part)
+    if made:
+        score = 0.5 if _names_only(part, made) else 4.0
+    elif _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
+        score = 4.0
+    elif _HERE.search(part) or _NAMED.search(part):
+        score = 3.0
+    elif _FOUND.search(part):
+        score = 2.0
+    elif _OURS.search(part):
+        score = 1.0
+    else:
+        score = 0.0
+    if _BACKGROUND.search(part):
+        score -= 1.0
+    return score
+
+
 def _choose(parts: list[str]) -> str:
-    for pattern in (_MADE, _HERE, _NAMED, _FOUND):
-        for part in parts:
-            if pattern.search(part):
-                return part
-    return parts[0]
+    scores = [_score(p) for p in parts]
+    for k, part in enumerate(parts[:-1]):  # a name alone: the next sentence says what it is
+        made = _MADE.search(part)
+        if made and _names_only(part, made):
+            first = re.match(r"[\w-]+", parts[k + 1])
+            if first and first.group(0) in _named(part):
+                scores[k + 1] = max(scores[k + 1], 3.5)
+    best = max(range(len(parts)), key=lambda k: (scores[k], -k))
+    return parts[best]
 
 
 def one_line(abstract: str, limit: int = MAX_CHARS) -> str:

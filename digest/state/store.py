@@ -305,7 +305,8 @@ class DigestRecord:
     html: str
     web_html: str
     published_at: datetime
-    items: Sequence[tuple[int, str, str]]  # (paper id, section name, section slug) in order
+    # (paper id, section name, section slug, the paper's own area slug) in order
+    items: Sequence[tuple[int, str, str, str]]
     themes: Sequence[str]
     feed_html: str | None = None  # the issue as a feed entry's content
 
@@ -333,13 +334,13 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
             paper_id=pid,
             section=name,
             section_slug=slug,
-            area_slug=slug,
+            area_slug=area or slug,
             position=i,
         )
-        for i, (pid, name, slug) in enumerate(record.items)
+        for i, (pid, name, slug, area) in enumerate(record.items)
     )
     session.flush()
-    ids = [pid for pid, _, _ in record.items]
+    ids = [pid for pid, *_ in record.items]
     for i in range(0, len(ids), 500):
         session.execute(
             update(Paper).where(Paper.id.in_(ids[i : i + 500])).values(published_in=digest.id)
