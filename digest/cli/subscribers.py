@@ -120,6 +120,7 @@ def import_(obj: Any, file: io.BufferedIOBase, encoding: str | None) -> None:
     or bar). A bad row is reported with its line number and the good rows still go in;
     the command then exits 1. Unsubscribed addresses are never reactivated.
     """
+    subscribers = book(obj)  # the settings are checked before anything else
     name = Path(str(getattr(file, "name", "-"))).name
     table = read_table(file.read(), name, encoding)
     delimiter = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}.get(
@@ -129,7 +130,7 @@ def import_(obj: Any, file: io.BufferedIOBase, encoding: str | None) -> None:
         f"read {table.rows} row(s) of {name} as {table.encoding}, {delimiter}-separated",
         err=True,
     )
-    report = book(obj).import_csv(io.StringIO(table.text, newline=""))
+    report = subscribers.import_csv(io.StringIO(table.text, newline=""))
     print_import(report)
     if report.errors:
         raise click.ClickException(
