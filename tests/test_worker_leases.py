@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from digest.app import make_app
+from digest.config import load_settings
 from digest.mail.delivery import DeliveryReport
 from digest.state.models import Delivery
 from tests.support.delivery import addresses, small_settings, subscribe
-from tests.support.leases import pause_one, project, publish
+from tests.support.dumps import write_dump
+from tests.support.leases import pause_one, project, publish, start_worker, stop_a_holder
 from tests.support.postgres import new_pg_database
 from tests.support.smtp import Recorder, release, running_smtp
 from tests.support.waiting import HANG, wait_for
@@ -128,3 +133,65 @@ def test_a_host_whose_clock_is_off_never_takes_a_live_workers_rows(
             thread.join(HANG)
         assert result and result[0].sent == 6, result
         assert copies(gate, other) == Counter({a: 1 for a in readers})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering(
+    tmp_path: Path, kind: str
+) -> None:
+    """`digest worker` without --drain is a service: after its lease ran out it lets go
+    of its rows and goes on as a new worker (exiting would leave it down for good,
+    since a clean exit is not a failure to restart)."""
+    readers = 100
+    domain = f"f{uuid.uuid4().hex[:10]}.test"
+    with database(kind, tmp_path) as url, running_smtp(Recorder()) as (controller, recorder):
+        config = project(tmp_path, url, "127.0.0.1", controller.port, lease=4.0, batch=50)
+        publish(config, url, domain, readers)
+        app = make_app(load_settings(str(config)))
+        procs = [start_worker(config) for _ in range(2)]
+        try:
+            pid, held = stop_a_holder(app.engine, procs, 10)
+            other = next(p for p in procs if p.pid != pid)
+
+            def count(*where: Any) -> int:
+                with app.session() as s:
+                    return int(s.scalar(select(func.count()).select_from(Delivery).where(*where)))
+
+            wait_for(
+                lambda: count(Delivery.id.in_(held), Delivery.status == "sent") == len(held),
+                "the other worker to take over and send the paused worker's rows",
+            )
+            before = {w.id for w in app.workers() if w.pid == pid}
+            os.kill(pid, signal.SIGCONT)
+            wait_for(
+                lambda: {w.id for w in app.workers() if w.pid == pid} - before,
+                "the paused worker to start over as a new worker",
+            )
+            other.send_signal(signal.SIGTERM)
+            assert other.wait(HANG) == 143
+            write_dump(
+                app.settings.dumps_dir / "1.txt",
+                [("A second paper", "An abstract of the second paper. " * 8)],
+            )
+            assert app.send(deliver=False).issue == 2  # only the paused worker is left
+            wait_for(
+                lambda: count(Delivery.status == "sent") == 2 * readers,
+                "the worker that was paused to deliver the second issue",
+            )
+            victim = next(p for p in procs if p.pid == pid)
+            victim.send_signal(signal.SIGTERM)
+            out, err = victim.communicate(timeout=HANG)
+            assert victim.returncode == 143 and out.startswith(b"worker: "), err.decode()
+            assert b"starting over as a new worker" in err, err.decode()
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGCONT)
+                    p.kill()
+                    p.wait()
+            app.engine.dispose()
+        got = Counter(to for tos, _ in recorder.messages for to in tos)
+        assert set(got) == {f"r{i}@{domain}" for i in range(readers)}
+        assert sum(n - 2 for n in got.values()) <= 2, got  # two issues each, but in flight

@@ -15,9 +15,10 @@ Each worker run claims under a random token; marking a row names it, so nothing 
 worker no longer holds is changed. A worker knows its lease lasts ``lease`` seconds
 (its own monotonic clock) from the moment it began the last renewal that committed in
 time; a thread sends only while that holds, and a heartbeat that comes too late, or a
-row found taken when marking it sent, ends the run. A worker paused past its lease (a
-VM or GC pause, SIGSTOP, a long lock wait) thus sends at most the message each
-connection had in flight when it stopped.
+row found taken when marking it sent, ends the run (``forever``: the worker lets go of
+what it held and starts over as a new worker). A worker paused past its lease (a VM or
+GC pause, SIGSTOP, a long lock wait) thus sends at most the message each connection had
+in flight when it stopped.
 
 Stopping: ``stop`` (a first Ctrl-C or SIGTERM, the run's deadline, or the circuit
 breaker) takes no new message; those in flight finish; every claimed row not yet sent
@@ -234,7 +235,9 @@ class Sender:
         self.lease_until = 0.0  # time.monotonic() until which the rows held are ours
         self.streak: list[tuple[Job, str]] = []  # alike 5xx in a row, not yet recorded
         self.alike = False  # the breaker for alike 5xx tripped: refusals stay pending
+        self.lapsed = threading.Event()  # the lease ran out: send nothing more
         self._halt = threading.Event()  # the heartbeat's end
+        self._beat: threading.Thread | None = None
         self.deadline = time.monotonic() + policy.max_run if policy.max_run else None
 
     # the run ---------------------------------------------------------------
@@ -245,14 +248,23 @@ class Sender:
         skipped, waiting = self._start()
         if isinstance(self.abort, Abort):
             self.abort.armed = True
-        beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        beat.start()
+        self._beating()
         handed_over: set[int] = set()
         try:
             while True:
                 handed_over = self._pass()
                 if self.stop.is_set() or self.abort.is_set() or self.crash or self.lost:
                     break
+                if self.lapsed.is_set() and not forever:
+                    self._halt_run(
+                        f"stopped: this worker's lease on its deliveries ran out (no renewal "
+                        f"for email.lease_seconds = {self.policy.lease:g}: the process was "
+                        "paused or stalled); other workers take them over"
+                    )
+                    break
+                if self.lapsed.is_set():
+                    skipped += self._rejoin(handed_over)
+                    continue
                 if not forever and not (drain and self._others_hold_rows()):
                     break
                 self._sleep(poll)
@@ -296,6 +308,7 @@ class Sender:
             waiting = outbox.waiting_count(conn, now)
             self.total = outbox.pending_count(conn)
         self.lease_until = began + self.policy.lease
+        self.lapsed.clear()
         if released:
             log.warning(
                 "%d deliveries were in flight when an earlier run stopped: sending them "
@@ -303,6 +316,29 @@ class Sender:
                 released,
             )
         return skipped, waiting
+
+    def _beating(self) -> None:
+        self._halt.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        self._beat.start()
+
+    def _rejoin(self, handed_over: set[int]) -> int:
+        """The lease ran out (the process was paused or stalled): let go of what is
+        still held, and start over as a new worker, under a new claim token."""
+        log.warning(
+            "this worker's lease on its deliveries ran out (no renewal for "
+            "email.lease_seconds = %g: the process was paused or stalled); other workers "
+            "take them over; starting over as a new worker",
+            self.policy.lease,
+        )
+        self._halt.set()
+        if self._beat is not None:
+            self._beat.join()
+        self._finish(handed_over)
+        self.token = secrets.token_hex(16)
+        skipped = self._start()[0]
+        self._beating()
+        return skipped
 
     def _finish(self, handed_over: set[int]) -> int:
         """Rows still claimed go back to pending, but for a message handed over whole
@@ -333,7 +369,7 @@ class Sender:
                 )
             if self.abort.is_set():
                 return self._cut(queue, threads)
-            if self.stop.is_set():
+            if self._stopping():
                 queue.close()
         queue.close()
         return set()
@@ -350,6 +386,10 @@ class Sender:
         for t in threads:
             t.join(max(0.0, end - time.monotonic()))
         return held
+
+    def _stopping(self) -> bool:
+        """Take no new message: asked to stop, or the lease ran out."""
+        return self.stop.is_set() or self.abort.is_set() or self.lapsed.is_set()
 
     def _halt_run(self, why: str) -> None:
         with self._lock:
@@ -393,7 +433,7 @@ class Sender:
                 log.warning("worker heartbeat failed: %s", exc)
 
     def _claim(self) -> list[Item]:
-        if self.stop.is_set() or self.abort.is_set():
+        if self._stopping():
             return []
         with self._tx() as conn:
             jobs = outbox.claim_batch(
@@ -428,7 +468,7 @@ class Sender:
     def _worker(self, queue: RetryQueue[Item]) -> None:
         transport: Transport | None = None
         try:
-            while not self.stop.is_set() and (item := queue.get()) is not None:
+            while not self._stopping() and (item := queue.get()) is not None:
                 try:
                     if transport is None:
                         transport = self._open(queue, item)
@@ -480,14 +520,10 @@ class Sender:
             )
 
     def _holding(self, now: float) -> bool:
-        """Whether this worker's lease still holds; when not, the run stops (once)."""
+        """Whether this worker's lease still holds; when not, nothing more is sent."""
         if now < self.lease_until:
             return True
-        self._halt_run(
-            f"stopped: this worker's lease on its deliveries ran out (no renewal for "
-            f"email.lease_seconds = {self.policy.lease:g}: the process was paused or "
-            "stalled); other workers take them over"
-        )
+        self.lapsed.set()
         return False
 
     def _fail_run(self, exc: BaseException, queue: RetryQueue[Item]) -> None:
@@ -502,7 +538,7 @@ class Sender:
                 if not outbox.claim(s, job.id, self.worker_id, self.token):
                     self._tally("skipped", job.address)
                     return
-        if self.stop.is_set() or self.abort.is_set():
+        if self._stopping():
             return  # claimed, never handed over: released when the run ends
         with self._lock:
             self.inflight[job.id] = transport
@@ -547,15 +583,15 @@ class Sender:
                 self.inflight.pop(job.id, None)
 
     def _settled(self) -> None:
-        """An answer that was not a refusal: the breakers start over, and the refusals
-        before it were each their recipient's."""
+        """An answer that was not a refusal: the breakers start over."""
         with self._lock:
             self.in_a_row = 0
-            streak, self.streak = self.streak, []
-        for job, error in streak:
-            self._failed(job, error)
+            if not self.streak:
+                return
+        self._settle()
 
     def _settle(self) -> None:
+        """The refusals held back were each their recipient's: recorded as such."""
         with self._lock:
             streak, self.streak = self.streak, []
         for job, error in streak:

@@ -108,7 +108,7 @@ def pause_one(config: Path, url: str, *, at_least: int = 10) -> Pause:
     engine = create_engine(url)
     procs = [start_worker(config, "--drain") for _ in range(WORKERS)]
     try:
-        pid, held = _stop_a_holder(engine, procs, at_least)
+        pid, held = stop_a_holder(engine, procs, at_least)
 
         def taken_over() -> bool:
             with engine.connect() as conn:
@@ -135,7 +135,7 @@ def pause_one(config: Path, url: str, *, at_least: int = 10) -> Pause:
         engine.dispose()
 
 
-def _stop_a_holder(
+def stop_a_holder(
     engine: Engine, procs: list[subprocess.Popen[bytes]], at_least: int
 ) -> tuple[int, list[int]]:
     """SIGSTOP a worker while it holds at least `at_least` rows, at a moment it holds no
