@@ -286,9 +286,7 @@ def release_held(
     return _count(db.execute(stmt.values(values)))
 
 
-def claim_batch(
-    db: Connection, worker_id: int, now: datetime, limit: int, token: str | None = None
-) -> list[Job]:
+def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int, token: str) -> list[Job]:
     """Claim up to `limit` due pending deliveries for this worker, oldest digest first,
     under the worker run's `token` (the fence: finishing a row names it), leased from
     the database's clock. PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never
