@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from digest.app import make_app
 from digest.errors import ConfigError, DeliveryError
@@ -307,16 +307,18 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     subscribe(app, "ada@example.org", "grace@example.org")
     app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
     app.send()
-    now = datetime.now(UTC)
     with app.session() as s:
         ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
     with app.engine.begin() as conn:
-        live = workers.register(conn, now)  # a worker alive now (this very process)
-        assert outbox.claim(conn, ada, now, live)
-        # a worker on another machine that stopped 31 s ago: its lease ran out
-        assert outbox.claim(conn, grace, now - timedelta(seconds=31), live + 1000)
+        live = workers.register(conn)  # a worker alive now (this very process)
+        assert outbox.claim(conn, ada, live, "live-token")
+        assert outbox.claim(conn, grace, live + 1000, "other-token")
+        # that worker, on another machine, stopped 31 s ago: its lease ran out
+        conn.execute(
+            update(Delivery).where(Delivery.id == grace).values(claimed_at=outbox.db_ago(31))
+        )
     with app.engine.begin() as conn:
-        assert not outbox.claim(conn, ada, now)  # the row count says who won
+        assert not outbox.claim(conn, ada)  # the row count says who won
     report = make_app(settings).deliver_pending()
     # only the expired claim was taken back; the live worker's row is left alone
     assert report.sent == 1 and handler.accepted == Counter({"grace@example.org": 1})
@@ -325,7 +327,8 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         row = s.get(Delivery, grace)
         assert row is not None and row.attempts == 2 and row.claimed_at is not None
     with app.engine.begin() as conn:  # the live worker lets go of it: pending again
-        assert outbox.release_held(conn, live) == 1
+        assert outbox.release_held(conn, live, "not-its-token") == 0
+        assert outbox.release_held(conn, live, "live-token") == 1
         workers.unregister(conn, live)
     assert make_app(settings).deliver_pending().sent == 1
     assert handler.accepted == Counter({"grace@example.org": 1, "ada@example.org": 1})

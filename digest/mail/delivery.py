@@ -10,6 +10,16 @@ rows under a lease that its heartbeat renews; rows of a worker that died go back
 pending once its lease ran out (at once when it ran on this host and its process is
 gone), so a crash re-sends at most the message each connection had in flight.
 
+Pauses and clock skew: leases are written and compared by the database's clock only.
+Each worker run claims under a random token; marking a row names it, so nothing a
+worker no longer holds is changed. A worker knows its lease lasts ``lease`` seconds
+(its own monotonic clock) from the moment it began the last renewal that committed in
+time; a thread sends only while that holds, and a heartbeat that comes too late, or a
+row found taken when marking it sent, ends the run (``forever``: the worker lets go of
+what it held and starts over as a new worker). A worker paused past its lease (a VM or
+GC pause, SIGSTOP, a long lock wait) thus sends at most the message each connection had
+in flight when it stopped.
+
 Stopping: ``stop`` (a first Ctrl-C or SIGTERM, the run's deadline, or the circuit
 breaker) takes no new message; those in flight finish; every claimed row not yet sent
 goes back to pending. ``abort`` (a second Ctrl-C) cuts the connections at once: rows
@@ -18,13 +28,19 @@ handed over whole but not yet answered stays 'sending' until its lease runs out.
 
 Temporary failures are retried with exponential backoff within the run, up to
 ``max_attempts``; what is left waits, pending, for a later run. Permanent failures (5xx)
-fail the row and count towards the subscriber's bounces.
+of a recipient fail the row and count towards the subscriber's bounces. A refusal of
+the envelope sender (MAIL FROM) or of the session is nobody's bounce: the run stops
+with the server's answer and the rows stay pending. So does a run whose permanent
+failures come ``breaker`` in a row with the same answer (a relay refusing everyone):
+those rows stay pending too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,7 +70,7 @@ from digest.mail.message import (
 )
 from digest.mail.outbox import Job
 from digest.mail.ratelimit import GlobalBucket, RetryQueue
-from digest.mail.transport import ConnectionTrouble, abort, handed
+from digest.mail.transport import ConnectionTrouble, SenderRefused, abort, handed
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +109,7 @@ class Policy:
     lease: float = 60.0  # seconds a dead worker's rows stay held
     batch: int = 50  # rows claimed at a time
     max_run: float = 0.0  # seconds a run may last; 0: no limit
-    breaker: int = 0  # timeouts/lost connections in a row that stop the run; 0: never
+    breaker: int = 0  # timeouts/lost connections, or alike 5xx, in a row that stop the run
 
     @classmethod
     def of(cls, e: EmailSection, *, parallel: bool = True) -> Policy:
@@ -223,7 +239,13 @@ class Sender:
         self.templates: dict[int, MessageTemplate] = {}
         self.inflight: dict[int, Transport] = {}  # delivery id -> its connection
         self.open: list[Transport] = []
+        self.token = secrets.token_hex(16)  # this run's claim token (the fence)
+        self.lease_until = 0.0  # time.monotonic() until which the rows held are ours
+        self.streak: list[tuple[Job, str]] = []  # alike 5xx in a row, not yet recorded
+        self.alike = False  # the breaker for alike 5xx tripped: refusals stay pending
+        self.lapsed = threading.Event()  # the lease ran out: send nothing more
         self._halt = threading.Event()  # the heartbeat's end
+        self._beat: threading.Thread | None = None
         self.deadline = time.monotonic() + policy.max_run if policy.max_run else None
 
     # the run ---------------------------------------------------------------
@@ -234,14 +256,23 @@ class Sender:
         skipped, waiting = self._start()
         if isinstance(self.abort, Abort):
             self.abort.armed = True
-        beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        beat.start()
+        self._beating()
         handed_over: set[int] = set()
         try:
             while True:
                 handed_over = self._pass()
                 if self.stop.is_set() or self.abort.is_set() or self.crash or self.lost:
                     break
+                if self.lapsed.is_set() and not forever:
+                    self._halt_run(
+                        f"stopped: this worker's lease on its deliveries ran out (no renewal "
+                        f"for email.lease_seconds = {self.policy.lease:g}: the process was "
+                        "paused or stalled); other workers take them over"
+                    )
+                    break
+                if self.lapsed.is_set():
+                    skipped += self._rejoin(handed_over)
+                    continue
                 if not forever and not (drain and self._others_hold_rows()):
                     break
                 self._sleep(poll)
@@ -277,13 +308,15 @@ class Sender:
 
     def _start(self) -> tuple[int, int]:
         """Register, take back what dead workers held, skip rows of readers who left."""
-        now = self.clock()
+        now, began = self.clock(), time.monotonic()
         with self._tx() as conn:
-            released = workers.reap(conn, now, self.policy.lease)
-            self.worker_id = workers.register(conn, now)
+            released = workers.reap(conn, self.policy.lease)
+            self.worker_id = workers.register(conn)
             skipped = outbox.skip_inactive(conn)
             waiting = outbox.waiting_count(conn, now)
             self.total = outbox.pending_count(conn)
+        self.lease_until = began + self.policy.lease
+        self.lapsed.clear()
         if released:
             log.warning(
                 "%d deliveries were in flight when an earlier run stopped: sending them "
@@ -292,11 +325,35 @@ class Sender:
             )
         return skipped, waiting
 
+    def _beating(self) -> None:
+        self._halt.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        self._beat.start()
+
+    def _rejoin(self, handed_over: set[int]) -> int:
+        """The lease ran out (the process was paused or stalled): let go of what is
+        still held, and start over as a new worker, under a new claim token."""
+        log.warning(
+            "this worker's lease on its deliveries ran out (no renewal for "
+            "email.lease_seconds = %g: the process was paused or stalled); other workers "
+            "take them over; starting over as a new worker",
+            self.policy.lease,
+        )
+        self._halt.set()
+        if self._beat is not None:
+            self._beat.join()
+        self._finish(handed_over)
+        self.token = secrets.token_hex(16)
+        skipped = self._start()[0]
+        self._beating()
+        return skipped
+
     def _finish(self, handed_over: set[int]) -> int:
         """Rows still claimed go back to pending, but for a message handed over whole
         whose answer never came (an abort): it stays 'sending' until its lease ends."""
+        self._settle()
         with self._tx() as conn:
-            left = outbox.release_held(conn, self.worker_id, handed_over)
+            left = outbox.release_held(conn, self.worker_id, self.token, handed_over)
             workers.unregister(conn, self.worker_id)
         return left
 
@@ -320,7 +377,7 @@ class Sender:
                 )
             if self.abort.is_set():
                 return self._cut(queue, threads)
-            if self.stop.is_set():
+            if self._stopping():
                 queue.close()
         queue.close()
         return set()
@@ -338,6 +395,10 @@ class Sender:
             t.join(max(0.0, end - time.monotonic()))
         return held
 
+    def _stopping(self) -> bool:
+        """Take no new message: asked to stop, or the lease ran out."""
+        return self.stop.is_set() or self.abort.is_set() or self.lapsed.is_set()
+
     def _halt_run(self, why: str) -> None:
         with self._lock:
             self.stopped = self.stopped or why
@@ -350,19 +411,27 @@ class Sender:
 
     def _others_hold_rows(self) -> bool:
         with self._tx() as conn:
-            workers.reap(conn, self.clock(), self.policy.lease)
+            workers.reap(conn, self.policy.lease)
             return outbox.unfinished(conn, self.clock()) > 0
 
     def _heartbeat(self) -> None:
+        """Renew the lease every quarter of it. A renewal counts only when it began and
+        committed while the lease still held (by this host's monotonic clock, which a
+        pause does not stop): after that, rows may have gone to other workers."""
         every = max(0.2, self.policy.lease / 4)
         while not self._halt.wait(every):
+            began = time.monotonic()
+            if not self._holding(began):
+                return
             try:
-                now = self.clock()
                 with self._lock:
                     counts = dict(self.counts)
                 with self._tx() as conn:
-                    workers.beat(conn, self.worker_id, now, counts)
-                    released = workers.reap(conn, now, self.policy.lease)
+                    workers.beat(conn, self.worker_id, self.token, counts)
+                    released = workers.reap(conn, self.policy.lease)
+                if not self._holding(time.monotonic()):
+                    return
+                self.lease_until = began + self.policy.lease
                 if released:
                     log.warning(
                         "%d deliveries held by a worker that stopped go back to pending",
@@ -372,10 +441,12 @@ class Sender:
                 log.warning("worker heartbeat failed: %s", exc)
 
     def _claim(self) -> list[Item]:
-        if self.stop.is_set() or self.abort.is_set():
+        if self._stopping():
             return []
         with self._tx() as conn:
-            jobs = outbox.claim_batch(conn, self.worker_id, self.clock(), self.policy.batch)
+            jobs = outbox.claim_batch(
+                conn, self.worker_id, self.clock(), self.policy.batch, self.token
+            )
         return [(job, 0) for job in jobs]
 
     def _error_lines(self) -> list[str]:
@@ -405,7 +476,7 @@ class Sender:
     def _worker(self, queue: RetryQueue[Item]) -> None:
         transport: Transport | None = None
         try:
-            while not self.stop.is_set() and (item := queue.get()) is not None:
+            while not self._stopping() and (item := queue.get()) is not None:
                 try:
                     if transport is None:
                         transport = self._open(queue, item)
@@ -456,6 +527,13 @@ class Sender:
                 f"{self.policy.breaker})"
             )
 
+    def _holding(self, now: float) -> bool:
+        """Whether this worker's lease still holds; when not, nothing more is sent."""
+        if now < self.lease_until:
+            return True
+        self.lapsed.set()
+        return False
+
     def _fail_run(self, exc: BaseException, queue: RetryQueue[Item]) -> None:
         with self._lock:
             self.crash = self.crash or exc
@@ -465,21 +543,27 @@ class Sender:
         self.limiter.wait(self.stop)
         if tries:  # a retry in this run: the row went back to pending, claim it again
             with self._tx() as s:
-                if not outbox.claim(s, job.id, self.clock(), self.worker_id):
+                if not outbox.claim(s, job.id, self.worker_id, self.token):
                     self._tally("skipped", job.address)
                     return
-        if self.stop.is_set() or self.abort.is_set():
+        if self._stopping():
             return  # claimed, never handed over: released when the run ends
         with self._lock:
             self.inflight[job.id] = transport
+        sender = self.mailing.return_path(job.message_id)
         try:
             data = self._template(job.variant_id).render(
                 job.address, job.message_id, job.token, job.name
             )
-            transport.send(data, job.address, sender=self.mailing.return_path(job.message_id))
+            if not self._holding(time.monotonic()):
+                return  # the row may be another worker's by now: not sent from here
+            transport.send(data, job.address, sender=sender)
+        except SenderRefused as exc:  # not this reader's bounce: the row stays pending
+            self._halt_run(
+                f"stopped: the SMTP server refused the sender <{sender}> (MAIL FROM): {exc}"
+            )
         except PermanentFailure as exc:
-            self._settled()
-            self._failed(job, str(exc))
+            self._refused(job, str(exc))
         except TransientFailure as exc:
             if self.abort.is_set():
                 return
@@ -491,20 +575,62 @@ class Sender:
         except BaseException:
             if not self.abort.is_set():
                 with self._tx() as s:  # not sent: pending again, for this run or the next
-                    outbox.mark_pending(s, job.id, None, None)
+                    outbox.mark_pending(s, job, None, None)
             raise
         else:
             self._settled()
             with self._tx() as s:
-                outbox.mark_sent(s, job, self.clock())
+                mine = outbox.mark_sent(s, job, self.clock())
             self._tally("sent", job.address)
+            if not mine:
+                log.warning("%s: the row was taken over by another worker", job.address)
+                self.lease_until = 0.0
+                self._holding(time.monotonic())
         finally:
             with self._lock:
                 self.inflight.pop(job.id, None)
 
     def _settled(self) -> None:
+        """An answer that was not a refusal: the breakers start over."""
         with self._lock:
             self.in_a_row = 0
+            if not self.streak:
+                return
+        self._settle()
+
+    def _settle(self) -> None:
+        """The refusals held back were each their recipient's: recorded as such."""
+        with self._lock:
+            streak, self.streak = self.streak, []
+        for job, error in streak:
+            self._failed(job, error)
+
+    def _refused(self, job: Job, error: str) -> None:
+        """A permanent refusal. It is held back while those before it in a row had the
+        same answer: `breaker` of them, and the run stops with their rows pending (a
+        relay refusing everyone is not every reader's bounce)."""
+        breaker, shape = self.policy.breaker, _shape(error, job.address)
+        with self._lock:
+            self.in_a_row = 0
+            if self.alike:
+                return  # the run is stopping: left 'sending', released, pending
+            earlier: list[tuple[Job, str]] = []
+            if self.streak and _shape(self.streak[0][1], self.streak[0][0].address) != shape:
+                earlier, self.streak = self.streak, []
+            self.streak.append((job, error))
+            tripped = self.alike = bool(breaker) and len(self.streak) >= breaker
+            if tripped:
+                self.streak = []  # left 'sending': released, pending, when the run ends
+            elif not breaker:
+                earlier, self.streak = earlier + self.streak, []
+        for held, why in earlier:
+            self._failed(held, why)
+        if tripped:
+            self._halt_run(
+                f"stopped: the SMTP server refused {breaker} messages in a row with the same "
+                f"answer ({_one_line(error)}); not counted as bounces "
+                f"(email.breaker_failures = {breaker})"
+            )
 
     def _failed(self, job: Job, error: str) -> None:
         threshold = self.policy.bounce_threshold
@@ -525,12 +651,12 @@ class Sender:
         elif tries < p.max_attempts and not self.stop.is_set():
             delay = backoff(p.retry_seconds, tries)
             with self._tx() as s:
-                outbox.mark_pending(s, job.id, error, now + timedelta(seconds=delay))
+                outbox.mark_pending(s, job, error, now + timedelta(seconds=delay))
             queue.later((job, tries), delay)
         else:
             delay = backoff(p.retry_seconds, job.attempts + tries)
             with self._tx() as s:
-                outbox.mark_pending(s, job.id, error, now + timedelta(seconds=delay))
+                outbox.mark_pending(s, job, error, now + timedelta(seconds=delay))
             self._tally("deferred", job.address, error)
 
     def _tally(self, outcome: str, address: str, error: str | None = None) -> None:
@@ -541,6 +667,19 @@ class Sender:
             done = sum(self.counts.values())
             if self.progress:
                 self.progress("Delivering", done, max(self.total, done), address)
+
+
+def _one_line(text: str) -> str:
+    """A server's answer as one printable line."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _shape(error: str, address: str) -> str:
+    """An answer with its recipient's address taken out: what alike refusals share."""
+    return _ADDRESSES.sub("", _one_line(error).replace(address, "")).lower()
+
+
+_ADDRESSES = re.compile(r"<[^<>\s]*>|\S+@\S+")
 
 
 def backoff(base: float, attempts: int) -> float:

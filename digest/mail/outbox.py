@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Float,
     Integer,
     Table,
     Text,
@@ -26,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from digest.mail.message import Letter
@@ -202,6 +205,7 @@ class Job:
     attempts: int
     created_at: datetime
     bounce_count: int
+    claim: str | None = None  # the claim token it is held under (see claim_batch)
 
 
 def due_jobs(session: Session, now: datetime) -> list[Job]:
@@ -260,47 +264,59 @@ def letters(
     return {vid: (Letter(subject, html, text), when) for vid, subject, html, text, when in rows}
 
 
-def release_expired(db: Connection | Session, cutoff: datetime, dead: Sequence[int] = ()) -> int:
-    """Deliveries left 'sending' whose lease ran out (claimed before `cutoff`: their
-    worker's heartbeat stopped renewing them), or held by a worker known to be dead, go
-    back to pending. A live worker's rows are never taken."""
-    held = or_(_D.c.claimed_at.is_(None), _D.c.claimed_at < cutoff)
+def release_expired(db: Connection | Session, lease: float, dead: Sequence[int] = ()) -> int:
+    """Deliveries left 'sending' whose lease ran out (claimed or renewed more than
+    `lease` seconds ago by the database's clock: their worker's heartbeat stopped
+    renewing them), or held by a worker known to be dead, go back to pending. A live
+    worker's rows are never taken, whatever the clocks of the hosts say."""
+    held = or_(_D.c.claimed_at.is_(None), _D.c.claimed_at < db_ago(lease))
     if dead:
         held = or_(held, _D.c.claimed_by.in_(list(dead)))
     result = db.execute(
         update(_D)
         .where(_D.c.status == DeliveryStatus.SENDING, held)
-        .values(status=DeliveryStatus.PENDING, claimed_by=None)
+        .values(status=DeliveryStatus.PENDING, claimed_by=None, claim_token=None)
     )
     return _count(result)
 
 
-def renew(db: Connection | Session, worker_id: int, now: datetime) -> None:
-    """The worker is alive: the lease on every row it holds starts again."""
+def renew(db: Connection | Session, worker_id: int, token: str) -> None:
+    """The worker is alive: the lease on every row it still holds starts again (now by
+    the database's clock)."""
     db.execute(
         update(_D)
-        .where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
-        .values(claimed_at=now)
+        .where(_held_by(worker_id, token), _D.c.status == DeliveryStatus.SENDING)
+        .values(claimed_at=db_now())
     )
 
 
-def release_held(db: Connection | Session, worker_id: int, keep: Iterable[int] = ()) -> int:
+def release_held(
+    db: Connection | Session, worker_id: int, token: str, keep: Iterable[int] = ()
+) -> int:
     """The worker stops: its claimed rows that were never handed to the server go back to
     pending (`keep`: rows whose message the server may have accepted; they stay
-    'sending' until their lease runs out)."""
-    stmt = update(_D).where(_D.c.claimed_by == worker_id, _D.c.status == DeliveryStatus.SENDING)
+    'sending' until their lease runs out). Rows taken over by another worker while
+    this one was paused are not its own any more and are left alone."""
+    stmt = update(_D).where(_held_by(worker_id, token), _D.c.status == DeliveryStatus.SENDING)
     kept = list(keep)
     if kept:
         stmt = stmt.where(_D.c.id.not_in(kept))
     # their claim counted an attempt that never happened
-    values = {"status": DeliveryStatus.PENDING, "claimed_by": None, "attempts": _D.c.attempts - 1}
+    values = {
+        "status": DeliveryStatus.PENDING,
+        "claimed_by": None,
+        "claim_token": None,
+        "attempts": _D.c.attempts - 1,
+    }
     return _count(db.execute(stmt.values(values)))
 
 
-def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> list[Job]:
-    """Claim up to `limit` due pending deliveries for this worker, oldest digest first.
-    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never wait on each other's
-    rows; SQLite: the same conditional UPDATE runs under its single writer lock."""
+def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int, token: str) -> list[Job]:
+    """Claim up to `limit` due pending deliveries for this worker, oldest digest first,
+    under the worker run's `token` (the fence: finishing a row names it), leased from
+    the database's clock. PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never
+    wait on each other's rows; SQLite: the same conditional UPDATE runs under its
+    single writer lock. (`now`, this host's clock, only says which retries are due.)"""
     due = (
         select(_D.c.id)
         .join(_S, _S.c.id == _D.c.subscriber_id)
@@ -321,8 +337,9 @@ def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int) -> li
             .where(_D.c.id.in_(due.scalar_subquery()), _D.c.status == DeliveryStatus.PENDING)
             .values(
                 status=DeliveryStatus.SENDING,
-                claimed_at=now,
+                claimed_at=db_now(),
                 claimed_by=worker_id,
+                claim_token=token,
                 attempts=_D.c.attempts + 1,
             )
             .returning(_D.c.id)
@@ -386,6 +403,56 @@ def skip_inactive(session: Connection | Session) -> int:
     return skipped
 
 
+# Leases are measured by the database's clock alone: every host writes and compares
+# the same clock, so a host whose clock is off neither takes live rows nor keeps dead
+# ones (as the rate limit does, ratelimit.GlobalBucket).
+
+
+class db_now(FunctionElement[datetime]):
+    """The database's clock now, as a UTCDateTime value (SQLite: UTC, as stored)."""
+
+    type = UTCDateTime()
+    name = "db_now"
+    inherit_cache = True
+
+
+class db_ago(FunctionElement[datetime]):
+    """The database's clock, `seconds` ago."""
+
+    type = UTCDateTime()
+    name = "db_ago"
+    inherit_cache = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(literal(float(seconds), Float()))
+
+
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now'{})"  # ms; stored values have µs
+
+
+@compiles(db_now, "postgresql")
+def _pg_now(element: db_now, compiler: SQLCompiler, **kw: object) -> str:
+    return "statement_timestamp()"
+
+
+@compiles(db_now)
+def _sqlite_now(element: db_now, compiler: SQLCompiler, **kw: object) -> str:
+    return f"({_SQLITE_NOW.format('')} || '000')"
+
+
+@compiles(db_ago, "postgresql")
+def _pg_ago(element: db_ago, compiler: SQLCompiler, **kw: object) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return f"(statement_timestamp() - make_interval(secs => {seconds}))"
+
+
+@compiles(db_ago)
+def _sqlite_ago(element: db_ago, compiler: SQLCompiler, **kw: object) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    shift = f", '-' || {seconds} || ' seconds'"
+    return f"({_SQLITE_NOW.format(shift)} || '000')"
+
+
 # The statements run once per message are built once (Core, bound parameters): only
 # their parameters change, so SQLAlchemy reuses the compiled form.
 _D = cast(Table, Delivery.__table__)
@@ -402,6 +469,7 @@ _JOBS = select(
     _D.c.attempts,
     _D.c.created_at,
     _S.c.bounce_count,
+    _D.c.claim_token.label("claim"),
 ).join(_S, _S.c.id == _D.c.subscriber_id)
 _CLAIM = (
     update(_D)
@@ -414,19 +482,27 @@ _CLAIM = (
     )
     .values(
         status=DeliveryStatus.SENDING,
-        claimed_at=_NOW,
+        claimed_at=db_now(),
         claimed_by=bindparam("by"),
+        claim_token=bindparam("token"),
         attempts=_D.c.attempts + 1,
     )
 )
+# Finishing a row is fenced: only while it is still 'sending' under the claim token it
+# was claimed with (a row taken over by another worker is not changed).
+_MINE = (
+    _D.c.id == bindparam("did"),
+    _D.c.status == DeliveryStatus.SENDING,
+    _D.c.claim_token == bindparam("claim"),
+)
 _SENT = (
     update(_D)
-    .where(_D.c.id == bindparam("did"))
+    .where(*_MINE)
     .values(status=DeliveryStatus.SENT, sent_at=_NOW, last_error=None, next_attempt_at=None)
 )
 _FINISH = (
     update(_D)
-    .where(_D.c.id == bindparam("did"))
+    .where(*_MINE)
     .values(
         status=bindparam("status"),
         last_error=bindparam("error"),
@@ -447,36 +523,44 @@ _BOUNCED = (
 
 
 def claim(
-    db: Connection | Session, delivery_id: int, now: datetime, worker_id: int | None = None
+    db: Connection | Session,
+    delivery_id: int,
+    worker_id: int | None = None,
+    token: str | None = None,
 ) -> bool:
-    """Conditional update: True when this worker now owns the delivery (the row count
-    says who won). The subscriber must still be active."""
-    params = {"did": delivery_id, "now": now, "by": worker_id}
+    """Conditional update: True when this worker (under its claim `token`) now owns the
+    delivery (the row count says who won), leased from the database's clock. The
+    subscriber must still be active."""
+    params = {"did": delivery_id, "by": worker_id, "token": token}
     return _count(db.execute(_CLAIM, params)) == 1
 
 
-def mark_sent(db: Connection | Session, job: Job, now: datetime) -> None:
-    db.execute(_SENT, {"did": job.id, "now": now})
+def mark_sent(db: Connection | Session, job: Job, now: datetime) -> bool:
+    """The server accepted the message: True, or False when the row was no longer held
+    under the job's claim (taken over by another worker: a copy went out twice)."""
+    if _count(db.execute(_SENT, {"did": job.id, "claim": job.claim, "now": now})) != 1:
+        return False
     if job.bounce_count:
         db.execute(_RESET_BOUNCES, {"sid": job.subscriber_id})
+    return True
 
 
 def mark_pending(
-    db: Connection | Session, delivery_id: int, error: str | None, at: datetime | None
+    db: Connection | Session, job: Job, error: str | None, at: datetime | None
 ) -> None:
-    """Back to pending: retried when `at` comes (None: at once, by the next run)."""
-    db.execute(
-        _FINISH, {"did": delivery_id, "status": DeliveryStatus.PENDING, "error": error, "at": at}
-    )
+    """Back to pending (if still held under the job's claim): retried when `at` comes
+    (None: at once, by the next run)."""
+    params = {"did": job.id, "claim": job.claim, "status": DeliveryStatus.PENDING}
+    db.execute(_FINISH, {**params, "error": error, "at": at})
 
 
 def mark_failed(db: Connection | Session, job: Job, error: str, *, bounce_after: int = 0) -> bool:
-    """The delivery failed for good. With bounce_after, it counts as a bounce, and the
-    subscriber becomes 'bounced' at that many in a row; True when that happened now."""
-    db.execute(
-        _FINISH, {"did": job.id, "status": DeliveryStatus.FAILED, "error": error, "at": None}
-    )
-    if not bounce_after:
+    """The delivery failed for good (if still held under the job's claim). With
+    bounce_after, it counts as a bounce, and the subscriber becomes 'bounced' at that
+    many in a row; True when that happened now."""
+    params = {"did": job.id, "claim": job.claim, "status": DeliveryStatus.FAILED}
+    finished = _count(db.execute(_FINISH, {**params, "error": error, "at": None}))
+    if not bounce_after or not finished:
         return False
     db.execute(_BOUNCE, {"sid": job.subscriber_id})
     return _count(db.execute(_BOUNCED, {"sid": job.subscriber_id, "limit": bounce_after})) == 1
@@ -484,3 +568,7 @@ def mark_failed(db: Connection | Session, job: Job, error: str, *, bounce_after:
 
 def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _held_by(worker_id: int, token: str) -> ColumnElement[bool]:
+    return (_D.c.claimed_by == worker_id) & (_D.c.claim_token == token)

@@ -34,6 +34,15 @@ class ConnectionTrouble(TransientFailure):
     a stalled server shows up across messages, not in one."""
 
 
+class SenderRefused(Exception):
+    """The server refused the envelope sender (its answer to MAIL FROM, 4xx or 5xx):
+    the relay or the sender's domain is at fault, not the recipient."""
+
+
+class _MailRefused(smtplib.SMTPResponseException):
+    """A refused MAIL FROM, told apart from a refused RCPT or DATA."""
+
+
 class Transport(Protocol):
     name: str
 
@@ -154,6 +163,12 @@ class SmtpTransport:
             if self.user:
                 conn.login(self.user, self.password)
             conn.ehlo_or_helo_if_needed()
+        except (smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
+            raise DeliveryError(
+                f"SMTP server {where} refused the session: "
+                f"{_answer(exc.smtp_code, exc.smtp_error)}",
+                hint="the relay's own log says why it turns this host away",
+            ) from None
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(
                 f"SMTP server {where} refused the login for {self.user!r}: {exc.smtp_code}",
@@ -202,10 +217,13 @@ class SmtpTransport:
                 if conn.has_extn("pipelining"):
                     self._pipelined(conn, sender, to)
                 else:
-                    _expect(conn.mail(sender), (250,))
+                    _expect(conn.mail(sender), (250,), _MailRefused)
                     _expect(conn.rcpt(to), (250, 251))
                     _expect(conn.docmd("data"), (354,))
                 break
+            except _MailRefused as exc:
+                self._after_refusal(exc.smtp_code)
+                raise SenderRefused(_answer(exc.smtp_code, exc.smtp_error)) from None
             except smtplib.SMTPResponseException as exc:
                 self._after_refusal(exc.smtp_code)
                 raise _failure(exc.smtp_code, exc.smtp_error) from None
@@ -231,7 +249,7 @@ class SmtpTransport:
         conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{to}>\r\nDATA\r\n")
         replies = [conn.getreply() for _ in range(3)]
         mail, rcpt, data = replies
-        _expect(mail, (250,))
+        _expect(mail, (250,), _MailRefused)
         if data[0] == 354 and rcpt[0] not in (250, 251):  # never: a server must refuse DATA
             conn.send(b".\r\n")  # end the (empty) message it is waiting for
             conn.getreply()
@@ -266,9 +284,20 @@ def _dot_stuffed(data: bytes) -> bytes:
     return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
-def _expect(reply: tuple[int, bytes], ok: tuple[int, ...]) -> None:
+def _expect(
+    reply: tuple[int, bytes],
+    ok: tuple[int, ...],
+    refused: type[smtplib.SMTPResponseException] = smtplib.SMTPResponseException,
+) -> None:
     if reply[0] not in ok:
-        raise smtplib.SMTPResponseException(*reply)
+        raise refused(*reply)
+
+
+def _answer(code: int, reply: bytes | str) -> str:
+    """A server's answer as one printable line (a multi-line reply joined)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(f"{code} {text}".split())
 
 
 def _failure(code: int, reply: bytes | str) -> Exception:

@@ -1,7 +1,8 @@
 """Delivery workers in the state: each process that sends registers a row and keeps
 its heartbeat fresh; the heartbeat renews the lease on the deliveries it holds. Rows
 held by a worker whose heartbeat stopped (or whose process is gone, on this host) go
-back to pending; a live worker's rows are never taken."""
+back to pending; a live worker's rows are never taken. Heartbeats and leases are
+written and compared by the database's clock only, so hosts whose clocks differ agree."""
 
 from __future__ import annotations
 
@@ -34,14 +35,14 @@ class WorkerInfo:
     deferred: int
 
 
-def register(db: Connection, now: datetime) -> int:
+def register(db: Connection) -> int:
     row = db.execute(
         insert(Worker)
         .values(
             host=HOST,
             pid=os.getpid(),
-            started_at=now,
-            heartbeat_at=now,
+            started_at=outbox.db_now(),
+            heartbeat_at=outbox.db_now(),
             sent=0,
             failed=0,
             deferred=0,
@@ -51,38 +52,38 @@ def register(db: Connection, now: datetime) -> int:
     return int(row.scalar_one())
 
 
-def beat(db: Connection, worker_id: int, now: datetime, counts: dict[str, int]) -> None:
-    """Alive: the heartbeat and progress are stored, and the lease on held rows renewed."""
+def beat(db: Connection, worker_id: int, token: str, counts: dict[str, int]) -> None:
+    """Alive: the heartbeat and progress are stored, and the lease on the rows held under
+    the claim `token` renewed (the worker row first, then the rows: in the order a
+    reaper takes them, so the two never wait on each other on PostgreSQL)."""
     db.execute(
         update(Worker)
         .where(Worker.id == worker_id)
         .values(
-            heartbeat_at=now,
+            heartbeat_at=outbox.db_now(),
             sent=counts.get("sent", 0),
             failed=counts.get("failed", 0),
             deferred=counts.get("deferred", 0),
         )
     )
-    outbox.renew(db, worker_id, now)
+    outbox.renew(db, worker_id, token)
 
 
 def unregister(db: Connection, worker_id: int) -> None:
     db.execute(delete(Worker).where(Worker.id == worker_id))
 
 
-def reap(db: Connection, now: datetime, lease: float) -> int:
-    """Take back what dead workers held: rows whose lease ran out, and rows of a worker
-    on this host whose process is gone (no need to wait for its lease). Returns how
-    many rows went back to pending."""
-    cutoff = now - timedelta(seconds=lease)
+def reap(db: Connection, lease: float) -> int:
+    """Take back what dead workers held: rows whose lease ran out (by the database's
+    clock), and rows of a worker on this host whose process is gone (no need to wait
+    for its lease). Returns how many rows went back to pending."""
     local = db.execute(select(Worker.id, Worker.pid).where(Worker.host == HOST)).all()
     dead = [wid for wid, pid in local if pid != os.getpid() and not _alive(pid)]
-    released = outbox.release_expired(db, cutoff, dead)
-    gone = Worker.heartbeat_at < cutoff
+    gone = Worker.heartbeat_at < outbox.db_ago(lease)
     db.execute(
         delete(Worker).where(gone | Worker.id.in_(dead)) if dead else delete(Worker).where(gone)
     )
-    return released
+    return outbox.release_expired(db, lease, dead)
 
 
 def listing(session: Session, now: datetime, lease: float) -> list[WorkerInfo]:

@@ -204,6 +204,7 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # renewed while held
     claimed_by: Mapped[int | None] = mapped_column(Integer)  # workers.id (no FK: it may go)
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # the holding worker run's
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
