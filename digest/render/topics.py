@@ -54,7 +54,13 @@ def topic_groups(vocabulary: Vocabulary, themes: Sequence[tuple[str, str]]) -> l
     for slug, name in themes:
         if slug not in shown and new(name):
             groups.append(TopicGroup(slug, name, "", ()))
-    groups += [TopicGroup(a.slug, a.name, a.description, tuple(below[a.slug])) for a in tops]
+    # a group with one topic inside is that topic: no "only some of them" to open
+    groups += [
+        TopicGroup(
+            a.slug, a.name, a.description, tuple(below[a.slug]) if len(below[a.slug]) > 1 else ()
+        )
+        for a in tops
+    ]
     return groups
 
 
