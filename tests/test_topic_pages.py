@@ -86,3 +86,18 @@ def test_preferences_open_the_group_of_a_chosen_topic(browser, site: Served, wid
     assert "Saved" in page.content()
     assert book.lookup(token).themes == (top,)  # type: ignore[union-attr]
     page.close()
+
+
+def test_a_group_with_one_topic_inside_offers_no_choice_within_it() -> None:
+    from digest.render.topics import topic_groups
+    from digest.sections.areas import Area, Vocabulary
+
+    def area(slug: str, parent: str = "") -> Area:
+        return Area(slug, slug.title(), "d", (slug,), parent)
+
+    vision = (area("vision"), area("detection", "vision"))
+    audio = (area("audio"), area("speech", "audio"), area("music", "audio"))
+    vocabulary = Vocabulary((*vision, *audio))
+    groups = {g.slug: g for g in topic_groups(vocabulary, [])}
+    assert groups["vision"].topics == ()  # "all 1 topics" and a disclosure of one were shown
+    assert [t.slug for t in groups["audio"].topics] == ["speech", "music"]
