@@ -57,9 +57,10 @@ def storage_error(path: Path | str, exc: OSError) -> StorageError:
     return StorageError(str(path), exc.strerror or str(exc), hint="check the disk and the path")
 
 
-def atomic_write(path: Path, data: bytes | str) -> bool:
+def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> bool:
     """Write `data` to `path` atomically; returns False when the file already holds it.
-    A failure (full disk, read-only folder) raises StorageError and leaves the old file."""
+    A failure (full disk, read-only folder) raises StorageError and leaves the old file.
+    `mode`: 0o644 for what is published, 0o600 for what is private (an address list)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         if path.read_bytes() == raw:
@@ -67,13 +68,13 @@ def atomic_write(path: Path, data: bytes | str) -> bool:
     except OSError:
         pass
     try:
-        _replace(path, raw)
+        _replace(path, raw, mode)
     except OSError as exc:
         raise storage_error(path, exc) from None
     return True
 
 
-def _replace(path: Path, raw: bytes) -> None:
+def _replace(path: Path, raw: bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -81,7 +82,7 @@ def _replace(path: Path, raw: bytes) -> None:
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

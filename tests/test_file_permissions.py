@@ -109,3 +109,15 @@ def test_the_daemon_log_is_private(tmp_path: Path) -> None:
                 handler.close()
         root.handlers[:], root.level = handlers, level
     assert mode(tmp_path / "logs" / "daemon.log") == 0o600
+
+
+def test_an_exported_subscriber_list_is_private(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\nstate_dir = "{tmp_path / "state"}"\n')
+    added = digest_cli("-c", str(config), "subscribers", "add", "ada@example.org", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    out = tmp_path / "list.csv"
+    result = digest_cli("-c", str(config), "subscribers", "export", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ada@example.org" in out.read_text(encoding="utf-8")
+    assert mode(out) == 0o600  # was 0644: every local user could read the addresses

@@ -163,7 +163,7 @@ def export(obj: Any, out_path: Path | None) -> None:
     if out_path is None:
         sys.stdout.write(buffer.getvalue())
     else:
-        atomic_write(out_path, buffer.getvalue())
+        atomic_write(out_path, buffer.getvalue(), mode=0o600)  # addresses: the owner's only
         click.echo(f"wrote {n} subscriber(s) to {out_path}", err=True)
 
 
