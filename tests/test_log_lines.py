@@ -98,3 +98,26 @@ def test_ingest_output_shows_escape_sequences_escaped(tmp_path: Path) -> None:
     assert "\x1b" not in output and "\x07" not in output, repr(output)
     assert "\\x1b[2J" in output, output
     assert not [line for line in output.splitlines() if line.startswith("2026-12-03")], output
+
+
+def test_the_web_servers_own_records_go_through_the_one_line_escaping(tmp_path: Path) -> None:
+    import io
+    import logging
+
+    from digest.app import make_app
+    from digest.logtext import escape_handlers
+    from digest.web.server import make_server
+    from tests.support.settings import make_settings
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        escape_handlers()
+        make_server(make_app(make_settings(tmp_path, tmp_path)), "127.0.0.1", 0)
+        logging.getLogger("uvicorn.error").error("bad request\nINFO published issue #999")
+    finally:
+        root.removeHandler(handler)
+    # uvicorn's own handler printed the forged second line raw, beside ours
+    assert stream.getvalue() == "bad request\\nINFO published issue #999\n"

@@ -451,6 +451,9 @@ def make_server(app: App, host: str | None = None, port: int | None = None) -> A
         host=host or web.host,
         port=port if port is not None else web.port,
         log_level="warning",
+        # no handlers of uvicorn's own: its records go to ours, escaped to one line each
+        # (logtext.OneLine) like every other record; a request line is outside text
+        log_config=None,
         access_log=False,  # unsubscribe URLs carry tokens: never log paths
         server_header=False,
         proxy_headers=False,  # the client's address: client_address() and web.trusted_proxies
