@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
@@ -24,30 +22,13 @@ from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import bounces as cli_bounces
 from digest.cli import subscribers as cli_subscribers
 from digest.cli import workers as cli_workers
+from digest.cli.console import err, out, safe, shown
 from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
-from digest.errors import DigestError, printable
+from digest.errors import DigestError
 from digest.fsutil import atomic_write, storage_error
 from digest.logtext import escape_handlers
 from digest.state.states import DumpStatus
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def safe(text: str) -> str:
-    """Text from outside (file names, dump text, server replies) for one line of output:
-    unprintable characters escaped, no rich markup."""
-    return escape(printable(text))
-
-
-def shown(path: str | Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
 
 
 class Obj:

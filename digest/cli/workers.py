@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from digest.app import App
+from digest.cli.console import err, out
 from digest.cli.interrupts import Interrupts
 from digest.mail.delivery import DeliveryReport
 
@@ -38,8 +39,6 @@ def worker(ctx: click.Context, drain: bool) -> None:
     `digest run`. Ctrl-C or SIGTERM: messages in flight finish, the
     rest stays pending, exit 130 / 143; a second Ctrl-C stops at once.
     """
-    from digest.cli.main import err, out
-
     app: App = ctx.obj.app()
     with Interrupts(err) as stop:
         report = app.deliver_pending(None, stop.soon, abort=stop.now, drain=True, forever=not drain)
