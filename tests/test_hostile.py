@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from digest.app import App, make_app
-from digest.cli.main import main
 from digest.config import Settings
 from digest.ingest.files import parse_dump
 from digest.mail.message import PLACEHOLDER
+from digest.program import main
 from digest.state.models import DumpFile, Paper, Subscriber
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.net import free_port
