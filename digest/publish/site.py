@@ -32,7 +32,7 @@ from digest.publish.pages import index_older_url, pages_to_write
 from digest.publish.sectionfeeds import feed_names, section_feeds, touched
 from digest.render.renderer import IssueSummary, Renderer
 from digest.sections.areas import Vocabulary, bundled
-from digest.state import archive, db, store
+from digest.state import db, store
 from digest.state import issues as published
 from digest.state.db import Session
 from digest.state.issues import IssueLine
@@ -184,7 +184,7 @@ class SiteFiles:
 
     def _summaries(self, session: Session, digests: Sequence[IssueLine]) -> list[IssueSummary]:
         """The index lines of these digests, each with its sections' feeds."""
-        sections = archive.issue_sections(session, [d.issue for d in digests])
+        sections = published.issue_sections(session, [d.issue for d in digests])
         return [
             IssueSummary(
                 issue=d.issue,

@@ -44,7 +44,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.app import App
 from digest.errors import ConfigError, DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
-from digest.state import archive
 from digest.state.states import SubscriberStatus
 from digest.urls import archive_page_path, issue_path, section_page_path
 
@@ -177,8 +176,7 @@ class Site:
         query = request.query_params.get("q", "").strip()[:200]
         if not query:
             return self.file_response(request, "index.html", "text/html; charset=utf-8")
-        with self.app.session() as session:
-            hits = archive.search(session, query)
+        hits = self.app.search_archive(query)
         return HTMLResponse(self.render("search.html.j2", query=query, hits=hits))
 
     # pages ------------------------------------------------------------------
