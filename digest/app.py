@@ -58,7 +58,7 @@ from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import db, store
+from digest.state import db, issues, papers, store
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
 from digest.urls import slugify
@@ -245,14 +245,15 @@ class App:
         else:
             now = time.time()
             files = [p for p in dump_candidates(self.settings.dumps_dir) if _age(p, now) >= settle]
-        ahead = read_ahead(session, files, progress, max_bytes=limit, settled_after=settled_after)
+        ledger = papers.DumpLedger(session)
+        ahead = read_ahead(ledger, files, progress, max_bytes=limit, settled_after=settled_after)
         db.begin_write(session)
         if paths:
             return ingest_files(
-                session, files, progress, max_bytes=limit, settled_after=settled_after, ahead=ahead
+                ledger, files, progress, max_bytes=limit, settled_after=settled_after, ahead=ahead
             )
         return ingest_folder(
-            session,
+            ledger,
             self.settings.dumps_dir,
             progress,
             settle=settle,
@@ -557,6 +558,11 @@ class App:
         """Bring the public files (web copies, index, pages, feeds) in step with the state;
         returns those that changed (publish/site.py)."""
         return SiteFiles(self.settings, self.renderer, self.session, self.vocabulary()).write()
+
+    def search_archive(self, query: str) -> list[issues.Hit]:
+        """Published papers with every word of ``query`` (the web server's ?q=)."""
+        with self.session() as session:
+            return issues.search(session, query)
 
     # deliver --------------------------------------------------------------
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from digest.app import App, make_app
-from digest.cli.main import main
 from digest.config import load_settings
 from digest.mail.bounces import read_reply
+from digest.program import main
 from digest.state.models import Delivery, Subscriber
 from tests.support.replies import (
     add_to_maildir,

@@ -10,7 +10,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
 from digest.config import (
     DigestSection,
     EmailSection,
@@ -18,6 +17,7 @@ from digest.config import (
     iter_settings,
     load_settings,
 )
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.net import free_port
 

@@ -42,7 +42,7 @@ def write_config(root: Path, port: int) -> Path:
 
 
 def digest_cmd(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "digest.cli", "-c", str(config), *args]
+    return [sys.executable, "-m", "digest", "-c", str(config), *args]
 
 
 @pytest.fixture

@@ -30,11 +30,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text
 
-from digest.cli.main import main
 from digest.daemon.scheduler import PUBLISH_JOB, Watcher, cron_trigger
 from digest.errors import ConfigError
 from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
+from digest.program import main
 from digest.state import locks as lock
 from digest.state.models import Delivery, Digest, DumpFile, Paper
 from tests.support.dumps import SAMPLE_FILES, write_dump
@@ -54,7 +54,7 @@ class DaemonProc:
         self._stderr = self.log.open("w")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run", *extra],
+            [sys.executable, "-m", "digest", "-c", str(folder / "digest.toml"), "run", *extra],
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             cwd=folder,
@@ -309,7 +309,7 @@ def test_second_daemon_on_the_same_state_is_refused(tmp_path: Path, daemons) -> 
     daemons.append(first)
     first.started()
     second = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run"],
+        [sys.executable, "-m", "digest", "-c", str(folder / "digest.toml"), "run"],
         capture_output=True,
         text=True,
         timeout=HANG,

@@ -20,7 +20,7 @@ from .support.dumps import SAMPLE_FILES
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "digest.cli", "-c", str(root / "digest.toml"), *args],
+        [sys.executable, "-m", "digest", "-c", str(root / "digest.toml"), *args],
         capture_output=True,
         text=True,
         timeout=600,

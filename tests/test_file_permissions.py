@@ -30,7 +30,7 @@ def digest_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     old = os.umask(0o022)
     try:
         return subprocess.run(
-            [sys.executable, "-m", "digest.cli", *args],
+            [sys.executable, "-m", "digest", *args],
             cwd=cwd,
             env=env,
             capture_output=True,

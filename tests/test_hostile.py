@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from digest.app import App, make_app
-from digest.cli.main import main
 from digest.config import Settings
 from digest.ingest.files import parse_dump
 from digest.mail.message import PLACEHOLDER
+from digest.program import main
 from digest.state.models import DumpFile, Paper, Subscriber
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.net import free_port
@@ -248,13 +248,14 @@ def test_item3_the_daemon_watcher_skips_links_and_says_so(
 
 def test_item3_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path) -> None:
     from digest.ingest.files import ingest_one
+    from digest.state.papers import DumpLedger
 
     settings = hostile_settings(tmp_path)
     secret = write_dump(tmp_path / "secret.txt", dump_text([("Secret", ABSTRACT)]))
     (settings.dumps_dir / "x.txt").symlink_to(secret)
     app = make_app(settings)
     with app.session() as s:
-        report = ingest_one(s, settings.dumps_dir / "x.txt")
+        report = ingest_one(DumpLedger(s), settings.dumps_dir / "x.txt")
     assert report.status == "failed" and "symbolic link" in report.error
 
 
@@ -433,10 +434,11 @@ SAMPLE = SAMPLE_FILES[1]  # 74 papers
 
 def ingest_one_file(tmp_path: Path, path: Path) -> tuple[str, str]:
     from digest.ingest.files import ingest_one
+    from digest.state.papers import DumpLedger
 
     app = make_app(hostile_settings(tmp_path))
     with app.session() as s:
-        report = ingest_one(s, path)
+        report = ingest_one(DumpLedger(s), path)
         s.commit()
     return report.status, report.error
 

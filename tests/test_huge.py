@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from digest.app import FEED_ENTRY_BYTES, make_app
-from digest.cli.main import main
 from digest.config import Settings
+from digest.program import main
 from digest.render.renderer import DigestView, Renderer
 from digest.state.models import DigestItem, DumpFile, Paper
 

@@ -11,7 +11,7 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES, write_dump
 
 FILLER = " We describe the method, the data and the experiments, and release the code."

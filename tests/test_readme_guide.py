@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from digest.cli.main import main
 from digest.ingest.parse import parse_bytes
+from digest.program import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

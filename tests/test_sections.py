@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from digest.app import make_app
-from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.errors import ConfigError
+from digest.program import main
 from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
 from digest.sections.match import assignable

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.app import make_app
-from digest.cli.main import main
 from digest.config import load_settings
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_a_closed_pipe_is_a_normal_end(project: Path) -> None:
     os.close(read)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "digest.cli", "themes", "--format", "tsv"],
+            [sys.executable, "-m", "digest", "themes", "--format", "tsv"],
             cwd=project,
             stdout=write,
             stderr=subprocess.PIPE,

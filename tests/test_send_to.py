@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.smtp import Recorder, running_smtp
 

@@ -18,7 +18,7 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.net import free_port
 from tests.support.waiting import HANG, wait_for
@@ -52,7 +52,7 @@ class Serving:
     def __init__(self, project: Path, *args: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "digest.cli", "serve", *args],
+            [sys.executable, "-m", "digest", "serve", *args],
             cwd=project,
             env=env,
             stdout=subprocess.PIPE,
@@ -141,7 +141,7 @@ def test_the_daemon_serving_on_a_busy_port_fails_in_one_line(project: Path) -> N
             (project / "digest.toml").read_text() + f'\n[web]\nhost = "127.0.0.1"\nport = {port}\n'
         )
         done = subprocess.run(
-            [sys.executable, "-m", "digest.cli", "run", "--serve"],
+            [sys.executable, "-m", "digest", "run", "--serve"],
             cwd=project,
             env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"},
             capture_output=True,

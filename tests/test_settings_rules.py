@@ -10,9 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
 from digest.config import OTHER_ENV, SECTIONS, env_name, load_settings, toml_key
 from digest.errors import ConfigError
+from digest.program import main
 
 
 @pytest.fixture

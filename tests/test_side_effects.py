@@ -11,7 +11,7 @@ import click.testing
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 
 

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
 from digest.app import App, make_app
-from digest.cli.main import main
 from digest.config import Settings
 from digest.mail.message import encoded_size
 from digest.mail.subscribers import SubscriberError, new_token, normalize, parse_themes
+from digest.program import main
 from digest.render.renderer import Renderer
 from digest.state import db
 from digest.state.models import Delivery, DigestVariant, Subscriber

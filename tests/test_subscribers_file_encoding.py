@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.cli.main import main
+from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
 
 NAMES = ["François Lefèvre", "Zoë Brontë", "José Núñez", "Jürgen Weiß", "Hélène Côté"]

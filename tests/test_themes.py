@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from digest.app import make_app
-from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
+from digest.program import main
 from digest.sections.assign import REMAINING, Section, assign, fit_key, rank_key
 from digest.sections.discover import Limits
 from digest.sections.naming import display_name, lowercase_vocabulary, title_phrases

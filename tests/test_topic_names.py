@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from digest.cli.main import main
+from digest.program import main
 from tests.test_chosen_topics import AREAS
 
 

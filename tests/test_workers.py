@@ -101,7 +101,7 @@ def seed(url: str, domain: str, n: int) -> None:
 def start_worker(config: Path, *flags: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker", *flags],
+        [sys.executable, "-m", "digest", "-c", str(config), "worker", *flags],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -162,7 +162,7 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
         app.engine  # noqa: B018  (creates the schema)
         seed(url, domain, 60)
         proc = subprocess.run(
-            [sys.executable, "-m", "digest.cli", "-c", str(config), "send", "--workers", "2"],
+            [sys.executable, "-m", "digest", "-c", str(config), "send", "--workers", "2"],
             cwd=ROOT,
             env={k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
             capture_output=True,
@@ -182,7 +182,7 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
 def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from digest.cli.main import main
+    from digest.program import main
     from digest.state.models import Worker
 
     url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
@@ -190,7 +190,7 @@ def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None
     app = make_app(load_settings(str(config)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker"],
+        [sys.executable, "-m", "digest", "-c", str(config), "worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

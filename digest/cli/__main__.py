@@ -1,5 +1,6 @@
-"""`python -m digest.cli`: the same as the `digest` command."""
+"""`python -m digest.cli`: the same as the `digest` command (the program, with the daemon
+and the web server plugged in: see digest/program.py)."""
 
-from digest.cli.main import main
+import runpy
 
-main()
+runpy.run_module("digest", run_name="__main__")

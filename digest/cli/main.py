@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
@@ -24,30 +22,14 @@ from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
 from digest.cli import bounces as cli_bounces
 from digest.cli import subscribers as cli_subscribers
 from digest.cli import workers as cli_workers
+from digest.cli.console import err, out, safe, shown
 from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
-from digest.errors import DigestError, printable
+from digest.errors import DigestError
 from digest.fsutil import atomic_write, storage_error
 from digest.logtext import escape_handlers
+from digest.state import db, locks, meta
 from digest.state.states import DumpStatus
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def safe(text: str) -> str:
-    """Text from outside (file names, dump text, server replies) for one line of output:
-    unprintable characters escaped, no rich markup."""
-    return escape(printable(text))
-
-
-def shown(path: str | Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
 
 
 class Obj:
@@ -230,7 +212,7 @@ def status(obj: Obj) -> None:
     app = obj.reader_app()
     s = app.status()
     missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
-    out.print(f"state:    {shown_url(app.settings.database_url)}{missing}")
+    out.print(f"state:    {db.shown_url(app.settings.database_url)}{missing}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
     out.print(f"dumps:    {s.dumps_ingested} ingested, {s.dumps_failed} failed")
     for path, error in s.failed:
@@ -252,83 +234,16 @@ def status(obj: Obj) -> None:
     out.print(f"deliveries:  {counts}")
 
 
-def shown_url(url: str) -> str:
-    """A database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def print_schedule(app: App) -> None:
-    from digest.daemon.scheduler import daemon_holder, next_runs
-
-    holder = daemon_holder(app)
+    holder, runs = None, []
+    if app.has_state():  # no state, no daemon (and nothing is created to find out)
+        holder = locks.daemon_holder(app.engine, app.settings.state_dir)
+        with app.reading() as session:
+            runs = meta.scheduled_runs(session)
     out.print(f"daemon:   {'running (' + holder + ')' if holder else 'not running'}")
-    runs = next_runs(app)
     if runs:
-        when = runs[0][1].astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        when = runs[0].at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         out.print(f"next run: {when}{'' if holder else ' (when the daemon is running)'}")
-
-
-@main.command()
-@click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also append the log to this file (default: schedule.log_file).",
-)
-@click.option(
-    "--serve",
-    "with_server",
-    is_flag=True,
-    help="Also run the web server (`digest serve`) in this process.",
-)
-@click.pass_obj
-def run(obj: Obj, log_file: Path | None, with_server: bool) -> None:
-    """Run the daemon: watch the dumps folder and publish on the schedule.
-
-    New dumps are ingested once complete (size and mtime unchanged for
-    schedule.settle_seconds; *.part, *.tmp and dotfiles are ignored). Publishing
-    follows schedule.cron in schedule.timezone, or, with schedule.mode =
-    "on_new_dump", happens schedule.debounce_seconds after the last new dump. A run
-    missed while the daemon was down fires once on restart. Only one daemon runs
-    per state. SIGTERM or Ctrl-C finishes the job in progress and exits 0.
-    """
-    from digest.daemon.scheduler import Daemon
-
-    app = obj.app()
-    configured = app.settings.schedule.log_file
-    if log_file is None and configured:
-        log_file = app.settings.path(configured)
-    setup_daemon_logging(obj.verbose, log_file)
-    Daemon(app).run(serve=with_server)
-
-
-@main.command()
-@click.option("--host", help="Address to listen on (default: web.host).")
-@click.option("--port", type=int, help="Port to listen on (default: web.port).")
-@click.pass_obj
-def serve(obj: Obj, host: str | None, port: int | None) -> None:
-    """Serve the feeds, the archive (with search) and the subscriber pages over HTTP.
-
-    Routes: /feed.xml, /atom.xml, /feed.json, /themes/<slug>.xml, / (the archive
-    index; ?q= searches every published paper), /archive/<n>.html,
-    /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
-    for TLS; digest.base_url must be the public address.
-    """
-    from digest.web.server import address_mismatch, listen, make_server
-
-    app = obj.app()
-    server = make_server(app, host, port)
-    sock = listen(server)  # a busy port: one line, before anything says "serving"
-    if app.has_state():
-        app.publish_files()  # pages and feeds follow a changed title or base_url now
-    cfg, base = server.config, app.settings.base_url
-    where = f"{shown(app.settings.public_dir)} at {base}/"
-    out.print(f"serving {where} (listening on {cfg.host}:{cfg.port})")
-    mismatch = address_mismatch(base, cfg.host, cfg.port)
-    if mismatch:
-        err.print(f"warning: {mismatch}")
-    server.run(sockets=[sock])
 
 
 def _no_alembic_chatter(record: logging.LogRecord) -> bool:

@@ -12,8 +12,10 @@ import click
 from rich.console import Console
 
 from digest.app import App
+from digest.cli.console import err, out
 from digest.cli.interrupts import Interrupts
 from digest.mail.delivery import DeliveryReport
+from digest.state import db
 
 Update = Callable[[str, int, int, str], None] | None
 
@@ -38,8 +40,6 @@ def worker(ctx: click.Context, drain: bool) -> None:
     `digest run`. Ctrl-C or SIGTERM: messages in flight finish, the
     rest stays pending, exit 130 / 143; a second Ctrl-C stops at once.
     """
-    from digest.cli.main import err, out
-
     app: App = ctx.obj.app()
     with Interrupts(err) as stop:
         report = app.deliver_pending(None, stop.soon, abort=stop.now, drain=True, forever=not drain)
@@ -55,7 +55,7 @@ def summary(d: DeliveryReport) -> str:
 
 def usable(app: App, wanted: int, console: Console) -> int:
     """SQLite takes one writer at a time: extra workers would only wait on each other."""
-    if wanted > 1 and app.engine.dialect.name == "sqlite":
+    if wanted > 1 and db.is_sqlite(app.engine):
         console.print(
             f"--workers {wanted}: SQLite state runs one delivery worker; use PostgreSQL "
             "(database_url) for more"
@@ -69,7 +69,7 @@ def deliver_with(
 ) -> DeliveryReport:
     """This process delivers alongside workers-1 `digest worker --drain` children; each
     prints its own summary line; this one's report is returned."""
-    command = [sys.executable, "-m", "digest.cli"]
+    command = [sys.executable, "-m", "digest"]
     if obj.config:
         command += ["--config", obj.config]
     for _ in range(workers - 1):

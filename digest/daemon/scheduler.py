@@ -20,23 +20,36 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import func, select, text
 
 from digest.app import App
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
 from digest.ingest.files import scan
-from digest.state import db, store
+from digest.state import db, meta, store
 from digest.state import locks as lock
-from digest.state.models import DumpFile
 from digest.state.states import DumpStatus
+
+
+class Serving(Protocol):
+    """The web server running in a thread (what `digest.web.server.serve_in_thread`
+    returns; the daemon does not import the web server)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def mismatch(self) -> str: ...
+    def stop(self) -> None: ...
+
+
+ServeInThread = Callable[[App], Serving]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +163,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=db.for_writes(app.engine)),
+                "default": db.job_store(app.engine),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -254,9 +267,7 @@ class Daemon:
         if days <= 0 or self._get_meta(STALE_KEY):
             return
         with self.app.session() as s:
-            last = s.scalar(
-                select(func.max(DumpFile.ingested_at)).where(DumpFile.status == DumpStatus.INGESTED)
-            )
+            last = meta.last_ingest(s)
         since = max(last or self.started, self.started)
         idle = datetime.now(UTC) - since
         if idle < timedelta(days=days):
@@ -325,16 +336,17 @@ class Daemon:
         elif self.settings.schedule.mode == "on_new_dump":
             log.info("%snext publish: when a new dump arrives", news)
 
-    def run(self, *, serve: bool = False) -> None:
+    def run(self, *, serve: ServeInThread | None = None) -> None:
         """Run until SIGTERM/SIGINT; the job in progress finishes before exit. With
-        `serve`, the web server runs in this process too (a thread)."""
+        `serve` (the web server's `serve_in_thread`, given by the program), the web
+        server runs in this process too (a thread)."""
         global _daemon
         with (
             lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir),
             _Signals() as signals,
         ):
             _daemon = self
-            server = self._start_server() if serve else None
+            server = self._start_server(serve) if serve else None
             self.scheduler.start(paused=True)
             try:
                 self.install_jobs()
@@ -347,27 +359,17 @@ class Daemon:
             finally:
                 self.scheduler.shutdown(wait=True)
                 if server is not None:
-                    server[0].should_exit = True
-                    server[1].join(timeout=10)
+                    server.stop()
                 _daemon = None
         log.info("daemon stopped")
 
-    def _start_server(self) -> tuple[Any, threading.Thread]:
-        from digest.web.server import address_mismatch, listen, make_server
-
-        server = make_server(self.app)
-        sock = listen(server)  # a busy port stops the start in one line
-        self.app.publish_files()  # pages and feeds follow a changed base_url now
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True
-        )
-        thread.start()
-        cfg, base = server.config, self.settings.base_url
-        log.info("web server at %s/ (listening on %s:%d)", base, cfg.host, cfg.port)
-        mismatch = address_mismatch(base, cfg.host, cfg.port)
-        if mismatch:
-            log.warning("%s", mismatch)
-        return server, thread
+    def _start_server(self, serve: ServeInThread) -> Serving:
+        serving = serve(self.app)
+        base = self.settings.base_url
+        log.info("web server at %s/ (listening on %s:%d)", base, serving.host, serving.port)
+        if serving.mismatch:
+            log.warning("%s", serving.mismatch)
+        return serving
 
     def _log_start(self) -> None:
         sched = self.settings.schedule
@@ -380,23 +382,3 @@ class Daemon:
             how,
         )
         self._log_next()
-
-
-def next_runs(app: App) -> list[tuple[str, datetime]]:
-    """Scheduled publish times stored in the job store (for `digest status`)."""
-    if not app.has_state():
-        return []
-    with app.reading() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT id, next_run_time FROM apscheduler_jobs "
-                "WHERE next_run_time IS NOT NULL ORDER BY next_run_time"
-            )
-        ).all()
-    return [(job_id, datetime.fromtimestamp(ts, UTC)) for job_id, ts in rows]
-
-
-def daemon_holder(app: App) -> str | None:
-    if not app.has_state():
-        return None  # no state, no daemon (and nothing is created to find out)
-    return lock.holder(lock.DAEMON, app.engine, app.settings.state_dir)

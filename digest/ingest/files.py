@@ -1,5 +1,6 @@
-"""Reading dump files into the state: each file once (by content hash), a bad one
-recorded as failed with its reason while the others carry on.
+"""Reading dump files into a ledger of the dumps already read (the state's, given by the
+caller): each file once (by content hash), a bad one recorded as failed with its reason
+while the others carry on.
 
 Only regular files directly inside the dumps folder are read: a symbolic link (or a
 FIFO, a socket, a device) is reported by its quoted name and skipped, and each file is
@@ -15,19 +16,52 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
-
-from sqlalchemy.orm import Session
+from typing import BinaryIO, Protocol
 
 from digest.errors import ConfigError, DumpError, printable, quoted
 from digest.ingest.parse import Listing, parse_bytes
-from digest.state import store
-from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+
+
+class DumpStatus(StrEnum):
+    """A dump file: read into papers, or not readable (with its reason). KNOWN is never
+    stored: it reports a file whose content was read before."""
+
+    INGESTED = "ingested"
+    FAILED = "failed"
+    KNOWN = "known"
+    REFUSED = "refused"  # never stored: not a regular file (a symbolic link, a FIFO)
+    WAITING = "waiting"  # never stored: modified within schedule.settle_seconds
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a listing stored: its papers, and how many of them were new."""
+
+    papers: int
+    new_papers: int
+
+
+class Ledger(Protocol):
+    """The dumps already read, and where a new one is recorded (the state's papers
+    repository is one); the caller commits."""
+
+    def known_file(self, path: str, size: int, mtime_ns: int) -> bool: ...
+    def known_dump(self, content_hash: str) -> bool: ...
+    def remember_mtime(self, content_hash: str, path: str, mtime_ns: int) -> None: ...
+    def grown_from(self, path: str, data: bytes) -> int | None: ...
+    def record_failed_dump(
+        self, path: str, content_hash: str, size: int, error: str, mtime_ns: int | None
+    ) -> None: ...
+    def record_growth(
+        self, dump_id: int, listing: Listing, size: int, mtime_ns: int | None
+    ) -> Recorded: ...
+    def record_listing(self, listing: Listing, size: int, mtime_ns: int | None) -> Recorded: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +137,7 @@ def _refusal(name: str, mode: int) -> str:
 
 
 def ingest_files(
-    session: Session,
+    ledger: Ledger,
     files: Sequence[Path],
     progress: Callable[[str, int, int, str], None] | None = None,
     *,
@@ -121,7 +155,7 @@ def ingest_files(
         if progress:
             progress("Ingesting", i, len(files), path.name)
         report.dumps.append(
-            ingest_one(session, path, max_bytes, settled_after=settled_after, ahead=ahead.get(path))
+            ingest_one(ledger, path, max_bytes, settled_after=settled_after, ahead=ahead.get(path))
         )
     if progress:
         progress("Ingesting", len(files), len(files), "")
@@ -189,7 +223,7 @@ def parse_dump(path: str | os.PathLike[str]) -> Listing:
 
 
 def ingest_folder(
-    session: Session,
+    ledger: Ledger,
     folder: Path,
     progress: Callable[[str, int, int, str], None] | None = None,
     *,
@@ -218,7 +252,7 @@ def ingest_folder(
         else:
             ready.append(path)
     report = ingest_files(
-        session, ready, progress, max_bytes=max_bytes, settled_after=settled_after, ahead=ahead
+        ledger, ready, progress, max_bytes=max_bytes, settled_after=settled_after, ahead=ahead
     )
     report.dumps[:0] = refused + waiting
     return report
@@ -308,7 +342,7 @@ class Parsed:
 
 
 def read_ahead(
-    session: Session,
+    ledger: Ledger,
     files: Sequence[Path],
     progress: Callable[[str, int, int, str], None] | None = None,
     *,
@@ -324,7 +358,7 @@ def read_ahead(
         if progress:
             progress("Reading", i, len(files), path.name)
         signature = _mtime_ns(path)
-        if signature is None or store.known_file(session, str(path), *signature):
+        if signature is None or ledger.known_file(str(path), *signature):
             continue
         if max_bytes is not None and signature[0] > max_bytes:
             continue  # refused unread by ingest_one
@@ -332,7 +366,7 @@ def read_ahead(
             data, mtime = read_dump(path, max_bytes)
         except DumpError:
             continue  # ingest_one reads it again and says why
-        if store.known_dump(session, hashlib.sha256(data).hexdigest()) is not None:
+        if ledger.known_dump(hashlib.sha256(data).hexdigest()):
             continue
         try:
             listing, error = _parse(path, data, mtime, signature, settled_after), None
@@ -354,7 +388,7 @@ def _parse(
 
 
 def ingest_one(
-    session: Session,
+    ledger: Ledger,
     path: Path,
     max_bytes: int | None = None,
     *,
@@ -362,7 +396,7 @@ def ingest_one(
     ahead: Parsed | None = None,
 ) -> DumpReport:
     mtime_ns = _mtime_ns(path)
-    if mtime_ns is not None and store.known_file(session, str(path), *mtime_ns):
+    if mtime_ns is not None and ledger.known_file(str(path), *mtime_ns):
         return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
     size = mtime_ns[0] if mtime_ns is not None else 0
     if max_bytes is not None and size > max_bytes:
@@ -376,26 +410,26 @@ def ingest_one(
         log.warning("%s", err)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(err))
     digest = hashlib.sha256(data).hexdigest()
-    if store.known_dump(session, digest) is not None:
+    if ledger.known_dump(digest):
         if mtime_ns is not None:
-            store.remember_mtime(session, digest, str(path), mtime_ns[1])
+            ledger.remember_mtime(digest, str(path), mtime_ns[1])
         return DumpReport(str(path), DumpStatus.KNOWN)
-    earlier = store.grown_from(session, str(path), data)
+    earlier = ledger.grown_from(str(path), data)
     try:
         listing = pre.result() if pre else _parse(path, data, mtime, mtime_ns, settled_after)
     except DumpError as exc:
         log.warning("%s", exc)
         if earlier is None:
             when = mtime_ns[1] if mtime_ns else None
-            store.record_failed_dump(session, str(path), digest, len(data), str(exc), when)
+            ledger.record_failed_dump(str(path), digest, len(data), str(exc), when)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(exc))
     for warning in listing.warnings:
         log.warning("%s", warning)
     when = mtime_ns[1] if mtime_ns else None
     if earlier is not None:  # the same dump, grown since it was read: one row, no repeats
-        outcome = store.record_growth(session, earlier, listing, len(data), when)
+        outcome = ledger.record_growth(earlier, listing, len(data), when)
     else:
-        outcome = store.record_listing(session, listing, len(data), when)
+        outcome = ledger.record_listing(listing, len(data), when)
     name = printable(path.name)
     log.info("ingested %s: %d papers, %d new", name, outcome.papers, outcome.new_papers)
     return DumpReport(

@@ -10,25 +10,22 @@ printed under (``digest_items``), so each feed is rebuilt from the state alone:
 - a section slug the vocabulary does not know (a configured theme, a discovered topic)
   has the feed of that section's papers, as it always had.
 
-Every query here is an index seek (``digest_items (area_slug, digest_id)`` or
-``(section_slug, digest_id)``), one per slug the feed covers, newest first, LIMIT size:
-the cost follows the number of feeds, the areas under each and the feed size, never the
-papers published.
+The queries are state.issues' (one index seek per slug a feed covers, newest first,
+LIMIT size): the cost follows the number of feeds, the areas under each and the feed
+size, never the papers published.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Iterable
-from typing import Any
-
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
 
 from digest.ingest.links import tidy_text
 from digest.publish.feeds import ThemeEntry, ThemeFeed
 from digest.sections.areas import Vocabulary
-from digest.state.models import Digest, DigestItem, Paper
+from digest.state import issues as published
+from digest.state.db import Session
+from digest.state.issues import FeedPaper
 from digest.urls import paper_url
 
 __all__ = ["THEME_FEED_SIZE", "feed_names", "section_feeds", "section_names", "touched"]
@@ -36,37 +33,10 @@ __all__ = ["THEME_FEED_SIZE", "feed_names", "section_feeds", "section_names", "t
 THEME_FEED_SIZE = 50  # papers kept in each theme's feed
 
 
-def _loose_scan(column: str) -> Any:
-    """A loose index scan: each step seeks the next value, so the distinct values cost one
-    seek each instead of a pass over every published paper (SELECT DISTINCT reads them
-    all)."""
-    return text(
-        "WITH RECURSIVE s(slug) AS ("
-        f" SELECT min({column}) FROM digest_items"
-        " UNION ALL"
-        f" SELECT (SELECT min({column}) FROM digest_items WHERE {column} > s.slug)"
-        " FROM s WHERE s.slug IS NOT NULL"
-        ") SELECT slug FROM s WHERE slug IS NOT NULL"
-    )
-
-
-_SLUGS = _loose_scan("section_slug")
-_AREAS = _loose_scan("area_slug")
-
-
 def section_names(session: Session) -> dict[str, str]:
     """Every section slug ever published, in slug order, with the name its newest
     section had."""
-    names = {}
-    for slug in list(session.scalars(_SLUGS)):
-        newest = (
-            select(DigestItem.section)
-            .where(DigestItem.section_slug == slug)
-            .order_by(DigestItem.digest_id.desc(), DigestItem.position)
-            .limit(1)
-        )
-        names[slug] = session.scalar(newest) or slug
-    return names
+    return published.section_names(session)
 
 
 def _areas_of(vocabulary: Vocabulary, slugs: Iterable[str]) -> set[str]:
@@ -84,7 +54,7 @@ def feed_names(session: Session, vocabulary: Vocabulary) -> dict[str, str]:
     """Every feed with papers, slug -> name: each area that has papers (its own or below
     it) and each other section slug ever published."""
     sections = section_names(session)
-    stored = set(session.scalars(_AREAS)) | set(sections)
+    stored = published.area_slugs(session) | set(sections)
     names = {a: vocabulary.by_slug[a].name for a in _areas_of(vocabulary, stored)}
     for slug, name in sections.items():
         if vocabulary.resolve(slug) not in vocabulary.by_slug:
@@ -95,16 +65,9 @@ def feed_names(session: Session, vocabulary: Vocabulary) -> dict[str, str]:
 def touched(session: Session, vocabulary: Vocabulary, issues: Collection[int]) -> set[str]:
     """The feeds that papers of these issues are in: their areas and every area above,
     and their sections the vocabulary does not know."""
-    if not issues:
-        return set()
-    rows = session.execute(
-        select(DigestItem.area_slug, DigestItem.section_slug)
-        .join(Digest, Digest.id == DigestItem.digest_id)
-        .where(Digest.issue.in_(list(issues)))
-        .distinct()
-    ).all()
-    out = _areas_of(vocabulary, [r.area_slug for r in rows] + [r.section_slug for r in rows])
-    out |= {r.section_slug for r in rows if vocabulary.resolve(r.section_slug) is None}
+    rows = published.slugs_of(session, issues)
+    out = _areas_of(vocabulary, [area for area, _ in rows] + [section for _, section in rows])
+    out |= {section for _, section in rows if vocabulary.resolve(section) is None}
     return out
 
 
@@ -115,28 +78,7 @@ def _covered(vocabulary: Vocabulary, slug: str) -> list[str]:
     return sorted({*below, *(alias for a in below for alias in vocabulary.by_slug[a].aliases)})
 
 
-def _newest(session: Session, column: Any, slug: str, size: int) -> list[Any]:
-    return list(
-        session.execute(
-            select(
-                DigestItem.digest_id,
-                DigestItem.position,
-                DigestItem.section.label("name"),
-                Digest.issue,
-                Digest.published_at,
-                Paper.title,
-                Paper.abstract,
-            )
-            .join(Digest, Digest.id == DigestItem.digest_id)
-            .join(Paper, Paper.id == DigestItem.paper_id)
-            .where(column == slug)
-            .order_by(DigestItem.digest_id.desc(), DigestItem.position)
-            .limit(size)
-        ).all()
-    )
-
-
-def _newest_first(row: Any) -> tuple[int, int]:
+def _newest_first(row: FeedPaper) -> tuple[int, int]:
     return (-row.digest_id, row.position)
 
 
@@ -156,9 +98,9 @@ def section_feeds(
         area = vocabulary.by_slug.get(slug)
         if area is not None:
             covered = _covered(vocabulary, slug)
-            runs = [_newest(session, DigestItem.area_slug, s, size) for s in covered]
+            runs = [published.newest_papers(session, "area", s, size) for s in covered]
         else:
-            runs = [_newest(session, DigestItem.section_slug, slug, size)]
+            runs = [published.newest_papers(session, "section", slug, size)]
         rows = list(heapq.merge(*runs, key=_newest_first))[:size]
         if not rows:
             continue

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from digest.config import Settings
 from digest.fsutil import atomic_write
 from digest.publish.feeds import (
@@ -34,8 +32,10 @@ from digest.publish.pages import index_older_url, pages_to_write
 from digest.publish.sectionfeeds import feed_names, section_feeds, touched
 from digest.render.renderer import IssueSummary, Renderer
 from digest.sections.areas import Vocabulary, bundled
-from digest.state import archive, db, store
-from digest.state.models import Digest
+from digest.state import db, store
+from digest.state import issues as published
+from digest.state.db import Session
+from digest.state.issues import IssueLine
 from digest.urls import (
     ISSUES_PER_PAGE,
     archive_page_path,
@@ -70,7 +70,7 @@ class SiteFiles:
         """Write what is missing or changed; returns the files that changed."""
         s = self.settings
         with self.session() as session:
-            numbers = store.issue_numbers(session)
+            numbers = published.issue_numbers(session)
             newest_issue = numbers[-1] if numbers else 0
             through = self._written_through(session, newest_issue)
             changed = self._issue_copies(session, numbers)
@@ -78,8 +78,8 @@ class SiteFiles:
             names = feed_names(session, self.vocabulary)
             stale = self._stale_feeds(session, names, through, newest_issue)
             area_feeds = section_feeds(session, self.base, self.vocabulary, stale)
-            newest = store.digests_newest_first(session, max(ISSUES_PER_PAGE, s.digest.feed_size))
-            feed_items = [self._feed_issue(d) for d in newest[: s.digest.feed_size]]
+            newest = published.newest(session, max(ISSUES_PER_PAGE, s.digest.feed_size))
+            feed_items = [self._feed_issue(session, d) for d in newest[: s.digest.feed_size]]
             listed = self._summaries(session, newest[:ISSUES_PER_PAGE])
         areas = sorted(
             ((name, section_page_url(self.base, slug)) for slug, name in names.items()),
@@ -121,7 +121,7 @@ class SiteFiles:
         for number in numbers:
             path = self.public / issue_path(number)
             if path.name not in on_disk:
-                html = store.web_copy(session, number)
+                html = published.web_copy(session, number)
                 if html is not None and atomic_write(path, html):
                     changed.append(path)
         return changed
@@ -129,7 +129,7 @@ class SiteFiles:
     def _pages(self, session: Session, newest_issue: int, *, every: bool) -> list[Path]:
         changed = []
         for plan in pages_to_write(self.public, self.base, newest_issue, every=every):
-            digests = store.digests_between(session, plan.first, plan.last)
+            digests = published.between(session, plan.first, plan.last)
             html = self.renderer.archive_page_html(
                 self.settings.digest.title,
                 self.base,
@@ -182,9 +182,9 @@ class SiteFiles:
                 changed.append(path)
         return changed
 
-    def _summaries(self, session: Session, digests: Sequence[Digest]) -> list[IssueSummary]:
+    def _summaries(self, session: Session, digests: Sequence[IssueLine]) -> list[IssueSummary]:
         """The index lines of these digests, each with its sections' feeds."""
-        sections = archive.issue_sections(session, [d.issue for d in digests])
+        sections = published.issue_sections(session, [d.issue for d in digests])
         return [
             IssueSummary(
                 issue=d.issue,
@@ -201,12 +201,13 @@ class SiteFiles:
             for d in digests
         ]
 
-    def _feed_issue(self, d: Digest) -> FeedIssue:
+    def _feed_issue(self, session: Session, d: IssueLine) -> FeedIssue:
+        feed_html, web_html = published.feed_content(session, d.issue)
         return FeedIssue(
             issue=d.issue,
             subject=d.subject,
             published_at=d.published_at,
-            html=d.feed_html or feed_fragment(d.web_html),
+            html=feed_html or feed_fragment(web_html),
             summary=feed_summary(d.subject, d.themes),
             url=issue_url(self.base, d.issue),
             themes=tuple(d.themes),

@@ -1,6 +1,7 @@
-"""State: the tables (models), the engine and sessions (db), Alembic migrations, the queries
-(store: dumps and papers; archive: what was published, and its search), and the exclusive
-locks on the state.
+"""State, the only package that imports SQLAlchemy: the tables (models), the engine and
+sessions (db), Alembic migrations, the queries (store: dumps, papers and digests; papers:
+the ledger ingest reads dumps into; issues: what was published, its search and the
+section feeds; meta: scheduled runs, last ingest), and the exclusive locks on the state.
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
 `digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a

@@ -24,6 +24,23 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
+def job_store(engine: Engine) -> Any:
+    """The scheduler's job store, in the state (its missed runs survive a restart)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    return SQLAlchemyJobStore(engine=for_writes(engine))
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """SQLite takes one writer at a time (PostgreSQL: any number)."""
+    return engine.dialect.name == "sqlite"
+
+
 def exists(url: str) -> bool:
     """Whether the database at `url` exists: an SQLite file is only there once created; a
     server database (PostgreSQL) is taken to exist."""

@@ -74,6 +74,11 @@ def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
         return getattr(exc, "holder", None) or "another process"
 
 
+def daemon_holder(engine: Engine, state_dir: Path) -> str | None:
+    """Who runs the daemon on this state (None: nobody)."""
+    return holder(DAEMON, engine, state_dir)
+
+
 def _file_holder(path: Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY)

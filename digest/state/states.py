@@ -6,18 +6,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from digest.ingest.files import DumpStatus  # a dump's states are ingest's words
+
 __all__ = ["DeliveryStatus", "DigestStatus", "DumpStatus", "SubscriberStatus"]
-
-
-class DumpStatus(StrEnum):
-    """A dump file: read into papers, or not readable (with its reason). KNOWN is never
-    stored: it reports a file whose content was read before."""
-
-    INGESTED = "ingested"
-    FAILED = "failed"
-    KNOWN = "known"
-    REFUSED = "refused"  # never stored: not a regular file (a symbolic link, a FIFO)
-    WAITING = "waiting"  # never stored: modified within schedule.settle_seconds
 
 
 class DigestStatus(StrEnum):

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import re
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.app import App
 from digest.errors import ConfigError, DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
-from digest.state import archive
 from digest.state.states import SubscriberStatus
 from digest.urls import archive_page_path, issue_path, section_page_path
 
@@ -176,8 +176,7 @@ class Site:
         query = request.query_params.get("q", "").strip()[:200]
         if not query:
             return self.file_response(request, "index.html", "text/html; charset=utf-8")
-        with self.app.session() as session:
-            hits = archive.search(session, query)
+        hits = self.app.search_archive(query)
         return HTMLResponse(self.render("search.html.j2", query=query, hits=hits))
 
     # pages ------------------------------------------------------------------
@@ -459,6 +458,36 @@ def make_server(app: App, host: str | None = None, port: int | None = None) -> A
         proxy_headers=False,  # the client's address: client_address() and web.trusted_proxies
     )
     return uvicorn.Server(config)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The web server running in a thread of this process (`digest run --serve`)."""
+
+    host: str
+    port: int
+    mismatch: str  # address_mismatch(), "" when the pages link here
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_in_thread(app: App) -> Serving:
+    """Listen (a busy port stops the start in one line), bring the public files in step
+    (pages and feeds follow a changed base_url now), then serve in a daemon thread."""
+    server = make_server(app)
+    sock = listen(server)
+    app.publish_files()
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True
+    )
+    thread.start()
+    cfg = server.config
+    mismatch = address_mismatch(app.settings.base_url, cfg.host, cfg.port)
+    return Serving(cfg.host, cfg.port, mismatch, server, thread)
 
 
 def listen(server: Any) -> socket.socket:

@@ -43,7 +43,7 @@ def manual_send() -> float:
         shutil.copy(SAMPLE, folder / "dumps" / "d.txt")
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "send"],
+            [sys.executable, "-m", "digest", "-c", str(folder / "digest.toml"), "send"],
             check=True,
             capture_output=True,
         )
@@ -56,7 +56,7 @@ def daemon_latency(schedule: str) -> float:
         log = folder / "daemon.log"
         with log.open("w") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "digest.cli", "-c", str(folder / "digest.toml"), "run"],
+                [sys.executable, "-m", "digest", "-c", str(folder / "digest.toml"), "run"],
                 stderr=stderr,
             )
         try:

@@ -96,7 +96,7 @@ def run_cli(cfg: Path, *args: str) -> tuple[float, int]:
     timer = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").exists() else []
     started = time.perf_counter()
     proc = subprocess.run(
-        [*timer, sys.executable, "-m", "digest.cli", "-c", str(cfg), *args],
+        [*timer, sys.executable, "-m", "digest", "-c", str(cfg), *args],
         cwd=ROOT,
         env=ENV,
         stdout=subprocess.DEVNULL,
@@ -207,7 +207,7 @@ def bench_workers(n: int = 3000) -> None:
             busy_before, began = busy_seconds(), time.perf_counter()
             procs = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "digest.cli", "-c", str(cfg), "worker", "--drain"],
+                    [sys.executable, "-m", "digest", "-c", str(cfg), "worker", "--drain"],
                     cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                 )
                 for _ in range(workers)

@@ -115,7 +115,7 @@ class World:
         )
 
     def cmd(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "digest.cli", "-c", str(self.root / "digest.toml"), *args]
+        return [sys.executable, "-m", "digest", "-c", str(self.root / "digest.toml"), *args]
 
     def drop_dump(self) -> None:
         from tests.support.papers import generate

@@ -67,7 +67,7 @@ def project(folder: Path, port: int, readers: int, connections: int) -> Path:
 def start_send(config: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "-c", str(config), "send"],
+        [sys.executable, "-m", "digest", "-c", str(config), "send"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -86,7 +86,7 @@ def seed(url: str, domain: str, n: int) -> None:
 def start_worker(config: Path, *flags: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "digest.cli", "-c", str(config), "worker", *flags],
+        [sys.executable, "-m", "digest", "-c", str(config), "worker", *flags],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
