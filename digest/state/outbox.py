@@ -515,3 +515,37 @@ def _count(result: object) -> int:
 
 def _held_by(worker_id: int, token: str) -> ColumnElement[bool]:
     return (_D.c.claimed_by == worker_id) & (_D.c.claim_token == token)
+
+
+def skip_pending(tx: Tx, subscriber_id: int, error: str) -> None:
+    """The subscriber's pending deliveries are skipped (they left, or bounced)."""
+    tx.execute(
+        update(_D)
+        .where(_D.c.subscriber_id == subscriber_id, _D.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, last_error=error)
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """A delivery row, as a delivery report names it."""
+
+    id: int
+    subscriber_id: int
+    status: str
+
+
+def by_message_id(tx: Tx, message_id: str) -> DeliveryRef | None:
+    found = tx.execute(
+        select(_D.c.id, _D.c.subscriber_id, _D.c.status).where(_D.c.message_id == message_id)
+    ).first()
+    return None if found is None else DeliveryRef(found[0], found[1], str(found[2]))
+
+
+def fail(tx: Tx, delivery_id: int, error: str) -> None:
+    """The delivery failed after all (a delivery report came back)."""
+    tx.execute(
+        update(_D)
+        .where(_D.c.id == delivery_id)
+        .values(status=DeliveryStatus.FAILED, last_error=error)
+    )
