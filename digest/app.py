@@ -35,7 +35,7 @@ from digest.ingest.files import (
     read_ahead,
     wait_until_settled,
 )
-from digest.mail import bounces, delivery, outbox, subscribers, workers
+from digest.mail import bounces, delivery, outbox, subscribers
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.inbox import Inbox
@@ -51,16 +51,16 @@ from digest.mail.message import (
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Covers, Personaliser, covers
-from digest.mail.workers import WorkerInfo
 from digest.publish.site import SiteFiles
 from digest.render.renderer import DigestView, Renderer
 from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import db, issues, papers, store
+from digest.state import db, issues, papers, store, workers
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
+from digest.state.workers import WorkerInfo
 from digest.urls import slugify
 
 log = logging.getLogger(__name__)

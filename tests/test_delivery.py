@@ -299,7 +299,7 @@ def test_message_template_round_trips_any_text() -> None:
 def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
 ) -> None:
-    from digest.mail import outbox, workers
+    from digest.state import outbox, workers
 
     controller, handler = server
     settings = small_settings(tmp_path, database_url, controller.port, lease_seconds=30.0)

@@ -1,6 +1,7 @@
 """Mail: building messages (message), each subscriber's selection of sections under the size
-limit (variants), transports (Maildir, SMTP), the outbox rows, delivery workers, rate limits,
-and the subscriber list.
+limit (variants), transports (Maildir, SMTP), the letters going into the outbox, the delivery
+engine, rate limits, and the subscriber list. No SQL here: the rows are read and written
+through the state's repositories (a forbidden contract in pyproject.toml).
 
 May import: `digest.config`, `digest.errors`, `digest.urls`, `digest.state`, `digest.render`.
 """

@@ -27,13 +27,14 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from digest.mail.message import MESSAGE_ID_LEFT, TOKEN_RE
 from digest.mail.subscribers import by_token, unsubscribe
-from digest.state.models import Delivery, Subscriber
+from digest.state import outbox
+from digest.state import subscribers as stored
+from digest.state.handles import Tx
+from digest.state.outbox import DeliveryRef
 from digest.state.states import DeliveryStatus, SubscriberStatus
+from digest.state.subscribers import SubscriberRow
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +170,11 @@ def _tokens(original: Message | None) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- applying
 
 
-def apply_reply(session: Session, reply: Reply, domain: str) -> Outcome:
+def apply_reply(tx: Tx, reply: Reply, domain: str) -> Outcome:
     """Apply ``reply`` in the caller's transaction (begun as a write). ``domain``: the
     domain of the list's Message-IDs (the From address's)."""
     if reply.kind == "unsubscribe":
-        done = unsubscribe(session, reply.tokens[0])
+        done = unsubscribe(tx, reply.tokens[0])
         if done is None:
             return Outcome("unknown", "unsubscribe request: no subscriber has this token")
         if done.already:
@@ -183,37 +184,28 @@ def apply_reply(session: Session, reply: Reply, domain: str) -> Outcome:
         return Outcome("ignored", f"temporary delivery failure ({reply.status}): ignored")
     if reply.kind == "other":
         return Outcome("ignored", f"{reply.why}: ignored")
-    delivery, sub = _bounced(session, reply, domain)
+    delivery, sub = _bounced(tx, reply, domain)
     if sub is None:
         return Outcome("unknown", f"hard bounce ({reply.status}) of no message of this list")
     if delivery is not None and delivery.status != DeliveryStatus.FAILED:
-        delivery.status = DeliveryStatus.FAILED
-        delivery.last_error = f"bounced later: {reply.status}"
+        outbox.fail(tx, delivery.id, f"bounced later: {reply.status}")
     if sub.status != SubscriberStatus.ACTIVE:
         line = f"hard bounce ({reply.status}): {sub.address} already {sub.status}"
         return Outcome("already", line)
-    sub.status = SubscriberStatus.BOUNCED
-    session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == sub.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SKIPPED, last_error="subscriber bounced")
-    )
+    stored.change(tx, [(sub.id, {"status": SubscriberStatus.BOUNCED})])
+    outbox.skip_pending(tx, sub.id, "subscriber bounced")
     log.info("subscriber #%d marked bounced by a delivery report (%s)", sub.id, reply.status)
     return Outcome("bounced", f"hard bounce ({reply.status}): {sub.address} marked bounced")
 
 
-def _bounced(
-    session: Session, reply: Reply, domain: str
-) -> tuple[Delivery | None, Subscriber | None]:
+def _bounced(tx: Tx, reply: Reply, domain: str) -> tuple[DeliveryRef | None, SubscriberRow | None]:
     """The delivery and subscriber a hard bounce names, by its secrets only."""
     for left in reply.message_ids:
-        delivery = session.scalar(
-            select(Delivery).where(Delivery.message_id == f"<{left}@{domain}>")
-        )
+        delivery = outbox.by_message_id(tx, f"<{left}@{domain}>")
         if delivery is not None:
-            return delivery, session.get(Subscriber, delivery.subscriber_id)
+            return delivery, stored.by_id(tx, delivery.subscriber_id)
     for token in reply.tokens:
-        sub = by_token(session, token)
+        sub = by_token(tx, token)
         if sub is not None:
             return None, sub
     return None, None

@@ -49,11 +49,9 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
-
 from digest.config import EmailSection, Settings
 from digest.errors import ConfigError, DeliveryError
-from digest.mail import outbox, workers
+from digest.mail import outbox
 from digest.mail.message import (
     PLACEHOLDER,
     DkimSigner,
@@ -68,9 +66,12 @@ from digest.mail.message import (
     sender_domain,
     verp_address,
 )
-from digest.mail.outbox import Job
 from digest.mail.ratelimit import GlobalBucket, RetryQueue
 from digest.mail.transport import ConnectionTrouble, SenderRefused, abort, handed
+from digest.state import outbox as rows
+from digest.state import workers
+from digest.state.handles import Database, Tx, dialect
+from digest.state.outbox import Job
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class Stops:
 
 
 def deliver(
-    engine: Engine,
+    engine: Database,
     transports: Callable[[], Transport],
     mailing: Mailing,
     policy: Policy,
@@ -211,7 +212,7 @@ class Sender:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         transports: Callable[[], Transport],
         mailing: Mailing,
         policy: Policy,
@@ -222,7 +223,7 @@ class Sender:
         self.engine, self.transports, self.mailing = engine, transports, mailing
         self.policy, self.clock, self.progress = policy, clock, progress
         self.stop, self.abort = stops.soon, stops.now
-        sqlite = engine.dialect.name == "sqlite"  # one writer at a time: no busy waits
+        sqlite = dialect(engine) == "sqlite"  # one writer at a time: no busy waits
         self._write: contextlib.AbstractContextManager[object] = (
             threading.Lock() if sqlite else contextlib.nullcontext()
         )
@@ -279,7 +280,7 @@ class Sender:
                 if self.stop.is_set() or self.abort.is_set():
                     break
                 with self._tx() as conn:
-                    skipped += outbox.skip_inactive(conn)
+                    skipped += rows.skip_inactive(conn)
         finally:
             self._halt.set()
             left = self._finish(handed_over)
@@ -312,9 +313,9 @@ class Sender:
         with self._tx() as conn:
             released = workers.reap(conn, self.policy.lease)
             self.worker_id = workers.register(conn)
-            skipped = outbox.skip_inactive(conn)
-            waiting = outbox.waiting_count(conn, now)
-            self.total = outbox.pending_count(conn)
+            skipped = rows.skip_inactive(conn)
+            waiting = rows.waiting_count(conn, now)
+            self.total = rows.pending_count(conn)
         self.lease_until = began + self.policy.lease
         self.lapsed.clear()
         if released:
@@ -353,7 +354,7 @@ class Sender:
         whose answer never came (an abort): it stays 'sending' until its lease ends."""
         self._settle()
         with self._tx() as conn:
-            left = outbox.release_held(conn, self.worker_id, self.token, handed_over)
+            left = rows.release_held(conn, self.worker_id, self.token, handed_over)
             workers.unregister(conn, self.worker_id)
         return left
 
@@ -412,7 +413,7 @@ class Sender:
     def _others_hold_rows(self) -> bool:
         with self._tx() as conn:
             workers.reap(conn, self.policy.lease)
-            return outbox.unfinished(conn, self.clock()) > 0
+            return rows.unfinished(conn, self.clock()) > 0
 
     def _heartbeat(self) -> None:
         """Renew the lease every quarter of it. A renewal counts only when it began and
@@ -444,7 +445,7 @@ class Sender:
         if self._stopping():
             return []
         with self._tx() as conn:
-            jobs = outbox.claim_batch(
+            jobs = rows.claim_batch(
                 conn, self.worker_id, self.clock(), self.policy.batch, self.token
             )
         return [(job, 0) for job in jobs]
@@ -456,7 +457,7 @@ class Sender:
         return lines
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self) -> Iterator[Tx]:
         with self._write, self.engine.begin() as conn:
             yield conn
 
@@ -543,7 +544,7 @@ class Sender:
         self.limiter.wait(self.stop)
         if tries:  # a retry in this run: the row went back to pending, claim it again
             with self._tx() as s:
-                if not outbox.claim(s, job.id, self.worker_id, self.token):
+                if not rows.claim(s, job.id, self.worker_id, self.token):
                     self._tally("skipped", job.address)
                     return
         if self._stopping():
@@ -575,12 +576,12 @@ class Sender:
         except BaseException:
             if not self.abort.is_set():
                 with self._tx() as s:  # not sent: pending again, for this run or the next
-                    outbox.mark_pending(s, job, None, None)
+                    rows.mark_pending(s, job, None, None)
             raise
         else:
             self._settled()
             with self._tx() as s:
-                mine = outbox.mark_sent(s, job, self.clock())
+                mine = rows.mark_sent(s, job, self.clock())
             self._tally("sent", job.address)
             if not mine:
                 log.warning("%s: the row was taken over by another worker", job.address)
@@ -635,7 +636,7 @@ class Sender:
     def _failed(self, job: Job, error: str) -> None:
         threshold = self.policy.bounce_threshold
         with self._tx() as s:
-            bounced = outbox.mark_failed(s, job, error, bounce_after=threshold)
+            bounced = rows.mark_failed(s, job, error, bounce_after=threshold)
         log.info("%s: refused: %s", job.address, error)
         if bounced:
             log.warning("%s refused %d messages in a row: marked bounced", job.address, threshold)
@@ -646,17 +647,17 @@ class Sender:
         if now - job.created_at >= p.give_up:
             with self._tx() as s:
                 error = f"gave up after {job.attempts + tries} attempts: {error}"
-                outbox.mark_failed(s, job, error)
+                rows.mark_failed(s, job, error)
             self._tally("failed", job.address, error)
         elif tries < p.max_attempts and not self.stop.is_set():
             delay = backoff(p.retry_seconds, tries)
             with self._tx() as s:
-                outbox.mark_pending(s, job, error, now + timedelta(seconds=delay))
+                rows.mark_pending(s, job, error, now + timedelta(seconds=delay))
             queue.later((job, tries), delay)
         else:
             delay = backoff(p.retry_seconds, job.attempts + tries)
             with self._tx() as s:
-                outbox.mark_pending(s, job, error, now + timedelta(seconds=delay))
+                rows.mark_pending(s, job, error, now + timedelta(seconds=delay))
             self._tally("deferred", job.address, error)
 
     def _tally(self, outcome: str, address: str, error: str | None = None) -> None:

@@ -1,35 +1,12 @@
-"""The delivery outbox in the state: one row per (digest, subscriber), created with the
-digest and before anything is sent, then claimed, and finished only after the server
-answered. pending -> sending -> sent | failed | pending again (temporary failure);
-skipped when the subscriber chose none of the digest's themes or left."""
+"""The letters of a digest going into the outbox: which selections the active subscribers
+make, each variant rendered once, and one delivery row per subscriber (the rows
+themselves, their claims and leases, are the state's outbox repository:
+state/outbox.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, cast
-
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Float,
-    Integer,
-    Table,
-    Text,
-    bindparam,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from digest.mail.message import Letter
 from digest.mail.variants import (
@@ -42,54 +19,17 @@ from digest.mail.variants import (
     variant_key,
 )
 from digest.render.renderer import DigestView
-from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime, utcnow
-from digest.state.states import DeliveryStatus, SubscriberStatus
-
-
-def add_variant(
-    session: Session, digest_id: int, key: str, sections: Sequence[str], letter: Letter
-) -> int:
-    variant = DigestVariant(
-        digest_id=digest_id,
-        key=key,
-        sections=list(sections),
-        subject=letter.subject,
-        html=letter.html,
-        text=letter.text,
-    )
-    session.add(variant)
-    session.flush()
-    return variant.id
-
-
-def add_deliveries(
-    session: Session, rows: Sequence[Mapping[str, object]], now: datetime | None = None
-) -> None:
-    """Bulk insert of delivery rows (digest_id, subscriber_id, variant_id, address,
-    status, message_id, last_error), created ``now``."""
-    now = now or utcnow()
-    for i in range(0, len(rows), 1000):
-        chunk = [{"created_at": now, "attempts": 0, **r} for r in rows[i : i + 1000]]
-        session.execute(insert(Delivery), chunk)
-
-
-def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
-    """The distinct theme lists of the active subscribers, as stored (JSON text) and as
-    read: a handful, however long the list is."""
-    stored = cast(Table, Subscriber.__table__).c.themes
-    as_text = stored.cast(Text)
-    rows = session.execute(
-        select(as_text).where(Subscriber.status == SubscriberStatus.ACTIVE).distinct()
-    )
-    return [(raw, tuple(json.loads(raw) or ())) for (raw,) in rows if raw is not None]
+from digest.state import outbox
+from digest.state.handles import Tx
+from digest.state.states import DeliveryStatus
 
 
 def selections(
-    session: Session, view: DigestView, *, with_all: bool, take: Covers = exactly
+    tx: Tx, view: DigestView, *, with_all: bool, take: Covers = exactly
 ) -> set[Selection]:
     """The distinct selections of papers the active subscribers make of this digest
     (``take``: what each chosen topic covers)."""
-    found = {selection(themes, view, take) for _, themes in theme_choices(session)}
+    found = {selection(themes, view, take) for _, themes in outbox.theme_choices(tx)}
     if with_all:
         found.add(None)
     found.discard(())
@@ -97,7 +37,7 @@ def selections(
 
 
 def create_deliveries(
-    session: Session,
+    tx: Tx,
     digest_id: int,
     view: DigestView,
     personaliser: Personaliser,
@@ -115,7 +55,7 @@ def create_deliveries(
     variant_ids: dict[str, int] = {}
     prefix, domain = "<", "@" + new_message_id().strip("<>").rpartition("@")[2] + ">"
     counts = {"pending": 0, "skipped": 0}
-    for raw, themes in theme_choices(session):
+    for raw, themes in outbox.theme_choices(tx):
         chosen = selection(themes, view, take)
         if chosen == ():
             status, variant_id, error = DeliveryStatus.SKIPPED, None, "no theme"
@@ -125,454 +65,17 @@ def create_deliveries(
                 mine = only(view, chosen, personaliser.subject)
                 letter = letters.get(key) or personaliser.letter(mine)
                 slugs = [s.slug for s in mine.sections] if chosen is not None else []
-                variant_ids[key] = add_variant(session, digest_id, key, slugs, letter)
+                variant_ids[key] = outbox.add_variant(
+                    tx, digest_id, key, slugs, letter.subject, letter.html, letter.text
+                )
             status, variant_id, error = DeliveryStatus.PENDING, variant_ids[key], None
-        counts[status] += _insert_for(
-            session, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at
+        counts[status] += outbox.insert_for_themes(
+            tx, digest_id, raw, status, variant_id, error, prefix, domain, view.published_at
         )
     return counts["pending"], counts["skipped"]
 
 
-class RandomHex(FunctionElement[str]):
-    """32 random lowercase hex digits, made by the database for each row."""
-
-    type = Text()
-    inherit_cache = True
-
-
-@compiles(RandomHex)
-def _random_hex(element: RandomHex, compiler: Any, **kw: Any) -> str:
-    return "lower(hex(randomblob(16)))"  # SQLite
-
-
-@compiles(RandomHex, "postgresql")
-def _random_hex_pg(element: RandomHex, compiler: Any, **kw: Any) -> str:
-    return "replace(CAST(gen_random_uuid() AS TEXT), '-', '')"  # PostgreSQL 13+
-
-
-def _insert_for(
-    session: Session,
-    digest_id: int,
-    themes: str,
-    status: str,
-    variant_id: int | None,
-    error: str | None,
-    prefix: str,
-    domain: str,
-    now: datetime,
-) -> int:
-    message_id = (
-        literal(prefix) + RandomHex() + literal(domain)
-        if status == DeliveryStatus.PENDING
-        else literal("")
-    )
-    rows = select(
-        literal(digest_id),
-        _S.c.id,
-        literal(variant_id, Integer),
-        _S.c.address,
-        literal(status),
-        literal(0),
-        literal(error, Text),
-        message_id,
-        literal(now, UTCDateTime()),
-    ).where(_S.c.status == SubscriberStatus.ACTIVE, _S.c.themes.cast(Text) == themes)
-    columns = [
-        "digest_id",
-        "subscriber_id",
-        "variant_id",
-        "address",
-        "status",
-        "attempts",
-        "last_error",
-        "message_id",
-        "created_at",
-    ]
-    return _count(session.execute(insert(_D).from_select(columns, rows)))
-
-
-@dataclass(frozen=True)
-class Job:
-    """A delivery to attempt, with what building its message needs."""
-
-    id: int
-    variant_id: int
-    subscriber_id: int
-    address: str
-    name: str
-    token: str
-    message_id: str
-    attempts: int
-    created_at: datetime
-    bounce_count: int
-    claim: str | None = None  # the claim token it is held under (see claim_batch)
-
-
-def due_jobs(session: Session, now: datetime) -> list[Job]:
-    """Pending deliveries whose next attempt is due, oldest digest first."""
-    rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.variant_id,
-            Delivery.subscriber_id,
-            Subscriber.address,
-            Subscriber.name,
-            Subscriber.token,
-            Delivery.message_id,
-            Delivery.attempts,
-            Delivery.created_at,
-            Subscriber.bounce_count,
-        )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.variant_id.is_not(None),
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        )
-        .order_by(Delivery.digest_id, Delivery.id)
-    )
-    return [Job(**row._mapping) for row in rows]
-
-
-def waiting_count(session: Connection | Session, now: datetime) -> int:
-    """Pending deliveries whose next attempt is later than now."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at > now)
-        )
-        or 0
-    )
-
-
-def letters(
-    db: Connection | Session, variant_ids: Iterable[int]
-) -> dict[int, tuple[Letter, datetime]]:
-    """The rendered variants by id, with their digest's publication time."""
-    rows = db.execute(
-        select(
-            DigestVariant.id,
-            DigestVariant.subject,
-            DigestVariant.html,
-            DigestVariant.text,
-            Digest.published_at,
-        )
-        .join(Digest, Digest.id == DigestVariant.digest_id)
-        .where(DigestVariant.id.in_(list(variant_ids)))
-    )
-    return {vid: (Letter(subject, html, text), when) for vid, subject, html, text, when in rows}
-
-
-def release_expired(db: Connection | Session, lease: float, dead: Sequence[int] = ()) -> int:
-    """Deliveries left 'sending' whose lease ran out (claimed or renewed more than
-    `lease` seconds ago by the database's clock: their worker's heartbeat stopped
-    renewing them), or held by a worker known to be dead, go back to pending. A live
-    worker's rows are never taken, whatever the clocks of the hosts say."""
-    held = or_(_D.c.claimed_at.is_(None), _D.c.claimed_at < db_ago(lease))
-    if dead:
-        held = or_(held, _D.c.claimed_by.in_(list(dead)))
-    result = db.execute(
-        update(_D)
-        .where(_D.c.status == DeliveryStatus.SENDING, held)
-        .values(status=DeliveryStatus.PENDING, claimed_by=None, claim_token=None)
-    )
-    return _count(result)
-
-
-def renew(db: Connection | Session, worker_id: int, token: str) -> None:
-    """The worker is alive: the lease on every row it still holds starts again (now by
-    the database's clock)."""
-    db.execute(
-        update(_D)
-        .where(_held_by(worker_id, token), _D.c.status == DeliveryStatus.SENDING)
-        .values(claimed_at=db_now())
-    )
-
-
-def release_held(
-    db: Connection | Session, worker_id: int, token: str, keep: Iterable[int] = ()
-) -> int:
-    """The worker stops: its claimed rows that were never handed to the server go back to
-    pending (`keep`: rows whose message the server may have accepted; they stay
-    'sending' until their lease runs out). Rows taken over by another worker while
-    this one was paused are not its own any more and are left alone."""
-    stmt = update(_D).where(_held_by(worker_id, token), _D.c.status == DeliveryStatus.SENDING)
-    kept = list(keep)
-    if kept:
-        stmt = stmt.where(_D.c.id.not_in(kept))
-    # their claim counted an attempt that never happened
-    values = {
-        "status": DeliveryStatus.PENDING,
-        "claimed_by": None,
-        "claim_token": None,
-        "attempts": _D.c.attempts - 1,
-    }
-    return _count(db.execute(stmt.values(values)))
-
-
-def claim_batch(db: Connection, worker_id: int, now: datetime, limit: int, token: str) -> list[Job]:
-    """Claim up to `limit` due pending deliveries for this worker, oldest digest first,
-    under the worker run's `token` (the fence: finishing a row names it), leased from
-    the database's clock. PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so workers never
-    wait on each other's rows; SQLite: the same conditional UPDATE runs under its
-    single writer lock. (`now`, this host's clock, only says which retries are due.)"""
-    due = (
-        select(_D.c.id)
-        .join(_S, _S.c.id == _D.c.subscriber_id)
-        .where(
-            _D.c.status == DeliveryStatus.PENDING,
-            _D.c.variant_id.is_not(None),
-            _S.c.status == SubscriberStatus.ACTIVE,
-            or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
-        )
-        .order_by(_D.c.digest_id, _D.c.id)
-        .limit(limit)
-    )
-    if db.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=_D)
-    # MATERIALIZED: the rows are picked once. As an IN (subquery), PostgreSQL may run the
-    # SKIP LOCKED subquery again for each row it updates, each run locking `limit` more:
-    # a worker claimed about 150 rows with claim_batch = 50, leaving the others idle.
-    picked = due.cte("due").prefix_with("MATERIALIZED")
-    ids = list(
-        db.scalars(
-            update(_D)
-            .where(_D.c.id.in_(select(picked.c.id)), _D.c.status == DeliveryStatus.PENDING)
-            .values(
-                status=DeliveryStatus.SENDING,
-                claimed_at=db_now(),
-                claimed_by=worker_id,
-                claim_token=token,
-                attempts=_D.c.attempts + 1,
-            )
-            .returning(_D.c.id)
-        )
-    )
-    if not ids:
-        return []
-    rows = db.execute(_JOBS.where(_D.c.id.in_(ids)).order_by(_D.c.digest_id, _D.c.id))
-    # attempts counts this claim; Job.attempts is what came before it
-    return [Job(**{**row._mapping, "attempts": row.attempts - 1}) for row in rows]
-
-
-def unfinished(db: Connection | Session, now: datetime) -> int:
-    """Rows a worker holds ('sending'), or pending, due, to an active subscriber: what a
-    draining worker waits for."""
-    due = (
-        select(func.count())
-        .select_from(_D)
-        .join(_S, _S.c.id == _D.c.subscriber_id)
-        .where(
-            _D.c.variant_id.is_not(None),
-            or_(
-                _D.c.status == DeliveryStatus.SENDING,
-                (_D.c.status == DeliveryStatus.PENDING)
-                & (_S.c.status == SubscriberStatus.ACTIVE)
-                & or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
-            ),
-        )
-    )
-    return int(db.scalar(due) or 0)
-
-
-def pending_count(db: Connection | Session) -> int:
-    """Rows not finished: pending (due or not) or being sent."""
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(_D)
-            .where(
-                _D.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
-                _D.c.variant_id.is_not(None),
-            )
-        )
-        or 0
-    )
-
-
-def skip_inactive(session: Connection | Session) -> int:
-    """Pending deliveries to subscribers no longer active are skipped."""
-    skipped = 0
-    for status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
-        gone = select(Subscriber.id).where(
-            Subscriber.id == Delivery.subscriber_id, Subscriber.status == status
-        )
-        result = session.execute(
-            update(Delivery)
-            .where(Delivery.status == DeliveryStatus.PENDING, gone.exists())
-            .values(status=DeliveryStatus.SKIPPED, last_error=f"subscriber {status}")
-        )
-        skipped += _count(result)
-    return skipped
-
-
-# Leases are measured by the database's clock alone: every host writes and compares
-# the same clock, so a host whose clock is off neither takes live rows nor keeps dead
-# ones (as the rate limit does, ratelimit.GlobalBucket).
-
-
-class db_now(FunctionElement[datetime]):
-    """The database's clock now, as a UTCDateTime value (SQLite: UTC, as stored)."""
-
-    type = UTCDateTime()
-    name = "db_now"
-    inherit_cache = True
-
-
-class db_ago(FunctionElement[datetime]):
-    """The database's clock, `seconds` ago."""
-
-    type = UTCDateTime()
-    name = "db_ago"
-    inherit_cache = True
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(literal(float(seconds), Float()))
-
-
-_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now'{})"  # ms; stored values have µs
-
-
-@compiles(db_now, "postgresql")
-def _pg_now(element: db_now, compiler: SQLCompiler, **kw: object) -> str:
-    return "statement_timestamp()"
-
-
-@compiles(db_now)
-def _sqlite_now(element: db_now, compiler: SQLCompiler, **kw: object) -> str:
-    return f"({_SQLITE_NOW.format('')} || '000')"
-
-
-@compiles(db_ago, "postgresql")
-def _pg_ago(element: db_ago, compiler: SQLCompiler, **kw: object) -> str:
-    seconds = compiler.process(element.clauses, **kw)
-    return f"(statement_timestamp() - make_interval(secs => {seconds}))"
-
-
-@compiles(db_ago)
-def _sqlite_ago(element: db_ago, compiler: SQLCompiler, **kw: object) -> str:
-    seconds = compiler.process(element.clauses, **kw)
-    shift = f", '-' || {seconds} || ' seconds'"
-    return f"({_SQLITE_NOW.format(shift)} || '000')"
-
-
-# The statements run once per message are built once (Core, bound parameters): only
-# their parameters change, so SQLAlchemy reuses the compiled form.
-_D = cast(Table, Delivery.__table__)
-_S = cast(Table, Subscriber.__table__)
-_NOW = bindparam("now", type_=UTCDateTime())
-_JOBS = select(
-    _D.c.id,
-    _D.c.variant_id,
-    _D.c.subscriber_id,
-    _S.c.address,
-    _S.c.name,
-    _S.c.token,
-    _D.c.message_id,
-    _D.c.attempts,
-    _D.c.created_at,
-    _S.c.bounce_count,
-    _D.c.claim_token.label("claim"),
-).join(_S, _S.c.id == _D.c.subscriber_id)
-_CLAIM = (
-    update(_D)
-    .where(
-        _D.c.id == bindparam("did"),
-        _D.c.status == DeliveryStatus.PENDING,
-        select(_S.c.id)
-        .where(_S.c.id == _D.c.subscriber_id, _S.c.status == SubscriberStatus.ACTIVE)
-        .exists(),
-    )
-    .values(
-        status=DeliveryStatus.SENDING,
-        claimed_at=db_now(),
-        claimed_by=bindparam("by"),
-        claim_token=bindparam("token"),
-        attempts=_D.c.attempts + 1,
-    )
-)
-# Finishing a row is fenced: only while it is still 'sending' under the claim token it
-# was claimed with (a row taken over by another worker is not changed).
-_MINE = (
-    _D.c.id == bindparam("did"),
-    _D.c.status == DeliveryStatus.SENDING,
-    _D.c.claim_token == bindparam("claim"),
-)
-_SENT = (
-    update(_D)
-    .where(*_MINE)
-    .values(status=DeliveryStatus.SENT, sent_at=_NOW, last_error=None, next_attempt_at=None)
-)
-_FINISH = (
-    update(_D)
-    .where(*_MINE)
-    .values(
-        status=bindparam("status"),
-        last_error=bindparam("error"),
-        next_attempt_at=bindparam("at", type_=UTCDateTime()),
-    )
-)
-_RESET_BOUNCES = update(_S).where(_S.c.id == bindparam("sid")).values(bounce_count=0)
-_BOUNCE = update(_S).where(_S.c.id == bindparam("sid")).values(bounce_count=_S.c.bounce_count + 1)
-_BOUNCED = (
-    update(_S)
-    .where(
-        _S.c.id == bindparam("sid"),
-        _S.c.status == SubscriberStatus.ACTIVE,
-        _S.c.bounce_count >= bindparam("limit"),
-    )
-    .values(status=SubscriberStatus.BOUNCED)
-)
-
-
-def claim(
-    db: Connection | Session,
-    delivery_id: int,
-    worker_id: int | None = None,
-    token: str | None = None,
-) -> bool:
-    """Conditional update: True when this worker (under its claim `token`) now owns the
-    delivery (the row count says who won), leased from the database's clock. The
-    subscriber must still be active."""
-    params = {"did": delivery_id, "by": worker_id, "token": token}
-    return _count(db.execute(_CLAIM, params)) == 1
-
-
-def mark_sent(db: Connection | Session, job: Job, now: datetime) -> bool:
-    """The server accepted the message: True, or False when the row was no longer held
-    under the job's claim (taken over by another worker: a copy went out twice)."""
-    if _count(db.execute(_SENT, {"did": job.id, "claim": job.claim, "now": now})) != 1:
-        return False
-    if job.bounce_count:
-        db.execute(_RESET_BOUNCES, {"sid": job.subscriber_id})
-    return True
-
-
-def mark_pending(
-    db: Connection | Session, job: Job, error: str | None, at: datetime | None
-) -> None:
-    """Back to pending (if still held under the job's claim): retried when `at` comes
-    (None: at once, by the next run)."""
-    params = {"did": job.id, "claim": job.claim, "status": DeliveryStatus.PENDING}
-    db.execute(_FINISH, {**params, "error": error, "at": at})
-
-
-def mark_failed(db: Connection | Session, job: Job, error: str, *, bounce_after: int = 0) -> bool:
-    """The delivery failed for good (if still held under the job's claim). With
-    bounce_after, it counts as a bounce, and the subscriber becomes 'bounced' at that
-    many in a row; True when that happened now."""
-    params = {"did": job.id, "claim": job.claim, "status": DeliveryStatus.FAILED}
-    finished = _count(db.execute(_FINISH, {**params, "error": error, "at": None}))
-    if not bounce_after or not finished:
-        return False
-    db.execute(_BOUNCE, {"sid": job.subscriber_id})
-    return _count(db.execute(_BOUNCED, {"sid": job.subscriber_id, "limit": bounce_after})) == 1
-
-
-def _count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _held_by(worker_id: int, token: str) -> ColumnElement[bool]:
-    return (_D.c.claimed_by == worker_id) & (_D.c.claim_token == token)
+def letters(tx: Tx, variant_ids: Iterable[int]) -> dict[int, tuple[Letter, datetime]]:
+    """The rendered variants by id, as letters, with their digest's publication time."""
+    found = outbox.letters(tx, variant_ids)
+    return {vid: (Letter(v.subject, v.html, v.text), v.published_at) for vid, v in found.items()}

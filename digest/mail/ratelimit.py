@@ -13,20 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Connection,
-    case,
-    func,
-    literal,
-    literal_column,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import Executable
-
-from digest.state.models import RateBucket
+from digest.state import ratebucket
+from digest.state.handles import Tx
 
 T = TypeVar("T")
 MICRO = 1_000_000
@@ -130,7 +118,7 @@ class GlobalBucket:
 
     def __init__(
         self,
-        begin: Callable[[], AbstractContextManager[Connection]],
+        begin: Callable[[], AbstractContextManager[Tx]],
         rate: float,
         *,
         name: str = "email",
@@ -150,7 +138,6 @@ class GlobalBucket:
         self._used = 0  # how many of them were handed out (or dropped)
         self._local = 0.0  # time.monotonic() when the block came back
         self._lock = threading.Lock()
-        self._update: Executable | None = None  # the reserving statement
         self.reservations = 0  # blocks reserved (database round trips)
         self.dropped = 0  # slots reached too late to use
 
@@ -177,32 +164,10 @@ class GlobalBucket:
         if not self.interval:
             raise ValueError("a rate of 0 has no bucket")
         span = self.k * self.interval
-        with self._begin() as conn:
-            statement = self._statement(conn.dialect.name)
-            row = conn.execute(statement).first()
-            if row is None:  # a bucket not made by a migration: make it, then take
-                conn.execute(_insert_missing(conn.dialect.name, self.name))
-                row = conn.execute(statement).one()
+        with self._begin() as tx:
+            next_slot, db_now = ratebucket.reserve(tx, self.name, span, self.horizon)
         self.reservations += 1
-        return Block(int(row[0]) - span, self.k, self.interval, int(row[1]))
-
-    def _statement(self, dialect: str) -> Executable:
-        """next_slot = max(next_slot, now) + k × interval, RETURNING it and now; built
-        once (the values are literals: the SQL is the same at every call)."""
-        if self._update is None:
-            now = _db_now(dialect)
-            slot = RateBucket.__table__.c.next_slot
-            start = case(
-                (slot - now > literal(self.horizon), now),  # the clock stepped back
-                else_=_greatest(dialect, slot, now),
-            )
-            self._update = (
-                update(RateBucket)
-                .where(RateBucket.name == self.name)
-                .values(next_slot=start + literal(self.k * self.interval))
-                .returning(RateBucket.next_slot, now)
-            )
-        return self._update
+        return Block(next_slot - span, self.k, self.interval, db_now)
 
     def _next_slot(self, now: float) -> int | None:
         """The next slot of the block held, skipping those too late to use."""
@@ -225,27 +190,3 @@ class GlobalBucket:
         """A slot as a local monotonic time: local now + (slot - db now)."""
         assert self._block is not None
         return self._local + (slot - self._block.db_now) / MICRO
-
-
-def _db_now(dialect: str) -> ColumnElement[int]:
-    """The database's clock in whole microseconds since the epoch, one value per
-    statement (SQLite's 'now' has millisecond steps)."""
-    if dialect == "postgresql":
-        sql = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)"
-    else:
-        sql = (
-            "(CAST(strftime('%s', 'now') AS INTEGER) * 1000000"
-            " + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER) * 1000)"
-        )
-    return literal_column(sql, BigInteger)
-
-
-def _greatest(dialect: str, a: ColumnElement[int], b: ColumnElement[int]) -> ColumnElement[int]:
-    if dialect == "postgresql":
-        return func.greatest(a, b, type_=BigInteger)
-    return func.max(a, b, type_=BigInteger)  # SQLite's max() of two values is scalar
-
-
-def _insert_missing(dialect: str, name: str) -> Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(RateBucket).values(name=name, next_slot=0).on_conflict_do_nothing()

@@ -30,14 +30,13 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
-
 from digest.config import SubscribeSection
 from digest.mail.message import TOKEN_RE, new_message_id
 from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
-from digest.state import db
-from digest.state.models import Signup, Subscriber
+from digest.state import signups
+from digest.state import subscribers as stored
+from digest.state.handles import Sessions, Tx, reading, writing
+from digest.state.signups import SignupRow
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class SignupDesk:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         limits: SubscribeSection,
         secret: Callable[[], bytes],
         clock: Callable[[], datetime],
@@ -93,124 +92,71 @@ class SignupDesk:
         slugs = parse_themes(themes)
         key, now, ip_hash = address.lower(), self.clock(), self._ip_hash(ip)
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
-        with self.sessions() as s:
-            _serialize(s)
-            from_ip = s.scalar(
-                select(func.count())
-                .select_from(Signup)
-                .where(Signup.ip_hash == ip_hash, Signup.created_at > hour)
-            )
-            if (from_ip or 0) >= self.limits.max_per_ip_hour:
+        with writing(self.sessions) as s:
+            signups.serialize(s)
+            if signups.count_from(s, ip_hash, hour) >= self.limits.max_per_ip_hour:
                 log.warning("subscribe: a client reached max_per_ip_hour; request refused")
                 return Request("busy", address)
-            recent = s.execute(
-                select(Signup.created_at, Signup.confirmed_at)
-                .where(Signup.key == key, Signup.created_at > day)
-                .order_by(Signup.created_at.desc())
-            ).all()
+            recent = signups.recent(s, key, day)
             resend_after = now - timedelta(minutes=self.limits.resend_minutes)
             pending_recently = any(c is None and t > resend_after for t, c in recent)
             if pending_recently or len(recent) >= self.limits.max_per_address_day:
                 log.info("subscribe: confirmation for a pending address not re-sent yet")
                 return Request("throttled", address, themes=slugs)
             token = new_token()
-            s.add(
-                Signup(
-                    key=key,
-                    address=address,
-                    themes=list(slugs),
-                    token_hash=token_hash(token),
-                    ip_hash=ip_hash,
-                    created_at=now,
-                    expires_at=now + timedelta(hours=self.limits.confirm_hours),
-                )
-            )
-            s.commit()
+            expires = now + timedelta(hours=self.limits.confirm_hours)
+            signups.add(s, address, slugs, token_hash(token), ip_hash, now, expires)
         log.info("subscribe: confirmation requested (%d area(s))", len(slugs))
         return Request("send", address, token, slugs)
 
     def forget(self, token: str) -> None:
         """Drop the signup of a confirmation that could not be sent."""
-        with self.sessions() as s:
-            db.begin_write(s)  # reads then deletes: the write lock first (SQLite)
+        with writing(self.sessions) as s:  # reads then deletes: the write lock first
             signup = self._find(s, token)
             if signup is not None and signup.confirmed_at is None:
-                s.delete(signup)
-                s.commit()
+                signups.remove(s, signup.id)
 
     def peek(self, token: str) -> Confirmation:
         """What opening this confirmation link would do, changing nothing."""
-        with self.sessions() as s:
+        with reading(self.sessions) as s:
             signup = self._find(s, token)
             if signup is None:
                 return Confirmation("unknown")
-            return Confirmation(self._state(signup), signup.address, themes=tuple(signup.themes))
+            return Confirmation(self._state(signup), signup.address, themes=signup.themes)
 
     def confirm(self, token: str) -> Confirmation:
         """Activate the subscriber of a valid, unexpired token (idempotent)."""
-        with self.sessions() as s:
-            db.begin_write(s)  # reads then writes: the write lock first (SQLite)
+        with writing(self.sessions) as s:  # reads then writes: the write lock first
             signup = self._find(s, token)
             if signup is None:
                 return Confirmation("unknown")
             state = self._state(signup)
             if state != "pending":
-                return Confirmation(state, signup.address, themes=tuple(signup.themes))
-            now = self.clock()
-            signup.confirmed_at = now
-            s.execute(  # the other links still out for this address stop working
-                update(Signup)
-                .where(
-                    Signup.key == signup.key,
-                    Signup.id != signup.id,
-                    Signup.confirmed_at.is_(None),
-                    Signup.expires_at > now,
-                )
-                .values(expires_at=now)
-            )
-            upsert(
-                s,
-                {},
-                signup.address,
-                themes=tuple(signup.themes),
-                status="active",
-                reactivate=True,
-            )
-            s.flush()
-            sub = s.scalar(select(Subscriber).where(Subscriber.key == signup.key))
+                return Confirmation(state, signup.address, themes=signup.themes)
+            signups.confirm(s, signup, self.clock())
+            upsert(s, signup.address, themes=signup.themes, status="active", reactivate=True)
+            sub = stored.by_key(s, signup.key)
             assert sub is not None
-            sub.bounce_count = 0
-            s.commit()
-            log.info("subscribe: subscriber #%d confirmed", sub.id)
-            return Confirmation("confirmed", sub.address, sub.token, tuple(sub.themes))
+            if sub.bounce_count:
+                stored.change(s, [(sub.id, {"bounce_count": 0})])
+        log.info("subscribe: subscriber #%d confirmed", sub.id)
+        return Confirmation("confirmed", sub.address, sub.token, sub.themes)
 
-    def _find(self, s: Session, token: str) -> Signup | None:
+    def _find(self, s: Tx, token: str) -> SignupRow | None:
         if not TOKEN_RE.fullmatch(token or ""):
             return None
         digest = token_hash(token)
-        signup = s.scalar(select(Signup).where(Signup.token_hash == digest))
+        signup = signups.by_token_hash(s, digest)
         if signup is None or not hmac.compare_digest(signup.token_hash, digest):
             return None
         return signup
 
-    def _state(self, signup: Signup) -> str:
+    def _state(self, signup: SignupRow) -> str:
         if signup.confirmed_at is not None:
             return "already"
         if signup.expires_at <= self.clock():
             return "expired"
         return "pending"
-
-
-SIGNUP_LOCK = 0x6469_6773  # PostgreSQL advisory lock id: one signup check at a time
-
-
-def _serialize(s: Session) -> None:
-    """Begin the unit of work as the only signup check running: the write lock up front
-    on SQLite, a transaction-scoped advisory lock on PostgreSQL (released by the commit
-    or rollback). Signups are few; one at a time costs nothing."""
-    db.begin_write(s)
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SIGNUP_LOCK})
 
 
 def notice_message(

@@ -15,27 +15,25 @@ import functools
 import hmac
 import io
 import itertools
-import json
 import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TextIO
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
-from digest.state import db
-from digest.state.models import Delivery, Subscriber, utcnow
-from digest.state.states import DeliveryStatus, SubscriberStatus
-from digest.state.store import executemany, stored_time
+from digest.state import outbox
+from digest.state import subscribers as stored
+from digest.state.handles import Sessions, Tx, reading, writing
+from digest.state.states import SubscriberStatus
+from digest.state.subscribers import NewSubscriber, SubscriberRow
 from digest.urls import slugify
 
 log = logging.getLogger(__name__)
@@ -168,9 +166,8 @@ def _check_status(status: str) -> str:
     return status
 
 
-def _info(s: Subscriber) -> SubscriberInfo:
-    themes = tuple(s.themes)
-    return SubscriberInfo(s.address, s.name, s.status, themes, s.bounce_count, s.created_at)
+def _info(s: SubscriberRow) -> SubscriberInfo:
+    return SubscriberInfo(s.address, s.name, s.status, s.themes, s.bounce_count, s.created_at)
 
 
 def new_token() -> str:
@@ -181,52 +178,46 @@ def new_token() -> str:
     return token
 
 
-def new_subscriber(address: str, name: str = "", themes: Sequence[str] = ()) -> Subscriber:
-    return Subscriber(
-        key=address.lower(),
-        address=address,
-        name=name,
-        status=SubscriberStatus.ACTIVE,
-        themes=list(themes),
-        token=new_token(),
-        bounce_count=0,
-        created_at=utcnow(),
-    )
+def new_subscriber(
+    address: str, name: str = "", themes: Sequence[str] = (), status: str | None = None
+) -> NewSubscriber:
+    status = status or SubscriberStatus.ACTIVE
+    return NewSubscriber(address, new_token(), name, tuple(themes), status)
 
 
 def _apply(
-    sub: Subscriber,
+    sub: SubscriberRow,
     name: str | None,
     themes: Sequence[str] | None,
     status: str | None,
     *,
     reactivate: bool,
-) -> str:
-    """Update an existing subscriber; returns "updated", "unchanged" or "kept"."""
-    before = (sub.name, list(sub.themes), sub.status)
-    if name is not None:
-        sub.name = name
-    if themes is not None:
-        sub.themes = list(themes)
-    kept = False
+) -> tuple[str, dict[str, object]]:
+    """How an existing subscriber changes: "updated", "unchanged" or "kept", and the
+    columns to set."""
+    changes: dict[str, object] = {}
+    if name is not None and name != sub.name:
+        changes["name"] = name
+    if themes is not None and tuple(themes) != sub.themes:
+        changes["themes"] = list(themes)
     if (
         status == SubscriberStatus.ACTIVE
         and sub.status == SubscriberStatus.UNSUBSCRIBED
         and not reactivate
     ):
-        kept = True
-    elif status is not None and status != sub.status:
-        sub.status = status
-        sub.unsubscribed_at = utcnow() if status == SubscriberStatus.UNSUBSCRIBED else None
+        return "kept", changes
+    if status is not None and status != sub.status:
+        changes["status"] = status
+        changes["unsubscribed_at"] = (
+            datetime.now(UTC) if status == SubscriberStatus.UNSUBSCRIBED else None
+        )
         if status == SubscriberStatus.ACTIVE:
-            sub.bounce_count = 0
-    changed = (sub.name, list(sub.themes), sub.status) != before
-    return "kept" if kept else "updated" if changed else "unchanged"
+            changes["bounce_count"] = 0
+    return ("updated" if changes else "unchanged"), changes
 
 
 def upsert(
-    session: Session,
-    existing: dict[str, Subscriber],
+    tx: Tx,
     address: str,
     *,
     name: str | None = None,
@@ -234,90 +225,63 @@ def upsert(
     status: str | None = None,
     reactivate: bool = False,
 ) -> str:
-    """Add or update one subscriber; ``existing`` caches rows by key. Returns "added",
-    "updated", "unchanged" or "kept" (unsubscribed, not reactivated)."""
+    """Add or update one subscriber. Returns "added", "updated", "unchanged" or "kept"
+    (unsubscribed, not reactivated)."""
     if name is not None:
         name = check_name(name)
-    key = address.lower()
-    sub = existing.get(key)
+    sub = stored.by_key(tx, address.lower())
     if sub is None:
-        sub = session.scalar(select(Subscriber).where(Subscriber.key == key))
-    if sub is None:
-        sub = new_subscriber(address, name or "", themes or ())
-        if status is not None:
-            _apply(sub, None, None, status, reactivate=True)
-        session.add(sub)
-        existing[key] = sub
+        stored.add(tx, [new_subscriber(address, name or "", themes or (), status)])
         return "added"
-    existing[key] = sub
-    return _apply(sub, name, themes, status, reactivate=reactivate)
+    outcome, changes = _apply(sub, name, themes, status, reactivate=reactivate)
+    stored.change(tx, [(sub.id, changes)])
+    return outcome
 
 
-def sync_configured(session: Session, addresses: Iterable[str]) -> int:
+def sync_configured(tx: Tx, addresses: Iterable[str]) -> int:
     """Configured recipients become active subscribers when new; existing ones (even
     unsubscribed or bounced) are left as they are. Returns how many were added."""
     keys = {a.lower(): a for a in addresses}
     if not keys:
         return 0
-    known = set(session.scalars(select(Subscriber.key).where(Subscriber.key.in_(list(keys)))))
+    known = stored.known_keys(tx, list(keys))
     fresh = [new_subscriber(a) for k, a in keys.items() if k not in known]
-    session.add_all(fresh)
-    session.flush()
+    stored.add(tx, fresh)
     return len(fresh)
 
 
-def active(session: Session) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(id, address, themes) of every active subscriber."""
-    rows = session.execute(
-        select(Subscriber.id, Subscriber.address, Subscriber.themes)
-        .where(Subscriber.status == SubscriberStatus.ACTIVE)
-        .order_by(Subscriber.id)
-    )
-    return [(i, a, tuple(t or ())) for i, a, t in rows]
-
-
-def receiving(session: Session, configured: Sequence[str], shown: int = 5) -> tuple[int, list[str]]:
+def receiving(tx: Tx, configured: Sequence[str], shown: int = 5) -> tuple[int, list[str]]:
     """How many would receive the next digest, and the first `shown` of them, as
     would_receive orders them, without reading the whole list."""
     keys = [a.lower() for a in configured]
-    rows = session.execute(
-        select(Subscriber.key, Subscriber.status).where(Subscriber.key.in_(keys))
-    )
-    status = {key: st for key, st in rows}
+    status = stored.statuses(tx, keys)
     first = [a for a in configured if status.get(a.lower(), "active") == "active"]
-    others = (Subscriber.status == "active") & Subscriber.key.not_in(keys)
-    count = session.scalar(select(func.count()).select_from(Subscriber).where(others)) or 0
-    rest = session.scalars(
-        select(Subscriber.address).where(others).order_by(Subscriber.id).limit(shown)
-    )
-    return len(first) + int(count), [*first[:shown], *rest][:shown]
+    count, rest = stored.other_active(tx, keys, shown)
+    return len(first) + count, [*first[:shown], *rest][:shown]
 
 
-def would_receive(session: Session, configured: Sequence[str]) -> list[str]:
+def would_receive(tx: Tx, configured: Sequence[str]) -> list[str]:
     """The configured addresses not unsubscribed or bounced, then the other active
     subscribers: who the next digest goes to (before theme choices)."""
-    status = {k: st for k, st in session.execute(select(Subscriber.key, Subscriber.status))}
+    status = stored.statuses(tx)
     on = SubscriberStatus.ACTIVE
     out = [a for a in configured if status.get(a.lower(), on) == on]
     seen = {a.lower() for a in out}
-    out += [a for _, a, _ in active(session) if a.lower() not in seen]
+    out += [a for _, a, _ in stored.active(tx) if a.lower() not in seen]
     return out
 
 
-def unsubscribe(session: Session, token: str) -> Unsubscribed | None:
+def unsubscribe(tx: Tx, token: str) -> Unsubscribed | None:
     """Unsubscribe the owner of ``token`` at once; idempotent. None for an unknown token.
     Pending deliveries to them are skipped. The token is never logged."""
-    sub = by_token(session, token)
+    sub = by_token(tx, token)
     if sub is None:
         return None
     if sub.status == SubscriberStatus.UNSUBSCRIBED:
         return Unsubscribed(sub.address, already=True)
-    sub.status, sub.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, utcnow()
-    session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == sub.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SKIPPED, last_error="subscriber unsubscribed")
-    )
+    left = {"status": SubscriberStatus.UNSUBSCRIBED, "unsubscribed_at": datetime.now(UTC)}
+    stored.change(tx, [(sub.id, left)])
+    outbox.skip_pending(tx, sub.id, "subscriber unsubscribed")
     log.info("unsubscribed subscriber #%d", sub.id)
     return Unsubscribed(sub.address, already=False)
 
@@ -458,7 +422,7 @@ Row = tuple[int, str, str | None, tuple[str, ...] | None, str | None]  # line, a
 
 
 def read_csv(
-    session: Session,
+    tx: Tx,
     stream: TextIO,
     topics: Callable[[str], tuple[str, ...]] = parse_themes,
 ) -> ImportReport:
@@ -495,7 +459,7 @@ def read_csv(
                 report.notes.append((line, "more fields than the header; extra ignored"))
         except SubscriberError as exc:
             report.errors.append((line, exc.message))
-    _store_rows(session, parsed, report)
+    _store_rows(tx, parsed, report)
     report.notes.sort(key=lambda note: note[0])
     return report
 
@@ -513,15 +477,11 @@ def _parse_row(
     return address, name, themes, status
 
 
-def _store_rows(session: Session, rows: list[Row], report: ImportReport) -> None:
+def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
     first_line: dict[str, int] = {}
-    keys = list({address.lower() for _, address, _, _, _ in rows})
-    existing: dict[str, Subscriber] = {}
-    for i in range(0, len(keys), 500):
-        found = session.scalars(select(Subscriber).where(Subscriber.key.in_(keys[i : i + 500])))
-        existing.update({sub.key: sub for sub in found})
-    fresh: list[tuple[object, ...]] = []
-    now = stored_time(session, utcnow())
+    existing = stored.by_keys(tx, {address.lower() for _, address, _, _, _ in rows})
+    fresh: list[NewSubscriber] = []
+    changes: list[tuple[int, dict[str, object]]] = []
     for line, address, name, themes, status in rows:
         key = address.lower()
         if key in first_line:
@@ -530,39 +490,17 @@ def _store_rows(session: Session, rows: list[Row], report: ImportReport) -> None
         first_line[key] = line
         sub = existing.get(key)
         if sub is None:
-            fresh.append(_new_row(address, name or "", themes or (), status or "active", now))
+            fresh.append(new_subscriber(address, name or "", themes or (), status))
             report.added += 1
             continue
-        outcome = _apply(sub, name, themes, status, reactivate=False)
+        outcome, changed = _apply(sub, name, themes, status, reactivate=False)
+        changes.append((sub.id, changed))
         if outcome == "kept":
             report.notes.append((line, f"{address} unsubscribed; not reactivated"))
             outcome = "unchanged"
         setattr(report, outcome, getattr(report, outcome) + 1)
-    session.flush()
-    executemany(session, "subscribers", _NEW_COLUMNS, fresh)  # values checked above
-
-
-_NEW_COLUMNS = (
-    "key", "address", "name", "status", "themes", "token", "bounce_count", "created_at",
-    "unsubscribed_at",
-)  # fmt: skip
-
-
-def _new_row(
-    address: str, name: str, themes: Sequence[str], status: str, now: object
-) -> tuple[object, ...]:
-    """A new subscriber's values, in _NEW_COLUMNS order."""
-    return (
-        address.lower(),
-        address,
-        name,
-        status,
-        json.dumps(list(themes)) if themes else "[]",
-        new_token(),
-        0,
-        now,
-        now if status == "unsubscribed" else None,
-    )
+    stored.change(tx, changes)
+    stored.add_many(tx, fresh)  # values checked above
 
 
 # A cell a spreadsheet would run as a formula (=, +, -, @; a tab or CR before one) goes
@@ -581,14 +519,14 @@ def _from_spreadsheet(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
-def write_csv(session: Session, stream: TextIO) -> int:
+def write_csv(tx: Tx, stream: TextIO) -> int:
     """Every subscriber as ``email,name,themes,status``; returns how many. An address or
     a name a spreadsheet would run as a formula is written behind an apostrophe (import
     reads it back as it was)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     n = 0
-    for s in session.scalars(select(Subscriber).order_by(Subscriber.id)):
+    for s in stored.every(tx):
         cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
         writer.writerow([*cells, ";".join(s.themes), s.status])
         n += 1
@@ -604,7 +542,7 @@ class SubscriberBook:
 
     def __init__(
         self,
-        sessions: sessionmaker[Any],
+        sessions: Sessions,
         choices: Callable[[], Choices] | None = None,
         aliases: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
@@ -617,12 +555,8 @@ class SubscriberBook:
             return parse_themes(themes)
         return resolve_themes(themes, self.choices(), self.aliases() if self.aliases else None)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self.sessions() as session:
-            db.begin_write(session)  # waits its turn for the write lock (SQLite)
-            yield session
-            session.commit()
+    def _tx(self) -> AbstractContextManager[Tx]:
+        return writing(self.sessions)  # waits its turn for the write lock (SQLite)
 
     def add(
         self,
@@ -638,32 +572,24 @@ class SubscriberBook:
         slugs = self._slugs(themes) if themes is not None else None
         st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
         with self._tx() as s:
-            return upsert(s, {}, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
+            return upsert(s, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
 
     def status_of(self, address: str) -> str | None:
         """The status of a subscriber ("active", "unsubscribed", "bounced"), or None."""
         key = normalize(address).lower()
-        with self.sessions() as s:
-            status = s.scalar(select(Subscriber.status).where(Subscriber.key == key))
-        return None if status is None else str(status)
+        with reading(self.sessions) as s:
+            return stored.status_of(s, key)
 
     def remove(self, address: str) -> bool:
         """Forget a subscriber and their deliveries; False when unknown."""
         key = normalize(address).lower()
         with self._tx() as s:
-            sub = s.scalar(select(Subscriber).where(Subscriber.key == key))
-            if sub is None:
-                return False
-            s.execute(delete(Delivery).where(Delivery.subscriber_id == sub.id))
-            s.delete(sub)
-            return True
+            return stored.remove(s, key)
 
     def list(self, status: str | None = None) -> list[SubscriberInfo]:
-        query = select(Subscriber).order_by(Subscriber.id)
-        if status:
-            query = query.where(Subscriber.status == _check_status(status))
-        with self.sessions() as s:
-            return [_info(sub) for sub in s.scalars(query)]
+        wanted = _check_status(status) if status else None
+        with reading(self.sessions) as s:
+            return [_info(sub) for sub in stored.listing(s, wanted)]
 
     def import_csv(self, stream: TextIO) -> ImportReport:
         """Unknown topics are refused row by row, as `add` refuses them."""
@@ -677,7 +603,7 @@ class SubscriberBook:
             return read_csv(s, stream, topics)
 
     def export_csv(self, stream: TextIO) -> int:
-        with self.sessions() as s:
+        with reading(self.sessions) as s:
             return write_csv(s, stream)
 
     def unsubscribe(self, token: str) -> Unsubscribed | None:
@@ -685,7 +611,7 @@ class SubscriberBook:
             return unsubscribe(s, token)
 
     def lookup(self, token: str) -> SubscriberInfo | None:
-        with self.sessions() as s:
+        with reading(self.sessions) as s:
             sub = by_token(s, token)
             return _info(sub) if sub is not None else None
 
@@ -699,21 +625,22 @@ class SubscriberBook:
 # --------------------------------------------------------------------------- by token
 
 
-def by_token(session: Session, token: str) -> Subscriber | None:
+def by_token(tx: Tx, token: str) -> SubscriberRow | None:
     """The subscriber owning ``token`` (compared in constant time), or None."""
     if not TOKEN_RE.fullmatch(token or ""):
         return None
-    sub = session.scalar(select(Subscriber).where(Subscriber.token == token))
+    sub = stored.by_token(tx, token)
     if sub is None or not hmac.compare_digest(sub.token.encode(), token.encode()):
         return None
     return sub
 
 
-def choose_themes(session: Session, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
+def choose_themes(tx: Tx, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
     """Set the themes the owner of ``token`` receives (() = every theme)."""
-    sub = by_token(session, token)
+    sub = by_token(tx, token)
     if sub is None:
         return None
-    sub.themes = list(parse_themes(themes))
-    log.info("subscriber #%d chose %d theme(s)", sub.id, len(sub.themes))
-    return _info(sub)
+    chosen = parse_themes(themes)
+    stored.change(tx, [(sub.id, {"themes": list(chosen)})])
+    log.info("subscriber #%d chose %d theme(s)", sub.id, len(chosen))
+    return _info(replace(sub, themes=chosen))

@@ -1,7 +1,11 @@
 """State, the only package that imports SQLAlchemy: the tables (models), the engine and
 sessions (db), Alembic migrations, the queries (store: dumps, papers and digests; papers:
 the ledger ingest reads dumps into; issues: what was published, its search and the
-section feeds; meta: scheduled runs, last ingest), and the exclusive locks on the state.
+section feeds; meta: scheduled runs, last ingest; outbox, workers, ratebucket,
+subscribers, signups: the repositories of mail/), and the exclusive locks on the state.
+The mail repositories take the caller's open transaction (`handles.Tx`) first, never
+commit, and return frozen dataclasses or tuples, never ORM objects: the caller owns the
+transaction (handles.py says it at length).
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
 `digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a

@@ -33,6 +33,7 @@ from digest.app import App, make_app  # noqa: E402
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
 from digest.mail import outbox  # noqa: E402
 from digest.mail.message import MessageTemplate  # noqa: E402
+from digest.state import outbox as rows  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
 
 SAMPLES = ROOT / "examples" / "dumps"
@@ -129,7 +130,7 @@ def published_app(folder: Path, port: int, subscribers: int) -> App:
 def built_messages(app: App) -> tuple[list[bytes], float]:
     """Every subscriber's message, built as delivery builds them, and the time it took."""
     with app.session() as s:
-        jobs = outbox.due_jobs(s, app.clock())
+        jobs = rows.due_jobs(s, app.clock())
         letters = outbox.letters(s, {j.variant_id for j in jobs})
     mailing = app._mailing()
     t0 = time.perf_counter()

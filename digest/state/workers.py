@@ -2,7 +2,8 @@
 its heartbeat fresh; the heartbeat renews the lease on the deliveries it holds. Rows
 held by a worker whose heartbeat stopped (or whose process is gone, on this host) go
 back to pending; a live worker's rows are never taken. Heartbeats and leases are
-written and compared by the database's clock only, so hosts whose clocks differ agree."""
+written and compared by the database's clock only, so hosts whose clocks differ agree.
+(Convention: state/handles.py.)"""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select, update
 
-from digest.mail import outbox
+from digest.state import outbox
+from digest.state.handles import Tx
 from digest.state.models import Worker
 
 HOST = socket.gethostname()[:255]
@@ -35,8 +36,8 @@ class WorkerInfo:
     deferred: int
 
 
-def register(db: Connection) -> int:
-    row = db.execute(
+def register(tx: Tx) -> int:
+    row = tx.execute(
         insert(Worker)
         .values(
             host=HOST,
@@ -52,11 +53,11 @@ def register(db: Connection) -> int:
     return int(row.scalar_one())
 
 
-def beat(db: Connection, worker_id: int, token: str, counts: dict[str, int]) -> None:
+def beat(tx: Tx, worker_id: int, token: str, counts: dict[str, int]) -> None:
     """Alive: the heartbeat and progress are stored, and the lease on the rows held under
     the claim `token` renewed (the worker row first, then the rows: in the order a
     reaper takes them, so the two never wait on each other on PostgreSQL)."""
-    db.execute(
+    tx.execute(
         update(Worker)
         .where(Worker.id == worker_id)
         .values(
@@ -66,33 +67,44 @@ def beat(db: Connection, worker_id: int, token: str, counts: dict[str, int]) -> 
             deferred=counts.get("deferred", 0),
         )
     )
-    outbox.renew(db, worker_id, token)
+    outbox.renew(tx, worker_id, token)
 
 
-def unregister(db: Connection, worker_id: int) -> None:
-    db.execute(delete(Worker).where(Worker.id == worker_id))
+def unregister(tx: Tx, worker_id: int) -> None:
+    tx.execute(delete(Worker).where(Worker.id == worker_id))
 
 
-def reap(db: Connection, lease: float) -> int:
+def reap(tx: Tx, lease: float) -> int:
     """Take back what dead workers held: rows whose lease ran out (by the database's
     clock), and rows of a worker on this host whose process is gone (no need to wait
     for its lease). Returns how many rows went back to pending."""
-    local = db.execute(select(Worker.id, Worker.pid).where(Worker.host == HOST)).all()
+    local = tx.execute(select(Worker.id, Worker.pid).where(Worker.host == HOST)).all()
     dead = [wid for wid, pid in local if pid != os.getpid() and not _alive(pid)]
     gone = Worker.heartbeat_at < outbox.db_ago(lease)
-    db.execute(
+    tx.execute(
         delete(Worker).where(gone | Worker.id.in_(dead)) if dead else delete(Worker).where(gone)
     )
-    return outbox.release_expired(db, lease, dead)
+    return outbox.release_expired(tx, lease, dead)
 
 
-def listing(session: Session, now: datetime, lease: float) -> list[WorkerInfo]:
+def listing(tx: Tx, now: datetime, lease: float) -> list[WorkerInfo]:
+    """The workers whose heartbeat is fresher than `lease` seconds before `now`."""
     cutoff = now - timedelta(seconds=lease)
-    rows = session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.id))
-    return [
-        WorkerInfo(w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.sent, w.failed, w.deferred)
-        for w in rows
-    ]
+    rows = tx.execute(
+        select(
+            Worker.id,
+            Worker.host,
+            Worker.pid,
+            Worker.started_at,
+            Worker.heartbeat_at,
+            Worker.sent,
+            Worker.failed,
+            Worker.deferred,
+        )
+        .where(Worker.heartbeat_at >= cutoff)
+        .order_by(Worker.id)
+    )
+    return [WorkerInfo(*row) for row in rows]
 
 
 def _alive(pid: int) -> bool:
