@@ -150,9 +150,15 @@ def test_an_unknown_digest_variable_names_the_closest_setting(folder: Path) -> N
 
 
 def test_the_variables_digest_itself_reads_are_allowed(folder: Path) -> None:
-    assert {"DIGEST_CONFIG", "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_TEST_DATABASE_URL"} <= OTHER_ENV
+    assert {"DIGEST_CONFIG", "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_IMAP_PASSWORD"} <= OTHER_ENV
     environ = dict.fromkeys(OTHER_ENV - {"DIGEST_CONFIG"}, "x")
     assert load_settings(None, environ=environ).smtp_password == ""  # read from os.environ
+
+
+def test_the_test_suites_variables_are_ignored_without_being_listed(folder: Path) -> None:
+    assert not any(var.startswith("DIGEST_TEST_") for var in OTHER_ENV)
+    environ = {"DIGEST_TEST_DATABASE_URL": "x", "DIGEST_TEST_ANYTHING_NEW": "y"}
+    assert load_settings(None, environ=environ).source == "defaults"
 
 
 def _numeric() -> list[tuple[str, str, dataclasses.Field[object]]]:

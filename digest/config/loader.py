@@ -18,6 +18,7 @@ from digest.config.schema import (
     DEFAULT_CONFIG_NAME,
     OTHER_ENV,
     SECTIONS,
+    TOOLING_PREFIX,
     Settings,
     ThemeConfig,
     toml_key,
@@ -108,10 +109,13 @@ def env_name(section: str, key: str) -> str:
 
 
 def _check_environment(environ: dict[str, str]) -> None:
-    """A DIGEST_* variable that is neither a setting nor one of OTHER_ENV is refused."""
+    """A DIGEST_* variable that is neither a setting nor one of OTHER_ENV is refused
+    (those under TOOLING_PREFIX belong to the tests and are ignored)."""
     known = {env_name(name, toml_key(f)) for name, cls in SECTIONS.items() for f in _fields(cls)}
     for var in sorted(environ):
-        if var.startswith("DIGEST_") and var not in known and var not in OTHER_ENV:
+        if var.startswith("DIGEST_") and var not in known | OTHER_ENV:
+            if var.startswith(TOOLING_PREFIX):
+                continue
             raise ConfigError(
                 f"${var} is not a setting",
                 hint=_closest(var, sorted(known | OTHER_ENV), "")

@@ -30,23 +30,18 @@ CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG_NAME = "digest.toml"
 PASSWORD_ENV = "DIGEST_EMAIL_SMTP_PASSWORD"
 IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"  # `digest bounces --imap`: the mailbox's password
-# DIGEST_* variables that are not settings but that digest, its tests or its scripts read.
-# Any other DIGEST_* variable is refused as a likely misspelt setting.
+# DIGEST_* variables that are not settings but that digest reads. Any other DIGEST_*
+# variable is refused as a likely misspelt setting, except those under TOOLING_PREFIX.
 OTHER_ENV = frozenset(
     {
         CONFIG_ENV,  # which settings file
         PASSWORD_ENV,  # the SMTP password (never in the file)
         IMAP_PASSWORD_ENV,  # the password of `digest bounces --imap` (never in the file)
-        "DIGEST_TEST_DATABASE_URL",  # tests: the PostgreSQL server
-        "DIGEST_TEST_POSTFIX",  # tests: the private Postfix ("host:port maildir")
-        "DIGEST_POSTFIX_PORT",  # .ci/postfix.sh: its port
-        "DIGEST_POSTFIX_DIR",  # .ci/postfix.sh: its folder
-        "DIGEST_TEST_ARTIFACTS",  # tests: where browser screenshots go
-        "DIGEST_CRASH_KILLS",  # tests: how many kills the crash loop makes
-        "DIGEST_BENCH_SUBSCRIBERS",  # benchmarks: list size
     }
 )
-
+# Variables of the test suite, its scripts and benchmarks (DIGEST_TEST_DATABASE_URL, ...):
+# digest never reads them, and ignores them instead of refusing them.
+TOOLING_PREFIX = "DIGEST_TEST_"
 T = TypeVar("T")
 
 
