@@ -440,14 +440,7 @@ class Renderer:
     # ----------------------------------------------------------------- set-up
 
     def _build_search_path(self) -> tuple[Path, ...]:
-        if (
-            not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.template_set)
-            or ".." in self.template_set
-        ):
-            raise TemplateError(
-                f"invalid template set name {self.template_set!r} (digest.theme)",
-                hint="use a folder name",
-            )
+        # the name is a folder name (no path, no ".."): checked when the settings were loaded
         path: list[Path] = []
         if self.templates_dir is not None:
             if not self.templates_dir.is_dir():
