@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import main
-from digest.config import OTHER_ENV, SECTIONS, env_name, load_settings, toml_key
+from digest.config import OTHER_ENV, SECTIONS, default_toml, env_name, load_settings, toml_key
 from digest.errors import ConfigError
 
 
@@ -223,3 +223,22 @@ def test_every_command_checks_the_settings_before_anything_else(
         command = command.commands[name]
     out = run(folder, "[digest]\nfeed_size = 0\n", *path, *_arguments(command))
     assert out == "Error: digest.toml: digest.feed_size = 0 is out of range: expected 1 to 1000"
+
+
+def test_the_template_set_is_read_under_its_name_and_its_old_spelling(folder: Path) -> None:
+    toml = folder / "digest.toml"
+    toml.write_text('[digest]\ntemplate_set = "plain"\n', encoding="utf-8")
+    assert load_settings(toml, environ={}).digest.template_set == "plain"
+    toml.write_text('[digest]\ntheme = "plain"\n', encoding="utf-8")
+    assert load_settings(toml, environ={}).digest.template_set == "plain"
+    old_env = {"DIGEST_DIGEST_THEME": "other"}
+    assert load_settings(None, environ=old_env).digest.template_set == "other"
+    toml.write_text('[digest]\ntheme = "../x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"digest\.theme = '\.\./x' is not a template set"):
+        load_settings(toml, environ={})
+    toml.write_text('[digest]\ntheme = "a"\ntemplate_set = "b"\n', encoding="utf-8")
+    both = r"digest\.template_set and digest\.theme \(its old spelling\) are both set"
+    with pytest.raises(ConfigError, match=both):
+        load_settings(toml, environ={})
+    written = default_toml()
+    assert 'template_set = "default"' in written and "old spelling: theme" in written

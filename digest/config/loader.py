@@ -21,6 +21,7 @@ from digest.config.schema import (
     TOOLING_PREFIX,
     Settings,
     ThemeConfig,
+    old_key,
     toml_key,
 )
 from digest.errors import ConfigError
@@ -111,7 +112,13 @@ def env_name(section: str, key: str) -> str:
 def _check_environment(environ: dict[str, str]) -> None:
     """A DIGEST_* variable that is neither a setting nor one of OTHER_ENV is refused
     (those under TOOLING_PREFIX belong to the tests and are ignored)."""
-    known = {env_name(name, toml_key(f)) for name, cls in SECTIONS.items() for f in _fields(cls)}
+    known = {
+        env_name(name, key)
+        for name, cls in SECTIONS.items()
+        for f in _fields(cls)
+        for key in (toml_key(f), old_key(f))
+        if key
+    }
     for var in sorted(environ):
         if var.startswith("DIGEST_") and var not in known | OTHER_ENV:
             if var.startswith(TOOLING_PREFIX):
@@ -139,7 +146,8 @@ def _load_section(name: str, cls: type, table: Any, environ: dict[str, str], sou
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [{name}] must be a table")
     fields = {toml_key(f): f for f in _fields(cls)}
-    unknown = set(table) - set(fields)
+    olds = {old_key(f): f for f in _fields(cls) if old_key(f)}
+    unknown = set(table) - set(fields) - set(olds)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
@@ -149,15 +157,24 @@ def _load_section(name: str, cls: type, table: Any, environ: dict[str, str], sou
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, f in fields.items():
-        var = env_name(name, key)
-        if var in environ:
-            where = f"${var}"
-            values[f.name] = _coerce(environ[var], hints[f.name], where, from_env=True)
-        elif key in table:
-            where = f"{source}: {name}.{key}"
-            values[f.name] = _coerce(table[key], hints[f.name], where)
-        else:
+        keys = (key, old_key(f)) if old_key(f) else (key,)
+        if len(keys) == 2 and all(k in table for k in keys):
+            raise ConfigError(
+                f"{source}: {name}.{keys[0]} and {name}.{keys[1]} (its old spelling) are both set",
+                hint=f"keep {name}.{keys[0]} only",
+            )
+        found = [("env", k) for k in keys if env_name(name, k) in environ]
+        found += [("toml", k) for k in keys if k in table]
+        if not found:
             continue
+        origin, k = found[0]
+        if origin == "env":
+            where = f"${env_name(name, k)}"
+            raw = environ[env_name(name, k)]
+            values[f.name] = _coerce(raw, hints[f.name], where, from_env=True)
+        else:
+            where = f"{source}: {name}.{k}"
+            values[f.name] = _coerce(table[k], hints[f.name], where)
         _check_value(f, values[f.name], where)
     return cls(**values)
 

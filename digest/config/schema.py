@@ -55,10 +55,12 @@ def setting(
     high: float | None = None,
     above: float | None = None,
     check: Check | None = None,
+    old: str = "",
 ) -> T:
     """A declared setting: its default (typed: mypy checks it against the annotation), one
     line of help, optional TOML key, and what a valid value is: one of `choices`, at least
-    `low`, at most `high`, more than `above`, or whatever `check` accepts."""
+    `low`, at most `high`, more than `above`, or whatever `check` accepts. `old` is an
+    old spelling of the key that is still read (in the file and the environment)."""
     meta = {
         "help": help,
         "key": key,
@@ -67,6 +69,7 @@ def setting(
         "high": high,
         "above": above,
         "check": check,
+        "old": old,  # an old spelling of the key, still accepted
     }
     if isinstance(default, list):
         items = list(default)
@@ -89,10 +92,12 @@ class DigestSection:
     database_url: str = setting(
         "", "SQLAlchemy URL; empty: SQLite at <state_dir>/digest.db.", check=_database_url
     )
-    theme: str = setting(
+    template_set: str = setting(
         "default",
-        "Template set (the look of the e-mail and web pages): a folder under templates/.",
+        "Template set (the look of the e-mail and web pages): a folder under templates/; "
+        "old spelling: theme.",
         check=_template_set,
+        old="theme",
     )
     templates_dir: str = setting(
         "", "Your own templates, searched before the template set, file by file."
@@ -118,6 +123,11 @@ class DigestSection:
         "A dump file larger than this many bytes is refused with the reason, unread.",
         low=1,
     )
+
+    @property
+    def theme(self) -> str:
+        """The old name of `template_set`."""
+        return self.template_set
 
 
 @dataclass(frozen=True)
@@ -358,6 +368,11 @@ class Settings:
 
 def toml_key(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("key") or f.name)
+
+
+def old_key(f: dataclasses.Field[Any]) -> str:
+    """The old spelling of a setting's key that is still read, or ""."""
+    return str(f.metadata.get("old") or "")
 
 
 def iter_settings() -> list[tuple[str, str, str]]:
