@@ -13,17 +13,16 @@ import re
 import reprlib
 import string
 from collections.abc import Callable
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from tzlocal import get_localzone
 
+from digest.addresses import address_problem, mailbox_problem
 from digest.errors import ConfigError
 
 Check = Callable[[Any], str | None]  # a problem ("is not ...") or None when the value is fine
@@ -133,30 +132,9 @@ def _http_url(value: str) -> str | None:
     return None
 
 
-def address_problem(address: str, *, local_ok: bool = False) -> str | None:
-    """Why `address` (a bare address) is not valid, or None: the same rule as the
-    subscriber list's (email-validator, no DNS look-up). `local_ok` also accepts
-    `user@localhost` (the default sender of the Maildir set-up)."""
-    local, at, domain = address.rpartition("@")
-    if local_ok and at and domain.lower() == "localhost":
-        address = f"{local}@localhost.example"  # checks the local part the same way
-    try:
-        validate_email(address, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        return f"is not a valid address: {exc}"
-    return None
-
-
 def _mailbox(value: str) -> str | None:
-    """`Name <user@host>` or `user@host`, on one line."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        return "must be one line without control characters"
-    address = value.strip()
-    if "<" in value or ">" in value:
-        address = parseaddr(value)[1]
-        if not address or ("<" in value) != (">" in value):
-            return 'is not an address (e.g. "Papers digest <digest@example.org>")'
-    return address_problem(address, local_ok=True)
+    """`Name <user@host>` or `user@host`, on one line (the rule of `digest.addresses`)."""
+    return mailbox_problem(value)
 
 
 def _optional_address(value: str) -> str | None:
