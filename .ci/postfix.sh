@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install (if needed) and start Debian's Postfix as a private instance for the tests and
-# the benchmark: it listens on 127.0.0.1:$DIGEST_POSTFIX_PORT (default 2525) and delivers
+# the benchmark: it listens on 127.0.0.1:$DIGEST_TEST_POSTFIX_PORT (default 2525) and delivers
 # every message, whatever its recipient, into one Maildir. Nothing under /etc/postfix is
 # written (its master.cf is read as a template): the instance lives in
-# $DIGEST_POSTFIX_DIR, which must lie under /var (Postfix's maillog_file_prefixes), and
+# $DIGEST_TEST_POSTFIX_DIR, which must lie under /var (Postfix's maillog_file_prefixes), and
 # several instances on several ports run side by side.
 # Prints "host:port maildir" (what DIGEST_TEST_POSTFIX holds). Needs root: as root,
 # `postfix -c DIR` and `postqueue -c DIR` take a configuration directory that the
@@ -11,8 +11,8 @@
 # listed there, which this script does not do).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-port=${DIGEST_POSTFIX_PORT:-2525}
-dir=${DIGEST_POSTFIX_DIR:-/var/tmp/digest-postfix}
+port=${DIGEST_TEST_POSTFIX_PORT:-2525}
+dir=${DIGEST_TEST_POSTFIX_DIR:-/var/tmp/digest-postfix}
 if ! command -v postfix >/dev/null; then
   # "No configuration": the package installs without asking and without starting.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections

@@ -160,10 +160,11 @@ class App:
 
     @property
     def renderer(self) -> Renderer:
-        """The template set (digest.theme) with the user's templates_dir, loaded on first use."""
+        """The template set (digest.template_set) with the user's templates_dir, loaded on
+        first use."""
         if self._renderer is None:
             s = self.settings
-            self._renderer = Renderer(s.digest.theme, s.templates_dir)
+            self._renderer = Renderer(s.digest.template_set, s.templates_dir)
         return self._renderer
 
     @contextmanager

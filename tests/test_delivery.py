@@ -338,7 +338,6 @@ def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
     (tmp_path / "bad.pem").write_text("not a key")
     for email, message in (
-        ({"connections": 0}, "email.connections = 0 must be at least 1"),
         ({"dkim_key_file": "bad.pem"}, "bad.pem is not a usable private key"),
         ({"dkim_key_file": "missing.pem"}, "email.dkim_key_file: cannot read"),
     ):

@@ -330,7 +330,9 @@ def test_a_second_test_postfix_runs_beside_the_first_and_nothing_in_etc_postfix_
     etc = _tree(Path("/etc/postfix"))
     folder = Path(tempfile.mkdtemp(prefix="digest-postfix-", dir="/var/tmp"))  # maillog: /var
     folder.chmod(0o755)  # Postfix's daemons run as postfix and nobody
-    env = dict(os.environ, DIGEST_POSTFIX_DIR=str(folder), DIGEST_POSTFIX_PORT=str(free_port()))
+    env = dict(
+        os.environ, DIGEST_TEST_POSTFIX_DIR=str(folder), DIGEST_TEST_POSTFIX_PORT=str(free_port())
+    )
     try:
         started = subprocess.run(
             ["bash", str(ROOT / ".ci" / "postfix.sh")],
@@ -342,7 +344,7 @@ def test_a_second_test_postfix_runs_beside_the_first_and_nothing_in_etc_postfix_
         )
         assert started.returncode == 0, started.stderr
         second = started.stdout.strip()
-        assert second == f"127.0.0.1:{env['DIGEST_POSTFIX_PORT']} {folder}/mail/maildir"
+        assert second == f"127.0.0.1:{env['DIGEST_TEST_POSTFIX_PORT']} {folder}/mail/maildir"
         assert _deliver_to(second, f"second {folder.name}")
         assert _deliver_to(first, f"first {folder.name}")
         assert _tree(Path("/etc/postfix")) == etc

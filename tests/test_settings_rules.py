@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.config import OTHER_ENV, SECTIONS, env_name, load_settings, toml_key
+from digest.config import OTHER_ENV, SECTIONS, default_toml, env_name, load_settings, toml_key
 from digest.errors import ConfigError
 from digest.program import main
 
@@ -150,9 +150,15 @@ def test_an_unknown_digest_variable_names_the_closest_setting(folder: Path) -> N
 
 
 def test_the_variables_digest_itself_reads_are_allowed(folder: Path) -> None:
-    assert {"DIGEST_CONFIG", "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_TEST_DATABASE_URL"} <= OTHER_ENV
+    assert {"DIGEST_CONFIG", "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_IMAP_PASSWORD"} <= OTHER_ENV
     environ = dict.fromkeys(OTHER_ENV - {"DIGEST_CONFIG"}, "x")
     assert load_settings(None, environ=environ).smtp_password == ""  # read from os.environ
+
+
+def test_the_test_suites_variables_are_ignored_without_being_listed(folder: Path) -> None:
+    assert not any(var.startswith("DIGEST_TEST_") for var in OTHER_ENV)
+    environ = {"DIGEST_TEST_DATABASE_URL": "x", "DIGEST_TEST_ANYTHING_NEW": "y"}
+    assert load_settings(None, environ=environ).source == "defaults"
 
 
 def _numeric() -> list[tuple[str, str, dataclasses.Field[object]]]:
@@ -217,3 +223,22 @@ def test_every_command_checks_the_settings_before_anything_else(
         command = command.commands[name]
     out = run(folder, "[digest]\nfeed_size = 0\n", *path, *_arguments(command))
     assert out == "Error: digest.toml: digest.feed_size = 0 is out of range: expected 1 to 1000"
+
+
+def test_the_template_set_is_read_under_its_name_and_its_old_spelling(folder: Path) -> None:
+    toml = folder / "digest.toml"
+    toml.write_text('[digest]\ntemplate_set = "plain"\n', encoding="utf-8")
+    assert load_settings(toml, environ={}).digest.template_set == "plain"
+    toml.write_text('[digest]\ntheme = "plain"\n', encoding="utf-8")
+    assert load_settings(toml, environ={}).digest.template_set == "plain"
+    old_env = {"DIGEST_DIGEST_THEME": "other"}
+    assert load_settings(None, environ=old_env).digest.template_set == "other"
+    toml.write_text('[digest]\ntheme = "../x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"digest\.theme = '\.\./x' is not a template set"):
+        load_settings(toml, environ={})
+    toml.write_text('[digest]\ntheme = "a"\ntemplate_set = "b"\n', encoding="utf-8")
+    both = r"digest\.template_set and digest\.theme \(its old spelling\) are both set"
+    with pytest.raises(ConfigError, match=both):
+        load_settings(toml, environ={})
+    written = default_toml()
+    assert 'template_set = "default"' in written and "old spelling: theme" in written

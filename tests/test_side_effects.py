@@ -51,7 +51,9 @@ def test_commands_that_render_fail_on_the_template_set_before_storing(
 ) -> None:
     result = run(*command.split())
     assert result.exit_code == 1
-    assert result.output.startswith("Error: unknown template set 'no-such-look' (digest.theme)")
+    assert result.output.startswith(
+        "Error: unknown template set 'no-such-look' (digest.template_set)"
+    )
     assert result.output.count("\n") == 1
     assert sorted(p.name for p in folder.iterdir()) == ["digest.toml", "dumps"]
 

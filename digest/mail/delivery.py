@@ -50,7 +50,7 @@ from email.utils import parseaddr
 from typing import TypeVar
 
 from digest.config import EmailSection, Settings
-from digest.errors import ConfigError, DeliveryError
+from digest.errors import DeliveryError
 from digest.mail import outbox
 from digest.mail.message import (
     PLACEHOLDER,
@@ -114,20 +114,7 @@ class Policy:
 
     @classmethod
     def of(cls, e: EmailSection, *, parallel: bool = True) -> Policy:
-        for key, value, low in (
-            ("connections", e.connections, 1),
-            ("max_attempts", e.max_attempts, 1),
-            ("bounce_threshold", e.bounce_threshold, 1),
-            ("rate_limit", e.rate_limit, 0),
-            ("retry_seconds", e.retry_seconds, 0),
-            ("give_up_hours", e.give_up_hours, 0),
-            ("lease_seconds", e.lease_seconds, 1),
-            ("claim_batch", e.claim_batch, 1),
-            ("max_run_minutes", e.max_run_minutes, 0),
-            ("breaker_failures", e.breaker_failures, 0),
-        ):
-            if value < low:
-                raise ConfigError(f"email.{key} = {value} must be at least {low}")
+        # every value was checked against its declared range when the settings were loaded
         return cls(
             connections=e.connections if parallel else 1,
             rate_limit=e.rate_limit,

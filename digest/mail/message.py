@@ -22,6 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 
+from digest.addresses import TOKEN_RE
 from digest.errors import ConfigError
 from digest.mail.transport import (
     MaildirTransport,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 # Stands for a subscriber's unsubscribe token in rendered variants; as long as a real one
 # (secrets.token_urlsafe(32)), so a variant's size is its subscribers' size.
 PLACEHOLDER = "UNSUBSCRIBExTOKENxPLACEHOLDERxxxxxxxxxxxxxx"
-TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 DKIM_HEADERS = (
     b"From",
     b"To",

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TextIO
 
-from email_validator import EmailNotValidError, validate_email
-
+from digest import addresses
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
 from digest.state import outbox
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 
 STATUSES = tuple(s.value for s in SubscriberStatus)  # plain strings (click shows them)
 CSV_FIELDS = ("email", "name", "themes", "status")
-MAX_NAME = 200
+MAX_NAME = addresses.MAX_NAME
 
 
 class SubscriberError(DigestError):
@@ -74,51 +73,20 @@ class ImportReport:
     notes: list[tuple[int, str]] = field(default_factory=list)  # (line, remark)
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
-_DOMAINS: dict[str, str] = {}  # a plain domain as email-validator normalised it
-
-
 def normalize(raw: str) -> str:
-    """The address validated and normalised (domain lower-cased, spaces stripped).
-    A plain ASCII address (dot-atom local part) has only its domain checked by
-    email-validator, once per domain: what it would say of the whole address."""
-    text = raw.strip()
-    if not text:
-        raise SubscriberError("empty address")
-    plain = _PLAIN.fullmatch(text)
-    if plain and len(plain[1]) <= 64 and len(text) <= 254:
-        domain = _DOMAINS.get(plain[2])
-        if domain is None:
-            try:
-                checked = validate_email(
-                    "x@" + plain[2], check_deliverability=False, allow_smtputf8=False
-                )
-            except EmailNotValidError:
-                checked = None
-            if checked is not None and len(_DOMAINS) < 100_000:
-                domain = _DOMAINS[plain[2]] = checked.ascii_domain or checked.domain
-        if domain is not None:
-            return f"{plain[1]}@{domain}"
+    """The address validated and normalised (the rule of `digest.addresses`)."""
     try:
-        info = validate_email(text, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise SubscriberError(f"{text!r} is not a valid address: {exc}") from None
-    return info.ascii_email or info.normalized
+        return addresses.normalize(raw)
+    except addresses.AddressError as exc:
+        raise SubscriberError(exc.message) from None
 
 
 def check_name(raw: str) -> str:
-    """A subscriber's name as it may go into a To header (encoded there): one line, no
-    control characters, at most MAX_NAME characters; surrounding spaces stripped."""
-    name = raw.strip()
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
-        raise SubscriberError(
-            f"name {name!r} contains a line break or control character; "
-            "give the name on one line, as plain text"
-        )
-    if len(name) > MAX_NAME:
-        raise SubscriberError(f"name longer than {MAX_NAME} characters")
-    return name
+    """A subscriber's name as it may go into a To header (`digest.addresses`)."""
+    try:
+        return addresses.check_name(raw)
+    except addresses.AddressError as exc:
+        raise SubscriberError(exc.message) from None
 
 
 def parse_themes(raw: str | Iterable[str]) -> tuple[str, ...]:

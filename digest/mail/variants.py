@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from digest.errors import ConfigError
 from digest.mail.message import PLACEHOLDER, Letter, encoded_size
 from digest.render.renderer import DigestView, PaperView, Renderer, SectionView, shorten
 from digest.urls import slugify
@@ -115,12 +114,6 @@ class Personaliser:
     unsubscribe_url: str  # contains mailer.PLACEHOLDER; empty: no unsubscribe link
     max_html_bytes: int
     subject: Callable[[DigestView], str]  # the subject line of a narrowed view
-
-    def __post_init__(self) -> None:
-        if self.max_html_bytes < 10_000:
-            raise ConfigError(
-                f"email.max_html_bytes = {self.max_html_bytes} must be at least 10000"
-            )
 
     def letters(self, view: DigestView, selections: Iterable[Selection]) -> dict[str, Letter]:
         """One letter per distinct selection, keyed by variant_key."""

@@ -14,16 +14,13 @@ from urllib.parse import urlencode
 from markupsafe import Markup, escape
 
 from digest.ingest.links import Link, _trim_url
+from digest.text import sentences
 
 __all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linkify", "read_link"]
 
 _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
 _ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf|html)/(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_ID = re.compile(r"\barXiv\s*:\s*(\d{4}\.\d{4,5})(?:v\d+)?\b", re.IGNORECASE)
-# A sentence ends at . ! ? followed by a space and a capital, digit or quote; a few common
-# abbreviations do not end one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
-_ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "vs.", "cf.", "Fig.", "Eq.", "approx.")
 LINK_REL = "nofollow noopener"
 ARXIV_SEARCH = "https://arxiv.org/search/?"
 
@@ -53,14 +50,10 @@ def read_link(title: str, abstract: str, links: Sequence[Link]) -> tuple[str, st
 
 def first_sentence(text: str, limit: int = 240) -> str:
     """The first sentence of ``text`` (whitespace folded), at most about ``limit`` chars."""
-    flat = " ".join(text.split())
-    if not flat:
+    parts = sentences(text, initials=False)  # "e.g. Y. Then": Y is a word, not an initial
+    if not parts:
         return ""
-    for match in _SENTENCE_END.finditer(flat):
-        head = flat[: match.start()]
-        if not head.endswith(_ABBREVIATIONS):
-            flat = head
-            break
+    flat = parts[0]
     if len(flat) <= limit:
         return flat
     cut = flat[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–—([{")

@@ -1,7 +1,7 @@
 """Rendering: the Jinja2 environment, the view model, HTML (CSS inlined once) and text.
 
 Templates are looked up, file by file, in the user's ``templates_dir``, then the chosen
-template set (``digest.theme``, the look) under the built-in templates folder, then the
+template set (``digest.template_set``, the look) under the built-in templates folder, then the
 built-in ``default`` set. A prefix loader also exposes each built-in set by name, so an
 override can ``{% extends "default:digest.html.j2" %}`` and replace a single block.
 
@@ -273,7 +273,7 @@ class Renderer:
         *,
         builtin_dir: Path | None = None,
     ) -> None:
-        self.template_set = template_set  # digest.theme: a folder of the built-in templates
+        self.template_set = template_set  # digest.template_set: a folder of the built-in templates
         self.builtin_dir = Path(builtin_dir) if builtin_dir is not None else builtin_templates_dir()
         self.templates_dir = Path(templates_dir) if templates_dir else None
         self.search_path: tuple[Path, ...] = self._build_search_path()
@@ -440,14 +440,7 @@ class Renderer:
     # ----------------------------------------------------------------- set-up
 
     def _build_search_path(self) -> tuple[Path, ...]:
-        if (
-            not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.template_set)
-            or ".." in self.template_set
-        ):
-            raise TemplateError(
-                f"invalid template set name {self.template_set!r} (digest.theme)",
-                hint="use a folder name",
-            )
+        # the name is a folder name (no path, no ".."): checked when the settings were loaded
         path: list[Path] = []
         if self.templates_dir is not None:
             if not self.templates_dir.is_dir():
@@ -460,7 +453,7 @@ class Renderer:
         if not set_dir.is_dir():
             path.append(set_dir)
             raise TemplateError(
-                f"unknown template set {self.template_set!r} (digest.theme); searched: "
+                f"unknown template set {self.template_set!r} (digest.template_set); searched: "
                 f"{_format_path(path)}",
                 hint="available template sets: "
                 + (", ".join(self.available_template_sets()) or "none"),
@@ -538,7 +531,7 @@ class Renderer:
     def _not_found(self, name: str) -> TemplateError:
         return TemplateError(
             f"template {name!r} not found; searched: {_format_path(self.search_path)}",
-            hint="add it to your templates_dir or pick another template set (digest.theme)",
+            hint="add it to your templates_dir or pick another template set (digest.template_set)",
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from digest.ingest.links import tidy_text
+from digest.text import sentences
 
 __all__ = ["MAX_CHARS", "one_line", "sentences"]
 
@@ -48,10 +49,6 @@ _HERE = re.compile(
 )
 _NAMED = re.compile(r"^(?:we present|introducing|meet)\b|\bis (?:a|an) (?:novel|new)\b", re.I)
 
-# A sentence ends at . ! ? followed by space and a capital, a digit or a quote; not after
-# a common abbreviation or a single capital (initials).
-_ABBREVIATIONS = ("e.g", "i.e", "et al", "etc", "vs", "cf", "Fig", "Eq", "Sec", "approx", "resp")
-_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _LEAD = re.compile(
     r"^(?:(?:to (?:this end|address (?:this|these)(?: \w+)?|tackle (?:this|these)(?: \w+)?|"
     r"fill this gap|bridge this gap|overcome (?:this|these)(?: \w+)?)|in this (?:paper|work|"
@@ -61,26 +58,10 @@ _LEAD = re.compile(
     re.I,
 )
 _CLAUSE = re.compile(r"^[^,;:()]{1,90},\s+(?=we\s)", re.I)  # "Inspired by this, we …"
-_GLUED = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")  # "concepts.To tackle"
 _URL = re.compile(r"\(?\s*(?:https?://|www\.)\S+")
 _MATH = re.compile(r"\$[^$]*\$")
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?")
 _BRACES = re.compile(r"[{}\\^_~$]")
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (abbreviations such as "e.g." do not end one)."""
-    text = _GLUED.sub(" ", " ".join(text.split()))
-    parts, start = [], 0
-    for m in _END.finditer(text):
-        before = text[start : m.start()]
-        tail = before.rsplit(" ", 1)[-1].rstrip(".!?")
-        if tail in _ABBREVIATIONS or re.fullmatch(r"[A-Z]", tail):
-            continue
-        parts.append(before)
-        start = m.end()
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
 
 
 def _plain(sentence: str) -> str:

@@ -16,7 +16,7 @@ from tests.support.crash import measure_duplicates
 
 
 def test_crash_window() -> None:
-    kills = int(os.environ.get("DIGEST_CRASH_KILLS", "10"))
+    kills = int(os.environ.get("DIGEST_TEST_CRASH_KILLS", "10"))
     for connections in (1, 4):
         result = measure_duplicates(kills, connections=connections)
         print(f"\n{connections} connection(s): {result}")

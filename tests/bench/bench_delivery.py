@@ -196,7 +196,7 @@ def run(subscribers: int = SUBSCRIBERS) -> dict[str, float]:
 
 
 def test_delivery_throughput() -> None:
-    figures = run(int(os.environ.get("DIGEST_BENCH_SUBSCRIBERS", SUBSCRIBERS)))
+    figures = run(int(os.environ.get("DIGEST_TEST_BENCH_SUBSCRIBERS", SUBSCRIBERS)))
     assert figures["build"] > figures["baseline"]  # building is never the bottleneck
 
 
