@@ -20,7 +20,7 @@ from digest.cli.main import main
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.sections.assign import REMAINING, Section, assign, fit_key, rank_key
 from digest.sections.discover import Limits
-from digest.sections.naming import display_name, lowercase_vocabulary, title_phrases
+from digest.sections.naming import LowercaseIn, display_name, title_phrases
 from digest.state.models import Digest
 from tests.support.dumps import SAMPLE_FILES, write_dump
 from tests.support.papers import Paper, generate, samples
@@ -158,7 +158,7 @@ def test_the_sample_topics_are_found(sample_sections: list[Section[Paper]]) -> N
 
 
 def test_display_name_keeps_acronyms_and_proper_names() -> None:
-    common = lowercase_vocabulary(["the experts route tokens to an image model with a router"])
+    common = LowercaseIn(["the experts route tokens to an image model with a router"])
     assert display_name("Mixture of Experts", common) == "Mixture of experts"
     assert display_name("Text-to-Image", common) == "Text-to-image"
     assert display_name("MoE Router", common) == "MoE router"

@@ -6,7 +6,7 @@ skipped when the subscriber chose none of the digest's themes or left."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -42,7 +42,7 @@ from digest.mail.variants import (
     variant_key,
 )
 from digest.render.renderer import DigestView
-from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime, utcnow
+from digest.state.models import Delivery, Digest, DigestVariant, Subscriber, UTCDateTime
 from digest.state.states import DeliveryStatus, SubscriberStatus
 
 
@@ -60,17 +60,6 @@ def add_variant(
     session.add(variant)
     session.flush()
     return variant.id
-
-
-def add_deliveries(
-    session: Session, rows: Sequence[Mapping[str, object]], now: datetime | None = None
-) -> None:
-    """Bulk insert of delivery rows (digest_id, subscriber_id, variant_id, address,
-    status, message_id, last_error), created ``now``."""
-    now = now or utcnow()
-    for i in range(0, len(rows), 1000):
-        chunk = [{"created_at": now, "attempts": 0, **r} for r in rows[i : i + 1000]]
-        session.execute(insert(Delivery), chunk)
 
 
 def theme_choices(session: Session) -> list[tuple[str, tuple[str, ...]]]:
