@@ -1,6 +1,7 @@
-"""Themes: configured ones win, research areas and automatic topics for the rest
-(deterministic, readable, sized to the digest), ranking, per-theme feeds, and `digest themes`.
-The areas themselves (vocabulary, fold-up, split, one-line summaries): test_sections.py."""
+"""How an issue is cut into sections: configured sections (`[[themes]]`) win, research
+areas and automatic topics for the rest (deterministic, readable, sized to the digest),
+ranking, per-section feeds, and the `digest themes` command. The areas themselves
+(vocabulary, fold-up, split, one-line summaries): test_areas.py."""
 
 from __future__ import annotations
 
