@@ -1,5 +1,6 @@
-"""Delivery against a real SMTP server in the test (aiosmtpd) that can be told, per
-recipient and per attempt, to answer 421/451, 550, drop the connection or stall.
+"""Delivery over SMTP against a real server in the test (aiosmtpd): the digest reaches
+every subscriber once and parses back, and a server that can be told, per recipient and
+per attempt, to answer 421/451, 550, drop the connection or stall.
 
 Every case ends with the right delivery states and no duplicate at the server.
 """
@@ -10,6 +11,7 @@ import base64
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -19,6 +21,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from digest.app import make_app
+from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.state.models import Delivery, Subscriber
 from tests.support.delivery import PAPERS, addresses, small_settings, states, subscribe
@@ -345,3 +348,45 @@ def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message):
             app.send()
         assert app.status().last_issue is None
+
+
+# --- the digest over a plain SMTP server -----------------------------------------------------
+
+
+def smtp_settings(settings: Settings, port: int) -> Settings:
+    email = replace(settings.email, transport="smtp", smtp_host="127.0.0.1", smtp_port=port)
+    return replace(settings, email=email)
+
+
+def test_digest_is_delivered_over_smtp_and_parses_back(settings: Settings, smtp_server) -> None:
+    controller, recorder = smtp_server
+    app = make_app(smtp_settings(settings, controller.port))
+    report = app.send()
+    assert report.delivery.sent == 2
+    assert sorted(r for rcpts, _ in recorder.messages for r in rcpts) == [
+        "ada@example.org",
+        "grace@example.org",
+    ]
+    for rcpts, msg in recorder.messages:
+        assert msg["To"] == rcpts[0]
+        assert msg["From"] == "Papers digest <digest@localhost>"
+        assert msg["List-Id"] == "Papers digest <papers-digest.localhost>"
+        assert msg["Subject"] == report.prepared.view.subject
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        # the e-mail is over the clipping size: it lists the top of every section
+        for section in report.prepared.view.sections:
+            top = section.papers[0].title
+            assert top.replace("&", "&amp;") in html and top[:40] in text.replace("\n", " ")
+        assert "<" not in text.split("http")[0]  # the text part carries no markup
+    # nothing is sent twice on the next run
+    assert app.send().delivery.sent == 0
+    assert len(recorder.messages) == 2
+
+
+def test_send_to_one_address_over_smtp(settings: Settings, smtp_server) -> None:
+    controller, recorder = smtp_server
+    app = make_app(smtp_settings(settings, controller.port))
+    app.send(to="editor@example.org")
+    assert [r for r, _ in recorder.messages] == [["editor@example.org"]]
+    assert app.status().papers_sent == 0

@@ -277,11 +277,6 @@ class Table:
     rows: int
 
 
-def decode_table(data: bytes, name: str) -> str:
-    """The text of a subscriber file (see read_table)."""
-    return read_table(data, name).text
-
-
 def read_table(data: bytes, name: str, encoding: str | None = None) -> Table:
     """A subscriber file as a spreadsheet saved it, in ``encoding`` when one is given,
     else: the encoding of its BOM (UTF-8, UTF-16, UTF-32), else strict UTF-8, else

@@ -25,7 +25,6 @@ __all__ = ["PhraseIndex", "display_name", "fold", "title_phrases"]
 
 _SPLIT = re.compile(r"[:;,.?!|()\[\]{}\"“”–—]|\s-+\s|--+")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’]*(?:-[A-Za-z0-9][A-Za-z0-9'’]*)*")
-_LOWER_WORD = re.compile(r"(?<![A-Za-z0-9])[a-z][a-z0-9]*(?![A-Za-z0-9])")
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -200,14 +199,6 @@ class LowercaseIn(Container[str]):
             pattern = r"(?<![A-Za-z0-9])" + re.escape(word) + r"(?![A-Za-z0-9])"
             self._seen[word] = re.search(pattern, self._text) is not None
         return self._seen[word]
-
-
-def lowercase_vocabulary(texts: Iterable[str]) -> frozenset[str]:
-    """Every word that some text writes in lowercase."""
-    seen: set[str] = set()
-    for text in texts:
-        seen.update(_LOWER_WORD.findall(text))
-    return frozenset(seen)
 
 
 def _case_word(word: str, common: Container[str], first: bool) -> str:

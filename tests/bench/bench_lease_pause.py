@@ -43,7 +43,7 @@ from digest.state.models import Delivery  # noqa: E402
 from tests.support.leases import pause_one, project, publish, start_worker  # noqa: E402
 from tests.support.postgres import new_pg_database  # noqa: E402
 from tests.support.waiting import HANG, wait_for  # noqa: E402
-from tests.test_workers import copies, postfix, queued_for  # noqa: E402
+from tests.test_delivery_workers import copies, postfix, queued_for  # noqa: E402
 
 READERS = 150
 SKEW = timedelta(seconds=30)

@@ -1,7 +1,7 @@
 """A worker paused past its lease (SIGSTOP, as a VM or GC pause would): three
 `digest worker --drain` processes share an outbox, one is stopped while it holds a
 batch, the others take its rows over once its lease ran out, and then it goes on
-(SIGCONT). Shared by tests/test_worker_leases.py and tests/bench/bench_lease_pause.py.
+(SIGCONT). Shared by tests/test_delivery_worker_leases.py and tests/bench/bench_lease_pause.py.
 
 Nothing here sleeps to prove a point: each step waits on the event it needs (a worker
 holding rows, those rows sent by the others, the processes' exit)."""

@@ -1,6 +1,7 @@
-"""Themes: configured ones win, research areas and automatic topics for the rest
-(deterministic, readable, sized to the digest), ranking, per-theme feeds, and `digest themes`.
-The areas themselves (vocabulary, fold-up, split, one-line summaries): test_sections.py."""
+"""How an issue is cut into sections: configured sections (`[[themes]]`) win, research
+areas and automatic topics for the rest (deterministic, readable, sized to the digest),
+ranking, per-section feeds, and the `digest themes` command. The areas themselves
+(vocabulary, fold-up, split, one-line summaries): test_areas.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from digest.config import Settings, ThemeConfig, load_settings
 from digest.program import main
 from digest.sections.assign import REMAINING, Section, assign, fit_key, rank_key
 from digest.sections.discover import Limits
-from digest.sections.naming import display_name, lowercase_vocabulary, title_phrases
+from digest.sections.naming import LowercaseIn, display_name, title_phrases
 from digest.state.models import Digest
 from tests.support.dumps import SAMPLE_FILES, write_dump
 from tests.support.papers import Paper, generate, samples
@@ -158,7 +159,7 @@ def test_the_sample_topics_are_found(sample_sections: list[Section[Paper]]) -> N
 
 
 def test_display_name_keeps_acronyms_and_proper_names() -> None:
-    common = lowercase_vocabulary(["the experts route tokens to an image model with a router"])
+    common = LowercaseIn(["the experts route tokens to an image model with a router"])
     assert display_name("Mixture of Experts", common) == "Mixture of experts"
     assert display_name("Text-to-Image", common) == "Text-to-image"
     assert display_name("MoE Router", common) == "MoE router"

@@ -1,4 +1,4 @@
-"""An unlucky operator's state (issue 11 item 7): a full disk, a corrupt or foreign
+"""An unlucky operator's state: a full disk, a corrupt or foreign
 database file, a read-only state folder. Each is one line naming the file and what to
 do, a non-zero exit, and nothing already stored is lost. The state lives on a real
 small file system (tmpfs, mounted by the test: CI runs as root)."""

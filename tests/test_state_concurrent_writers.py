@@ -1,4 +1,4 @@
-"""Concurrent writers on one SQLite state (issue 11 item 6): a publish, one-click
+"""Concurrent writers on one SQLite state: a publish, one-click
 unsubscribes over real HTTP and `subscribers add` all wait their turn; none is lost."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from digest.state.models import Subscriber
 from tests.support.web import Served
-from tests.test_browser import (  # noqa: F401  (the browser and site fixtures)
+from tests.test_web_in_browser import (  # noqa: F401  (the browser and site fixtures)
     browser,
     confirm_link_in,
     layout_problems,

@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import text
 
 from digest.state import db
-from tests.test_chosen_topics import AREAS
+from tests.test_subscriber_chosen_topics import AREAS
 
 
 def test_the_upgrade_maps_old_slugs_and_keeps_unknown_ones(

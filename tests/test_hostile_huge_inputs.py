@@ -1,4 +1,4 @@
-"""Huge inputs (issue 11 item 13): a backlog larger than one issue, a dump over the size
+"""Huge inputs: a backlog larger than one issue, a dump over the size
 limit, and an e-mail rendered only from what it shows. Time and memory figures are in
 tests/bench/bench_huge.py; these tests check the behaviour that keeps them bounded."""
 

@@ -12,7 +12,7 @@ import pytest
 from digest.app import App, make_app
 from digest.config import Settings
 from digest.state.models import Digest, DigestItem, Paper
-from tests.test_chosen_topics import small_vocabulary
+from tests.test_subscriber_chosen_topics import small_vocabulary
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Issue 11: input from outside (dumps, file names, subscriber names and addresses, CSV
-files, SMTP servers) tried as an attacker or an unlucky operator would. Each test names
-the item of the issue it covers."""
+"""Input from outside (dumps, file names, subscriber names and addresses, CSV files, SMTP
+servers) tried as an attacker or an unlucky operator would. Each section below names the
+input; each test names what the user sees."""
 
 from __future__ import annotations
 
@@ -102,10 +102,10 @@ def project(tmp_path: Path, extra: str = "") -> Path:
     return config
 
 
-# --- item 1: a dump cannot reach a subscriber's token ------------------------------------------
+# --- a dump cannot reach a subscriber's token ------------------------------------------
 
 
-def test_item1_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> None:
+def test_a_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> None:
     settings = hostile_settings(tmp_path)
     stolen = f"Read it at https://evil.example/steal?t={PLACEHOLDER} today. " + ABSTRACT
     write_dump(
@@ -134,13 +134,13 @@ def test_item1_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> N
                 assert other not in body
 
 
-# --- item 2: names never reach a header unencoded ----------------------------------------------
+# --- names never reach a header unencoded ----------------------------------------------
 
 INJECTED = "Evil\r\nBcc: injected@evil.example"
 
 
 @pytest.mark.parametrize("name", [INJECTED, "Evil\nBcc: x@evil.example", "Evil\x00One", "A\x1bB"])
-def test_item2_cli_refuses_a_name_with_line_breaks_or_control_characters(
+def test_cli_refuses_a_name_with_line_breaks_or_control_characters(
     tmp_path: Path, name: str
 ) -> None:
     config = project(tmp_path)
@@ -152,7 +152,7 @@ def test_item2_cli_refuses_a_name_with_line_breaks_or_control_characters(
     assert "evil@example.net" not in output
 
 
-def test_item2_csv_row_with_an_injected_name_is_rejected(tmp_path: Path) -> None:
+def test_a_csv_row_with_an_injected_name_is_rejected(tmp_path: Path) -> None:
     settings = hostile_settings(tmp_path)
     book = make_app(settings).subscribers()
     text = 'email,name\nok@example.org,Ok\nevil@example.net,"Evil\r\nBcc: x@evil.example"\n'
@@ -164,7 +164,7 @@ def test_item2_csv_row_with_an_injected_name_is_rejected(tmp_path: Path) -> None
     assert [s.address for s in book.list()] == ["ok@example.org"]
 
 
-def test_item2_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, smtp_server) -> None:
+def test_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, smtp_server) -> None:
     controller, recorder = smtp_server
     settings = hostile_settings(
         tmp_path, transport="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
@@ -197,10 +197,10 @@ def msg_name(msg: EmailMessage) -> str:
     return str(msg["To"].addresses[0].display_name)
 
 
-# --- item 3: only regular files inside the dumps folder ----------------------------------------
+# --- only regular files inside the dumps folder ----------------------------------------
 
 
-def test_item3_symlinks_in_the_dumps_folder_are_reported_and_skipped(tmp_path: Path) -> None:
+def test_symlinks_in_the_dumps_folder_are_reported_and_skipped(tmp_path: Path) -> None:
     config = project(tmp_path)
     secret = write_dump(tmp_path / "secret.txt", dump_text([("Root Only Secret Paper", ABSTRACT)]))
     dumps = tmp_path / "dumps"
@@ -226,7 +226,7 @@ def test_item3_symlinks_in_the_dumps_folder_are_reported_and_skipped(tmp_path: P
             assert b"Root Only Secret" not in f.read_bytes(), f
 
 
-def test_item3_the_daemon_watcher_skips_links_and_says_so(
+def test_the_daemon_watcher_skips_links_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from digest.daemon.scheduler import Watcher
@@ -246,7 +246,7 @@ def test_item3_the_daemon_watcher_skips_links_and_says_so(
     assert len(warned) == 1 and "symbolic link" in warned[0]
 
 
-def test_item3_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path) -> None:
+def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path) -> None:
     from digest.ingest.files import ingest_one
     from digest.state.papers import DumpLedger
 
@@ -265,13 +265,13 @@ def _settings_of(config: Path) -> Settings:
     return load_settings(str(config))
 
 
-# --- item 10: file names and dump text cannot forge a log or output line -----------------------
+# --- file names and dump text cannot forge a log or output line -----------------------
 
 FORGED = "2026-01-01 00:00:00 INFO published issue #99"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
-def test_item10_cli_output_escapes_file_names(tmp_path: Path) -> None:
+def test_cli_output_escapes_file_names(tmp_path: Path) -> None:
     config = project(tmp_path)
     dumps = tmp_path / "dumps"
     write_dump(dumps / f"a\n{FORGED}\n.txt", dump_text([("Fine", ABSTRACT)]))
@@ -285,7 +285,7 @@ def test_item10_cli_output_escapes_file_names(tmp_path: Path) -> None:
     assert "\\n" in output and "\\x1b" in output
 
 
-def test_item10_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
+def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
     from digest.cli.main import setup_daemon_logging
     from digest.daemon.scheduler import Daemon, Watcher
 
@@ -315,10 +315,10 @@ def test_item10_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> N
     assert sum("published issue #99" in line for line in lines) >= 2
 
 
-# --- item 11: bidi controls never reach an output ----------------------------------------------
+# --- bidi controls never reach an output ----------------------------------------------
 
 
-def test_item11_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> None:
+def test_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> None:
     settings = hostile_settings(tmp_path)
     title = "Safe \u202eTitle\u202c With \u2066Isolates\u2069 and \u200fMarks\u061c"
     abstract = f"{ABSTRACT} Evil \u202egnp.exe\u202c here {BIDI}."
@@ -343,7 +343,7 @@ def test_item11_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> 
     assert len(feedparser.parse(outputs["feed.xml"]).entries) == 1
 
 
-# --- item 12: CSV files from spreadsheets, and SMTP errors that say what to do -----------------
+# --- CSV files from spreadsheets, and SMTP errors that say what to do -----------------
 
 
 NAMED = "{0}email{1}name{2}ada@example.org{1}José Ñúñez{2}bob@example.org{1}Bob{2}"
@@ -359,9 +359,7 @@ NAMED = "{0}email{1}name{2}ada@example.org{1}José Ñúñez{2}bob@example.org{1}
         (b"ada@example.org\nbob@example.org\n", "plain"),
     ],
 )
-def test_item12_csv_import_detects_encoding_and_delimiter(
-    tmp_path: Path, data: bytes, what: str
-) -> None:
+def test_csv_import_detects_encoding_and_delimiter(tmp_path: Path, data: bytes, what: str) -> None:
     config = project(tmp_path)
     path = tmp_path / "in.csv"
     path.write_bytes(data)
@@ -375,7 +373,7 @@ def test_item12_csv_import_detects_encoding_and_delimiter(
         assert names["ada@example.org"] == "José Ñúñez"
 
 
-def test_item12_csv_import_of_a_binary_file_is_one_line(tmp_path: Path) -> None:
+def test_csv_import_of_a_binary_file_is_one_line(tmp_path: Path) -> None:
     config = project(tmp_path)
     path = tmp_path / "in.csv"
     path.write_bytes(bytes(range(256)) * 8)
@@ -390,7 +388,7 @@ class _Accept:
 
 
 @pytest.mark.parametrize(("security", "advice"), [("starttls", '"none"'), ("ssl", '"starttls"')])
-def test_item12_tls_mismatch_says_which_smtp_security_to_try(
+def test_tls_mismatch_says_which_smtp_security_to_try(
     tmp_path: Path, security: str, advice: str
 ) -> None:
     with running_smtp(_Accept()) as (controller, _):
@@ -411,7 +409,7 @@ def test_item12_tls_mismatch_says_which_smtp_security_to_try(
     assert app.status().last_issue == 1
 
 
-def test_item12_unreachable_server_after_publishing_says_delivery_is_pending(
+def test_unreachable_server_after_publishing_says_delivery_is_pending(
     tmp_path: Path,
 ) -> None:
 
@@ -427,7 +425,7 @@ def test_item12_unreachable_server_after_publishing_says_delivery_is_pending(
     assert "next `digest send`" in output or "digest send" in output
 
 
-# --- item 4: junk is not published; a growing file is one dump --------------------------------
+# --- junk is not published; a growing file is one dump --------------------------------
 
 SAMPLE = SAMPLE_FILES[1]  # 74 papers
 
@@ -452,7 +450,7 @@ def ingest_one_file(tmp_path: Path, path: Path) -> tuple[str, str]:
         (HEADER + "Title one\n\nTitle two\n\nTitle three\n\nTitle four\n", "no abstract"),
     ],
 )
-def test_item4_a_file_without_the_shape_of_a_listing_fails_with_its_reason(
+def test_a_file_without_the_shape_of_a_listing_fails_with_its_reason(
     tmp_path: Path, text: str, reason: str
 ) -> None:
     path = write_dump(tmp_path / "junk.txt", text)
@@ -461,7 +459,7 @@ def test_item4_a_file_without_the_shape_of_a_listing_fails_with_its_reason(
     assert reason in error and "junk.txt" in error
 
 
-def test_item4_a_dump_cut_mid_abstract_keeps_only_whole_papers(tmp_path: Path) -> None:
+def test_a_dump_cut_mid_abstract_keeps_only_whole_papers(tmp_path: Path) -> None:
     from digest.ingest.parse import parse_bytes
 
     full = dump_text([("One", ABSTRACT), ("Two", OTHER), ("Three", ABSTRACT)])
@@ -481,7 +479,7 @@ def _now():  # type: ignore[no-untyped-def]
     return datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def test_item4_send_reads_a_file_still_being_written_once_complete(tmp_path: Path) -> None:
+def test_send_reads_a_file_still_being_written_once_complete(tmp_path: Path) -> None:
     """A one-off send waits out settle_seconds for a file modified a moment ago; the
     writer finishing it meanwhile restarts the wait, and the whole file is published."""
     settings = hostile_settings(tmp_path)
@@ -501,7 +499,7 @@ def test_item4_send_reads_a_file_still_being_written_once_complete(tmp_path: Pat
     assert report.ingest.new_papers == len(parse_dump(str(SAMPLE)).papers)
 
 
-def test_item4_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:
+def test_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:
     settings = hostile_settings(tmp_path)
     data = SAMPLE.read_bytes()
     path = settings.dumps_dir / "growing.txt"

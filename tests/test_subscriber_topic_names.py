@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from digest.program import main
-from tests.test_chosen_topics import AREAS
+from tests.test_subscriber_chosen_topics import AREAS
 
 
 @pytest.fixture
