@@ -278,7 +278,10 @@ listed=$(digest subscribers list 2>/dev/null) # (not piped into grep -q: pipefai
 grep -q "^$rcpt"$'\t'unsubscribed <<<"$listed" ||
   fail "$rcpt is not unsubscribed after the one-click POST"
 ok "web server: the unsubscribe link of $rcpt's message answers GET 200 and one-click POST 200; $rcpt is now unsubscribed"
-curl -fsS "http://127.0.0.1:$port/feed.xml" | grep -q '<rss' || fail "GET /feed.xml: not RSS"
+# read the whole answer first: `curl | grep -q` fails under pipefail once grep stops
+# reading early (curl: (23) Failure writing output) on a feed of more than a pipe's worth
+feed=$(curl -fsS "http://127.0.0.1:$port/feed.xml") || fail "GET /feed.xml failed"
+grep -q '<rss' <<<"$feed" || fail "GET /feed.xml: not RSS"
 ok "web server: /feed.xml is the published RSS feed"
 
 t=$SECONDS
