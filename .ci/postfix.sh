@@ -10,6 +10,9 @@
 # default main.cf does not list in alternate_config_directories (other users need it
 # listed there, which this script does not do).
 set -euo pipefail
+# Postfix's own programs (postsuper, postdrop) must read the queue it makes: a caller's
+# umask 077 (digest's CLI sets one) made its folders unreadable to them
+umask 022
 export DEBIAN_FRONTEND=noninteractive
 port=${DIGEST_TEST_POSTFIX_PORT:-2525}
 dir=${DIGEST_TEST_POSTFIX_DIR:-/var/tmp/digest-postfix}
