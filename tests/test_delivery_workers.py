@@ -7,24 +7,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import func, select
 
 from digest.app import make_app
 from digest.config import load_settings
-from digest.state.models import Delivery, Subscriber
+from digest.state.models import Delivery
 from tests.support.dumps import ROOT, write_dump
+from tests.support.leases import seed, start_worker
 from tests.support.postgres import new_pg_database
 from tests.support.smtp import Recorder, running_smtp
 from tests.support.waiting import HANG, wait_for
@@ -75,38 +75,6 @@ def project(folder: Path, url: str, port: int, host: str, email: str = "", batch
         f"{email}[schedule]\npoll_seconds = 0.2\n"
     )
     return config
-
-
-def seed(url: str, domain: str, n: int) -> None:
-    engine = create_engine(url)
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "key": f"r{i}@{domain}",
-            "address": f"r{i}@{domain}",
-            "name": "",
-            "status": "active",
-            "themes": [],
-            "token": secrets.token_urlsafe(32),
-            "bounce_count": 0,
-            "created_at": now,
-        }
-        for i in range(n)
-    ]
-    with engine.begin() as conn:
-        conn.execute(insert(Subscriber), rows)
-    engine.dispose()
-
-
-def start_worker(config: Path, *flags: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "digest", "-c", str(config), "worker", *flags],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 @pytest.mark.slow
