@@ -5,37 +5,25 @@ mode when the new papers will be published."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support.dumps import SAMPLE_FILES
-from tests.test_daemon import DaemonProc, drop, project
-
-
-@pytest.fixture
-def started() -> Iterator[list[DaemonProc]]:
-    running: list[DaemonProc] = []
-    yield running
-    for d in running:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+from tests.test_daemon import DaemonProc, daemons, drop, project  # noqa: F401 (daemons: a fixture)
 
 
 def test_a_restart_logs_only_what_is_new_and_when_it_publishes(
-    tmp_path: Path, started: list[DaemonProc]
+    tmp_path: Path,
+    daemons: list[DaemonProc],  # noqa: F811 (the fixture)
 ) -> None:
     folder = project(tmp_path, 'mode = "cron"\ncron = "0 8 1 1 *"', "recipients = []")
     for f in SAMPLE_FILES[:2]:
         shutil.copy2(f, folder / "dumps" / f.name)
     first = DaemonProc(folder)
-    started.append(first)
+    daemons.append(first)
     first.wait_log("ingested", count=2)
     assert first.stop() == 0
     second = DaemonProc(folder)
-    started.append(second)
+    daemons.append(second)
     second.started()
     new = SAMPLE_FILES[2]
     drop(folder, new.name, new.read_bytes())  # read after the old ones were offered again
