@@ -27,14 +27,10 @@ from digest.errors import (
     StateUnwritable,
     StorageError,
 )
-from digest.ingest.files import (
-    IngestReport,
-    dump_candidates,
-    ingest_files,
-    ingest_folder,
-    read_ahead,
-    wait_until_settled,
-)
+from digest.ingest.files import ingest_files, ingest_folder, read_ahead
+from digest.ingest.folder import scan
+from digest.ingest.ledger import IngestReport
+from digest.ingest.settle import wait_until_settled
 from digest.mail import bounces, delivery, outbox, subscribers
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
@@ -52,9 +48,9 @@ from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Covers, Personaliser, covers
 from digest.publish.site import SiteFiles
-from digest.render.renderer import DigestView, Renderer
+from digest.render.renderer import Renderer
 from digest.render.topics import TopicGroup, chosen_topics, topic_groups
-from digest.render.viewmodel import digest_view, subject_line
+from digest.render.viewmodel import DigestView, digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, issues, papers, store, workers
@@ -245,7 +241,7 @@ class App:
             files = list(paths)
         else:
             now = time.time()
-            files = [p for p in dump_candidates(self.settings.dumps_dir) if _age(p, now) >= settle]
+            files = [p for p in scan(self.settings.dumps_dir)[0] if _age(p, now) >= settle]
         ledger = papers.DumpLedger(session)
         ahead = read_ahead(ledger, files, progress, max_bytes=limit, settled_after=settled_after)
         db.begin_write(session)

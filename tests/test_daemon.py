@@ -32,12 +32,11 @@ from sqlalchemy import create_engine, func, select, text
 
 from digest.daemon.scheduler import PUBLISH_JOB, Watcher, cron_trigger
 from digest.errors import ConfigError
-from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
 from digest.program import main
 from digest.state import locks as lock
 from digest.state.models import Delivery, Digest, DumpFile, Paper
-from tests.support.dumps import SAMPLE_FILES, write_dump
+from tests.support.dumps import SAMPLE_FILES, parse_dump, write_dump
 from tests.support.net import free_port
 from tests.support.smtp import release, running_smtp
 from tests.support.waiting import HANG, wait_for

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from digest.app import FEED_ENTRY_BYTES, make_app
 from digest.config import Settings
 from digest.program import main
-from digest.render.renderer import DigestView, Renderer
+from digest.render.renderer import Renderer
+from digest.render.viewmodel import DigestView
 from digest.state.models import DigestItem, DumpFile, Paper
 
 from .support.dumps import write_dump

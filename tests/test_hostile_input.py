@@ -25,11 +25,10 @@ from sqlalchemy import select, update
 
 from digest.app import App, make_app
 from digest.config import Settings
-from digest.ingest.files import parse_dump
 from digest.mail.message import PLACEHOLDER
 from digest.program import main
 from digest.state.models import DumpFile, Paper, Subscriber
-from tests.support.dumps import SAMPLE_FILES
+from tests.support.dumps import SAMPLE_FILES, parse_dump
 from tests.support.net import free_port
 from tests.support.settings import make_settings
 from tests.support.smtp import running_smtp
@@ -548,8 +547,7 @@ def _letter_and_messages(
 
     from digest.mail.message import Envelope, MessageTemplate
     from digest.mail.variants import Personaliser
-    from digest.render.renderer import DigestView, PaperView, SectionView
-    from digest.render.viewmodel import subject_line
+    from digest.render.viewmodel import DigestView, PaperView, SectionView, subject_line
 
     base = "https://digest.example.org"
     views = []

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import DumpError
-from digest.ingest import files as dump_files
-from digest.ingest import parse as dumps
-from digest.ingest.files import parse_dump
+from digest.ingest import folder as dump_folder
+from digest.ingest import header as dump_header
 from digest.ingest.keys import paper_key
-from digest.ingest.parse import Link, Listing, extract_links, parse_bytes
+from digest.ingest.links import Link, extract_links
+from digest.ingest.parse import Listing, parse_bytes
+from tests.support.dumps import parse_dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dumps"
 MTIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -184,7 +185,7 @@ def test_parse_dump_permission_denied(tmp_path: Path, monkeypatch: pytest.Monkey
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dump_files.os, "open", refuse)  # root reads any file: say it refused
+    monkeypatch.setattr(dump_folder.os, "open", refuse)  # root reads any file: say it refused
     with pytest.raises(DumpError) as info:
         parse_dump(str(path))
     assert info.value.problem == "permission denied"
@@ -702,7 +703,7 @@ def plain(text: str) -> str:
 
 
 def not_header_like(text: str) -> bool:
-    return dumps._date_parts(text) is None and paper_key(text) not in dumps._HEADER_KEYS
+    return dump_header.date_parts(text) is None and paper_key(text) not in dump_header.HEADER_KEYS
 
 
 titles = (

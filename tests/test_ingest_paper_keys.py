@@ -160,8 +160,7 @@ def test_migration_0004_recomputes_keys_and_merges_safely(
 
 
 def test_parsed_papers_carry_the_key_they_are_stored_under() -> None:
-    from digest.ingest.files import parse_dump
-    from tests.support.dumps import SAMPLE_FILES
+    from tests.support.dumps import SAMPLE_FILES, parse_dump
 
     papers = [p for f in SAMPLE_FILES for p in parse_dump(str(f)).papers]
     assert len(papers) > 100

@@ -17,10 +17,9 @@ from sqlalchemy import func, select
 
 from digest.app import make_app
 from digest.config import Settings
-from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
-from tests.support.dumps import SAMPLE_FILES, write_dump
+from tests.support.dumps import SAMPLE_FILES, parse_dump, write_dump
 
 
 def distinct_keys(files: list[Path]) -> set[str]:

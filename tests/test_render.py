@@ -19,16 +19,11 @@ from lxml import html as lxml_html
 
 from digest.app import make_app
 from digest.errors import TemplateError
-from digest.ingest.parse import Link
-from digest.render.renderer import (
-    DigestView,
-    IssueSummary,
-    PaperView,
-    Renderer,
-    SectionView,
-    builtin_templates_dir,
-    shorten,
-)
+from digest.ingest.links import Link
+from digest.render.renderer import Renderer
+from digest.render.templates import builtin_templates_dir
+from digest.render.viewmodel import DigestView, IssueSummary, PaperView, SectionView
+from digest.text import truncate
 from digest.urls import abstract_url, slugify
 from tests.support.settings import make_settings
 
@@ -47,7 +42,7 @@ EVIL = '<script>alert(1)</script> & "x"'
 
 
 def make_paper(n: int, title: str, abstract: str, links: tuple[Link, ...] = ()) -> PaperView:
-    short, truncated = shorten(abstract)
+    short, truncated = truncate(abstract, 320)
     return PaperView(
         key=title.lower(),
         anchor=f"p-{n}",
@@ -514,32 +509,6 @@ def test_user_html_templates_autoescape_too(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def test_shorten_keeps_short_text() -> None:
-    assert shorten("A short abstract.") == ("A short abstract.", False)
-    assert shorten("x" * 320) == ("x" * 320, False)
-    assert shorten("") == ("", False)
-
-
-def test_shorten_cuts_at_a_word_boundary() -> None:
-    text = "alpha beta gamma delta epsilon"
-    short, truncated = shorten(text, 15)
-    assert (short, truncated) == ("alpha beta…", True)
-    assert len(short) <= 15
-    short, _ = shorten(LONG_ABSTRACT)
-    assert len(short) <= 320 and short.endswith("…")
-    assert LONG_ABSTRACT.startswith(short[:-1])
-    assert LONG_ABSTRACT[len(short) - 1] == " "
-
-
-def test_shorten_edge_cases() -> None:
-    assert shorten("alpha beta, gamma", 12) == ("alpha beta…", True)
-    assert shorten("alpha betagamma", 11) == ("alpha…", True)
-    assert shorten("alpha beta gamma", 11) == ("alpha beta…", True)  # cut falls on a space
-    assert shorten("x" * 50, 10) == ("x" * 9 + "…", True)
-    with pytest.raises(ValueError):
-        shorten("abc", 1)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from digest.app import App, make_app
 from digest.config import Settings
 from digest.mail import outbox
-from digest.render.renderer import DigestView, PaperView, SectionView
+from digest.render.viewmodel import DigestView, PaperView, SectionView
 from digest.state import store
 from digest.state.models import Delivery, DigestVariant, Subscriber
 

@@ -150,7 +150,7 @@ def _addresses(values: list[str]) -> str | None:
     return None
 
 
-def _one_line(value: str) -> str | None:
+def _no_controls(value: str) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         return "must be one line without control characters"
     return None

@@ -18,7 +18,7 @@ from digest.config.checks import (
     _http_url,
     _mailbox,
     _networks,
-    _one_line,
+    _no_controls,
     _optional_address,
     _optional_host,
     _template_set,
@@ -80,7 +80,7 @@ def setting(
 @dataclass(frozen=True)
 class DigestSection:
     title: str = setting(
-        "Papers digest", "Title of the newsletter, its feeds and web pages.", check=_one_line
+        "Papers digest", "Title of the newsletter, its feeds and web pages.", check=_no_controls
     )
     base_url: str = setting(
         "http://localhost:8000",
@@ -142,7 +142,7 @@ class EmailSection:
     )
     recipients: list[str] = setting([], "Addresses that receive each digest.", check=_addresses)
     list_id: str = setting(
-        "", "List-Id header; empty: derived from the title and From domain.", check=_one_line
+        "", "List-Id header; empty: derived from the title and From domain.", check=_no_controls
     )
     outbox_dir: str = setting("", "Maildir for transport = maildir; empty: <state_dir>/outbox.")
     smtp_host: str = setting("localhost", "SMTP server host.", check=_optional_host)

@@ -30,7 +30,7 @@ from apscheduler.triggers.date import DateTrigger
 from digest.app import App
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
-from digest.ingest.files import scan
+from digest.ingest.folder import scan
 from digest.state import db, meta, store
 from digest.state import locks as lock
 from digest.state.states import DumpStatus

@@ -1,139 +1,31 @@
-"""Reading dump files into a ledger of the dumps already read (the state's, given by the
-caller): each file once (by content hash), a bad one recorded as failed with its reason
-while the others carry on.
+"""Ingesting: dump files read into the ledger of the dumps already read (the state's,
+given by the caller), each file once (by content hash), a bad one recorded as failed
+with its reason while the others carry on, a grown one recorded as the same dump.
 
-Only regular files directly inside the dumps folder are read: a symbolic link (or a
-FIFO, a socket, a device) is reported by its quoted name and skipped, and each file is
-opened with O_NOFOLLOW so that one swapped for a link after the scan is not followed."""
+`read_ahead` parses before the write lock is taken; `ingest_folder` and `ingest_files`
+then record, each file through `ingest_one`. Reading the folder safely is `folder`,
+the settle rule `settle`, the ledger and the reports `ledger`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
-from digest.errors import ConfigError, DumpError, printable, quoted
+from digest.errors import DumpError, printable
+from digest.ingest.folder import LIMIT_HINT, over_limit, read_dump, scan, size_and_mtime
+from digest.ingest.ledger import DumpReport, DumpStatus, IngestReport, Ledger
 from digest.ingest.parse import Listing, parse_bytes
+from digest.ingest.settle import is_settled, split_settled
+
+__all__ = ["Parsed", "ingest_files", "ingest_folder", "ingest_one", "read_ahead"]
 
 log = logging.getLogger(__name__)
-
-IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
-
-
-class DumpStatus(StrEnum):
-    """A dump file: read into papers, or not readable (with its reason). KNOWN is never
-    stored: it reports a file whose content was read before."""
-
-    INGESTED = "ingested"
-    FAILED = "failed"
-    KNOWN = "known"
-    REFUSED = "refused"  # never stored: not a regular file (a symbolic link, a FIFO)
-    WAITING = "waiting"  # never stored: modified within schedule.settle_seconds
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What recording a listing stored: its papers, and how many of them were new."""
-
-    papers: int
-    new_papers: int
-
-
-class Ledger(Protocol):
-    """The dumps already read, and where a new one is recorded (the state's papers
-    repository is one); the caller commits."""
-
-    def known_file(self, path: str, size: int, mtime_ns: int) -> bool: ...
-    def known_dump(self, content_hash: str) -> bool: ...
-    def remember_mtime(self, content_hash: str, path: str, mtime_ns: int) -> None: ...
-    def grown_from(self, path: str, data: bytes) -> int | None: ...
-    def record_failed_dump(
-        self, path: str, content_hash: str, size: int, error: str, mtime_ns: int | None
-    ) -> None: ...
-    def record_growth(
-        self, dump_id: int, listing: Listing, size: int, mtime_ns: int | None
-    ) -> Recorded: ...
-    def record_listing(self, listing: Listing, size: int, mtime_ns: int | None) -> Recorded: ...
-
-
-@dataclass(frozen=True)
-class DumpReport:
-    path: str
-    # KNOWN: read before; REFUSED: not a regular file; WAITING: still being written
-    status: DumpStatus
-    papers: int = 0
-    new_papers: int = 0
-    error: str = ""
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass
-class IngestReport:
-    dumps: list[DumpReport] = field(default_factory=list)
-
-    @property
-    def fresh(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status in (DumpStatus.INGESTED, DumpStatus.FAILED)]
-
-    @property
-    def refused(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == DumpStatus.REFUSED]
-
-    @property
-    def failed(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == DumpStatus.FAILED]
-
-    @property
-    def waiting(self) -> list[DumpReport]:
-        return [d for d in self.dumps if d.status == DumpStatus.WAITING]
-
-    @property
-    def new_papers(self) -> int:
-        return sum(d.new_papers for d in self.dumps)
-
-
-def dump_candidates(folder: Path) -> list[Path]:
-    """Files in the dumps folder that are ready to read (no dotfiles or partial names)."""
-    return scan(folder)[0]
-
-
-def scan(folder: Path) -> tuple[list[Path], list[DumpReport]]:
-    """(regular files to read, reports of the entries refused) in the dumps folder.
-    Dotfiles, partial names and sub-folders are passed over silently."""
-    if not folder.is_dir():
-        raise ConfigError(
-            f"{folder}: dumps folder does not exist", hint="create it or set digest.dumps_dir"
-        )
-    files, refused = [], []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or entry.name.endswith(IGNORED_SUFFIXES):
-                continue
-            try:
-                mode = entry.stat(follow_symlinks=False).st_mode
-            except OSError:
-                continue  # gone since the listing
-            path = folder / entry.name
-            if stat.S_ISREG(mode):
-                files.append(path)
-            elif not stat.S_ISDIR(mode):
-                refused.append(
-                    DumpReport(str(path), DumpStatus.REFUSED, error=_refusal(entry.name, mode))
-                )
-    return sorted(files), sorted(refused, key=lambda r: r.path)
-
-
-def _refusal(name: str, mode: int) -> str:
-    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
-    return f"{quoted(name)}: {kind}, not read; only regular files in the dumps folder are read"
 
 
 def ingest_files(
@@ -162,66 +54,6 @@ def ingest_files(
     return report
 
 
-def read_dump(path: str | os.PathLike[str], max_bytes: int | None = None) -> tuple[bytes, datetime]:
-    """The bytes and mtime of a dump file, never through a symbolic link (O_NOFOLLOW);
-    DumpError (one line) for what is not a readable regular file (a link, a folder, a
-    FIFO that would block, a missing file), or for one over ``max_bytes`` (at most that
-    many bytes and one more are read, however much the file grew since it was listed)."""
-    name = os.fspath(path)
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(name, flags)
-    except FileNotFoundError:
-        raise DumpError(name, "file not found") from None
-    except PermissionError:
-        raise DumpError(name, "permission denied", hint="check the file's permissions") from None
-    except OSError as err:
-        if os.path.islink(name):
-            raise DumpError(name, "is a symbolic link; only regular files are read") from None
-        raise DumpError(name, f"cannot read: {err.strerror or err}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise DumpError(name, "is a directory, not a dump file")
-        raise DumpError(name, "is not a regular file")
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read() if max_bytes is None else _read_at_most(handle, max_bytes + 1)
-        except OSError as err:
-            raise DumpError(name, f"cannot read: {err.strerror or err}") from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise DumpError(name, _over_limit(max_bytes), hint=_LIMIT_HINT)
-    return data, datetime.fromtimestamp(info.st_mtime).astimezone()
-
-
-def _read_at_most(handle: BinaryIO, limit: int, chunk: int = 1 << 20) -> bytes:
-    """Up to ``limit`` bytes, read a chunk at a time (one read(limit) would allocate the
-    whole limit up front, however small the file)."""
-    parts, size = [], 0
-    while size < limit:
-        part = handle.read(min(chunk, limit - size))
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
-
-
-_LIMIT_HINT = "split the file, or raise digest.max_dump_bytes if it is a real dump"
-
-
-def _over_limit(max_bytes: int, size: int | None = None) -> str:
-    what = f"{size:,} bytes, over" if size is not None else "over"
-    return f"{what} digest.max_dump_bytes = {max_bytes:,}; it was not read"
-
-
-def parse_dump(path: str | os.PathLike[str]) -> Listing:
-    """Read and parse one file; the listing year comes from the file's mtime."""
-    data, mtime = read_dump(path)
-    return parse_bytes(data, name=os.fspath(path), mtime=mtime)
-
-
 def ingest_folder(
     ledger: Ledger,
     folder: Path,
@@ -239,88 +71,12 @@ def ingest_folder(
     report (status "refused") with its quoted name."""
     files, refused = scan(folder)
     now = time.time() if now is None else now
-    ready, waiting = [], []
-    for path in files:
-        try:
-            age = now - path.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        if age < settle:
-            waiting.append(
-                DumpReport(str(path), DumpStatus.WAITING, error=_unsettled(path.name, settle))
-            )
-        else:
-            ready.append(path)
+    ready, waiting = split_settled(files, settle, now)
     report = ingest_files(
         ledger, ready, progress, max_bytes=max_bytes, settled_after=settled_after, ahead=ahead
     )
     report.dumps[:0] = refused + waiting
     return report
-
-
-def wait_until_settled(
-    folder: Path,
-    settle: float,
-    notice: Callable[[str], None],
-    *,
-    patience: float | None = None,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """For a one-off run (a person saying "now"): wait until no regular file of the
-    dumps folder was modified in the last ``settle`` seconds, saying once per file which
-    one and for how long. A file still changing after ``patience`` seconds (default
-    ten times the settle time, at least a minute) is left for `ingest_folder` to report
-    as waiting. The daemon does not wait: its watcher reads a file once it is complete."""
-    if settle <= 0:
-        return
-    patience = max(60.0, 10 * settle) if patience is None else patience
-    start, told = clock(), set()
-    while True:
-        now = clock()
-        young = []
-        for path in scan(folder)[0]:
-            try:
-                age = now - path.stat(follow_symlinks=False).st_mtime
-            except OSError:
-                continue
-            if age < settle:
-                young.append((path, age))
-        if not young or now - start >= patience:
-            return
-        for path, age in young:
-            if path not in told:
-                told.add(path)
-                notice(
-                    f"{quoted(path.name)} was modified {max(age, 0):.1f} s ago: waiting "
-                    f"{settle - max(age, 0):.1f} s (schedule.settle_seconds = {settle:g} s) "
-                    "until it is complete, then reading it"
-                )
-        sleep(max(0.05, min(settle - max(age, 0) for _, age in young)))
-
-
-def _unsettled(name: str, settle: float) -> str:
-    return (
-        f"{quoted(name)}: still being written (modified less than "
-        f"schedule.settle_seconds = {settle:g} s ago); a later run reads it"
-    )
-
-
-def _mtime_ns(path: Path) -> tuple[int, int] | None:
-    """(size, mtime in ns) of a regular file, or None (read_dump then says what is wrong)."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
-
-
-def _is_settled(mtime_ns: tuple[int, int] | None, settled_after: float | None) -> bool:
-    """Whether a file last modified at ``mtime_ns`` has stayed unchanged long enough to be
-    whole (never, when the caller did not say how long that is)."""
-    if settled_after is None or mtime_ns is None:
-        return False
-    return time.time() - mtime_ns[1] / 1e9 >= settled_after
 
 
 @dataclass(frozen=True)
@@ -357,7 +113,7 @@ def read_ahead(
     for i, path in enumerate(files):
         if progress:
             progress("Reading", i, len(files), path.name)
-        signature = _mtime_ns(path)
+        signature = size_and_mtime(path)
         if signature is None or ledger.known_file(str(path), *signature):
             continue
         if max_bytes is not None and signature[0] > max_bytes:
@@ -383,7 +139,7 @@ def _parse(
     mtime_ns: tuple[int, int] | None,
     settled_after: float | None,
 ) -> Listing:
-    settled = _is_settled(mtime_ns, settled_after) and _mtime_ns(path) == mtime_ns
+    settled = is_settled(mtime_ns, settled_after) and size_and_mtime(path) == mtime_ns
     return parse_bytes(data, name=str(path), mtime=mtime, settled=settled)
 
 
@@ -395,12 +151,12 @@ def ingest_one(
     settled_after: float | None = None,
     ahead: Parsed | None = None,
 ) -> DumpReport:
-    mtime_ns = _mtime_ns(path)
+    mtime_ns = size_and_mtime(path)
     if mtime_ns is not None and ledger.known_file(str(path), *mtime_ns):
         return DumpReport(str(path), DumpStatus.KNOWN)  # same name, size, mtime: not re-read
     size = mtime_ns[0] if mtime_ns is not None else 0
     if max_bytes is not None and size > max_bytes:
-        refused = DumpError(str(path), _over_limit(max_bytes, size), hint=_LIMIT_HINT)
+        refused = DumpError(str(path), over_limit(max_bytes, size), hint=LIMIT_HINT)
         log.warning("%s", refused)
         return DumpReport(str(path), DumpStatus.FAILED, error=str(refused))
     pre = ahead if ahead is not None and ahead.signature == mtime_ns else None

@@ -72,6 +72,7 @@ from digest.state import outbox as rows
 from digest.state import workers
 from digest.state.handles import Database, Tx, dialect
 from digest.state.outbox import Job
+from digest.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -616,7 +617,7 @@ class Sender:
         if tripped:
             self._halt_run(
                 f"stopped: the SMTP server refused {breaker} messages in a row with the same "
-                f"answer ({_one_line(error)}); not counted as bounces "
+                f"answer ({one_line(error)}); not counted as bounces "
                 f"(email.breaker_failures = {breaker})"
             )
 
@@ -657,14 +658,9 @@ class Sender:
                 self.progress("Delivering", done, max(self.total, done), address)
 
 
-def _one_line(text: str) -> str:
-    """A server's answer as one printable line."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
-
-
 def _shape(error: str, address: str) -> str:
     """An answer with its recipient's address taken out: what alike refusals share."""
-    return _ADDRESSES.sub("", _one_line(error).replace(address, "")).lower()
+    return _ADDRESSES.sub("", one_line(error).replace(address, "")).lower()
 
 
 _ADDRESSES = re.compile(r"<[^<>\s]*>|\S+@\S+")

@@ -32,6 +32,7 @@ from digest.mail.transport import (
     Transport,
     make_transport,
 )
+from digest.text import one_line
 from digest.urls import slugify
 
 __all__ = [
@@ -195,19 +196,17 @@ def to_header(address: str, name: str = "") -> bytes:
     return f"To: {words}\r\n <{address}>\r\n".encode("ascii")
 
 
-def one_line(text: str) -> str:
-    """Header text from outside: control characters and line breaks become spaces,
-    and "=?" (which would start an encoded word that readers decode into other text)
-    is split."""
-    spaced = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
-    return " ".join(spaced.replace("=?", "= ?").split())
+def header_text(text: str) -> str:
+    """Header text from outside: on one line, with "=?" (which would start an encoded
+    word that readers decode into other text) split."""
+    return one_line(text).replace("=?", "= ?")
 
 
 def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: str) -> bytes:
     msg = EmailMessage(policy=policy.SMTP)
     # dump text reaches the subject (theme names): "=?" would start an encoded word
     # that readers decode into other text, so it is split
-    msg["Subject"] = one_line(subject)
+    msg["Subject"] = header_text(subject)
     msg["From"] = envelope.sender
     msg["Date"] = format_datetime(date)
     msg["List-Id"] = envelope.list_id

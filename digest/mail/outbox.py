@@ -18,7 +18,7 @@ from digest.mail.variants import (
     selection,
     variant_key,
 )
-from digest.render.renderer import DigestView
+from digest.render.viewmodel import DigestView
 from digest.state import outbox
 from digest.state.handles import Tx
 from digest.state.states import DeliveryStatus

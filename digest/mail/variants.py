@@ -26,7 +26,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from digest.mail.message import PLACEHOLDER, Letter, encoded_size
-from digest.render.renderer import DigestView, PaperView, Renderer, SectionView, shorten
+from digest.render.renderer import Renderer
+from digest.render.viewmodel import DigestView, PaperView, SectionView
+from digest.text import truncate
 from digest.urls import slugify
 
 if TYPE_CHECKING:
@@ -246,7 +248,7 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
             return p
         if chars == 0:
             return replace(p, short_abstract="", truncated=True)
-        short, truncated = shorten(p.summary or p.abstract, chars)
+        short, truncated = truncate(p.summary or p.abstract, chars)
         truncated = truncated or short != p.abstract
         return replace(p, short_abstract=short, truncated=truncated)
 

@@ -30,7 +30,8 @@ from digest.publish.feeds import (
 )
 from digest.publish.pages import index_older_url, pages_to_write
 from digest.publish.sectionfeeds import feed_names, section_feeds, touched
-from digest.render.renderer import IssueSummary, Renderer
+from digest.render.renderer import Renderer
+from digest.render.viewmodel import IssueSummary
 from digest.sections.areas import Vocabulary, bundled
 from digest.state import db, store
 from digest.state import issues as published

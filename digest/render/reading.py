@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup, escape
 
 from digest.ingest.links import Link, _trim_url
-from digest.text import sentences
+from digest.text import ELLIPSIS, sentences, truncate
 
 __all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linkify", "read_link"]
 
@@ -53,18 +53,14 @@ def first_sentence(text: str, limit: int = 240) -> str:
     parts = sentences(text, initials=False)  # "e.g. Y. Then": Y is a word, not an initial
     if not parts:
         return ""
-    flat = parts[0]
-    if len(flat) <= limit:
-        return flat
-    cut = flat[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–—([{")
-    return cut + "…"
+    return truncate(parts[0], limit)[0]
 
 
 def after_summary(abstract: str, summary: str) -> str:
     """The abstract without its opening sentence when that sentence is the summary shown
     above it (so the page does not say it twice); else the abstract as it is."""
     lead = summary.strip()
-    if not lead or lead.endswith("…"):
+    if not lead or lead.endswith(ELLIPSIS):
         return abstract
     flat = " ".join(abstract.split())
     if not flat.startswith(lead):

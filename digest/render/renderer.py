@@ -1,174 +1,28 @@
-"""Rendering: the Jinja2 environment, the view model, HTML (CSS inlined once) and text.
+"""The renderer: one issue as the e-mail's HTML (CSS inlined once) and text parts, a feed
+entry's content, the web copy, the archive pages, a section's page, a one-off notice
+(``notice``: a confirmation, a welcome, an alert) and the web server's other pages.
 
-Templates are looked up, file by file, in the user's ``templates_dir``, then the chosen
-template set (``digest.template_set``, the look) under the built-in templates folder, then the
-built-in ``default`` set. A prefix loader also exposes each built-in set by name, so an
-override can ``{% extends "default:digest.html.j2" %}`` and replace a single block.
-
-Every HTML template is autoescaped; the text part is rendered by a second environment
-that does not escape. The e-mail's ``style.css`` is inlined by premailer once per digest.
+It puts the parts of this package together: the template-set loader (`templates`), the
+Jinja2 environments and filters (`environment`), the e-mail inliner (`inline`), over the
+plain view model (`viewmodel`).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from lxml import etree
-from markupsafe import Markup
-from premailer import Premailer
 
-from digest.errors import TemplateError
-from digest.ingest.parse import Link
-from digest.render.reading import ARXIV_SEARCH, after_summary, linkify
-from digest.urls import abstract_anchor, abstract_url, paper_url
+from digest.render import templates
+from digest.render.environment import environment, render
+from digest.render.inline import inline_css
+from digest.render.viewmodel import DigestView, IssueSummary
 
-log = logging.getLogger(__name__)
+__all__ = ["FEED_SUMMARY_CHARS", "Renderer", "escaped_size", "preferences_of"]
 
-__all__ = [
-    "DigestView",
-    "IssueSummary",
-    "PaperView",
-    "Renderer",
-    "SectionView",
-    "builtin_templates_dir",
-    "inline_css",
-    "shorten",
-]
-
-
-BRIEF_HEADING = "Briefly"  # the layout group of the small sections, at the end of an issue
-
-
-@dataclass(frozen=True)
-class PaperView:
-    key: str  # paper_key(title); also used for the anchor
-    anchor: str  # html id on the web copy, e.g. "p-3"
-    title: str
-    abstract: str  # full abstract
-    short_abstract: str  # what the e-mail shows: the summary (or abstract), shortened
-    truncated: bool  # short_abstract != abstract: the e-mail links the full abstract
-    links: tuple[Link, ...]
-    web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
-    summary: str = ""  # one line that says what the paper does (its contribution sentence)
-    read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
-    read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
-    area: str = ""  # slug of the paper's own area (what a reader's chosen topics match)
-
-    @property
-    def has_page(self) -> bool:
-        """True when read_url is the paper's own page (not a search for its title)."""
-        return bool(self.read_url) and not self.read_url.startswith(ARXIV_SEARCH)
-
-
-@dataclass(frozen=True)
-class SectionView:
-    name: str
-    slug: str
-    anchor: str  # html id, e.g. "s-mixture-of-experts"
-    papers: tuple[PaperView, ...]
-    total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
-    feed_url: str = ""  # absolute url of the section's own feed (themes/<slug>.xml)
-    page_url: str = ""  # absolute url of the section's page (sections/<slug>.html)
-    # layout only: one of the small sections gathered at the end of the issue under
-    # BRIEF_HEADING, each paper labelled with and linked to this section
-    brief: bool = False
-
-    @property
-    def size(self) -> int:
-        """How many papers the section has (shown or not)."""
-        return max(self.total, len(self.papers))
-
-    @property
-    def omitted(self) -> int:
-        """Papers of the section left to the web copy (the e-mail had to be shorter)."""
-        return self.size - len(self.papers)
-
-
-@dataclass(frozen=True)
-class DigestView:
-    site_title: str  # [digest] title, e.g. "Papers digest"
-    issue: int  # issue number (1, 2, ...); 0 for an unpublished preview
-    subject: str
-    published_at: datetime  # timezone-aware
-    sections: tuple[SectionView, ...]
-    paper_count: int
-    base_url: str  # no trailing slash
-    web_url: str  # absolute url of this issue's web copy
-    feed_url: str  # absolute url of feed.xml
-    archive_url: str  # absolute url of the archive index
-    brief_heading: str = BRIEF_HEADING  # heading of the small sections gathered at the end
-
-
-@dataclass(frozen=True)
-class IssueSummary:
-    """One line of the archive index."""
-
-    issue: int
-    subject: str
-    published_at: datetime
-    paper_count: int
-    themes: tuple[str, ...]
-    web_url: str
-    section_pages: tuple[tuple[str, str], ...] = ()  # (section name, its page url), in order
-
-
-# --------------------------------------------------------------------------- helpers
-
-ELLIPSIS = "…"
 FEED_SUMMARY_CHARS = (200, 160, 120, 100, 80, 60, 0)  # tried in turn until a feed entry fits
-_TRAILING_PUNCT = ".,;:-–—([{"  # a cut ending a sentence gets "…", not ".…"
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
-_CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
-_CSS_CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
-
-
-def shorten(text: str, limit: int = 320) -> tuple[str, bool]:
-    """Cut ``text`` at a word boundary so that it, with a trailing "…", fits in ``limit``.
-
-    Returns ``(short, truncated)``; a text that already fits comes back unchanged.
-    A single word longer than the limit is cut inside the word.
-    """
-    if limit < 2:
-        raise ValueError(f"shorten: limit must be at least 2, got {limit}")
-    if len(text) <= limit:
-        return text, False
-    head = text[: limit - len(ELLIPSIS) + 1]  # one extra char: is the cut on a boundary?
-    if head[-1].isspace():
-        cut = head.rstrip()
-    else:
-        cut = head[:-1]
-        space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
-        if space > 0:
-            cut = cut[:space]
-    cut = cut.rstrip().rstrip(_TRAILING_PUNCT).rstrip()
-    if not cut:  # all punctuation or one giant word
-        cut = text[: limit - len(ELLIPSIS)]
-    return cut + ELLIPSIS, True
-
-
-def builtin_templates_dir() -> Path:
-    """The built-in templates folder: ``digest/_templates`` in a wheel, else the repo's."""
-    package_dir = Path(__file__).resolve().parent.parent
-    bundled = package_dir / "_templates"
-    return bundled if bundled.is_dir() else package_dir.parent / "templates"
-
-
-def _safe_url(url: object) -> str:
-    """Keep http(s)/mailto and relative urls; anything else (javascript:, data:) is dropped."""
-    text = str(url or "")
-    match = _SCHEME.match(_CONTROL_AND_SPACE.sub("", text))
-    if match and match.group(1).lower() not in _SAFE_SCHEMES:
-        return "#"
-    return text
 
 
 def escaped_size(html: str) -> int:
@@ -186,83 +40,6 @@ def preferences_of(unsubscribe_url: str | None) -> str | None:
     return f"{head}/preferences/{tail}"
 
 
-def _long_date(value: datetime) -> str:
-    return f"{value.day} {value:%B %Y}"
-
-
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    word = singular if count == 1 else (plural or singular + "s")
-    return f"{count} {word}"
-
-
-def _wrap(text: str, width: int = 78, initial: str = "", subsequent: str | None = None) -> str:
-    """Fill text to ``width`` columns; long words (urls) are never broken."""
-    return textwrap.fill(
-        " ".join(str(text).split()),
-        width=width,
-        initial_indent=initial,
-        subsequent_indent=initial if subsequent is None else subsequent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
-def _paragraphs(text: str) -> list[str]:
-    """Split on blank lines; each paragraph's whitespace folded."""
-    parts = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
-    return [p for p in parts if p]
-
-
-# --------------------------------------------------------------------------- inlining
-
-
-def inline_css(html: str, css: str) -> str:
-    """Inline ``css`` into ``html`` with premailer, never touching the network.
-
-    Rules that cannot be inlined (``@media``, ``:hover``) stay in a ``<style>`` block in
-    ``<head>`` (marked ``!important`` so they beat the inline styles); class names that
-    no remaining rule refers to are dropped to keep the message small.
-    """
-    root = etree.fromstring(html, etree.HTMLParser())
-    if root is None:
-        raise TemplateError("the e-mail template rendered an empty document")
-    premailer = Premailer(
-        css_text=[css],
-        allow_network=False,
-        allow_loading_external_files=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-        keep_style_tags=False,
-        remove_classes=False,
-        strip_important=False,
-        disable_link_rewrites=True,
-    )
-    premailer.transform(root)
-    _prune_classes(root)
-    body = etree.tostring(root, method="html", encoding="unicode")
-    return "<!DOCTYPE html>\n" + body
-
-
-def _prune_classes(root: Any) -> None:
-    """Drop the class names no kept rule uses. One walk of the tree: linear (an XPath
-    query for `//*[@class]` is quadratic on the tree premailer leaves: 4 s for 8,000
-    papers)."""
-    kept_css = " ".join(style.text or "" for style in root.iter("style"))
-    used = set(_CSS_CLASS.findall(kept_css))
-    for element in root.iter(etree.Element):
-        value = element.get("class")
-        if value is None:
-            continue
-        classes = [c for c in value.split() if c in used]
-        if classes:
-            element.set("class", " ".join(classes))
-        else:
-            del element.attrib["class"]
-
-
-# --------------------------------------------------------------------------- renderer
-
-
 class Renderer:
     """Renders a digest as an inlined HTML e-mail, a text part, and the web pages."""
 
@@ -274,12 +51,16 @@ class Renderer:
         builtin_dir: Path | None = None,
     ) -> None:
         self.template_set = template_set  # digest.template_set: a folder of the built-in templates
-        self.builtin_dir = Path(builtin_dir) if builtin_dir is not None else builtin_templates_dir()
+        self.builtin_dir = (
+            Path(builtin_dir) if builtin_dir is not None else templates.builtin_templates_dir()
+        )
         self.templates_dir = Path(templates_dir) if templates_dir else None
-        self.search_path: tuple[Path, ...] = self._build_search_path()
-        self._loader = self._build_loader()
-        self._html_env = self._environment(autoescape=True)
-        self._text_env = self._environment(autoescape=False)
+        self.search_path: tuple[Path, ...] = templates.search_path(
+            template_set, self.templates_dir, self.builtin_dir
+        )
+        self._loader = templates.loader(self.search_path, self.builtin_dir, template_set)
+        self._html_env = environment(self._loader, autoescape=True, source=self._source)
+        self._text_env = environment(self._loader, autoescape=False, source=self._source)
 
     # ----------------------------------------------------------------- public API
 
@@ -437,75 +218,9 @@ class Renderer:
         """Any other HTML page of the template set (the web server's pages), autoescaped."""
         return self._render(self._html_env, name, **context)
 
-    # ----------------------------------------------------------------- set-up
-
-    def _build_search_path(self) -> tuple[Path, ...]:
-        # the name is a folder name (no path, no ".."): checked when the settings were loaded
-        path: list[Path] = []
-        if self.templates_dir is not None:
-            if not self.templates_dir.is_dir():
-                raise TemplateError(
-                    f"templates_dir {str(self.templates_dir)!r} is not a folder",
-                    hint="fix [digest] templates_dir or leave it empty",
-                )
-            path.append(self.templates_dir)
-        set_dir = self.builtin_dir / self.template_set
-        if not set_dir.is_dir():
-            path.append(set_dir)
-            raise TemplateError(
-                f"unknown template set {self.template_set!r} (digest.template_set); searched: "
-                f"{_format_path(path)}",
-                hint="available template sets: "
-                + (", ".join(self.available_template_sets()) or "none"),
-            )
-        path.append(set_dir)
-        if self.template_set != "default":
-            path.append(self.builtin_dir / "default")
-        return tuple(path)
-
     def available_template_sets(self) -> list[str]:
         """The template sets: the folders under the built-in templates folder."""
-        if not self.builtin_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.builtin_dir.iterdir() if p.is_dir())
-
-    def _build_loader(self) -> jinja2.BaseLoader:
-        prefixes: dict[str, jinja2.BaseLoader] = {
-            name: jinja2.FileSystemLoader(self.builtin_dir / name)
-            for name in {"default", self.template_set}
-        }
-        return jinja2.ChoiceLoader(
-            [
-                jinja2.FileSystemLoader([str(p) for p in self.search_path]),
-                jinja2.PrefixLoader(prefixes, delimiter=":"),
-            ]
-        )
-
-    def _environment(self, *, autoescape: bool) -> jinja2.Environment:
-        env = jinja2.Environment(
-            loader=self._loader,
-            autoescape=autoescape,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        env.filters.update(
-            longdate=_long_date,
-            isodate=lambda value: value.isoformat(),
-            plural=_plural,
-            wrap=_wrap,
-            safe_url=_safe_url,
-            paragraphs=_paragraphs,
-            linkify=linkify,
-            after_summary=after_summary,
-            shorten_to=lambda text, limit: shorten(str(text), int(limit))[0],
-            abstract_anchor=abstract_anchor,
-            abstract_url=abstract_url,
-        )
-        env.globals["stylesheet"] = lambda name: Markup(self._source(name))
-        env.globals["paper_url"] = paper_url  # the one way a paper's web address is built
-        return env
+        return templates.available_template_sets(self.builtin_dir)
 
     # ----------------------------------------------------------------- rendering
 
@@ -514,26 +229,8 @@ class Renderer:
         try:
             source, _, _ = self._loader.get_source(self._html_env, name)
         except jinja2.TemplateNotFound:
-            raise self._not_found(name) from None
+            raise templates.not_found(name, self.search_path) from None
         return source
 
     def _render(self, env: jinja2.Environment, name: str, **context: Any) -> str:
-        try:
-            return env.get_template(name).render(**context)
-        except jinja2.TemplateNotFound as err:
-            raise self._not_found(err.name if isinstance(err.name, str) else name) from None
-        except jinja2.TemplateSyntaxError as err:
-            where = f"{err.filename or err.name}:{err.lineno}"
-            raise TemplateError(f"{where}: {err.message}", hint="fix the template") from err
-        except jinja2.TemplateError as err:
-            raise TemplateError(f"{name}: {err}", hint="fix the template") from err
-
-    def _not_found(self, name: str) -> TemplateError:
-        return TemplateError(
-            f"template {name!r} not found; searched: {_format_path(self.search_path)}",
-            hint="add it to your templates_dir or pick another template set (digest.template_set)",
-        )
-
-
-def _format_path(paths: Sequence[Path]) -> str:
-    return ", ".join(str(p) for p in paths)
+        return render(env, name, self.search_path, **context)

@@ -1,21 +1,25 @@
-"""The view model of an issue (plain dataclasses from render.py), built from the
-themed sections: each paper's one-line summary (its contribution sentence, shown in the
-e-mail; the full abstract is on the web copy), abstracts tidied, anchors and links, the subject."""
+"""The view model of an issue: what every template gets, as plain dataclasses (never ORM
+objects) — the issue (`DigestView`), its sections (`SectionView`), their papers
+(`PaperView`), a line of the archive index (`IssueSummary`) — and `digest_view`, which
+builds it from the cut sections: each paper's one-line summary (its contribution
+sentence, shown in the e-mail; the full abstract is on the web copy), abstracts tidied,
+anchors and links, the subject."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from digest.config import EmailSection, Settings
-from digest.ingest.links import tidy_text
-from digest.render.reading import first_sentence, read_link
-from digest.render.renderer import DigestView, PaperView, SectionView, shorten
+from digest.ingest.links import Link, tidy_text
+from digest.render.reading import ARXIV_SEARCH, first_sentence, read_link
 from digest.sections.assign import REMAINING, Section
 from digest.sections.summary import one_line
 from digest.state.store import StoredPaper
+from digest.text import truncate
 from digest.urls import (
     issue_url,
     paper_anchor,
@@ -23,6 +27,92 @@ from digest.urls import (
     section_feed_url,
     section_page_url,
 )
+
+__all__ = [
+    "BRIEF_HEADING",
+    "DigestView",
+    "IssueSummary",
+    "PaperView",
+    "SectionView",
+    "digest_view",
+    "subject_line",
+]
+
+BRIEF_HEADING = "Briefly"  # the layout group of the small sections, at the end of an issue
+
+
+@dataclass(frozen=True)
+class PaperView:
+    key: str  # paper_key(title); also used for the anchor
+    anchor: str  # html id on the web copy, e.g. "p-3"
+    title: str
+    abstract: str  # full abstract
+    short_abstract: str  # what the e-mail shows: the summary (or abstract), shortened
+    truncated: bool  # short_abstract != abstract: the e-mail links the full abstract
+    links: tuple[Link, ...]
+    web_url: str  # absolute url of this paper on the web copy (archive page + #anchor)
+    summary: str = ""  # one line that says what the paper does (its contribution sentence)
+    read_url: str = ""  # where to read the paper: arXiv, its own page, or an arXiv search
+    read_label: str = ""  # "arXiv", "Project page", "Code" or "Find on arXiv"
+    area: str = ""  # slug of the paper's own area (what a reader's chosen topics match)
+
+    @property
+    def has_page(self) -> bool:
+        """True when read_url is the paper's own page (not a search for its title)."""
+        return bool(self.read_url) and not self.read_url.startswith(ARXIV_SEARCH)
+
+
+@dataclass(frozen=True)
+class SectionView:
+    name: str
+    slug: str
+    anchor: str  # html id, e.g. "s-mixture-of-experts"
+    papers: tuple[PaperView, ...]
+    total: int = 0  # papers in the section when the e-mail shows only some; 0: all shown
+    feed_url: str = ""  # absolute url of the section's own feed (themes/<slug>.xml)
+    page_url: str = ""  # absolute url of the section's page (sections/<slug>.html)
+    # layout only: one of the small sections gathered at the end of the issue under
+    # BRIEF_HEADING, each paper labelled with and linked to this section
+    brief: bool = False
+
+    @property
+    def size(self) -> int:
+        """How many papers the section has (shown or not)."""
+        return max(self.total, len(self.papers))
+
+    @property
+    def omitted(self) -> int:
+        """Papers of the section left to the web copy (the e-mail had to be shorter)."""
+        return self.size - len(self.papers)
+
+
+@dataclass(frozen=True)
+class DigestView:
+    site_title: str  # [digest] title, e.g. "Papers digest"
+    issue: int  # issue number (1, 2, ...); 0 for an unpublished preview
+    subject: str
+    published_at: datetime  # timezone-aware
+    sections: tuple[SectionView, ...]
+    paper_count: int
+    base_url: str  # no trailing slash
+    web_url: str  # absolute url of this issue's web copy
+    feed_url: str  # absolute url of feed.xml
+    archive_url: str  # absolute url of the archive index
+    brief_heading: str = BRIEF_HEADING  # heading of the small sections gathered at the end
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    """One line of the archive index."""
+
+    issue: int
+    subject: str
+    published_at: datetime
+    paper_count: int
+    themes: tuple[str, ...]
+    web_url: str
+    section_pages: tuple[tuple[str, str], ...] = ()  # (section name, its page url), in order
+
 
 _DANGLING = re.compile(r"^[\s:·,;|–—-]+|[\s:·,;|–—-]+$")  # what an empty {sections} leaves
 BRIEF_MAX = 2  # a section of at most this many papers may be gathered there
@@ -48,7 +138,7 @@ def digest_view(
             abstract = tidy_text(paper.abstract)
             line = one_line(paper.abstract)
             summary = line or first_sentence(abstract)  # the web copy always shows one
-            short, cut = shorten(line or abstract, limit)
+            short, cut = truncate(line or abstract, limit)
             cut = cut or " ".join(short.split()) != " ".join(abstract.split())
             read_url, read_label = read_link(paper.title, abstract, paper.links)
             papers.append(
@@ -148,4 +238,4 @@ def subject_line(
         if len(subject) <= limit:
             return subject
     subject = fill(min(1, len(named)))
-    return subject if len(subject) <= limit else shorten(subject, limit)[0]
+    return subject if len(subject) <= limit else truncate(subject, limit)[0]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from digest.ingest.files import DumpStatus
+from digest.ingest.ledger import DumpStatus
 from digest.state.models import DumpFile
 
 __all__ = ["ScheduledRun", "last_ingest", "scheduled_runs"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from digest.ingest.files import Recorded
+from digest.ingest.ledger import Recorded
 from digest.ingest.parse import Listing
 from digest.state import store
 from digest.state.models import DumpFile

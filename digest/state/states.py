@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from digest.ingest.files import DumpStatus  # a dump's states are ingest's words
+from digest.ingest.ledger import DumpStatus  # a dump's states are ingest's words
 
 __all__ = ["DeliveryStatus", "DigestStatus", "DumpStatus", "SubscriberStatus"]
 

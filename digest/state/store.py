@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from digest.ingest.keys import different_abstracts
-from digest.ingest.parse import Link, Listing
+from digest.ingest.links import Link
+from digest.ingest.parse import Listing
 from digest.state.models import (
     Delivery,
     Digest,

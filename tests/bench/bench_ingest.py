@@ -20,8 +20,8 @@ from typing import Any
 
 from digest.app import make_app
 from digest.config import DigestSection, Settings
-from digest.ingest.files import parse_dump
 from digest.ingest.parse import parse_bytes
+from tests.support.dumps import parse_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))

@@ -6,6 +6,9 @@ import os
 import time
 from pathlib import Path
 
+from digest.ingest.folder import read_dump
+from digest.ingest.parse import Listing, parse_bytes
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "examples" / "dumps"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.txt"))
@@ -20,3 +23,9 @@ def write_dump(path: Path, titles_abstracts: list[tuple[str, str]], date: str = 
     settled = time.time() - 3600
     os.utime(path, (settled, settled))
     return path
+
+
+def parse_dump(path: str | os.PathLike[str]) -> Listing:
+    """Read and parse one file as ingesting does; the listing year comes from its mtime."""
+    data, mtime = read_dump(path)
+    return parse_bytes(data, name=os.fspath(path), mtime=mtime)

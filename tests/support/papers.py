@@ -8,9 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from digest.ingest.files import parse_dump
 from digest.ingest.keys import paper_key
-from tests.support.dumps import SAMPLES
+from tests.support.dumps import SAMPLES, parse_dump
 
 
 @dataclass(frozen=True)

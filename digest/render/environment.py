@@ -1,0 +1,114 @@
+"""The Jinja2 environments and the filters every template set may use.
+
+Two environments share one loader: HTML templates are autoescaped, the text part is
+not. Undefined names are errors. `render` turns Jinja's errors into a one-line
+TemplateError naming the template (and line) and the search path.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from digest.errors import TemplateError
+from digest.render.reading import after_summary, linkify
+from digest.render.templates import not_found
+from digest.text import truncate
+from digest.urls import abstract_anchor, abstract_url, paper_url
+
+__all__ = ["environment", "render"]
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def environment(
+    loader: jinja2.BaseLoader, *, autoescape: bool, source: Callable[[str], str]
+) -> jinja2.Environment:
+    """An environment over ``loader`` with our filters; ``source(name)`` gives the raw
+    text of a template set's file (the ``stylesheet`` global)."""
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        longdate=_long_date,
+        isodate=lambda value: value.isoformat(),
+        plural=_plural,
+        wrap=_wrap,
+        safe_url=_safe_url,
+        paragraphs=_paragraphs,
+        linkify=linkify,
+        after_summary=after_summary,
+        shorten_to=lambda text, limit: truncate(str(text), int(limit))[0],
+        abstract_anchor=abstract_anchor,
+        abstract_url=abstract_url,
+    )
+    env.globals["stylesheet"] = lambda name: Markup(source(name))
+    env.globals["paper_url"] = paper_url  # the one way a paper's web address is built
+    return env
+
+
+def render(env: jinja2.Environment, name: str, search_path: Sequence[Path], **context: Any) -> str:
+    """Template ``name`` rendered with ``context``; TemplateError (one line) when it is
+    missing, does not parse or fails."""
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as err:
+        raise not_found(err.name if isinstance(err.name, str) else name, search_path) from None
+    except jinja2.TemplateSyntaxError as err:
+        where = f"{err.filename or err.name}:{err.lineno}"
+        raise TemplateError(f"{where}: {err.message}", hint="fix the template") from err
+    except jinja2.TemplateError as err:
+        raise TemplateError(f"{name}: {err}", hint="fix the template") from err
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _safe_url(url: object) -> str:
+    """Keep http(s)/mailto and relative urls; anything else (javascript:, data:) is dropped."""
+    text = str(url or "")
+    match = _SCHEME.match(_CONTROL_AND_SPACE.sub("", text))
+    if match and match.group(1).lower() not in _SAFE_SCHEMES:
+        return "#"
+    return text
+
+
+def _long_date(value: datetime) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    word = singular if count == 1 else (plural or singular + "s")
+    return f"{count} {word}"
+
+
+def _wrap(text: str, width: int = 78, initial: str = "", subsequent: str | None = None) -> str:
+    """Fill text to ``width`` columns; long words (urls) are never broken."""
+    return textwrap.fill(
+        " ".join(str(text).split()),
+        width=width,
+        initial_indent=initial,
+        subsequent_indent=initial if subsequent is None else subsequent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Split on blank lines; each paragraph's whitespace folded."""
+    parts = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
+    return [p for p in parts if p]
