@@ -53,11 +53,12 @@ def test_truncate_edge_cases() -> None:
 def test_a_long_first_sentence_is_cut_like_an_abstract() -> None:
     sentence = "We study " + "very " * 60 + "long sentences. Then more."
     assert first_sentence(sentence, 40) == truncate(sentence.split(". ")[0] + ".", 40)[0]
-    assert first_sentence(sentence, 40) == "We study very very very very very very…"
+    # the cut falls on a space: the whole word before it stays, the comma goes
+    assert first_sentence("Alpha beta, gamma delta epsilon. Next.", 12) == "Alpha beta…"
 
 
 def test_a_dump_warning_quotes_a_long_title_cut_at_a_word() -> None:
-    title = "A title " + "that goes on " * 10 + "without an abstract"
+    title = "A title " + "that continues " * 6 + "without an abstract"
     data = f"Mar 14\n\n{title}\n\nShort title\n\n{'An abstract. ' * 20}\n".encode()
     listing = parse_bytes(data, name="d.txt", mtime=datetime.now())
     quoted = [w for w in listing.warnings if "title with no abstract" in w]
@@ -87,3 +88,4 @@ def test_a_header_is_one_line_with_encoded_words_split() -> None:
     assert header_text("Re: =?utf-8?q?x?=\r\nBcc: evil@example.org") == (
         "Re: = ?utf-8?q?x?= Bcc: evil@example.org"
     )
+    assert header_text("Evil \u202egnp.exe") == "Evil gnp.exe"  # no bidi override in a subject
