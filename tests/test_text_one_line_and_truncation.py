@@ -89,3 +89,23 @@ def test_a_header_is_one_line_with_encoded_words_split() -> None:
         "Re: = ?utf-8?q?x?= Bcc: evil@example.org"
     )
     assert header_text("Evil \u202egnp.exe") == "Evil gnp.exe"  # no bidi override in a subject
+
+
+def test_a_search_hit_shows_its_abstract_cut_like_everywhere_else() -> None:
+    from digest.render.renderer import Renderer
+    from digest.state.issues import Hit
+
+    abstract = "We route tokens, " + "carefully and " * 40 + "at scale."
+    hit = Hit("A title", abstract, 1, "Reasoning", datetime(2026, 3, 14).astimezone(), 1)
+    base = "https://digest.example.org"
+    page = Renderer().page(
+        "search.html.j2",
+        query="route",
+        hits=[hit],
+        site_title="Papers digest",
+        base_url=base,
+        feed_url=f"{base}/feed.xml",
+        atom_url=f"{base}/atom.xml",
+        archive_url=f"{base}/",
+    )
+    assert f"<p>{truncate(abstract, 280)[0]}</p>" in page
