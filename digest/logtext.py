@@ -6,6 +6,11 @@ sequence (``ESC[2J`` clears a terminal, OSC sets its title) or a bidi control. O
 function escapes it all, :func:`digest.errors.printable`; :class:`OneLine` applies it to
 every record a handler writes, so each logger is covered once logging is set up with
 :func:`escape_handlers`. Commands use the same function for what they print.
+
+Escaping, not flattening: a log keeps every character, written as ``\n`` or ``\x1b``,
+so the file named with a line break can still be found by its name. Text placed
+where a line break would break the format (a header, a server's answer quoted in a
+message) is flattened instead, by :func:`digest.text.one_line`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 
 from digest.errors import printable
 
-__all__ = ["OneLine", "escape_handlers", "printable"]
+__all__ = ["OneLine", "escape_handlers"]
 
 
 class OneLine(logging.Filter):

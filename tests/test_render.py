@@ -21,7 +21,7 @@ from digest.app import make_app
 from digest.errors import TemplateError
 from digest.ingest.links import Link
 from digest.render.renderer import Renderer
-from digest.render.templates import builtin_templates_dir
+from digest.render.templates import available_template_sets, builtin_templates_dir
 from digest.render.viewmodel import DigestView, IssueSummary, PaperView, SectionView
 from digest.text import truncate
 from digest.urls import abstract_url, slugify
@@ -540,7 +540,7 @@ def test_compact_theme_is_a_complete_look(compact: Renderer, view: DigestView) -
         builtin_templates_dir() / "compact",
         builtin_templates_dir() / "default",
     )
-    assert "compact" in compact.available_template_sets()
+    assert "compact" in available_template_sets(builtin_templates_dir())
     email = compact.email_html(view)
     doc = lxml_html.document_fromstring(email)
     flat = " ".join(doc.text_content().split())

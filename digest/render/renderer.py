@@ -50,15 +50,13 @@ class Renderer:
         *,
         builtin_dir: Path | None = None,
     ) -> None:
-        self.template_set = template_set  # digest.template_set: a folder of the built-in templates
-        self.builtin_dir = (
+        # template_set (digest.template_set): a folder of the built-in templates
+        builtin = (
             Path(builtin_dir) if builtin_dir is not None else templates.builtin_templates_dir()
         )
-        self.templates_dir = Path(templates_dir) if templates_dir else None
-        self.search_path: tuple[Path, ...] = templates.search_path(
-            template_set, self.templates_dir, self.builtin_dir
-        )
-        self._loader = templates.loader(self.search_path, self.builtin_dir, template_set)
+        own = Path(templates_dir) if templates_dir else None
+        self.search_path: tuple[Path, ...] = templates.search_path(template_set, own, builtin)
+        self._loader = templates.loader(self.search_path, builtin, template_set)
         self._html_env = environment(self._loader, autoescape=True, source=self._source)
         self._text_env = environment(self._loader, autoescape=False, source=self._source)
 
@@ -217,10 +215,6 @@ class Renderer:
     def page(self, name: str, **context: Any) -> str:
         """Any other HTML page of the template set (the web server's pages), autoescaped."""
         return self._render(self._html_env, name, **context)
-
-    def available_template_sets(self) -> list[str]:
-        """The template sets: the folders under the built-in templates folder."""
-        return templates.available_template_sets(self.builtin_dir)
 
     # ----------------------------------------------------------------- rendering
 
