@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from digest.app import make_app
 from digest.cli.main import setup_daemon_logging
 from digest.program import main
+from tests.support.hostile import ABSTRACT, OTHER, cli, dump_text, project, settings_of, write_dump
 from tests.support.settings import make_settings
 from tests.support.smtp import running_smtp
 
@@ -122,3 +123,52 @@ def test_the_web_servers_own_records_go_through_the_one_line_escaping(tmp_path: 
         root.removeHandler(handler)
     # uvicorn's own handler printed the forged second line raw, beside ours
     assert stream.getvalue() == "bad request\\nINFO published issue #999\n"
+
+
+# --- file names and dump text in `digest ingest` output and in the daemon's log -----------
+
+FORGED_LINE = "2026-01-01 00:00:00 INFO published issue #99"
+
+
+def test_cli_output_escapes_file_names(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    dumps = tmp_path / "dumps"
+    write_dump(dumps / f"a\n{FORGED_LINE}\n.txt", dump_text([("Fine", ABSTRACT)]))
+    write_dump(dumps / f"b\n{FORGED_LINE}\n.txt", b"junk\x00" * 100)
+    write_dump(dumps / "c\x1b[2J.txt", dump_text([("Also Fine", OTHER)]))
+    code, output = cli("-c", str(config), "ingest")
+    assert code == 0
+    assert not any(line.startswith(FORGED_LINE[:10]) for line in output.splitlines()), output
+    assert "published issue #99" in output  # shown, escaped, inside a real line
+    assert "\x1b" not in output
+    assert "\\n" in output and "\\x1b" in output
+
+
+def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
+    from digest.cli.main import setup_daemon_logging
+    from digest.daemon.scheduler import Daemon, Watcher
+
+    config = project(tmp_path, '\n[schedule]\nmode = "on_new_dump"\n')
+    dumps = tmp_path / "dumps"
+    write_dump(dumps / f"a\n{FORGED_LINE}\n.txt", dump_text([("Fine", ABSTRACT)]))
+    write_dump(dumps / f"b\n{FORGED_LINE}\n.txt", b"junk\x00" * 100)
+    stray = f"Mar 14\n\nTitle\n\n{ABSTRACT}\n\nTitle two\n\n{OTHER}\n{FORGED_LINE}\n"
+    write_dump(dumps / "c.txt", stray)
+    app = make_app(settings_of(config))
+    assert app.engine is not None  # migrations log before the daemon's format is set
+    log_file = tmp_path / "daemon.log"
+    setup_daemon_logging(False, log_file)
+    try:
+        daemon = Daemon(app)
+        ticks = iter(range(0, 100, 10))
+        daemon.watcher = Watcher(dumps, 1.0, clock=lambda: float(next(ticks)))
+        daemon.poll()
+        daemon.poll()
+    finally:
+        for h in logging.getLogger().handlers:
+            h.close()
+        logging.getLogger().handlers.clear()
+    lines = log_file.read_text("utf-8").splitlines()
+    assert len(lines) >= 3
+    assert all(LINE.match(line) for line in lines), lines
+    assert sum("published issue #99" in line for line in lines) >= 2
