@@ -36,7 +36,7 @@ _CODE_HOSTS = (
 )
 
 
-def _trim_url(url: str) -> str:
+def trim_url(url: str) -> str:
     """Drop sentence punctuation and unbalanced closing parentheses from the end of a URL."""
     opening, closing, end = url.count("("), url.count(")"), len(url)
     while end:
@@ -69,7 +69,7 @@ def extract_links(text: str) -> tuple[Link, ...]:
     links: list[Link] = []
     seen: set[str] = set()
     for match in _URL_RE.finditer(text):
-        url = _trim_url(match.group())
+        url = trim_url(match.group())
         if not re.match(r"https?://\w", url, re.IGNORECASE):
             continue
         identity = _url_identity(url)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 
-from digest.ingest.links import Link, _trim_url
+from digest.ingest.links import Link, trim_url
 from digest.text import ELLIPSIS, sentences, truncate
 
 __all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linkify", "read_link"]
@@ -73,7 +73,7 @@ def linkify(text: str) -> Markup:
     out: list[str] = []
     last = 0
     for match in _URL.finditer(text):
-        url = _trim_url(match.group())
+        url = trim_url(match.group())
         if not re.match(r"https?://\w", url, re.IGNORECASE):
             continue
         start, end = match.start(), match.start() + len(url)

@@ -7,7 +7,7 @@ The mail repositories take the caller's open transaction (`handles.Tx`) first, n
 commit, and return frozen dataclasses or tuples, never ORM objects: the caller owns the
 transaction (handles.py says it at length).
 
-May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse` /
-`digest.ingest.links` (the listing types), `digest.ingest.keys` (paper keys, also in a
-migration). Nothing here renders, sends or publishes.
+May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse`,
+`digest.ingest.links`, `digest.ingest.ledger` (the listing and ledger types),
+`digest.ingest.keys` (paper keys, also in a migration). Nothing here renders, sends or publishes.
 """

@@ -14,7 +14,7 @@ __all__ = ["DumpLedger"]
 
 
 class DumpLedger:
-    """The dumps stored in one session, as `digest.ingest.files.Ledger`."""
+    """The dumps stored in one session, as `digest.ingest.ledger.Ledger`."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
