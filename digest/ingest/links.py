@@ -23,7 +23,7 @@ class Link:
 
 # --- links -----------------------------------------------------------------------------------
 
-_URL_RE = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
+URL_RE = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?*…。，；：！？、”’»"
 _CODE_HOSTS = (
     "github.com",
@@ -68,7 +68,7 @@ def extract_links(text: str) -> tuple[Link, ...]:
     """Every http(s) URL in ``text``, cleaned of surrounding punctuation, first occurrence kept."""
     links: list[Link] = []
     seen: set[str] = set()
-    for match in _URL_RE.finditer(text):
+    for match in URL_RE.finditer(text):
         url = trim_url(match.group())
         if not re.match(r"https?://\w", url, re.IGNORECASE):
             continue

@@ -13,7 +13,6 @@ import binascii
 import logging
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -185,9 +184,7 @@ def to_header(address: str, name: str = "") -> bytes:
     long display name drops its quotes."""
     if any(c in address for c in '\r\n\0<>" ') or not address.isascii():
         raise ValueError(f"malformed recipient address {address!r}")
-    spaced = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in name)
-    # "=?" would start an encoded word that readers decode, even inside quotes
-    shown = " ".join(spaced.replace("=?", "= ?").split())[:SHOWN_NAME]
+    shown = header_text(name)[:SHOWN_NAME]  # "=?" would start an encoded word, even quoted
     if not shown:
         return f"To: {address}\r\n".encode("ascii")
     if shown.isascii():  # one line: under 998 characters with any valid address

@@ -13,12 +13,11 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 
-from digest.ingest.links import Link, trim_url
+from digest.ingest.links import URL_RE, Link, trim_url
 from digest.text import ELLIPSIS, sentences, truncate
 
 __all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linkify", "read_link"]
 
-_URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
 _ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf|html)/(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_ID = re.compile(r"\barXiv\s*:\s*(\d{4}\.\d{4,5})(?:v\d+)?\b", re.IGNORECASE)
 LINK_REL = "nofollow noopener"
@@ -72,7 +71,7 @@ def linkify(text: str) -> Markup:
     """``text`` escaped, with every http(s) URL in it a link (rel="nofollow noopener")."""
     out: list[str] = []
     last = 0
-    for match in _URL.finditer(text):
+    for match in URL_RE.finditer(text):
         url = trim_url(match.group())
         if not re.match(r"https?://\w", url, re.IGNORECASE):
             continue
