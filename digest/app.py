@@ -35,7 +35,7 @@ from digest.ingest.files import (
     read_ahead,
     wait_until_settled,
 )
-from digest.mail import bounces, delivery, outbox, subscribers
+from digest.mail import assembly, bounces, delivery, outbox, subscribers
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.inbox import Inbox
@@ -519,6 +519,9 @@ class App:
         letters = personaliser.letters(
             view, outbox.selections(session, view, with_all=bool(configured), take=take)
         )
+        pieces = assembly.prepare(
+            session, view, personaliser, self.settings.email.for_you_max, take
+        )
         sender = self.settings.email.sender
         try:
             # What was read above (pending papers, selections) is read again or checked
@@ -535,6 +538,7 @@ class App:
                 lambda: new_message_id(sender),
                 take,
             )
+            assembly.store(session, digest.id, pieces)
             session.commit()
         except IntegrityError:
             session.rollback()

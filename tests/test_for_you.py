@@ -1,0 +1,134 @@
+""" "For you": a reader's e-mail opens with their watched papers (each saying which
+phrase matched), at most email.for_you_max, never repeated below; nobody else's e-mail
+changes, no header changes, and the web copy is the same for everyone. Each reader's
+letter is put together from pieces rendered once per issue (mail/assembly.py)."""
+
+from __future__ import annotations
+
+import email
+import json
+from dataclasses import replace
+from email import policy
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from digest.app import make_app
+from digest.mail import outbox
+from digest.mail.assembly import PersonalTemplate
+from digest.mail.delivery import mailing_of
+from digest.state import outbox as rows
+from digest.state import readers
+from tests.support.readers import PAPERS, parts, publish
+from tests.support.settings import make_settings
+
+
+def for_you_block(html: str) -> str:
+    start = html.index(">For you</h2>")
+    ends = [html.find(mark, start + 20) for mark in ("toc-cell", "<h2")]
+    return html[start : min(e for e in ends if e > 0)]
+
+
+def test_for_you_opens_the_email_with_notes_capped_and_not_repeated(
+    tmp_path: Path, database_url: str
+) -> None:
+    got = publish(
+        tmp_path,
+        database_url,
+        {
+            "ada@example.org": {"watch": "diffusion; router"},
+            "grace@example.org": {},
+        },
+        for_you_max=2,
+    )
+    html, text = parts(got["ada@example.org"])
+    block = for_you_block(html)
+    # watched papers in issue order (science first), two at most; the third watched
+    # paper (shown in its section) stays there
+    assert html.index(">For you</h2>") < html.index("In this issue")
+    assert "Protein-Folding with Diffusion Models" in block and "matched: diffusion" in block
+    assert "A Diffusion Benchmark for Images" in block
+    assert "Sparse Mixture of Experts Routing at Scale" not in block
+    assert "matched: router" not in html
+    assert html.count("Protein-Folding with Diffusion Models") == 1  # not repeated below
+    assert html.count("Sparse Mixture of Experts Routing at Scale") == 1  # in its section
+    assert text.index("FOR YOU") < text.index("IN THIS ISSUE")
+    assert "(matched: diffusion)" in text and text.count("Protein-Folding with Diffusion") == 1
+    # Grace has no watch: no block; her letter is exactly her sections' letter
+    assert "For you" not in parts(got["grace@example.org"])[0]
+    assert got["ada@example.org"]["Subject"] == got["grace@example.org"]["Subject"]
+    # the web copy is one for everyone
+    web = (tmp_path / "state" / "public" / "archive" / "1.html").read_text()
+    assert "For you" not in web and "matched:" not in web
+
+
+def test_a_cap_of_zero_leaves_only_what_has_no_other_place(
+    tmp_path: Path, database_url: str
+) -> None:
+    got = publish(
+        tmp_path,
+        database_url,
+        {"alan@example.org": {"themes": "Music and audio", "watch": "diffusion; audio"}},
+        for_you_max=0,
+    )
+    block = for_you_block(parts(got["alan@example.org"])[0])
+    # watched outside his topic: shown in For you all the same; "audio" is in his section
+    assert "Protein-Folding with Diffusion Models" in block
+    assert "A Diffusion Benchmark for Images" in block
+    assert "Music Generation" not in block
+
+
+def template_of(tmp_path: Path) -> PersonalTemplate:
+    """The all-sections variant of the small issue, as a worker makes it for a reader
+    who watches or mutes."""
+    publish(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'state' / 'digest.db'}",
+        {"ada@example.org": {"watch": "diffusion"}, "grace@example.org": {}},
+    )
+    s = make_settings(tmp_path, tmp_path / "dumps")
+    app = make_app(replace(s, email=replace(s.email, recipients=[])))
+    with app.session() as ses:
+        [variant] = {job.variant_id for job in rows.due_jobs(ses, app.clock())} or {1}
+        found = readers.pieces_of(ses, variant)
+        letter, when = outbox.letters(ses, {variant})[variant]
+    assert found is not None
+    key, blob = found
+    envelope = mailing_of(app.settings).envelope
+    return PersonalTemplate(letter, envelope, when, None, json.loads(blob), key)
+
+
+TOKEN = "t" * 43
+OTHER = "o" * 43
+phrase = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+def test_no_watch_or_mute_changes_a_header_or_another_readers_message(tmp_path: Path) -> None:
+    template = template_of(tmp_path)
+    plain = template.render("ada@example.org", "<a@x>", TOKEN, "Ada")
+    theirs = {"watch": "protein folding", "mute": "experts"}
+    other = template.render_for("grace@example.org", "<g@x>", OTHER, "Grace", **theirs)
+    assert other != template.render("grace@example.org", "<g@x>", OTHER, "Grace")
+    head = plain.partition(b"\r\n\r\n")[0]
+
+    @given(watch=st.lists(phrase, max_size=4), mute=st.lists(phrase, max_size=4))
+    def check(watch: list[str], mute: list[str]) -> None:
+        w, m = ";".join(watch), ";".join(mute)
+        mine = template.render_for("ada@example.org", "<a@x>", TOKEN, "Ada", watch=w, mute=m)
+        assert mine.partition(b"\r\n\r\n")[0] == head  # every header as without them
+        parsed = email.message_from_bytes(mine, policy=policy.default)
+        assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None
+        assert TOKEN.encode() in mine and OTHER.encode() not in mine
+        # the other reader's message never changes
+        again = template.render_for("grace@example.org", "<g@x>", OTHER, "Grace", **theirs)
+        assert again == other
+
+    check()
+    # and a real watch does change Ada's body (the property is not vacuous)
+    watched = template.render_for(
+        "ada@example.org", "<a@x>", TOKEN, "Ada", watch="diffusion", mute="benchmark"
+    )
+    assert watched != plain and b"For you" in watched
+    assert watched.partition(b"\r\n\r\n")[0] == head
+    assert PAPERS  # the issue is the small one of tests/support/readers.py
