@@ -538,7 +538,8 @@ class App:
                 lambda: new_message_id(sender),
                 take,
             )
-            assembly.store(session, digest.id, pieces)
+            reached = assembly.store(session, digest.id, pieces, lambda: new_message_id(sender))
+            pending, unselected = pending + reached, unselected - reached
             session.commit()
         except IntegrityError:
             session.rollback()

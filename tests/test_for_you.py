@@ -132,3 +132,27 @@ def test_no_watch_or_mute_changes_a_header_or_another_readers_message(tmp_path: 
     assert watched != plain and b"For you" in watched
     assert watched.partition(b"\r\n\r\n")[0] == head
     assert PAPERS  # the issue is the small one of tests/support/readers.py
+
+
+def test_the_pieces_are_the_letter_everyone_else_gets(tmp_path: Path) -> None:
+    """Cut out of the same render: without their markers, the pieces are byte for byte
+    the variant's letter, so a reader who watches sees their sections as everyone does."""
+    from digest.mail.assembly import strip
+
+    publish(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'state' / 'digest.db'}",
+        {"ada@example.org": {"mute": "nothing matches this"}, "grace@example.org": {}},
+    )
+    s = make_settings(tmp_path, tmp_path / "dumps")
+    app = make_app(replace(s, email=replace(s.email, recipients=[])))
+    with app.session() as ses:
+        found = readers.pieces_of(ses, 1)
+        letter, _ = outbox.letters(ses, {1})[1]
+    assert found is not None
+    key, blob = found
+    pieces = json.loads(blob)
+    marked = pieces["letters"][key]
+    assert marked["html"] != letter.html and marked["text"] != letter.text
+    assert strip(marked["html"], pieces["nonce"]) == letter.html
+    assert strip(marked["text"], pieces["nonce"]) == letter.text

@@ -255,3 +255,27 @@ def test_the_preferences_page_sets_watches_and_mutes(tmp_path: Path) -> None:
         )
         with app.session() as s:  # nothing of the refused form was stored
             assert readers.phrases_of(s, "ada@example.org") == ("protein folding; music", "")
+
+
+def test_a_watch_reaches_a_reader_none_of_whose_topics_is_in_the_issue(
+    tmp_path: Path, database_url: str
+) -> None:
+    """No paper of Alan's topic (robotics) is in the issue: without a watch he gets no
+    letter; with one, a letter of only For you, under the issue's own subject."""
+    got = publish(
+        tmp_path,
+        database_url,
+        {
+            "alan@example.org": {"themes": "Robotics and embodied agents", "watch": "diffusion"},
+            "ada@example.org": {},
+        },
+        more={"joan@example.org": {"themes": "Robotics and embodied agents"}},
+    )
+    assert set(got) == {"alan@example.org", "ada@example.org"}
+    html, text = parts(got["alan@example.org"])
+    assert "Protein-Folding with Diffusion Models" in html
+    assert "A Diffusion Benchmark for Images" in html
+    assert "Music Generation" not in html and "Music Generation" not in text
+    assert "No new papers" not in html and "No new papers" not in text
+    assert "(matched: diffusion)" in text
+    assert got["alan@example.org"]["Subject"] == got["ada@example.org"]["Subject"]

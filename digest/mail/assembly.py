@@ -62,6 +62,7 @@ from digest.mail.variants import (
 from digest.personal.phrases import Phrases
 from digest.personal.view import ReaderView, Suggestion, reader_view
 from digest.render.renderer import DigestView, Renderer, inline_css, preferences_of
+from digest.state import outbox as outbox_rows
 from digest.state import readers
 from digest.state.handles import Database, Tx
 from digest.state.outbox import Job
@@ -143,13 +144,25 @@ def strip(marked: str, nonce: str) -> str:
     return _pattern(nonce).sub("", marked)
 
 
+FOR_YOU_ONLY = "for-you"  # the key of the letter of a reader none of whose topics is in
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` made: the pieces (JSON), and the letter of readers none of whose
+    topics is in the issue but whom a watched paper reaches (only For you)."""
+
+    blob: str
+    for_you_only: Letter | None
+
+
 def prepare(
     tx: Tx,
     view: DigestView,
     personaliser: Personaliser,
     for_you_max: int,
     take: Covers = exactly,
-) -> str | None:
+) -> Prepared | None:
     """The issue's letter in pieces for the readers who watch or mute something (None
     when nobody does): the marked letter of each variant they receive and the For-you
     sheet. Read before the write transaction; stored by ``store``."""
@@ -161,12 +174,16 @@ def prepare(
     marking = _Marking(renderer, nonce, personaliser.unsubscribe_url)
     marked = replace(personaliser, renderer=cast(Renderer, marking))
     letters: dict[str, dict[str, str]] = {}
+    only_for_you: Letter | None = None
     for themes in choices:
         chosen = selection(themes, view, take)
-        key = variant_key(chosen)
-        if chosen == () or key in letters:
+        key = FOR_YOU_ONLY if chosen == () else variant_key(chosen)
+        if key in letters:
             continue
-        letter = marked.letter(only(view, chosen, personaliser.subject))
+        mine = only(view, chosen, personaliser.subject)
+        if chosen == ():  # the issue's own subject, not "0 papers"
+            mine = replace(mine, subject=view.subject)
+        letter = marked.letter(mine)
         html, text = marking.html.get(letter.html), marking.text.get(letter.text)
         marking.html.clear()
         marking.text.clear()
@@ -174,43 +191,68 @@ def prepare(
             log.warning("issue %d: letter %s could not be cut in pieces", view.issue, key)
             continue
         letters[key] = {"html": html, "text": text}
+        if chosen == ():
+            only_for_you = letter
     every = [p for s in view.sections for p in s.papers]
-    sheet = replace(view, sections=())
-    context = {"view": sheet, "unsubscribe_url": None, "preferences_url": None}
-    fy_html = renderer.page(
-        "digest_pieces.html.j2",
-        **context,
-        mark=marker_of(nonce, html=True),
-        for_you=every,
-        note=marker_of(nonce, html=True)("note"),
-    )
-    fy_html = inline_css(fy_html, renderer._source("style.css"))
-    fy_text = renderer._render(
-        renderer._text_env,
-        "digest_pieces.txt.j2",
-        **context,
-        mark=marker_of(nonce, html=False),
-        for_you=every,
-        note=marker_of(nonce, html=False)("note"),
-    )
+    fy_html, fy_text = _sheet(renderer, view, nonce)
     blob = {
         "format": FORMAT,
         "nonce": nonce,
         "for_you_max": for_you_max,
         "papers": [[p.anchor, p.title, p.abstract] for p in every],
-        "for_you": {
-            "html": fy_html.replace(PLACEHOLDER, DEFUSED),
-            "text": fy_text.replace(PLACEHOLDER, DEFUSED),
-        },
+        "for_you": {"html": fy_html, "text": fy_text},
         "letters": letters,
     }
-    return json.dumps(blob)
+    return Prepared(json.dumps(blob), only_for_you)
 
 
-def store(tx: Tx, digest_id: int, blob: str | None) -> None:
-    """Store what ``prepare`` made, with the issue (in the publishing transaction)."""
-    if blob is not None:
-        readers.store_pieces(tx, digest_id, blob)
+def _sheet(renderer: Renderer, view: DigestView, nonce: str) -> tuple[str, str]:
+    """Every paper of the issue as a For-you entry (html inlined once, and text)."""
+    every = [p for s in view.sections for p in s.papers]
+    context: dict[str, Any] = {
+        "view": replace(view, sections=()),
+        "unsubscribe_url": None,
+        "preferences_url": None,
+        "for_you": every,
+    }
+    html_mark, text_mark = marker_of(nonce, html=True), marker_of(nonce, html=False)
+    html = renderer.page("digest_pieces.html.j2", **context, mark=html_mark, note=html_mark("note"))
+    html = inline_css(html, renderer._source("style.css"))
+    text = renderer._render(
+        renderer._text_env,
+        "digest_pieces.txt.j2",
+        **context,
+        mark=text_mark,
+        note=text_mark("note"),
+    )
+    return html.replace(PLACEHOLDER, DEFUSED), text.replace(PLACEHOLDER, DEFUSED)
+
+
+def store(
+    tx: Tx, digest_id: int, prepared: Prepared | None, new_message_id: Callable[[], str]
+) -> int:
+    """Store what ``prepare`` made, with the issue (in the publishing transaction); a
+    reader none of whose topics is in the issue but who watches one of its papers gets
+    a letter after all (only For you). Returns how many such readers there are."""
+    if prepared is None:
+        return 0
+    readers.store_pieces(tx, digest_id, prepared.blob)
+    letter = prepared.for_you_only
+    if letter is None:
+        return 0
+    papers = json.loads(prepared.blob)["papers"]
+    index, anchors = Phrases([(t, a) for _, t, a in papers]), [a for a, _, _ in papers]
+    reached = [
+        delivery
+        for delivery, watch, mute in readers.skipped_watchers(tx, digest_id)
+        if reader_view(index, anchors, (), watch, mute, 0).for_you
+    ]
+    if reached:
+        variant = outbox_rows.add_variant(
+            tx, digest_id, FOR_YOU_ONLY, [], letter.subject, letter.html, letter.text
+        )
+        readers.send_after_all(tx, [(d, variant, new_message_id()) for d in reached])
+    return len(reached)
 
 
 # --------------------------------------------------------------------------- cutting
@@ -252,6 +294,7 @@ class _Parts:
 class _Section:
     brief: bool
     items: tuple[tuple[str, Piece], ...]  # ("", piece) text, (anchor, piece) a paper
+    empty: bool = False  # what a letter with no paper says instead ("No new papers")
 
     @property
     def whole(self) -> Piece:
@@ -289,6 +332,7 @@ def cut_letter(marked: str, nonce: str) -> Cut:
     papers: list[str] = []
     section: list[tuple[str, Piece]] | None = None
     brief = False
+    since, seen = 0, False  # where the sections began; whether any was seen
     started = False  # the For-you mark was seen: what follows is the body
     before: list[str] = [head]
     for i in range(0, len(rest), 3):
@@ -300,7 +344,16 @@ def cut_letter(marked: str, nonce: str) -> Cut:
             else:
                 before.append(text)
             continue
-        if kind == "section":
+        if kind == "sections":
+            since, seen = len(body), False
+            body.append(_piece(text))
+        elif kind == "/sections":
+            if not seen and section is None:  # the letter's "no paper" words
+                words = tuple(("", p) for p in body[since:] if isinstance(p, (bytes, tuple)))
+                body[since:] = [_Section(False, words, empty=True)]
+            body.append(_piece(text))
+        elif kind == "section":
+            seen = True
             section, brief = [("", _piece(text))], ident.endswith(":brief")
         elif kind == "paper":
             papers.append(ident)
@@ -478,6 +531,8 @@ def _join(
     for part, whole, papers in cut.parts:
         if not isinstance(part, _Section):
             out.add(part)
+        elif part.empty and entries:
+            continue  # no paper of their topics, but some For you
         elif whole and not (papers & gone):
             out.add(whole)
         elif papers and papers <= gone and not part.brief:

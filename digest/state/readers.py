@@ -12,11 +12,12 @@ from typing import cast
 from sqlalchemy import Table, Text, bindparam, insert, or_, select, update
 
 from digest.state.handles import Tx
-from digest.state.models import DigestVariant, Subscriber
-from digest.state.states import SubscriberStatus
+from digest.state.models import Delivery, DigestVariant, Subscriber
+from digest.state.states import DeliveryStatus, SubscriberStatus
 
 _S = cast(Table, Subscriber.__table__)
 _V = cast(Table, DigestVariant.__table__)
+_D = cast(Table, Delivery.__table__)
 PIECES = "pieces"  # the key of the variant row holding an issue's letter in pieces
 
 
@@ -86,3 +87,36 @@ def pieces_of(tx: Tx, variant_id: int) -> tuple[str, str] | None:
         return None
     blob = tx.scalar(select(_V.c.html).where(_V.c.digest_id == found[0], _V.c.key == PIECES))
     return None if blob is None else (str(found[1]), str(blob))
+
+
+def skipped_watchers(tx: Tx, digest_id: int) -> list[tuple[int, str, str]]:
+    """(delivery id, watch, mute) of the active readers who watch something and got no
+    letter of this issue because none of their topics is in it."""
+    rows = tx.execute(
+        select(_D.c.id, _S.c.watch, _S.c.mute)
+        .join(_S, _S.c.id == _D.c.subscriber_id)
+        .where(
+            _D.c.digest_id == digest_id,
+            _D.c.status == DeliveryStatus.SKIPPED,
+            _D.c.variant_id.is_(None),
+            _S.c.status == SubscriberStatus.ACTIVE,
+            _S.c.watch != "",
+        )
+    )
+    return [(int(i), watch, mute or "") for i, watch, mute in rows]
+
+
+def send_after_all(tx: Tx, rows: Sequence[tuple[int, int, str]]) -> None:
+    """These skipped deliveries (id, variant id, Message-ID) are to be sent after all."""
+    stmt = (
+        update(_D)
+        .where(_D.c.id == bindparam("did"), _D.c.status == DeliveryStatus.SKIPPED)
+        .values(
+            status=DeliveryStatus.PENDING,
+            variant_id=bindparam("vid"),
+            message_id=bindparam("mid"),
+            last_error=None,
+        )
+    )
+    if rows:
+        tx.execute(stmt, [{"did": d, "vid": v, "mid": m} for d, v, m in rows])

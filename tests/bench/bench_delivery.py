@@ -250,23 +250,33 @@ def _personal_child(folder: str, port: int, subscribers: int, personal: bool, ou
     out.put((subscribers / elapsed, published, peak))
 
 
-def run_personal(subscribers: int = SUBSCRIBERS) -> dict[str, float]:
+def _personal_round(port: int, subscribers: int, personal: bool) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out: multiprocessing.Queue[tuple[float, float, float]] = multiprocessing.Queue()
+        child = multiprocessing.Process(
+            target=_personal_child, args=(tmp, port, subscribers, personal, out)
+        )
+        child.start()
+        figures = out.get(timeout=1800)
+        child.join()
+        return figures
+
+
+def run_personal(subscribers: int = SUBSCRIBERS, rounds: int = 2) -> dict[str, float]:
     """The same issue to `subscribers` readers, plain, then with half of them watching or
-    muting: messages/s (4 connections) and peak RSS, side by side."""
+    muting, `rounds` times in turn (the machine is shared: the best round of each counts):
+    messages/s (4 connections) and peak RSS, side by side."""
     sink = Sink()
     figures: dict[str, float] = {}
     try:
-        for name, personal in (("plain", False), ("personal", True)):
-            with tempfile.TemporaryDirectory() as tmp:
-                out: multiprocessing.Queue[tuple[float, float, float]] = multiprocessing.Queue()
-                child = multiprocessing.Process(
-                    target=_personal_child, args=(tmp, sink.port, subscribers, personal, out)
-                )
-                child.start()
-                rate, published, peak = out.get(timeout=1800)
-                child.join()
-                figures[f"{name}_rate"], figures[f"{name}_rss"] = rate, peak
-                figures[f"{name}_publish"] = published
+        for _ in range(rounds):
+            for name, personal in (("plain", False), ("personal", True)):
+                rate, published, peak = _personal_round(sink.port, subscribers, personal)
+                print(f"  round: {name:<8} {rate:7,.0f} messages/s, peak RSS {peak:5.0f} MiB")
+                best = figures.get(f"{name}_rate", 0.0) < rate
+                if best:
+                    figures[f"{name}_rate"], figures[f"{name}_publish"] = rate, published
+                figures[f"{name}_rss"] = max(figures.get(f"{name}_rss", 0.0), peak)
     finally:
         sink.stop()
     print(f"{subscribers} readers, 4 connections        plain   half watch/mute   ratio")

@@ -27,8 +27,15 @@ PAPERS = [(t, a + FILLER) for t, a in PAPERS]
 
 
 def publish(
-    tmp_path: Path, database_url: str, people: dict[str, dict[str, str]], **email: object
+    tmp_path: Path,
+    database_url: str,
+    people: dict[str, dict[str, str]],
+    *,
+    more: dict[str, dict[str, str]] | None = None,
+    **email: object,
 ) -> dict[str, EmailMessage]:
+    """PAPERS published to ``people`` (each receives a letter) and ``more`` (who receive
+    none); their messages by address."""
     dumps = tmp_path / "dumps"
     dumps.mkdir(exist_ok=True)
     write_dump(dumps / "a.txt", PAPERS)
@@ -40,10 +47,11 @@ def publish(
     )  # type: ignore[arg-type]
     app = make_app(s)
     book = app.subscribers()
-    for address, kw in people.items():
+    for address, kw in {**people, **(more or {})}.items():
         book.add(address, **kw)
     report = app.send()
-    assert report.delivery is not None and report.delivery.sent == len(people), report
+    assert report.delivery is not None, report.reason
+    assert report.delivery.sent == len(people), report.delivery
     return {m["To"].addresses[0].addr_spec: m for m in mails(s)}
 
 
