@@ -261,6 +261,7 @@ def store(
 # of them, the token going between each two.
 Piece = bytes | tuple[bytes, ...]
 VIEWS_KEPT = 32  # letters kept ready (by what they show) for readers who share a view
+TEMPLATES_KEPT = 16  # variants a worker keeps ready (a long-running one sees many issues)
 
 
 def _piece(text: str) -> Piece:
@@ -593,4 +594,6 @@ class Personal:
             if pieces.get("format") == FORMAT and key in pieces["letters"]:
                 made = PersonalTemplate(stored, self.envelope, when, base.signer, pieces, key)
         with self._lock:
+            if variant_id not in self._made and len(self._made) >= TEMPLATES_KEPT:
+                self._made.pop(next(iter(self._made)))  # an older issue's, most likely
             return self._made.setdefault(variant_id, made)
