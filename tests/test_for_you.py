@@ -156,3 +156,53 @@ def test_the_pieces_are_the_letter_everyone_else_gets(tmp_path: Path) -> None:
     assert marked["html"] != letter.html and marked["text"] != letter.text
     assert strip(marked["html"], pieces["nonce"]) == letter.html
     assert strip(marked["text"], pieces["nonce"]) == letter.text
+
+
+def test_feedback_picks_follow_the_watched_papers_within_the_cap() -> None:
+    """The hook for feedback (issue 22, part 2): suggestions come after the watched
+    papers, share the cap, and a muted paper is never suggested."""
+    from digest.personal.phrases import Phrases
+    from digest.personal.view import reader_view
+
+    index = Phrases(PAPERS)
+    anchors = tuple(f"p-{i}" for i in range(len(PAPERS)))
+    mine = reader_view(
+        index,
+        anchors,
+        anchors[:4],  # their sections show the first four papers
+        "protein folding",
+        "benchmark",
+        3,
+        suggestions=[
+            ("p-1", "like: A"),
+            ("p-2", "like: B"),
+            ("p-5", "like: C"),
+            ("p-0", "like: D"),
+        ],
+    )
+    # p-1 is muted (benchmark), p-3 watched; then p-2 and p-5 fill the cap
+    assert mine.for_you == (
+        ("p-3", "matched: protein folding"),
+        ("p-2", "like: B"),
+        ("p-5", "like: C"),
+    )
+    assert mine.below == ("p-0",)  # p-1 muted; p-2 and p-3 are For you
+    assert mine.changed
+
+
+def test_a_feedback_note_is_text_in_the_letter(tmp_path: Path) -> None:
+    template = template_of(tmp_path)
+    hostile = 'like: <img src=x onerror="alert(1)"> & =?utf-8?q?x?='
+    message = template.render_for(
+        "ada@example.org", "<a@x>", TOKEN, "Ada", suggestions=[("p-6", hostile)]
+    )
+    parsed = email.message_from_bytes(message, policy=policy.default)
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; =?utf-8?q?x?=" in html
+    assert "<img" not in html
+    assert f"({hostile})" in text
+    assert (
+        message.partition(b"\r\n\r\n")[0]
+        == template.render("ada@example.org", "<a@x>", TOKEN, "Ada").partition(b"\r\n\r\n")[0]
+    )
