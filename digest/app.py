@@ -31,7 +31,7 @@ from digest.ingest.files import ingest_files, ingest_folder, read_ahead
 from digest.ingest.folder import scan
 from digest.ingest.ledger import IngestReport
 from digest.ingest.settle import wait_until_settled
-from digest.mail import bounces, delivery, outbox, subscribers
+from digest.mail import assembly, bounces, delivery, outbox, subscribers
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.inbox import Inbox
@@ -515,6 +515,9 @@ class App:
         letters = personaliser.letters(
             view, outbox.selections(session, view, with_all=bool(configured), take=take)
         )
+        pieces = assembly.prepare(
+            session, view, personaliser, self.settings.email.for_you_max, take
+        )
         sender = self.settings.email.sender
         try:
             # What was read above (pending papers, selections) is read again or checked
@@ -531,6 +534,8 @@ class App:
                 lambda: new_message_id(sender),
                 take,
             )
+            reached = assembly.store(session, digest.id, pieces, lambda: new_message_id(sender))
+            pending, unselected = pending + reached, unselected - reached
             session.commit()
         except IntegrityError:
             session.rollback()

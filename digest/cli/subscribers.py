@@ -33,6 +33,13 @@ def subscribers() -> None:
     """
 
 
+WATCH_HELP = (
+    'Phrases to watch, ";"-separated: a paper naming one opens their e-mail ("For you"), '
+    'even outside their topics; "" clears. Default: unchanged.'
+)
+MUTE_HELP = 'Phrases to mute, ";"-separated: a paper naming one never reaches them; "" clears.'
+
+
 @subscribers.command("add")
 @click.argument("address")
 @click.option("--name", default=None, help="The subscriber's name (used in the To header).")
@@ -50,14 +57,26 @@ def subscribers() -> None:
     is_flag=True,
     help="Make an unsubscribed or bounced address active again (they asked to come back).",
 )
+@click.option("--watch", default=None, metavar="A;B", help=WATCH_HELP)
+@click.option("--mute", default=None, metavar="A;B", help=MUTE_HELP)
 @click.pass_obj
-def add(obj: Any, address: str, name: str | None, themes: str | None, resubscribe: bool) -> None:
+def add(
+    obj: Any,
+    address: str,
+    name: str | None,
+    themes: str | None,
+    resubscribe: bool,
+    watch: str | None,
+    mute: str | None,
+) -> None:
     """Add a subscriber, or update the name and topics of an existing one.
 
     Someone who unsubscribed stays unsubscribed unless --resubscribe is given.
     """
     the_book = book(obj)
-    outcome = the_book.add(address, name=name, themes=themes, resubscribe=resubscribe)
+    outcome = the_book.add(
+        address, name=name, themes=themes, resubscribe=resubscribe, watch=watch, mute=mute
+    )
     status = the_book.status_of(address) if outcome != "added" else "active"
     if outcome == "kept" or status not in (None, "active"):
         done = "" if outcome in ("kept", "unchanged") else f"{outcome}, "

@@ -203,6 +203,13 @@ class EmailSection:
     max_html_bytes: int = setting(
         100_000, "Keep the HTML part under this size (Gmail clips at about 102 KB).", low=10_000
     )
+    for_you_max: int = setting(
+        5,
+        'Papers at most in the "For you" block that opens a reader\'s e-mail (their '
+        "watched papers, then their feedback picks); 0: no block.",
+        low=0,
+        high=50,
+    )
     dkim_key_file: str = setting(
         "", "PEM private key for DKIM signing; empty: no signing. The key never goes here."
     )

@@ -52,6 +52,7 @@ from typing import TypeVar
 from digest.config import EmailSection, Settings
 from digest.errors import DeliveryError
 from digest.mail import outbox
+from digest.mail.assembly import Personal
 from digest.mail.message import (
     PLACEHOLDER,
     DkimSigner,
@@ -226,6 +227,7 @@ class Sender:
         self.stopped = ""  # why the run stops early
         self.in_a_row = 0  # timeouts and lost connections since the last success
         self.templates: dict[int, MessageTemplate] = {}
+        self.personal = Personal(engine, mailing.envelope)  # readers who watch or mute
         self.inflight: dict[int, Transport] = {}  # delivery id -> its connection
         self.open: list[Transport] = []
         self.token = secrets.token_hex(16)  # this run's claim token (the fence)
@@ -541,9 +543,7 @@ class Sender:
             self.inflight[job.id] = transport
         sender = self.mailing.return_path(job.message_id)
         try:
-            data = self._template(job.variant_id).render(
-                job.address, job.message_id, job.token, job.name
-            )
+            data = self.personal.message(self._template(job.variant_id), job)
             if not self._holding(time.monotonic()):
                 return  # the row may be another worker's by now: not sent from here
             transport.send(data, job.address, sender=sender)

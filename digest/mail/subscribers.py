@@ -28,7 +28,8 @@ from typing import TextIO
 from digest import addresses
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
-from digest.state import outbox
+from digest.personal.phrases import PhraseError, check_phrases
+from digest.state import outbox, readers
 from digest.state import subscribers as stored
 from digest.state.handles import Sessions, Tx, reading, writing
 from digest.state.states import SubscriberStatus
@@ -38,7 +39,7 @@ from digest.urls import slugify
 log = logging.getLogger(__name__)
 
 STATUSES = tuple(s.value for s in SubscriberStatus)  # plain strings (click shows them)
-CSV_FIELDS = ("email", "name", "themes", "status")
+CSV_FIELDS = ("email", "name", "themes", "status", "watch", "mute")
 MAX_NAME = addresses.MAX_NAME
 
 
@@ -56,6 +57,8 @@ class SubscriberInfo:
     themes: tuple[str, ...]
     bounce_count: int
     created_at: datetime
+    watch: str = ""  # phrases watched, ";"-separated
+    mute: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,9 @@ def _check_status(status: str) -> str:
 
 
 def _info(s: SubscriberRow) -> SubscriberInfo:
-    return SubscriberInfo(s.address, s.name, s.status, s.themes, s.bounce_count, s.created_at)
+    return SubscriberInfo(
+        s.address, s.name, s.status, s.themes, s.bounce_count, s.created_at, s.watch, s.mute
+    )
 
 
 def new_token() -> str:
@@ -412,17 +417,23 @@ def read_csv(
     for extra in [h for h in header if h not in CSV_FIELDS]:
         report.notes.append((1, f"unknown column {extra!r} ignored"))
     parsed: list[Row] = []
+    phrases: list[tuple[str, str | None, str | None]] = []  # (key, watch, mute) to set
     for row in rows:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         try:
-            parsed.append((line, *_parse_row(dict(zip(header, row, strict=False)), topics)))
+            cells = dict(zip(header, row, strict=False))
+            watched = phrase_cells(cells)
+            parsed.append((line, *_parse_row(cells, topics)))
+            if watched is not None:
+                phrases.append((parsed[-1][1].lower(), *watched))
             if len(row) > len(header):
                 report.notes.append((line, "more fields than the header; extra ignored"))
         except SubscriberError as exc:
             report.errors.append((line, exc.message))
     _store_rows(tx, parsed, report)
+    readers.set_many(tx, phrases)
     report.notes.sort(key=lambda note: note[0])
     return report
 
@@ -438,6 +449,19 @@ def _parse_row(
     themes = topics(cells["themes"]) if "themes" in cells else None
     name = check_name(_from_spreadsheet(cells.get("name", ""))) or None  # empty: kept
     return address, name, themes, status
+
+
+def phrase_cells(cells: dict[str, str]) -> tuple[str | None, str | None] | None:
+    """The ``watch`` and ``mute`` cells of a row, checked (None: no such column)."""
+    if "watch" not in cells and "mute" not in cells:
+        return None
+    try:
+        return tuple(  # type: ignore[return-value]
+            check_phrases(_from_spreadsheet(cells[c]), c) if c in cells else None
+            for c in ("watch", "mute")
+        )
+    except PhraseError as exc:
+        raise SubscriberError(exc.message) from None
 
 
 def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
@@ -491,7 +515,8 @@ def write_csv(tx: Tx, stream: TextIO) -> int:
     n = 0
     for s in stored.every(tx):
         cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
-        writer.writerow([*cells, ";".join(s.themes), s.status])
+        watched = [spreadsheet_safe(s.watch), spreadsheet_safe(s.mute)]
+        writer.writerow([*cells, ";".join(s.themes), s.status, *watched])
         n += 1
     return n
 
@@ -529,13 +554,20 @@ class SubscriberBook:
         themes: str | Sequence[str] | None = None,
         status: str | None = None,
         resubscribe: bool = False,
+        watch: str | None = None,
+        mute: str | None = None,
     ) -> str:
-        """Add or update; returns "added", "updated", "unchanged" or "kept"."""
+        """Add or update; returns "added", "updated", "unchanged" or "kept". ``watch``
+        and ``mute``: ";"-separated phrases ("" clears; None: unchanged)."""
         addr = normalize(address)
         slugs = self._slugs(themes) if themes is not None else None
         st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
+        cells = {k: v for k, v in (("watch", watch), ("mute", mute)) if v is not None}
+        watched = phrase_cells(cells) or (None, None)
         with self._tx() as s:
-            return upsert(s, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
+            outcome = upsert(s, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
+            changed = readers.set_many(s, [(addr.lower(), *watched)])
+            return "updated" if changed and outcome == "unchanged" else outcome
 
     def status_of(self, address: str) -> str | None:
         """The status of a subscriber ("active", "unsubscribed", "bounced"), or None."""
@@ -577,6 +609,16 @@ class SubscriberBook:
         with reading(self.sessions) as s:
             sub = by_token(s, token)
             return _info(sub) if sub is not None else None
+
+    def choose_phrases(self, token: str, watch: str, mute: str) -> SubscriberInfo | None:
+        """Set the watched and muted phrases of the owner of ``token`` (checked)."""
+        watched = phrase_cells({"watch": watch, "mute": mute}) or (None, None)
+        with self._tx() as s:
+            sub = by_token(s, token)
+            if sub is None:
+                return None
+            readers.set_many(s, [(sub.key, *watched)])
+            return _info(replace(sub, watch=watched[0] or "", mute=watched[1] or ""))
 
     def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
         """Set the themes of the owner of ``token``; unknown ones are refused."""

@@ -163,6 +163,9 @@ class Subscriber(Base):
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)  # permanent failures in a row
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # phrases the reader watches and mutes, ";"-separated (personal/phrases.py)
+    watch: Mapped[str] = mapped_column(Text, default="", server_default="")
+    mute: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class DigestVariant(Base):

@@ -141,6 +141,8 @@ class Job:
     created_at: datetime
     bounce_count: int
     claim: str | None = None  # the claim token it is held under (see claim_batch)
+    watch: str = ""  # the reader's watched and muted phrases (mail/assembly.py)
+    mute: str = ""
 
 
 def due_jobs(tx: Tx, now: datetime) -> list[Job]:
@@ -415,6 +417,8 @@ _JOBS = select(
     _D.c.created_at,
     _S.c.bounce_count,
     _D.c.claim_token.label("claim"),
+    _S.c.watch,
+    _S.c.mute,
 ).join(_S, _S.c.id == _D.c.subscriber_id)
 _CLAIM = (
     update(_D)

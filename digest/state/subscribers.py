@@ -35,6 +35,8 @@ class SubscriberRow:
     bounce_count: int
     created_at: datetime
     unsubscribed_at: datetime | None
+    watch: str = ""  # phrases the reader watches, ";"-separated (state/readers.py)
+    mute: str = ""
 
 
 _ROW = select(
@@ -48,13 +50,26 @@ _ROW = select(
     _S.c.bounce_count,
     _S.c.created_at,
     _S.c.unsubscribed_at,
+    _S.c.watch,
+    _S.c.mute,
 )
 
 
 def _row(values: Sequence[Any]) -> SubscriberRow:
-    (id_, key, address, name, status, themes, token, bounces, created, left) = values
+    (id_, key, address, name, status, themes, token, bounces, created, left, watch, mute) = values
     return SubscriberRow(
-        id_, key, address, name, str(status), tuple(themes or ()), token, bounces, created, left
+        id_,
+        key,
+        address,
+        name,
+        str(status),
+        tuple(themes or ()),
+        token,
+        bounces,
+        created,
+        left,
+        watch or "",
+        mute or "",
     )
 
 

@@ -409,6 +409,9 @@ class SubscriberPages:
             ):
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
             try:
+                if "watch" in form or "mute" in form:
+                    phrases = (str(form.get("watch", "")), str(form.get("mute", "")))
+                    who = self.book.choose_phrases(token, *phrases) or who
                 who = self.book.choose_themes(token, [str(v) for v in form.getlist("theme")]) or who
             except SubscriberError as exc:
                 return PlainTextResponse(f"Bad request: {exc.message}", status_code=400)
@@ -417,6 +420,8 @@ class SubscriberPages:
             "preferences.html.j2",
             address=who.address,
             chosen=self.site.app.chosen_topics(who.themes),
+            watch=who.watch,
+            mute=who.mute,
             themes=self._themes(),
             groups=self.site.app.topic_groups(),
             token=token,
