@@ -296,7 +296,7 @@ def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
     stray = f"Mar 14\n\nTitle\n\n{ABSTRACT}\n\nTitle two\n\n{OTHER}\n{FORGED}\n"
     write_dump(dumps / "c.txt", stray)
     app = make_app(_settings_of(config))
-    assert app.engine is not None  # migrations log before the daemon's format is set
+    assert app.database.engine is not None  # migrations log before the daemon's format is set
     log_file = tmp_path / "daemon.log"
     setup_daemon_logging(False, log_file)
     try:

@@ -18,7 +18,8 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import __version__
-from digest.app import App, IngestReport, SendReport, make_app, make_reader_app
+from digest.app import App, make_app, make_reader_app
+from digest.app.publishing import SendReport
 from digest.cli import bounces as cli_bounces
 from digest.cli import subscribers as cli_subscribers
 from digest.cli import workers as cli_workers
@@ -27,8 +28,9 @@ from digest.cli.interrupts import Interrupts
 from digest.config import DEFAULT_CONFIG_NAME, default_toml, load_settings
 from digest.errors import DigestError
 from digest.fsutil import atomic_write, storage_error
+from digest.ingest.files import IngestReport
 from digest.logtext import escape_handlers
-from digest.state import db, locks, meta
+from digest.state import db
 from digest.state.states import DumpStatus
 
 
@@ -235,11 +237,7 @@ def status(obj: Obj) -> None:
 
 
 def print_schedule(app: App) -> None:
-    holder, runs = None, []
-    if app.has_state():  # no state, no daemon (and nothing is created to find out)
-        holder = locks.daemon_holder(app.engine, app.settings.state_dir)
-        with app.reading() as session:
-            runs = meta.scheduled_runs(session)
+    holder, runs = app.schedule()
     out.print(f"daemon:   {'running (' + holder + ')' if holder else 'not running'}")
     if runs:
         when = runs[0].at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -338,18 +336,23 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
     workers = cli_workers.usable(app, workers, err)
     with Interrupts(err) as stop, progress_bar("Ingesting") as update, reported_here(obj.verbose):
         try:
-            report = app.send(
-                dry_run=dry_run,
-                to=to,
-                progress=update,
-                lock_wait=wait,
-                stop=stop.soon,
-                abort=stop.now,
-                deliver=workers == 1,
-                notice=lambda text: err.print(safe(text)),
-            )
-            if workers > 1 and not (dry_run or to or stop.soon.is_set()):
-                report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
+            notice = lambda text: err.print(safe(text))  # noqa: E731
+            if dry_run:
+                report = app.dry_run(to=to, progress=update, notice=notice)
+            elif to is not None:
+                report = app.send_to(to, progress=update, lock_wait=wait, notice=notice)
+            elif workers > 1:
+                report = app.publish(progress=update, lock_wait=wait, notice=notice)
+                if not stop.soon.is_set():
+                    report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
+            else:
+                report = app.send(
+                    progress=update,
+                    lock_wait=wait,
+                    stop=stop.soon,
+                    abort=stop.now,
+                    notice=notice,
+                )
         except KeyboardInterrupt:
             raise click.ClickException("stopped at once: nothing more was done") from None
     print_send(app, report)

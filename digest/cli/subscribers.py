@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
+from digest.app.subscribing import SubscriberBook
 from digest.fsutil import atomic_write
-from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook, read_table
+from digest.mail.csvfile import read_table
+from digest.mail.subscribers import STATUSES, ImportReport
 
 
 def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:

@@ -15,7 +15,6 @@ from digest.app import App
 from digest.cli.console import err, out
 from digest.cli.interrupts import Interrupts
 from digest.mail.delivery import DeliveryReport
-from digest.state import db
 
 Update = Callable[[str, int, int, str], None] | None
 
@@ -55,7 +54,7 @@ def summary(d: DeliveryReport) -> str:
 
 def usable(app: App, wanted: int, console: Console) -> int:
     """SQLite takes one writer at a time: extra workers would only wait on each other."""
-    if wanted > 1 and db.is_sqlite(app.engine):
+    if wanted > 1 and app.database.dialect_name == "sqlite":
         console.print(
             f"--workers {wanted}: SQLite state runs one delivery worker; use PostgreSQL "
             "(database_url) for more"

@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from tzlocal import get_localzone
 
 from digest.addresses import address_problem, mailbox_problem
@@ -185,11 +183,15 @@ def _networks(values: list[str]) -> str | None:
 def _database_url(value: str) -> str | None:
     if not value:
         return None
-    try:
-        make_url(value)
-    except ArgumentError:
+    # The shape SQLAlchemy parses (dialect[+driver]://rest), checked with the stdlib so
+    # that loading the settings does not import SQLAlchemy; state.db.make_engine turns
+    # anything it still refuses into a ConfigError naming this setting.
+    if not _URL_SHAPE.fullmatch(value) or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         return 'is not a valid SQLAlchemy URL (e.g. "postgresql+psycopg://digest@db/digest")'
     return None
+
+
+_URL_SHAPE = re.compile(r"[A-Za-z][\w+]*://.*", re.DOTALL)
 
 
 def _template_set(value: str) -> str | None:

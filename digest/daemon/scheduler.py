@@ -163,7 +163,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": db.job_store(app.engine),
+                "default": db.job_store(app.database),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -208,7 +208,7 @@ class Daemon:
             log.error("poll failed: %s", exc)
 
     def _ingest(self, ready: list[Path]) -> None:
-        with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
+        with lock.publish_lock(self.app.database.engine, self.settings.state_dir, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
         for d in report.dumps:  # a dump read before (each one, at every start) is not news
@@ -250,7 +250,7 @@ class Daemon:
         """Deliveries deferred by a temporary failure go out when due, not only at the
         next publish. Skipped while another process holds the publish lock."""
         try:
-            with lock.publish_lock(self.app.engine, self.settings.state_dir):
+            with lock.publish_lock(self.app.database.engine, self.settings.state_dir):
                 d = self.app.deliver_pending(stop=self.stop)
         except DigestError as exc:
             log.info("delivery retry postponed: %s", exc)
@@ -342,7 +342,7 @@ class Daemon:
         server runs in this process too (a thread)."""
         global _daemon
         with (
-            lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir),
+            lock.hold(lock.DAEMON, self.app.database.engine, self.settings.state_dir),
             _Signals() as signals,
         ):
             _daemon = self

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from digest.errors import StateBusy, StateError, StateUnwritable
+from digest.errors import ConfigError, StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
 
 log = logging.getLogger(__name__)
@@ -24,11 +26,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
-def job_store(engine: Engine) -> Any:
+def job_store(database: Database) -> Any:
     """The scheduler's job store, in the state (its missed runs survive a restart)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    return SQLAlchemyJobStore(engine=for_writes(engine))
+    return SQLAlchemyJobStore(engine=for_writes(database.engine))
 
 
 def shown_url(url: str) -> str:
@@ -73,7 +75,10 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StateError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
+        raise ConfigError(
+            f"digest.database_url = {url!r} is not a valid SQLAlchemy URL",
+            hint='e.g. "postgresql+psycopg://digest@db/digest", or empty for SQLite in state_dir',
+        ) from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not read_only:
@@ -230,3 +235,91 @@ def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[An
     """Sessions over `engine`; with `write`, every transaction begins as a write one."""
     options = {WRITE: True} if write else {}
     return sessionmaker(engine, expire_on_commit=False, execution_options=options)
+
+
+class Taken(StateError):
+    """Another process wrote the same rows first (a unique key refused ours)."""
+
+
+@contextmanager
+def writing_first(session: Session) -> Iterator[Session]:
+    """Begin a write transaction (`begin_write`), run the block, commit; when a unique
+    key says another process wrote the same rows first, roll everything back and raise
+    Taken."""
+    try:
+        begin_write(session)
+        yield session
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Taken("another process wrote these rows first; nothing was written") from None
+
+
+class Database:
+    """The state database as the layers above see it: transactions to read and write in,
+    never an engine or a session type of their own. Opened lazily: building one touches
+    nothing; the first transaction creates and migrates the state (`open_state`)."""
+
+    def __init__(self, engine: Engine, *, migrated: bool = False) -> None:
+        self.engine = engine
+        self._migrated = migrated
+        self._sessions: sessionmaker[Session] | None = None
+
+    def ready(self) -> Database:
+        """Create or migrate the schema now (where a command wants it to fail)."""
+        if not self._migrated:
+            upgrade(self.engine)
+            self._migrated = True
+        return self
+
+    @property
+    def dialect_name(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """What opens session transactions (the repositories' `handles.Sessions`)."""
+        if self._sessions is None:
+            self.ready()
+            self._sessions = make_sessionmaker(self.engine)
+        return self._sessions
+
+    @property
+    def writer(self) -> Engine:
+        """The same pool, whose transactions take the write lock up front."""
+        return for_writes(self.ready().engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction the caller commits (a session left open ends rolled back)."""
+        with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """A write transaction (waiting its turn for the write lock on SQLite), committed
+        when the block ends without an exception."""
+        with self.sessions() as session:
+            begin_write(session)
+            yield session
+            session.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read transaction, rolled back at the end."""
+        with self.sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+
+def open_state(url: str, *, read_only: bool = False) -> Database:
+    """The state at `url`, migrated on first use (see `Database`)."""
+    return Database(make_engine(url, read_only=read_only))
+
+
+def empty_state() -> Database:
+    """An empty in-memory state at the newest schema (see `empty_engine`)."""
+    return Database(empty_engine(), migrated=True)

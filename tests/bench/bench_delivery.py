@@ -132,7 +132,7 @@ def built_messages(app: App) -> tuple[list[bytes], float]:
     with app.session() as s:
         jobs = rows.due_jobs(s, app.clock())
         letters = outbox.letters(s, {j.variant_id for j in jobs})
-    mailing = app._mailing()
+    mailing = app.mailing()
     t0 = time.perf_counter()
     templates = {
         vid: MessageTemplate(letter, mailing.envelope, when, mailing.signer)
