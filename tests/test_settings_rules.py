@@ -93,6 +93,11 @@ RULES = [
         '(e.g. "postgresql+psycopg://digest@db/digest")',
     ),
     (
+        '[digest]\ndatabase_url = "postgresql+psycopg://db:abc/digest"\n',
+        "digest.toml: digest.database_url = 'postgresql+psycopg://db:abc/digest' has a port "
+        "that is not a number",
+    ),
+    (
         '[digest]\ntitle = "Digest\\nBcc: x@example.org"\n',
         "digest.toml: digest.title = 'Digest\\nBcc: x@example.org' must be one line without "
         "control characters",
@@ -129,6 +134,15 @@ def test_each_rule_is_one_line_before_anything_is_created(
     folder: Path, toml: str, line: str, command: str
 ) -> None:
     assert run(folder, toml, command) == f"Error: {line}"
+
+
+def test_a_database_url_the_engine_refuses_names_the_setting() -> None:
+    """What the settings' check lets through but SQLAlchemy cannot parse is a ConfigError
+    naming the setting, not a traceback from the state."""
+    from digest.state import db
+
+    with pytest.raises(ConfigError, match=r"^digest\.database_url = 'not a url' is not a valid"):
+        db.make_engine("not a url")
 
 
 def test_an_environment_override_is_checked_the_same_way(folder: Path) -> None:

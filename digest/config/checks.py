@@ -188,6 +188,10 @@ def _database_url(value: str) -> str | None:
     # anything it still refuses into a ConfigError naming this setting.
     if not _URL_SHAPE.fullmatch(value) or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         return 'is not a valid SQLAlchemy URL (e.g. "postgresql+psycopg://digest@db/digest")'
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "has a port that is not a number"
     return None
 
 

@@ -74,7 +74,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     of a state on a full disk or a read-only folder."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"digest.database_url = {url!r} is not a valid SQLAlchemy URL",
             hint='e.g. "postgresql+psycopg://digest@db/digest", or empty for SQLite in state_dir',
