@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from digest.app.wiring import App
     from digest.mail.bounces import Outcome
     from digest.mail.inbox import Inbox
+    from digest.mail.notices import Notice
     from digest.render.renderer import DigestView
 
 
@@ -72,3 +73,25 @@ def process_replies(
             outcome = bounces.apply_reply(session, reply, domain)
         inbox.done(name)
         yield name, outcome
+
+
+def send_notice(app: App, notice: Notice) -> None:
+    """A one-off notice, built (and DKIM-signed when a key is configured) by
+    mail/notices.py and sent at once; DeliveryError when it cannot be delivered."""
+    from digest.mail import notices
+
+    mailing = app.mailing()
+    sender = app.settings.email.sender
+    data = notices.build(notice, sender=sender, when=app.clock(), signer=mailing.signer)
+    notices.send(app.transport(), data, notice.to, envelope_from=mailing.envelope_from)
+
+
+def alert_admin(app: App, subject: str, body: str) -> str:
+    """Mail schedule.admin_email a plain notice (the daemon's stale-source alert);
+    returns the address, or "" when none is configured."""
+    from digest.mail.notices import Notice
+
+    admin = app.settings.schedule.admin_email
+    if admin:
+        send_notice(app, Notice(admin, subject, body + "\n"))
+    return admin

@@ -258,10 +258,10 @@ def confirm_subscription(app: App, token: str) -> Confirmation:
 
 
 def send_notice(app: App, template: str, to: str, subject: str, **context: Any) -> None:
-    """Render the notice `template` for `to` and send it at once (DeliveryError when
-    it cannot be delivered)."""
-    from digest.mail.message import PermanentFailure, TransientFailure
-    from digest.mail.signup import notice_message
+    """Render the notice `template` for `to` and send it at once, built and signed by
+    mail/notices.py (DeliveryError when it cannot be delivered)."""
+    from digest.app.delivering import send_notice as send
+    from digest.mail.notices import Notice
 
     s = app.settings
     html, text = app.renderer.notice(
@@ -272,18 +272,8 @@ def send_notice(app: App, template: str, to: str, subject: str, **context: Any) 
         feed_url=f"{s.base_url}/feed.xml",
         **context,
     )
-    msg = notice_message(
-        sender=s.email.sender, to=to, subject=subject, text=text, html=html, when=app.clock()
-    )
-    mailing = app.mailing()
-    data = msg.as_bytes()
-    if mailing.signer is not None:
-        data = mailing.signer.sign(data) + data
-    try:
-        with app.transport() as transport:
-            transport.send(data, to, sender=mailing.envelope_from)
-    except (PermanentFailure, TransientFailure, OSError) as exc:
-        raise DeliveryError(f"{to}: not delivered: {exc}") from None
+    list_id = app.mailing().envelope.list_id
+    send(app, Notice(to, subject, text, html, list_id=list_id))
 
 
 def web_secret(app: App) -> bytes:

@@ -221,6 +221,11 @@ class App:
 
         return delivering.process_replies(self, inbox, recipients)
 
+    def alert_admin(self, subject: str, body: str) -> str:
+        from digest.app import delivering
+
+        return delivering.alert_admin(self, subject, body)
+
     # subscribing ----------------------------------------------------------------
 
     def recipients(self) -> list[str]:

@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -281,19 +279,13 @@ class Daemon:
         self._mail_admin("digest: no new dumps", message)
 
     def _mail_admin(self, subject: str, body: str) -> None:
-        admin = self.settings.schedule.admin_email
-        if not admin:
-            return
-        msg = EmailMessage()
-        msg["Subject"], msg["From"], msg["To"] = subject, self.settings.email.sender, admin
-        msg["Date"], msg["Message-ID"] = format_datetime(datetime.now(UTC)), make_msgid()
-        msg.set_content(body + "\n")
         try:
-            with self.app.transport() as transport:
-                transport.send(msg, admin)
-            log.info("mailed %s about the stale source", admin)
+            admin = self.app.alert_admin(subject, body)
         except Exception as exc:  # a notice must never stop the daemon
-            log.error("could not mail %s: %s", admin, exc)
+            log.error("could not mail %s: %s", self.settings.schedule.admin_email, exc)
+            return
+        if admin:
+            log.info("mailed %s about the stale source", admin)
 
     def _get_meta(self, key: str) -> str | None:
         with self.app.session() as s:
