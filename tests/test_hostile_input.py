@@ -286,7 +286,7 @@ def test_cli_output_escapes_file_names(tmp_path: Path) -> None:
 
 
 def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
-    from digest.cli.main import setup_daemon_logging
+    from digest.cli.context import setup_daemon_logging
     from digest.daemon.scheduler import Daemon, Watcher
 
     config = project(tmp_path, '\n[schedule]\nmode = "on_new_dump"\n')

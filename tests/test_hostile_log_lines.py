@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.app import make_app
-from digest.cli.main import setup_daemon_logging
+from digest.cli.context import setup_daemon_logging
 from digest.program import main
 from tests.support.settings import make_settings
 from tests.support.smtp import running_smtp

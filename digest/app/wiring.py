@@ -75,6 +75,12 @@ class App:
         """A transaction on the state that the caller commits."""
         return self.database.session()
 
+    def shown_database_url(self) -> str:
+        """The state database's URL without its password."""
+        from digest.state import db
+
+        return db.shown_url(self.settings.database_url)
+
     def has_state(self) -> bool:
         """Whether the state database exists (a read-only command does not create it)."""
         from digest.state import db

@@ -6,15 +6,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from digest.app import App
 from digest.cli.console import err, out
 from digest.cli.interrupts import Interrupts
-from digest.mail.delivery import DeliveryReport
+
+if TYPE_CHECKING:
+    from digest.app import App
+    from digest.mail.delivery import DeliveryReport
 
 Update = Callable[[str, int, int, str], None] | None
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
@@ -20,6 +20,9 @@ from sqlalchemy.pool import StaticPool
 
 from digest.errors import ConfigError, StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -210,6 +213,8 @@ def translate(exc: BaseException, path: str | None) -> StateError | None:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -218,6 +223,8 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Create or migrate the schema to the newest revision."""
+    from alembic import command  # imported only when a schema may need to change
+
     try:
         command.upgrade(alembic_config(engine), "head")
     except DBAPIError as exc:
@@ -229,6 +236,41 @@ def upgrade(engine: Engine) -> None:
             f"cannot open database {engine.url.render_as_string()}: {exc.orig}",
             hint="check database_url and that the server is running",
         ) from None
+
+
+_REVISION = re.compile(r"^revision\b[^=]*=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=\s*(.+)$", re.M)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration files without
+    importing Alembic; "" when there is not exactly one (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            return ""
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else ""
+
+
+def up_to_date(engine: Engine) -> bool:
+    """Whether the database is already at the newest revision (False when that cannot
+    be read: `upgrade` then creates, migrates, or says what is wrong)."""
+    head = head_revision()
+    if not head:
+        return False
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:
+        return False
+    return [tuple(row) for row in rows] == [(head,)]
 
 
 def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Any]:
@@ -266,9 +308,11 @@ class Database:
         self._sessions: sessionmaker[Session] | None = None
 
     def ready(self) -> Database:
-        """Create or migrate the schema now (where a command wants it to fail)."""
+        """Create or migrate the schema now (where a command wants it to fail). A state
+        already at the newest revision is only read (Alembic is not even imported)."""
         if not self._migrated:
-            upgrade(self.engine)
+            if not up_to_date(self.engine):
+                upgrade(self.engine)
             self._migrated = True
         return self
 
