@@ -9,7 +9,8 @@
   store an issue and its deliveries, write the public files.
 - delivering.py: the outbox as one worker, a test letter, replies (bounces).
 - subscribing.py: the subscriber list, topics, double opt-in, the notices they send.
-- inspecting.py: status, workers, the archive's search.
+- inspecting.py: status, the daemon and its next runs, workers, the archive's search.
+- scheduling.py: what the daemon needs of the state: its locks, job store and notes.
 
 The CLI, the daemon and the web server call these and nothing below them. May import
 every stage package below (mail, publish, render, sections, state, ingest, config);

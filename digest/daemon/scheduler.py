@@ -25,13 +25,10 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from digest.app import App
+from digest.app import App, scheduling
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
-from digest.ingest.files import scan
-from digest.state import db, meta, store
-from digest.state import locks as lock
-from digest.state.states import DumpStatus
+from digest.ingest.files import DumpStatus, scan
 
 
 class Serving(Protocol):
@@ -161,7 +158,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": db.job_store(app.database),
+                "default": scheduling.job_store(app),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -206,7 +203,7 @@ class Daemon:
             log.error("poll failed: %s", exc)
 
     def _ingest(self, ready: list[Path]) -> None:
-        with lock.publish_lock(self.app.database.engine, self.settings.state_dir, wait=300):
+        with scheduling.publish_lock(self.app, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
         for d in report.dumps:  # a dump read before (each one, at every start) is not news
@@ -248,7 +245,7 @@ class Daemon:
         """Deliveries deferred by a temporary failure go out when due, not only at the
         next publish. Skipped while another process holds the publish lock."""
         try:
-            with lock.publish_lock(self.app.database.engine, self.settings.state_dir):
+            with scheduling.publish_lock(self.app):
                 d = self.app.deliver_pending(stop=self.stop)
         except DigestError as exc:
             log.info("delivery retry postponed: %s", exc)
@@ -264,8 +261,7 @@ class Daemon:
         days = self.settings.schedule.stale_days
         if days <= 0 or self._get_meta(STALE_KEY):
             return
-        with self.app.session() as s:
-            last = meta.last_ingest(s)
+        last = scheduling.last_ingest(self.app)
         since = max(last or self.started, self.started)
         idle = datetime.now(UTC) - since
         if idle < timedelta(days=days):
@@ -288,14 +284,10 @@ class Daemon:
             log.info("mailed %s about the stale source", admin)
 
     def _get_meta(self, key: str) -> str | None:
-        with self.app.session() as s:
-            return store.get_meta(s, key)
+        return scheduling.note(self.app, key)
 
     def _set_meta(self, key: str, value: str | None) -> None:
-        with self.app.session() as s:
-            db.begin_write(s)  # read-then-write: take the write lock first (SQLite)
-            store.set_meta(s, key, value)
-            s.commit()
+        scheduling.set_note(self.app, key, value)
 
     # lifecycle ----------------------------------------------------------------
 
@@ -334,7 +326,7 @@ class Daemon:
         server runs in this process too (a thread)."""
         global _daemon
         with (
-            lock.hold(lock.DAEMON, self.app.database.engine, self.settings.state_dir),
+            scheduling.daemon_lock(self.app),
             _Signals() as signals,
         ):
             _daemon = self
