@@ -1,7 +1,8 @@
 """The program: the command line with the daemon (`digest run`) and the web server
 (`digest serve`) plugged in. The three ways in (cli/, daemon/, web/) are independent of
 each other; this is the one module that sees them all, and what the `digest` command and
-`python -m digest` run.
+`python -m digest` run. The daemon and the web server are imported when their command
+runs, never for `--help` or another command.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from pathlib import Path
 import click
 
 from digest.cli.console import err, out, shown
-from digest.cli.main import Obj, main, setup_daemon_logging
-from digest.daemon.scheduler import Daemon
-from digest.web.server import address_mismatch, listen, make_server, serve_in_thread
+from digest.cli.context import Obj, setup_daemon_logging
+from digest.cli.main import main
 
 __all__ = ["main"]
 
@@ -41,6 +41,9 @@ def run(obj: Obj, log_file: Path | None, with_server: bool) -> None:
     missed while the daemon was down fires once on restart. Only one daemon runs
     per state. SIGTERM or Ctrl-C finishes the job in progress and exits 0.
     """
+    from digest.daemon.scheduler import Daemon
+    from digest.web.server import serve_in_thread
+
     app = obj.app()
     configured = app.settings.schedule.log_file
     if log_file is None and configured:
@@ -61,6 +64,8 @@ def serve(obj: Obj, host: str | None, port: int | None) -> None:
     /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
     for TLS; digest.base_url must be the public address.
     """
+    from digest.web.server import address_mismatch, listen, make_server
+
     app = obj.app()
     server = make_server(app, host, port)
     sock = listen(server)  # a busy port: one line, before anything says "serving"

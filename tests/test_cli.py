@@ -18,6 +18,7 @@ from digest.config import (
     load_settings,
 )
 from digest.program import main
+from tests.support.commands import every_command
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.net import free_port
 
@@ -41,19 +42,8 @@ def run(*args: str) -> click.testing.Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def all_commands(
-    group: click.Group, prefix: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], click.Command]]:
-    found: list[tuple[tuple[str, ...], click.Command]] = []
-    for name, command in group.commands.items():
-        found.append(((*prefix, name), command))
-        if isinstance(command, click.Group):
-            found += all_commands(command, (*prefix, name))
-    return found
-
-
 def test_every_command_and_option_has_help() -> None:
-    commands = all_commands(main)
+    commands = every_command(main)
     assert {("subscribers", "import"), ("run",), ("serve",), ("themes",)} <= {
         p for p, _ in commands
     }

@@ -312,7 +312,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     app.send()
     with app.session() as s:
         ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
-    with app.engine.begin() as conn:
+    with app.database.engine.begin() as conn:
         live = workers.register(conn)  # a worker alive now (this very process)
         assert outbox.claim(conn, ada, live, "live-token")
         assert outbox.claim(conn, grace, live + 1000, "other-token")
@@ -320,7 +320,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         conn.execute(
             update(Delivery).where(Delivery.id == grace).values(claimed_at=outbox.db_ago(31))
         )
-    with app.engine.begin() as conn:
+    with app.database.engine.begin() as conn:
         assert not outbox.claim(conn, ada)  # the row count says who won
     report = make_app(settings).deliver_pending()
     # only the expired claim was taken back; the live worker's row is left alone
@@ -329,7 +329,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     with app.session() as s:
         row = s.get(Delivery, grace)
         assert row is not None and row.attempts == 2 and row.claimed_at is not None
-    with app.engine.begin() as conn:  # the live worker lets go of it: pending again
+    with app.database.engine.begin() as conn:  # the live worker lets go of it: pending again
         assert outbox.release_held(conn, live, "not-its-token") == 0
         assert outbox.release_held(conn, live, "live-token") == 1
         workers.unregister(conn, live)
@@ -387,6 +387,6 @@ def test_digest_is_delivered_over_smtp_and_parses_back(settings: Settings, smtp_
 def test_send_to_one_address_over_smtp(settings: Settings, smtp_server) -> None:
     controller, recorder = smtp_server
     app = make_app(smtp_settings(settings, controller.port))
-    app.send(to="editor@example.org")
+    app.send_to("editor@example.org")
     assert [r for r, _ in recorder.messages] == [["editor@example.org"]]
     assert app.status().papers_sent == 0

@@ -107,7 +107,7 @@ def test_a_host_whose_clock_is_off_never_takes_a_live_workers_rows(
         holder = make_app(settings, clock=clock(holder_skew))
         readers = addresses(6)
         subscribe(holder, *readers)
-        assert holder.send(deliver=False).issue == 1
+        assert holder.publish().issue == 1
         result: list[DeliveryReport] = []
         thread = threading.Thread(target=lambda: result.append(holder.deliver_pending()))
         thread.start()
@@ -151,7 +151,7 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
         app = make_app(load_settings(str(config)))
         procs = [start_worker(config) for _ in range(2)]
         try:
-            pid, held = stop_a_holder(app.engine, procs, 10)
+            pid, held = stop_a_holder(app.database.engine, procs, 10)
             other = next(p for p in procs if p.pid != pid)
 
             def count(*where: Any) -> int:
@@ -174,7 +174,7 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
                 app.settings.dumps_dir / "1.txt",
                 [("A second paper", "An abstract of the second paper. " * 8)],
             )
-            assert app.send(deliver=False).issue == 2  # only the paused worker is left
+            assert app.publish().issue == 2  # only the paused worker is left
             wait_for(
                 lambda: count(Delivery.status == "sent") == 2 * readers,
                 "the worker that was paused to deliver the second issue",
@@ -191,7 +191,7 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
                         os.kill(p.pid, signal.SIGCONT)
                     p.kill()
                     p.wait()
-            app.engine.dispose()
+            app.database.engine.dispose()
         got = Counter(to for tos, _ in recorder.messages for to in tos)
         assert set(got) == {f"r{i}@{domain}" for i in range(readers)}
         assert sum(n - 2 for n in got.values()) <= 2, got  # two issues each, but in flight

@@ -86,9 +86,9 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
     with new_pg_database() as url:
         config = project(tmp_path, url, port, host)
         app = make_app(load_settings(str(config)))
-        app.engine  # noqa: B018  (creates the schema)
+        app.database.engine  # noqa: B018  (creates the schema)
         seed(url, domain, readers)
-        report = app.send(deliver=False)  # publish: 3,000 pending rows
+        report = app.publish()  # publish: 3,000 pending rows
         assert report.issue == 1
 
         def sent() -> int:
@@ -108,7 +108,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
         with app.session() as s:
             statuses = Counter(s.scalars(select(Delivery.status)))
         assert statuses == Counter({"sent": readers})
-        app.engine.dispose()
+        app.database.engine.dispose()
 
     wait_for(lambda: not queued_for(domain), "Postfix to deliver its queue")
     got = copies(maildir, domain)
@@ -127,7 +127,7 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
         config = project(tmp_path, url, controller.port, "127.0.0.1")
         domain = "two.example.org"
         app = make_app(load_settings(str(config)))
-        app.engine  # noqa: B018  (creates the schema)
+        app.database.engine  # noqa: B018  (creates the schema)
         seed(url, domain, 60)
         proc = subprocess.run(
             [sys.executable, "-m", "digest", "-c", str(config), "send", "--workers", "2"],
@@ -144,7 +144,7 @@ def test_send_with_two_workers_delivers_each_message_once(tmp_path: Path) -> Non
         assert got == Counter({f"r{i}@{domain}": 1 for i in range(60)})
         with app.session() as s:
             assert Counter(s.scalars(select(Delivery.status))) == Counter({"sent": 60})
-        app.engine.dispose()
+        app.database.engine.dispose()
 
 
 def test_status_lists_a_live_worker_and_sigterm_stops_it(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_two_workers_keep_one_rate_limit_together(tmp_path: Path, kind: str) -> 
         email = f"rate_limit = {rate}\n"
         config = project(tmp_path, url, controller.port, "127.0.0.1", email, batch=5)
         app = make_app(load_settings(str(config)))
-        app.engine  # noqa: B018  (creates the schema)
+        app.database.engine  # noqa: B018  (creates the schema)
         seed(url, domain, readers)
 
         def count(what: Any) -> int:
@@ -214,7 +214,7 @@ def test_two_workers_keep_one_rate_limit_together(tmp_path: Path, kind: str) -> 
         procs = [start_worker(config) for _ in range(2)]  # polling, nothing to send yet
         wait_for(lambda: count(Worker.id > 0) == 2, "both workers to register")
         published = time.time()
-        assert app.send(deliver=False).issue == 1
+        assert app.publish().issue == 1
 
         def sent() -> list[datetime]:
             with app.session() as s:
@@ -248,4 +248,4 @@ def test_two_workers_keep_one_rate_limit_together(tmp_path: Path, kind: str) -> 
             next_slot = s.scalar(select(RateBucket.next_slot))
         # the shared bucket handed out at least one slot per message, after the publish
         assert next_slot >= (published - slack + readers * interval) * MICRO
-        app.engine.dispose()
+        app.database.engine.dispose()

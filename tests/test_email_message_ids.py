@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from digest.app import make_app
 from digest.config import Settings
-from digest.mail.signup import notice_message
+from digest.mail.notices import Notice, notice_message
 from digest.state.models import Subscriber
 
 OPAQUE = re.compile(r"<[0-9a-f]{32}@localhost>")
@@ -45,8 +45,8 @@ def test_message_ids_reveal_no_row_id(settings: Settings) -> None:
 def test_notices_have_opaque_message_ids() -> None:
     when = datetime(2026, 12, 3, tzinfo=UTC)
     made = [
-        notice_message(sender="Digest <digest@localhost>", to="a@example.org", subject="s",
-                       text="t", html="<p>h</p>", when=when)["Message-ID"]
+        notice_message(Notice("a@example.org", "s", "t", "<p>h</p>"),
+                       sender="Digest <digest@localhost>", when=when)["Message-ID"]
         for _ in range(2)
     ]  # fmt: skip
     assert all(OPAQUE.fullmatch(m) for m in made) and made[0] != made[1], made

@@ -14,7 +14,8 @@ import feedparser
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from digest.app import FEED_ENTRY_BYTES, make_app
+from digest.app import make_app
+from digest.app.publishing import FEED_ENTRY_BYTES
 from digest.config import Settings
 from digest.program import main
 from digest.render.renderer import Renderer

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.app import make_app
-from digest.cli.main import setup_daemon_logging
+from digest.cli.context import setup_daemon_logging
 from digest.program import main
 from tests.support.hostile import ABSTRACT, OTHER, cli, dump_text, project, settings_of, write_dump
 from tests.support.settings import make_settings
@@ -145,7 +145,7 @@ def test_cli_output_escapes_file_names(tmp_path: Path) -> None:
 
 
 def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
-    from digest.cli.main import setup_daemon_logging
+    from digest.cli.context import setup_daemon_logging
     from digest.daemon.scheduler import Daemon, Watcher
 
     config = project(tmp_path, '\n[schedule]\nmode = "on_new_dump"\n')
@@ -155,7 +155,7 @@ def test_daemon_log_escapes_file_names_and_dump_text(tmp_path: Path) -> None:
     stray = f"Mar 14\n\nTitle\n\n{ABSTRACT}\n\nTitle two\n\n{OTHER}\n{FORGED_LINE}\n"
     write_dump(dumps / "c.txt", stray)
     app = make_app(settings_of(config))
-    assert app.engine is not None  # migrations log before the daemon's format is set
+    assert app.database.engine is not None  # migrations log before the daemon's format is set
     log_file = tmp_path / "daemon.log"
     setup_daemon_logging(False, log_file)
     try:

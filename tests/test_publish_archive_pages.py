@@ -34,7 +34,7 @@ def app(tmp_path: Path) -> App:
     dumps.mkdir()
     shutil.copy2(SAMPLE_FILES[0], dumps / SAMPLE_FILES[0].name)
     app = make_app(make_settings(tmp_path, dumps))
-    assert app.send(deliver=False).issue == 1
+    assert app.publish().issue == 1
     return app
 
 

@@ -143,7 +143,7 @@ def test_corrupt_dump_fails_alone(settings: Settings) -> None:
 
 def test_dry_run_changes_nothing(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send(dry_run=True)
+    report = app.dry_run()
     assert report.prepared is not None and report.prepared.view.paper_count == 176
     assert report.recipients == ("ada@example.org", "grace@example.org")
     status = app.status()
@@ -154,7 +154,7 @@ def test_dry_run_changes_nothing(settings: Settings) -> None:
 
 def test_send_to_one_address_marks_nothing(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send(to="editor@example.org")
+    report = app.send_to("editor@example.org")
     assert report.delivery.sent == 1 and report.issue is None
     messages = outbox_messages(settings)
     assert [m["To"] for m in messages] == ["editor@example.org"]

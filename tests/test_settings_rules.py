@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from digest.config import OTHER_ENV, SECTIONS, default_toml, env_name, load_settings, toml_key
 from digest.errors import ConfigError
 from digest.program import main
+from tests.support.commands import every_command
 
 
 @pytest.fixture
@@ -93,6 +94,11 @@ RULES = [
         '(e.g. "postgresql+psycopg://digest@db/digest")',
     ),
     (
+        '[digest]\ndatabase_url = "postgresql+psycopg://db:abc/digest"\n',
+        "digest.toml: digest.database_url = 'postgresql+psycopg://db:abc/digest' has a port "
+        "that is not a number",
+    ),
+    (
         '[digest]\ntitle = "Digest\\nBcc: x@example.org"\n',
         "digest.toml: digest.title = 'Digest\\nBcc: x@example.org' must be one line without "
         "control characters",
@@ -129,6 +135,15 @@ def test_each_rule_is_one_line_before_anything_is_created(
     folder: Path, toml: str, line: str, command: str
 ) -> None:
     assert run(folder, toml, command) == f"Error: {line}"
+
+
+def test_a_database_url_the_engine_refuses_names_the_setting() -> None:
+    """What the settings' check lets through but SQLAlchemy cannot parse is a ConfigError
+    naming the setting, not a traceback from the state."""
+    from digest.state import db
+
+    with pytest.raises(ConfigError, match=r"^digest\.database_url = 'not a url' is not a valid"):
+        db.make_engine("not a url")
 
 
 def test_an_environment_override_is_checked_the_same_way(folder: Path) -> None:
@@ -193,14 +208,12 @@ def test_the_defaults_pass_every_rule(folder: Path) -> None:
         assert getattr(settings, name) == cls()
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            found += _commands(command, (*prefix, name))
-        elif name != "init":  # init writes a settings file; it reads none
-            found.append((*prefix, name))
-    return found
+def _commands(group: click.Group) -> list[tuple[str, ...]]:
+    return [
+        path
+        for path, command in every_command(group)
+        if not isinstance(command, click.Group) and path != ("init",)
+    ]  # init writes a settings file; it reads none
 
 
 def _arguments(command: click.Command) -> list[str]:
@@ -217,10 +230,7 @@ def _arguments(command: click.Command) -> list[str]:
 def test_every_command_checks_the_settings_before_anything_else(
     folder: Path, path: tuple[str, ...]
 ) -> None:
-    command: click.Command = main
-    for name in path:
-        assert isinstance(command, click.Group)
-        command = command.commands[name]
+    command = dict(every_command(main))[path]
     out = run(folder, "[digest]\nfeed_size = 0\n", *path, *_arguments(command))
     assert out == "Error: digest.toml: digest.feed_size = 0 is out of range: expected 1 to 1000"
 

@@ -52,7 +52,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     app = make_app(load_settings(config))  # creates the schema before the server starts
     rows = "".join(f"reader{i}@example.org\n" for i in range(N))
     app.subscribers().import_csv(io.StringIO("email\n" + rows))
-    app.engine.dispose()
+    app.database.engine.dispose()
     server = subprocess.Popen(
         digest_cmd(config, "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

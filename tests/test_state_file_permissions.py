@@ -94,7 +94,7 @@ def test_an_older_database_readable_by_others_is_narrowed(tmp_path: Path) -> Non
 def test_the_daemon_log_is_private(tmp_path: Path) -> None:
     import logging
 
-    from digest.cli.main import setup_daemon_logging
+    from digest.cli.context import setup_daemon_logging
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

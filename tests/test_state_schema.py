@@ -63,4 +63,4 @@ def test_papers_are_stored_when_ids_are_not_handed_out_in_order(settings: Settin
         sighted = session.scalar(select(func.count(distinct(Sighting.paper_id))))
     assert stored == report.new_papers > 100
     assert sighted == stored
-    app.engine.dispose()
+    app.database.engine.dispose()

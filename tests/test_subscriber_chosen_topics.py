@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, subscribing
 from digest.config import Settings
 from digest.mail import outbox
 from digest.render.viewmodel import DigestView, PaperView, SectionView
@@ -103,7 +103,7 @@ def issue(number: int, *sections: tuple[str, str, list[tuple[str, str]]]) -> Dig
 def deliver(app: App, view: DigestView) -> dict[str, str]:
     """Create the issue's deliveries as publishing does; each subscriber's e-mail text,
     or "" when they were skipped."""
-    personaliser = app._personaliser()
+    personaliser = publishing.personaliser(app)
     record = store.DigestRecord(
         issue=view.issue,
         subject=view.subject,
@@ -122,7 +122,7 @@ def deliver(app: App, view: DigestView) -> dict[str, str]:
             personaliser,
             {},
             lambda: "<x@localhost>",
-            app.topic_covers(),
+            subscribing.topic_covers(app),
         )
         session.commit()
         rows = session.execute(

@@ -227,7 +227,7 @@ def test_the_preferences_page_sets_watches_and_mutes(tmp_path: Path) -> None:
     dumps.mkdir()
     write_dump(dumps / "a.txt", PAPERS)
     app = make_app(make_settings(tmp_path, dumps))
-    app.send(deliver=False)
+    app.publish()
     app.subscribers().add("ada@example.org", watch="diffusion", mute="bench & <mark>")
     with app.session() as s:
         token = str(s.scalar(select(Subscriber.token).where(Subscriber.key == "ada@example.org")))

@@ -210,7 +210,7 @@ def test_a_locked_database_stalls_only_the_requests_that_need_it(site: Served) -
     from sqlalchemy import event
 
     reached = threading.Event()
-    engine = site.app.engine
+    engine = site.app.database.engine
     event.listen(engine, "do_connect", lambda *_args: reached.set())
     engine.dispose()  # the search must open a connection, which waits for the lock
     holder = sqlite3.connect(site.app.settings.state_dir / "digest.db", isolation_level=None)

@@ -59,7 +59,7 @@ def test_reading_pages_answer_while_another_process_holds_the_write_lock(site: S
     with site.app.session() as s:
         token = s.scalar(select(Subscriber.token).where(Subscriber.key == "ada@example.org"))
     assert site.get(f"/preferences/{token}")[0] == 200  # the form key exists by now
-    database = site.app.engine.url.database
+    database = site.app.database.engine.url.database
     holder = sqlite3.connect(database, isolation_level=None, timeout=HANG)
     holder.execute("BEGIN IMMEDIATE")  # returns once the write lock is held
     try:

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.config import IMAP_PASSWORD_ENV
 from digest.errors import DigestError
-from digest.mail.inbox import ImapInbox, Inbox, MaildirInbox, OneMessage
 
 if TYPE_CHECKING:
     from digest.app import App
+    from digest.mail.inbox import Inbox
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps a piped message and tries again later
 PIPED_MAX_BYTES = 10_000_000
@@ -59,6 +58,9 @@ def bounces(
     Postfix, master.cf:  digest-bounces unix - n n - - pipe
         flags=q user=digest argv=digest bounces --recipient ${original_recipient} -
     """
+    from digest.config import IMAP_PASSWORD_ENV
+    from digest.mail.inbox import ImapInbox, MaildirInbox
+
     app = obj.app()  # the settings are checked before anything else
     chosen = [x for x in (source, maildir, imap) if x]
     if len(chosen) != 1 or (source is not None and source != "-"):
@@ -90,6 +92,8 @@ def _piped(app: App, recipients: tuple[str, ...]) -> None:
     if len(data) > PIPED_MAX_BYTES:
         click.echo("stdin: bigger than a reply to the list can be: ignored")
         return
+    from digest.mail.inbox import OneMessage
+
     try:
         _run(app, OneMessage(data), recipients)
     except DigestError as exc:

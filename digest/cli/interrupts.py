@@ -12,8 +12,6 @@ from typing import Any
 
 from rich.console import Console
 
-from digest.mail.delivery import Abort
-
 
 class Interrupts:
     """Installs the handlers for the block; ``soon`` and ``now`` are what the delivery
@@ -24,6 +22,8 @@ class Interrupts:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.soon = threading.Event()
+        from digest.mail.delivery import Abort
+
         self.now = Abort()
         self.signum = 0
         self.children: list[subprocess.Popen[Any]] = []

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import sys
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from digest.app import App
-from digest.sections.areas import Area
-from digest.sections.assign import Section
-from digest.sections.summary import one_line
-from digest.state.store import StoredPaper
+from digest.cli.context import old_name
+
+if TYPE_CHECKING:
+    from digest.app import App
+    from digest.sections.areas import Area
+    from digest.sections.assign import Section
+    from digest.state.store import StoredPaper
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -48,7 +51,7 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
             f"best position {paper.position + 1}"
         )
         out.print(Text(f"{n:4d}. {paper.title}  ") + Text(f"[{seen}]", style="dim"))
-        summary = one_line(paper.abstract)
+        summary = app_one_line(paper.abstract)
         if summary:
             out.print(Text(f"      {summary}", style="italic"))
         if reasons:
@@ -63,7 +66,7 @@ def _rows(sections: list[Section[StoredPaper]]) -> list[dict[str, str]]:
     slug, and the paper's own area (the section's slug or an area below it)."""
     return [
         {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug,
-         "area": s.area_of(k), "kind": _kind(s), "summary": one_line(p.abstract)}
+         "area": s.area_of(k), "kind": _kind(s), "summary": app_one_line(p.abstract)}
         for s in sections
         for k, (p, reason) in enumerate(zip(s.papers, s.reasons, strict=True))
     ]  # fmt: skip
@@ -144,3 +147,15 @@ def areas(obj: _HasApp) -> None:
     for area in vocabulary:
         if not area.parent or area.parent not in known:
             show(area, 0)
+
+
+def app_one_line(text: str) -> str:
+    """A paper's one-line summary, as the issue shows it."""
+    from digest.sections.summary import one_line
+
+    return one_line(text)
+
+
+topics = copy.copy(themes)  # what readers pick are "topics"; the command keeps its code
+topics.name = "topics"
+themes_old = old_name(topics, "themes")

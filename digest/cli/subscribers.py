@@ -7,12 +7,18 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from digest.fsutil import atomic_write
-from digest.mail.subscribers import STATUSES, ImportReport, SubscriberBook, read_table
+from digest.state.states import SubscriberStatus
+
+if TYPE_CHECKING:
+    from digest.app.subscribing import SubscriberBook
+    from digest.mail.subscribers import ImportReport
+
+STATUSES = tuple(s.value for s in SubscriberStatus)
 
 
 def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
@@ -141,6 +147,8 @@ def import_(obj: Any, file: io.BufferedIOBase, encoding: str | None) -> None:
     """
     subscribers = book(obj)  # the settings are checked before anything else
     name = Path(str(getattr(file, "name", "-"))).name
+    from digest.mail.csvfile import read_table
+
     table = read_table(file.read(), name, encoding)
     delimiter = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}.get(
         table.delimiter, repr(table.delimiter)

@@ -6,16 +6,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from digest.app import App
 from digest.cli.console import err, out
 from digest.cli.interrupts import Interrupts
-from digest.mail.delivery import DeliveryReport
-from digest.state import db
+
+if TYPE_CHECKING:
+    from digest.app import App
+    from digest.mail.delivery import DeliveryReport
 
 Update = Callable[[str, int, int, str], None] | None
 
@@ -55,7 +56,7 @@ def summary(d: DeliveryReport) -> str:
 
 def usable(app: App, wanted: int, console: Console) -> int:
     """SQLite takes one writer at a time: extra workers would only wait on each other."""
-    if wanted > 1 and db.is_sqlite(app.engine):
+    if wanted > 1 and app.database.dialect_name == "sqlite":
         console.print(
             f"--workers {wanted}: SQLite state runs one delivery worker; use PostgreSQL "
             "(database_url) for more"

@@ -6,7 +6,8 @@ Modules: `schema` (the `setting()` declarations, one dataclass per section, `Set
 environment: `load_settings`, `parse_toml`) and `init_file` (what `digest init` writes,
 from the same declarations). Import from `digest.config`: every public name is here.
 
-May import: `digest.errors`, `digest.addresses`.
+May import: `digest.errors`, `digest.addresses`; never SQLAlchemy (the database URL's
+shape is checked with the stdlib; `state.db` reports what its engine still refuses).
 """
 
 from digest.config.checks import (

@@ -13,17 +13,17 @@ import re
 import reprlib
 import string
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-from tzlocal import get_localzone
-
-from digest.addresses import address_problem, mailbox_problem
 from digest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
+# apscheduler, tzlocal and email-validator are imported by the checks that use them, so
+# that importing the settings (every command, `--help` too) stays light.
 
 Check = Callable[[Any], str | None]  # a problem ("is not ...") or None when the value is fine
 
@@ -72,6 +72,8 @@ def subject_template_problem(template: str) -> str:
 def schedule_zone(name: str) -> Any:
     """The IANA zone `name`, or the machine's zone for "" (ConfigError if unknown)."""
     if not name:
+        from tzlocal import get_localzone
+
         return get_localzone()
     try:
         return ZoneInfo(name)
@@ -88,6 +90,8 @@ def cron_trigger(expr: str, zone: Any) -> CronTrigger:
 
 
 def _make_cron(expr: str, zone: Any) -> CronTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
     parts = expr.split()
     if len(parts) == 5:
         return CronTrigger.from_crontab(expr, timezone=zone)
@@ -132,8 +136,17 @@ def _http_url(value: str) -> str | None:
     return None
 
 
+def address_problem(value: str, *, local_ok: bool = False) -> str | None:
+    """What is wrong with a bare address (the rule of `digest.addresses`), or None."""
+    from digest.addresses import address_problem as problem
+
+    return problem(value, local_ok=local_ok)
+
+
 def _mailbox(value: str) -> str | None:
     """`Name <user@host>` or `user@host`, on one line (the rule of `digest.addresses`)."""
+    from digest.addresses import mailbox_problem
+
     return mailbox_problem(value)
 
 
@@ -185,11 +198,19 @@ def _networks(values: list[str]) -> str | None:
 def _database_url(value: str) -> str | None:
     if not value:
         return None
-    try:
-        make_url(value)
-    except ArgumentError:
+    # The shape SQLAlchemy parses (dialect[+driver]://rest), checked with the stdlib so
+    # that loading the settings does not import SQLAlchemy; state.db.make_engine turns
+    # anything it still refuses into a ConfigError naming this setting.
+    if not _URL_SHAPE.fullmatch(value) or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         return 'is not a valid SQLAlchemy URL (e.g. "postgresql+psycopg://digest@db/digest")'
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "has a port that is not a number"
     return None
+
+
+_URL_SHAPE = re.compile(r"[A-Za-z][\w+]*://.*", re.DOTALL)
 
 
 def _template_set(value: str) -> str | None:

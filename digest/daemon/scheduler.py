@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -27,13 +25,11 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from digest.app import App
+from digest.app import App, scheduling
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
 from digest.ingest.folder import scan
-from digest.state import db, meta, store
-from digest.state import locks as lock
-from digest.state.states import DumpStatus
+from digest.ingest.ledger import DumpStatus
 
 
 class Serving(Protocol):
@@ -163,7 +159,7 @@ class Daemon:
         self._idle = threading.Condition()
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": db.job_store(app.engine),
+                "default": scheduling.job_store(app),
                 "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(2)},
@@ -208,7 +204,7 @@ class Daemon:
             log.error("poll failed: %s", exc)
 
     def _ingest(self, ready: list[Path]) -> None:
-        with lock.publish_lock(self.app.engine, self.settings.state_dir, wait=300):
+        with scheduling.publish_lock(self.app, wait=300):
             report = self.app.ingest(ready)
         self.watcher.mark_done(ready)
         for d in report.dumps:  # a dump read before (each one, at every start) is not news
@@ -250,7 +246,7 @@ class Daemon:
         """Deliveries deferred by a temporary failure go out when due, not only at the
         next publish. Skipped while another process holds the publish lock."""
         try:
-            with lock.publish_lock(self.app.engine, self.settings.state_dir):
+            with scheduling.publish_lock(self.app):
                 d = self.app.deliver_pending(stop=self.stop)
         except DigestError as exc:
             log.info("delivery retry postponed: %s", exc)
@@ -266,8 +262,7 @@ class Daemon:
         days = self.settings.schedule.stale_days
         if days <= 0 or self._get_meta(STALE_KEY):
             return
-        with self.app.session() as s:
-            last = meta.last_ingest(s)
+        last = scheduling.last_ingest(self.app)
         since = max(last or self.started, self.started)
         idle = datetime.now(UTC) - since
         if idle < timedelta(days=days):
@@ -281,29 +276,19 @@ class Daemon:
         self._mail_admin("digest: no new dumps", message)
 
     def _mail_admin(self, subject: str, body: str) -> None:
-        admin = self.settings.schedule.admin_email
-        if not admin:
-            return
-        msg = EmailMessage()
-        msg["Subject"], msg["From"], msg["To"] = subject, self.settings.email.sender, admin
-        msg["Date"], msg["Message-ID"] = format_datetime(datetime.now(UTC)), make_msgid()
-        msg.set_content(body + "\n")
         try:
-            with self.app.transport() as transport:
-                transport.send(msg, admin)
-            log.info("mailed %s about the stale source", admin)
+            admin = self.app.alert_admin(subject, body)
         except Exception as exc:  # a notice must never stop the daemon
-            log.error("could not mail %s: %s", admin, exc)
+            log.error("could not mail %s: %s", self.settings.schedule.admin_email, exc)
+            return
+        if admin:
+            log.info("mailed %s about the stale source", admin)
 
     def _get_meta(self, key: str) -> str | None:
-        with self.app.session() as s:
-            return store.get_meta(s, key)
+        return scheduling.note(self.app, key)
 
     def _set_meta(self, key: str, value: str | None) -> None:
-        with self.app.session() as s:
-            db.begin_write(s)  # read-then-write: take the write lock first (SQLite)
-            store.set_meta(s, key, value)
-            s.commit()
+        scheduling.set_note(self.app, key, value)
 
     # lifecycle ----------------------------------------------------------------
 
@@ -342,7 +327,7 @@ class Daemon:
         server runs in this process too (a thread)."""
         global _daemon
         with (
-            lock.hold(lock.DAEMON, self.app.engine, self.settings.state_dir),
+            scheduling.daemon_lock(self.app),
             _Signals() as signals,
         ):
             _daemon = self

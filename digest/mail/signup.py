@@ -26,12 +26,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime
 
 from digest.config import SubscribeSection
-from digest.mail.message import TOKEN_RE, new_message_id
+from digest.mail.message import TOKEN_RE
 from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
 from digest.state import signups
 from digest.state import subscribers as stored
@@ -40,7 +37,7 @@ from digest.state.signups import SignupRow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Confirmation", "Request", "SignupDesk", "notice_message", "token_hash"]
+__all__ = ["Confirmation", "Request", "SignupDesk", "token_hash"]
 
 
 def token_hash(token: str) -> str:
@@ -157,20 +154,3 @@ class SignupDesk:
         if signup.expires_at <= self.clock():
             return "expired"
         return "pending"
-
-
-def notice_message(
-    *, sender: str, to: str, subject: str, text: str, html: str, when: datetime
-) -> EmailMessage:
-    """A one-off message (confirmation, welcome): text then HTML, headers encoded by the
-    email package (no CR/LF or raw non-ASCII reaches a header)."""
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = new_message_id(sender)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg

@@ -1,4 +1,5 @@
-"""The subscriber list: add, remove, list, import and export (CSV), unsubscribe.
+"""The subscriber list's rules, in the caller's transaction: add, update, unsubscribe,
+who receives (the CSV file: csvfile.py; the use cases: digest.app.subscribing).
 
 Addresses are validated with email-validator (no DNS look-up) and folded: the domain's
 case, surrounding spaces and the case of the whole address do not make a second
@@ -8,30 +9,20 @@ subscriber (the first spelling is kept). Unsubscribing is sticky: only an explic
 
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
-import functools
 import hmac
-import io
-import itertools
 import logging
-import re
 import secrets
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TextIO
 
 from digest import addresses
 from digest.errors import DigestError
 from digest.mail.message import TOKEN_RE
-from digest.personal.phrases import PhraseError, check_phrases
-from digest.state import outbox, readers
+from digest.state import outbox
 from digest.state import subscribers as stored
-from digest.state.handles import Sessions, Tx, reading, writing
+from digest.state.handles import Tx
 from digest.state.states import SubscriberStatus
 from digest.state.subscribers import NewSubscriber, SubscriberRow
 from digest.urls import slugify
@@ -130,14 +121,14 @@ def resolve_themes(
     return tuple(dict.fromkeys(slugs))
 
 
-def _check_status(status: str) -> str:
+def check_status(status: str) -> str:
     status = status.strip().lower()
     if status not in STATUSES:
         raise SubscriberError(f"status {status!r} is not one of {', '.join(STATUSES)}")
     return status
 
 
-def _info(s: SubscriberRow) -> SubscriberInfo:
+def info_of(s: SubscriberRow) -> SubscriberInfo:
     return SubscriberInfo(
         s.address, s.name, s.status, s.themes, s.bounce_count, s.created_at, s.watch, s.mute
     )
@@ -158,7 +149,7 @@ def new_subscriber(
     return NewSubscriber(address, new_token(), name, tuple(themes), status)
 
 
-def _apply(
+def changes_of(
     sub: SubscriberRow,
     name: str | None,
     themes: Sequence[str] | None,
@@ -206,7 +197,7 @@ def upsert(
     if sub is None:
         stored.add(tx, [new_subscriber(address, name or "", themes or (), status)])
         return "added"
-    outcome, changes = _apply(sub, name, themes, status, reactivate=reactivate)
+    outcome, changes = changes_of(sub, name, themes, status, reactivate=reactivate)
     stored.change(tx, [(sub.id, changes)])
     return outcome
 
@@ -259,374 +250,6 @@ def unsubscribe(tx: Tx, token: str) -> Unsubscribed | None:
     return Unsubscribed(sub.address, already=False)
 
 
-# --------------------------------------------------------------------------- CSV
-
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A subscriber file decoded: its text, the encoding it was read as (a name people
-    know: "utf-8", "windows-1252", …), its delimiter and how many records it holds."""
-
-    text: str
-    encoding: str
-    delimiter: str
-    rows: int
-
-
-def read_table(data: bytes, name: str, encoding: str | None = None) -> Table:
-    """A subscriber file as a spreadsheet saved it, in ``encoding`` when one is given,
-    else: the encoding of its BOM (UTF-8, UTF-16, UTF-32), else strict UTF-8, else
-    Windows-1252 (what Excel writes in Western Europe and the Americas) unless
-    charset-normalizer finds another script (Cyrillic, Greek, Asian, …). Another Latin
-    code page is never guessed: "Lefèvre" in Windows-1252 reads as "Lefčvre" in
-    Windows-1250, and such a guess is wrong far more often than right; `--encoding`
-    names it. A binary file is refused in one line naming it."""
-    text, used = _decode(data, name, encoding)
-    text = text.lstrip("\ufeff")
-    dialect = _dialect(text[:8192])
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    records = [row for row in reader if any(cell.strip() for cell in row)]
-    header = bool(records) and "email" in (cell.strip().lower() for cell in records[0])
-    return Table(text, used, dialect.delimiter, len(records) - header)
-
-
-def _known_name(codec: str) -> str:
-    """A codec's name as people know it ("windows-1252", not Python's "cp1252")."""
-    name = codecs.lookup(codec).name
-    if re.fullmatch(r"cp125\d", name):
-        return "windows-" + name[2:]
-    return {"iso8859-1": "iso-8859-1", "latin-1": "iso-8859-1"}.get(name, name)
-
-
-def _decode(data: bytes, name: str, encoding: str | None) -> tuple[str, str]:
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise SubscriberError(
-                f"--encoding {encoding}: not a text encoding Python knows",
-                hint="e.g. utf-8, windows-1252, windows-1250, iso-8859-15, utf-16",
-            ) from None
-        try:
-            return data.decode(encoding), _known_name(encoding)
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise SubscriberError(
-                f"{name}: line {line}: not valid {_known_name(encoding)} text: {exc.reason}",
-                hint="leave out --encoding to have it found, or name another",
-            ) from None
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            label = _known_name(codec) + " with a BOM"
-            try:
-                return data.decode(codec), label
-            except UnicodeDecodeError as exc:
-                raise SubscriberError(f"{name}: not valid {label} text: {exc.reason}") from None
-    if b"\x00" in data:
-        raise SubscriberError(
-            f"{name}: looks binary, not a CSV or text file",
-            hint="save it from the spreadsheet as CSV (or as one address per line)",
-        )
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    try:
-        western = data.decode("cp1252")
-    except UnicodeDecodeError:
-        western = None
-    if western is not None and (best is None or _latin_only(str(best))):
-        return western, "windows-1252"
-    if best is None:
-        raise SubscriberError(
-            f"{name}: cannot tell the text encoding of this file",
-            hint="save it from the spreadsheet as CSV UTF-8, or name it with --encoding",
-        )
-    return str(best), _known_name(best.encoding)
-
-
-def _latin_only(text: str) -> bool:
-    """Whether every letter of ``text`` beyond ASCII is a Latin one."""
-    return all(
-        unicodedata.name(ch, "").startswith("LATIN")
-        for ch in set(text)
-        if ord(ch) > 127 and ch.isalpha()
-    )
-
-
-def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
-    """The CSV dialect of ``sample``: comma, semicolon (European spreadsheets), tab
-    (Excel's "Unicode text") or bar: the one that makes 'email' a column of the first
-    line, else what csv.Sniffer finds, else a comma."""
-    head = sample.split("\n", 1)[0].lower()
-    for delimiter in ",;\t|":
-        if "email" in (cell.strip().strip('"') for cell in head.split(delimiter)):
-            return _Delimited(delimiter)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        return csv.excel
-
-
-class _Delimited(csv.excel):
-    def __init__(self, delimiter: str) -> None:
-        super().__init__()
-        self.delimiter = delimiter
-
-
-Row = tuple[int, str, str | None, tuple[str, ...] | None, str | None]  # line, address, …
-
-
-def read_csv(
-    tx: Tx,
-    stream: TextIO,
-    topics: Callable[[str], tuple[str, ...]] = parse_themes,
-) -> ImportReport:
-    """Import rows of ``email,name,themes,status`` (only ``email`` is required; the
-    delimiter may also be ``;``, a tab or ``|``; ``topics`` is read as ``themes``), or a
-    plain list of addresses, one a line. ``topics`` turns a row's topics into slugs (and
-    refuses an unknown one). A bad row is reported with its line number; the good ones
-    go in. Every row is
-    validated first, in one pass; then the known addresses are looked up in batches and
-    the new ones inserted in bulk, in the caller's transaction (nothing half-imported)."""
-    text = stream.read().lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]))
-    report = ImportReport()
-    first = next(reader, [])
-    header = [_COLUMN_NAMES.get(h.strip().lower(), h.strip().lower()) for h in first]
-    rows: Iterable[list[str]] = reader
-    if "email" not in header:
-        if len(first) != 1 or "@" not in first[0]:
-            raise SubscriberError(
-                "line 1: the header must name an 'email' column",
-                hint="or give one address per line, with no header",
-            )
-        header, rows = ["email"], itertools.chain([first], reader)  # a plain list
-    for extra in [h for h in header if h not in CSV_FIELDS]:
-        report.notes.append((1, f"unknown column {extra!r} ignored"))
-    parsed: list[Row] = []
-    phrases: list[tuple[str, str | None, str | None]] = []  # (key, watch, mute) to set
-    for row in rows:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            cells = dict(zip(header, row, strict=False))
-            watched = phrase_cells(cells)
-            parsed.append((line, *_parse_row(cells, topics)))
-            if watched is not None:
-                phrases.append((parsed[-1][1].lower(), *watched))
-            if len(row) > len(header):
-                report.notes.append((line, "more fields than the header; extra ignored"))
-        except SubscriberError as exc:
-            report.errors.append((line, exc.message))
-    _store_rows(tx, parsed, report)
-    readers.set_many(tx, phrases)
-    report.notes.sort(key=lambda note: note[0])
-    return report
-
-
-_COLUMN_NAMES = {"topics": "themes"}  # what a reader calls them -> the column's name
-
-
-def _parse_row(
-    cells: dict[str, str], topics: Callable[[str], tuple[str, ...]]
-) -> tuple[str, str | None, tuple[str, ...] | None, str | None]:
-    address = normalize(_from_spreadsheet(cells.get("email", "")))
-    status = _check_status(cells["status"]) if cells.get("status", "").strip() else None
-    themes = topics(cells["themes"]) if "themes" in cells else None
-    name = check_name(_from_spreadsheet(cells.get("name", ""))) or None  # empty: kept
-    return address, name, themes, status
-
-
-def phrase_cells(cells: dict[str, str]) -> tuple[str | None, str | None] | None:
-    """The ``watch`` and ``mute`` cells of a row, checked (None: no such column)."""
-    if "watch" not in cells and "mute" not in cells:
-        return None
-    try:
-        return tuple(  # type: ignore[return-value]
-            check_phrases(_from_spreadsheet(cells[c]), c) if c in cells else None
-            for c in ("watch", "mute")
-        )
-    except PhraseError as exc:
-        raise SubscriberError(exc.message) from None
-
-
-def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
-    first_line: dict[str, int] = {}
-    existing = stored.by_keys(tx, {address.lower() for _, address, _, _, _ in rows})
-    fresh: list[NewSubscriber] = []
-    changes: list[tuple[int, dict[str, object]]] = []
-    for line, address, name, themes, status in rows:
-        key = address.lower()
-        if key in first_line:
-            report.notes.append((line, f"same address as line {first_line[key]}; this row ignored"))
-            continue
-        first_line[key] = line
-        sub = existing.get(key)
-        if sub is None:
-            fresh.append(new_subscriber(address, name or "", themes or (), status))
-            report.added += 1
-            continue
-        outcome, changed = _apply(sub, name, themes, status, reactivate=False)
-        changes.append((sub.id, changed))
-        if outcome == "kept":
-            report.notes.append((line, f"{address} unsubscribed; not reactivated"))
-            outcome = "unchanged"
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    stored.change(tx, changes)
-    stored.add_many(tx, fresh)  # values checked above
-
-
-# A cell a spreadsheet would run as a formula (=, +, -, @; a tab or CR before one) goes
-# out behind an apostrophe, as spreadsheets expect; so does one that starts with an
-# apostrophe, so that import takes exactly one off and gets back what was stored.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """``cell`` as a spreadsheet shows it as text, never runs it (OWASP CSV injection)."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
-
-
-def _from_spreadsheet(cell: str) -> str:
-    """A cell of an exported file as it was stored (the inverse of spreadsheet_safe)."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
-
-
-def write_csv(tx: Tx, stream: TextIO) -> int:
-    """Every subscriber as ``email,name,themes,status``; returns how many. An address or
-    a name a spreadsheet would run as a formula is written behind an apostrophe (import
-    reads it back as it was)."""
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    n = 0
-    for s in stored.every(tx):
-        cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
-        watched = [spreadsheet_safe(s.watch), spreadsheet_safe(s.mute)]
-        writer.writerow([*cells, ";".join(s.themes), s.status, *watched])
-        n += 1
-    return n
-
-
-# --------------------------------------------------------------------------- the book
-
-
-class SubscriberBook:
-    """The subscriber list over a database: each call is one transaction. The CLI and
-    the web server use this."""
-
-    def __init__(
-        self,
-        sessions: Sessions,
-        choices: Callable[[], Choices] | None = None,
-        aliases: Callable[[], Mapping[str, str]] | None = None,
-    ) -> None:
-        self.sessions = sessions
-        self.choices = choices  # what --topics may name; None: anything goes
-        self.aliases = aliases  # old slugs -> the slugs that replaced them
-
-    def _slugs(self, themes: str | Sequence[str]) -> tuple[str, ...]:
-        if self.choices is None:
-            return parse_themes(themes)
-        return resolve_themes(themes, self.choices(), self.aliases() if self.aliases else None)
-
-    def _tx(self) -> AbstractContextManager[Tx]:
-        return writing(self.sessions)  # waits its turn for the write lock (SQLite)
-
-    def add(
-        self,
-        address: str,
-        *,
-        name: str | None = None,
-        themes: str | Sequence[str] | None = None,
-        status: str | None = None,
-        resubscribe: bool = False,
-        watch: str | None = None,
-        mute: str | None = None,
-    ) -> str:
-        """Add or update; returns "added", "updated", "unchanged" or "kept". ``watch``
-        and ``mute``: ";"-separated phrases ("" clears; None: unchanged)."""
-        addr = normalize(address)
-        slugs = self._slugs(themes) if themes is not None else None
-        st = _check_status(status) if status else (SubscriberStatus.ACTIVE if resubscribe else None)
-        cells = {k: v for k, v in (("watch", watch), ("mute", mute)) if v is not None}
-        watched = phrase_cells(cells) or (None, None)
-        with self._tx() as s:
-            outcome = upsert(s, addr, name=name, themes=slugs, status=st, reactivate=resubscribe)
-            changed = readers.set_many(s, [(addr.lower(), *watched)])
-            return "updated" if changed and outcome == "unchanged" else outcome
-
-    def status_of(self, address: str) -> str | None:
-        """The status of a subscriber ("active", "unsubscribed", "bounced"), or None."""
-        key = normalize(address).lower()
-        with reading(self.sessions) as s:
-            return stored.status_of(s, key)
-
-    def remove(self, address: str) -> bool:
-        """Forget a subscriber and their deliveries; False when unknown."""
-        key = normalize(address).lower()
-        with self._tx() as s:
-            return stored.remove(s, key)
-
-    def list(self, status: str | None = None) -> list[SubscriberInfo]:
-        wanted = _check_status(status) if status else None
-        with reading(self.sessions) as s:
-            return [_info(sub) for sub in stored.listing(s, wanted)]
-
-    def import_csv(self, stream: TextIO) -> ImportReport:
-        """Unknown topics are refused row by row, as `add` refuses them."""
-        topics: Callable[[str], tuple[str, ...]] = parse_themes
-        if self.choices is not None:
-            choices, aliases = self.choices(), self.aliases() if self.aliases else None
-            topics = functools.lru_cache(maxsize=4096)(
-                lambda cell: resolve_themes(cell, choices, aliases)
-            )  # a few distinct cells, however many rows
-        with self._tx() as s:
-            return read_csv(s, stream, topics)
-
-    def export_csv(self, stream: TextIO) -> int:
-        with reading(self.sessions) as s:
-            return write_csv(s, stream)
-
-    def unsubscribe(self, token: str) -> Unsubscribed | None:
-        with self._tx() as s:
-            return unsubscribe(s, token)
-
-    def lookup(self, token: str) -> SubscriberInfo | None:
-        with reading(self.sessions) as s:
-            sub = by_token(s, token)
-            return _info(sub) if sub is not None else None
-
-    def choose_phrases(self, token: str, watch: str, mute: str) -> SubscriberInfo | None:
-        """Set the watched and muted phrases of the owner of ``token`` (checked)."""
-        watched = phrase_cells({"watch": watch, "mute": mute}) or (None, None)
-        with self._tx() as s:
-            sub = by_token(s, token)
-            if sub is None:
-                return None
-            readers.set_many(s, [(sub.key, *watched)])
-            return _info(replace(sub, watch=watched[0] or "", mute=watched[1] or ""))
-
-    def choose_themes(self, token: str, themes: Sequence[str]) -> SubscriberInfo | None:
-        """Set the themes of the owner of ``token``; unknown ones are refused."""
-        slugs = self._slugs(themes)
-        with self._tx() as s:
-            return choose_themes(s, token, slugs)
-
-
 # --------------------------------------------------------------------------- by token
 
 
@@ -648,4 +271,4 @@ def choose_themes(tx: Tx, token: str, themes: Sequence[str]) -> SubscriberInfo |
     chosen = parse_themes(themes)
     stored.change(tx, [(sub.id, {"themes": list(chosen)})])
     log.info("subscriber #%d chose %d theme(s)", sub.id, len(chosen))
-    return _info(replace(sub, themes=chosen))
+    return info_of(replace(sub, themes=chosen))

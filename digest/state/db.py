@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from digest.errors import StateBusy, StateError, StateUnwritable
+from digest.errors import ConfigError, StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
-def job_store(engine: Engine) -> Any:
+def job_store(database: Database) -> Any:
     """The scheduler's job store, in the state (its missed runs survive a restart)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    return SQLAlchemyJobStore(engine=for_writes(engine))
+    return SQLAlchemyJobStore(engine=for_writes(database.engine))
 
 
 def shown_url(url: str) -> str:
@@ -72,8 +77,11 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     of a state on a full disk or a read-only folder."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StateError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            f"digest.database_url = {url!r} is not a valid SQLAlchemy URL",
+            hint='e.g. "postgresql+psycopg://digest@db/digest", or empty for SQLite in state_dir',
+        ) from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not read_only:
@@ -205,6 +213,8 @@ def translate(exc: BaseException, path: str | None) -> StateError | None:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -213,6 +223,8 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Create or migrate the schema to the newest revision."""
+    from alembic import command  # imported only when a schema may need to change
+
     try:
         command.upgrade(alembic_config(engine), "head")
     except DBAPIError as exc:
@@ -226,7 +238,132 @@ def upgrade(engine: Engine) -> None:
         ) from None
 
 
+_REVISION = re.compile(r"^revision\b[^=]*=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=\s*(.+)$", re.M)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration files without
+    importing Alembic; "" when there is not exactly one (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            return ""
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else ""
+
+
+def up_to_date(engine: Engine) -> bool:
+    """Whether the database is already at the newest revision (False when that cannot
+    be read: `upgrade` then creates, migrates, or says what is wrong)."""
+    head = head_revision()
+    if not head:
+        return False
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:
+        return False
+    return [tuple(row) for row in rows] == [(head,)]
+
+
 def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Any]:
     """Sessions over `engine`; with `write`, every transaction begins as a write one."""
     options = {WRITE: True} if write else {}
     return sessionmaker(engine, expire_on_commit=False, execution_options=options)
+
+
+class Taken(StateError):
+    """Another process wrote the same rows first (a unique key refused ours)."""
+
+
+@contextmanager
+def writing_first(session: Session) -> Iterator[Session]:
+    """Begin a write transaction (`begin_write`), run the block, commit; when a unique
+    key says another process wrote the same rows first, roll everything back and raise
+    Taken."""
+    try:
+        begin_write(session)
+        yield session
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Taken("another process wrote these rows first; nothing was written") from None
+
+
+class Database:
+    """The state database as the layers above see it: transactions to read and write in,
+    never an engine or a session type of their own. Opened lazily: building one touches
+    nothing; the first transaction creates and migrates the state (`open_state`)."""
+
+    def __init__(self, engine: Engine, *, migrated: bool = False) -> None:
+        self.engine = engine
+        self._migrated = migrated
+        self._sessions: sessionmaker[Session] | None = None
+
+    def ready(self) -> Database:
+        """Create or migrate the schema now (where a command wants it to fail). A state
+        already at the newest revision is only read (Alembic is not even imported)."""
+        if not self._migrated:
+            if not up_to_date(self.engine):
+                upgrade(self.engine)
+            self._migrated = True
+        return self
+
+    @property
+    def dialect_name(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """What opens session transactions (the repositories' `handles.Sessions`)."""
+        if self._sessions is None:
+            self.ready()
+            self._sessions = make_sessionmaker(self.engine)
+        return self._sessions
+
+    @property
+    def writer(self) -> Engine:
+        """The same pool, whose transactions take the write lock up front."""
+        return for_writes(self.ready().engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction the caller commits (a session left open ends rolled back)."""
+        with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """A write transaction (waiting its turn for the write lock on SQLite), committed
+        when the block ends without an exception."""
+        with self.sessions() as session:
+            begin_write(session)
+            yield session
+            session.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read transaction, rolled back at the end."""
+        with self.sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+
+def open_state(url: str, *, read_only: bool = False) -> Database:
+    """The state at `url`, migrated on first use (see `Database`)."""
+    return Database(make_engine(url, read_only=read_only))
+
+
+def empty_state() -> Database:
+    """An empty in-memory state at the newest schema (see `empty_engine`)."""
+    return Database(empty_engine(), migrated=True)

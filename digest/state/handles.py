@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.state import db
 
 Tx: TypeAlias = Connection | Session  # an open transaction, begun by the caller
+Unit: TypeAlias = Session  # a unit of work: what `db.Database.session()` opens
 Database: TypeAlias = Engine  # what opens transactions (begin, connect)
 Sessions: TypeAlias = sessionmaker[Session]  # what opens session transactions
 

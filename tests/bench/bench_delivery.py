@@ -132,7 +132,7 @@ def built_messages(app: App) -> tuple[list[bytes], float]:
     with app.session() as s:
         jobs = rows.due_jobs(s, app.clock())
         letters = outbox.letters(s, {j.variant_id for j in jobs})
-    mailing = app._mailing()
+    mailing = app.mailing()
     t0 = time.perf_counter()
     templates = {
         vid: MessageTemplate(letter, mailing.envelope, when, mailing.signer)
@@ -240,7 +240,7 @@ def _personal_child(folder: str, port: int, subscribers: int, personal: bool, ou
     app.subscribers().import_csv(io.StringIO(personal_rows(subscribers, personal)))
     # (FEEDBACK_MARKS: H2 adds the marks of a tenth of the readers here)
     t0 = time.perf_counter()
-    app.send(deliver=False)
+    app.publish()
     published = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = app.deliver_pending()

@@ -201,9 +201,9 @@ def bench_workers(n: int = 3000) -> None:
                 [(f"Paper {i}", "An abstract. " * 30) for i in range(20)],
             )
             app = make_app(load_settings(str(cfg)))
-            app.engine  # noqa: B018  (creates the schema)
+            app.database.engine  # noqa: B018  (creates the schema)
             seed_subscribers(url, n, f"b{uuid.uuid4().hex[:8]}.example.org")
-            app.send(deliver=False)
+            app.publish()
             busy_before, began = busy_seconds(), time.perf_counter()
             procs = [
                 subprocess.Popen(
@@ -229,7 +229,7 @@ def bench_workers(n: int = 3000) -> None:
                 data = s.scalar(text("SELECT length(html) FROM digest_variants LIMIT 1"))
             assert sent == n
             rates[workers] = n / max((last - first).total_seconds(), 1e-6)
-            app.engine.dispose()
+            app.database.engine.dispose()
     message = (
         b"From: b@example.org\r\nTo: x@example.org\r\nSubject: bench\r\n\r\n"
         + b"x" * 70 + b"\r\n"
@@ -294,8 +294,8 @@ def bench_memory(sizes: tuple[int, ...] = (1_000, 10_000, 100_000)) -> None:
                 seconds, rss = run_cli(cfg, "send")
                 write_dump(folder / "dumps" / "1.txt", [(f"Second {t}", a) for t, a in PAPERS])
                 app = make_app(load_settings(str(cfg)))
-                app.send(deliver=False)
-                app.engine.dispose()
+                app.publish()
+                app.database.engine.dispose()
                 _, worker_rss = run_cli(cfg, "worker", "--drain")
             print(
                 f"{n:>7,} subscribers: digest send peak RSS {rss:4d} MB ({seconds:5.1f} s); "

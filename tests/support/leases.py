@@ -96,10 +96,10 @@ def start_worker(config: Path, *flags: str) -> subprocess.Popen[bytes]:
 
 def publish(config: Path, url: str, domain: str, readers: int) -> None:
     app = make_app(load_settings(str(config)))
-    app.engine  # noqa: B018  (creates the schema)
+    app.database.engine  # noqa: B018  (creates the schema)
     seed(url, domain, readers)
-    assert app.send(deliver=False).issue == 1
-    app.engine.dispose()
+    assert app.publish().issue == 1
+    app.database.engine.dispose()
 
 
 def pause_one(config: Path, url: str, *, at_least: int = 10) -> Pause:
