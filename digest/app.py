@@ -7,8 +7,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ from digest.publish.site import SiteFiles
 from digest.render.renderer import DigestView, Renderer
 from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
+from digest.sections import facts
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
 from digest.state import db, issues, papers, store, workers
@@ -250,18 +251,22 @@ class App:
         ahead = read_ahead(ledger, files, progress, max_bytes=limit, settled_after=settled_after)
         db.begin_write(session)
         if paths:
-            return ingest_files(
+            report = ingest_files(
                 ledger, files, progress, max_bytes=limit, settled_after=settled_after, ahead=ahead
             )
-        return ingest_folder(
-            ledger,
-            self.settings.dumps_dir,
-            progress,
-            settle=settle,
-            max_bytes=limit,
-            settled_after=settled_after,
-            ahead=ahead,
-        )
+        else:
+            report = ingest_folder(
+                ledger,
+                self.settings.dumps_dir,
+                progress,
+                settle=settle,
+                max_bytes=limit,
+                settled_after=settled_after,
+                ahead=ahead,
+            )
+        with suppress(ConfigError):  # an unusable areas file: the publish says so
+            facts.work_out(papers.FactsTable(session), self.vocabulary())  # once per paper
+        return report
 
     # prepare --------------------------------------------------------------
 
@@ -279,8 +284,10 @@ class App:
         if not pending:
             return None
         issue = store.next_issue(session)
-        sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
-        view = self.view(issue, sections, self.clock())
+        vocabulary = self.vocabulary()
+        kept = facts.gather(pending, vocabulary, papers.FactsTable(session))
+        sections = assign(pending, self.settings.themes, vocabulary=vocabulary, facts=kept)
+        view = self.view(issue, sections, self.clock(), facts.summaries(kept))
         return Prepared(
             view=view,
             sections=sections,
@@ -291,9 +298,13 @@ class App:
         )
 
     def view(
-        self, issue: int, sections: Sequence[Section[store.StoredPaper]], when: datetime
+        self,
+        issue: int,
+        sections: Sequence[Section[store.StoredPaper]],
+        when: datetime,
+        summaries: Mapping[str, str] | None = None,
     ) -> DigestView:
-        return digest_view(self.settings, issue, sections, when)
+        return digest_view(self.settings, issue, sections, when, summaries)
 
     # send -----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from rich.text import Text
 from digest.app import App
 from digest.sections.areas import Area
 from digest.sections.assign import Section
-from digest.sections.summary import one_line
+from digest.sections.summary import summarise
 from digest.state.store import StoredPaper
 
 out = Console(highlight=False, soft_wrap=True)
@@ -48,7 +48,7 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
             f"best position {paper.position + 1}"
         )
         out.print(Text(f"{n:4d}. {paper.title}  ") + Text(f"[{seen}]", style="dim"))
-        summary = one_line(paper.abstract)
+        summary = summarise(paper.abstract)
         if summary:
             out.print(Text(f"      {summary}", style="italic"))
         if reasons:
@@ -63,7 +63,7 @@ def _rows(sections: list[Section[StoredPaper]]) -> list[dict[str, str]]:
     slug, and the paper's own area (the section's slug or an area below it)."""
     return [
         {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug,
-         "area": s.area_of(k), "kind": _kind(s), "summary": one_line(p.abstract)}
+         "area": s.area_of(k), "kind": _kind(s), "summary": summarise(p.abstract)}
         for s in sections
         for k, (p, reason) in enumerate(zip(s.papers, s.reasons, strict=True))
     ]  # fmt: skip

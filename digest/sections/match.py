@@ -39,7 +39,9 @@ from digest.sections.areas import Vocabulary
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AreaMatch", "assignable", "match_areas", "term_index"]
+    from digest.sections.facts import PaperFacts
+
+__all__ = ["AreaMatch", "assignable", "match_areas", "paper_terms", "term_index", "words"]
 
 TITLE_WEIGHT = 1.0  # a title hit counts this much on top of the abstract's hits
 K1, B = 1.2, 0.75  # BM25 saturation and length normalisation
@@ -47,7 +49,7 @@ SMOOTHING = 0.7  # share of a paper's scores taken from its neighbours
 NEIGHBOURS = 20
 MAX_DF = 0.5
 KEEP_TERMS = 30  # each paper's strongest words used for similarity (0: all)
-_CHUNK = 1024  # rows of the similarity matrix computed at once
+_CHUNK = 1024  # rows of the (sparse) similarity matrix computed at once
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -61,6 +63,7 @@ class _TermIndex:
     terms: tuple[tuple[str, ...], ...]  # folded phrases
     starts: dict[str, list[int]]  # first word -> term ids, longest first
     areas_of: tuple[tuple[int, ...], ...]  # term id -> area indices
+    ids: dict[str, int]  # a term's words joined by a space -> term id
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,7 +87,8 @@ def term_index(vocabulary: Vocabulary) -> _TermIndex:
     terms = tuple(ids)
     for lst in starts.values():
         lst.sort(key=lambda i: (-len(terms[i]), terms[i]))
-    return _TermIndex(terms, dict(starts), tuple(tuple(a) for a in areas_of))
+    joined = {" ".join(t): i for i, t in enumerate(terms)}
+    return _TermIndex(terms, dict(starts), tuple(tuple(a) for a in areas_of), joined)
 
 
 def _hits(tokens: list[str], index: _TermIndex) -> Counter[int]:
@@ -117,26 +121,29 @@ class AreaMatch:
     weak: list[bool]  # its area rests on one abstract mention at most: never leads
 
 
-def _bm25(titles: list[list[str]], abstracts: list[list[str]], index: _TermIndex, n_areas: int):
-    """(papers x areas scores, per paper its matched term ids -> (title, abstract) hits)
-    from word tokens."""
+def paper_terms(
+    in_title: list[str], in_abstract: list[str], index: _TermIndex
+) -> dict[int, tuple[int, int]]:
+    """A paper's matched term ids (in order) -> (title hits, abstract hits), from its word
+    tokens: what the paper alone says (kept per paper: digest.sections.facts)."""
+    abstract_hits = _hits(in_abstract, index)
+    title_hits = _hits(in_title, index)
+    return {t: (title_hits[t], abstract_hits[t]) for t in sorted({*abstract_hits, *title_hits})}
+
+
+def _bm25(
+    matched: list[dict[int, tuple[int, int]]], lengths: list[int], index: _TermIndex, n_areas: int
+):
+    """Papers x areas scores from each paper's matched terms and length in words."""
     import numpy as np
     import scipy.sparse as sp
 
-    rows, cols, freq, lengths, matched = [], [], [], [], []
-    for i, (in_title, in_abstract) in enumerate(zip(titles, abstracts, strict=True)):
-        abstract_hits = _hits(in_abstract, index)
-        title_hits = _hits(in_title, index)
-        hits: dict[int, float] = dict(abstract_hits)
-        for t, c in title_hits.items():
-            hits[t] = hits.get(t, 0) + TITLE_WEIGHT * c
-        lengths.append(len(in_abstract) + len(in_title))
-        ids = sorted(hits)
-        matched.append({t: (title_hits[t], abstract_hits[t]) for t in ids})
-        rows += [i] * len(ids)
-        cols += ids
-        freq += [hits[t] for t in ids]
-    n, n_terms = len(titles), len(index.terms)
+    rows, cols, freq = [], [], []
+    for i, found in enumerate(matched):
+        rows += [i] * len(found)
+        cols += list(found)
+        freq += [b + TITLE_WEIGHT * a for a, b in found.values()]
+    n, n_terms = len(matched), len(index.terms)
     f = sp.csr_matrix((np.array(freq, float), (rows, cols)), shape=(n, n_terms))
     df = np.bincount(np.array(cols, dtype=np.int64), minlength=n_terms)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -148,7 +155,17 @@ def _bm25(titles: list[list[str]], abstracts: list[list[str]], index: _TermIndex
     t_rows = [t for t, areas in enumerate(index.areas_of) for _ in areas]
     t_cols = [a for areas in index.areas_of for a in areas]
     incidence = sp.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(n_terms, n_areas))
-    return np.asarray((w @ incidence).todense()), matched
+    return np.asarray((w @ incidence).todense())
+
+
+def _kept_terms(facts: PaperFacts | None, index: _TermIndex) -> dict[int, tuple[int, int]] | None:
+    """A paper's matched terms from its kept facts (None when it has none for these terms)."""
+    if facts is None:
+        return None
+    ids = index.ids
+    if not all(t in ids for t, _, _ in facts.hits):
+        return None
+    return dict(sorted((ids[t], (a, b)) for t, a, b in facts.hits))
 
 
 def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> tuple[Any, Any]:
@@ -176,16 +193,33 @@ def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> t
     idx = np.zeros((n, k), dtype=np.int64)
     sim = np.zeros((n, k), dtype=np.float32)
     for start in range(0, n, _CHUNK):
-        block = (x[start : start + _CHUNK] @ xt).toarray()
-        block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = -1.0
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else None
-        if top is None:
-            continue
-        vals = np.take_along_axis(block, top, axis=1)
-        order = np.lexsort((top, -vals), axis=1)  # by similarity, then index: deterministic
-        idx[start : start + block.shape[0]] = np.take_along_axis(top, order, axis=1)
-        sim[start : start + block.shape[0]] = np.take_along_axis(vals, order, axis=1)
+        block = (x[start : start + _CHUNK] @ xt).tocsr()  # sparse: only papers sharing a word
+        for row in range(block.shape[0]):
+            lo, hi = block.indptr[row], block.indptr[row + 1]
+            idx[start + row], sim[start + row] = _top(
+                block.indices[lo:hi], block.data[lo:hi], start + row, k
+            )
     return idx, np.maximum(sim, 0.0)
+
+
+def _top(cols: Any, vals: Any, me: int, k: int) -> tuple[Any, Any]:
+    """The ``k`` largest of one sparse row of similarities (``me``, the paper itself, left
+    out), by similarity then index; padded with ``me`` at similarity 0 when fewer than
+    ``k`` papers share a word with it."""
+    import numpy as np
+
+    keep = (cols != me) & (vals > 0)
+    cols, vals = cols[keep], vals[keep]
+    if len(vals) > k:  # every value tied with the k-th is kept, so ties break by index
+        kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+        near = vals >= kth
+        cols, vals = cols[near], vals[near]
+    order = np.lexsort((cols, -vals))[:k]
+    pad = k - len(order)
+    return (
+        np.concatenate([cols[order], np.full(pad, me, dtype=np.int64)]),
+        np.concatenate([vals[order], np.zeros(pad, dtype=np.float32)]),
+    )
 
 
 def _strongest(x: Any, keep: int) -> Any:
@@ -214,10 +248,15 @@ def _same(tokens: list[str]) -> list[str]:
 
 
 def match_areas(
-    titles: Sequence[str], abstracts: Sequence[str], vocabulary: Vocabulary
+    titles: Sequence[str],
+    abstracts: Sequence[str],
+    vocabulary: Vocabulary,
+    facts: Sequence[PaperFacts | None] | None = None,
 ) -> AreaMatch:
     """Each paper's own area (index into ``vocabulary.areas``, -1 for the pool), with a
-    reason, its fit and whether it is weak; see the module docstring."""
+    reason, its fit and whether it is weak; see the module docstring. ``facts`` (in input
+    order) are the papers' kept facts, where they have any: their term hits are not
+    looked for again."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -228,10 +267,17 @@ def match_areas(
     index = term_index(vocabulary)
     areas = vocabulary.areas
     t_words, a_words = [words(x) for x in t], [words(x) for x in a]
+    kept = [_kept_terms(facts[i], index) for i in order] if facts else [None] * n
+    matched = [
+        paper_terms(t_words[c], a_words[c], index) if found is None else found
+        for c, found in enumerate(kept)
+    ]
+    lengths = [len(t_words[c]) + len(a_words[c]) for c in range(n)]
     with threadpool_limits(1):
-        own, matched = _bm25(t_words, a_words, index, len(areas))
+        own = _bm25(matched, lengths, index, len(areas))
         scores = own
         idx = np.zeros((n, 0), dtype=np.int64)
+        sim = np.zeros((n, 0), dtype=np.float32)
         if n > 2 and SMOOTHING:
             idx, sim = neighbours(t_words, a_words, NEIGHBOURS)
             w = sim / np.maximum(sim.sum(axis=1, keepdims=True), 1e-9)
@@ -250,7 +296,9 @@ def match_areas(
         result.area[i] = x
         result.reasons[i] = notes[canon]
         result.scores[i] = masked[canon]
-        result.neighbours[i] = [order[j] for j in idx[canon]]
+        result.neighbours[i] = [
+            order[j] for j, s in zip(idx[canon], sim[canon], strict=True) if s > 0
+        ]
         if x >= 0:
             result.fit[i] = float(own[canon, x])
             result.weak[i] = _weak(matched[canon], x, index)

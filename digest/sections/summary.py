@@ -19,7 +19,7 @@ import re
 from digest.ingest.links import tidy_text
 from digest.text import sentences
 
-__all__ = ["MAX_CHARS", "one_line", "sentences"]
+__all__ = ["MAX_CHARS", "sentences", "summarise"]
 
 MAX_CHARS = 220
 
@@ -47,7 +47,8 @@ _HERE = re.compile(
     r"|^this (?:paper|work|study|article|report|survey)\s+\w+s\b",
     re.I,
 )
-_NAMED = re.compile(r"^(?:we present|introducing|meet)\b|\bis (?:a|an) (?:novel|new)\b", re.I)
+_NAMED = re.compile(r"^(?:we present|introducing|meet)\b", re.I)
+_NAMED_NEW = re.compile(r"\bis (?:a|an) (?:novel|new)\b", re.I)
 
 _LEAD = re.compile(
     r"^(?:(?:to (?:this end|address (?:this|these)(?: \w+)?|tackle (?:this|these)(?: \w+)?|"
@@ -64,15 +65,26 @@ _COMMAND = re.compile(r"\\[A-Za-z]+\*?")
 _BRACES = re.compile(r"[{}\\^_~$]")
 
 
+_SPACE_BEFORE = re.compile(r"\s+([,.;:!?)])")
+_EMPTY_PARENS = re.compile(r"\(\s*\)")
+
+
 def _plain(sentence: str) -> str:
-    """A sentence as plain text: LaTeX, math and URLs removed, spaces tidied."""
-    text = tidy_text(sentence)
-    text = _URL.sub("", text)
-    text = _MATH.sub(lambda m: _BRACES.sub("", _COMMAND.sub("", m.group(0))).strip(), text)
-    text = _COMMAND.sub("", text)
+    """A sentence as plain text: LaTeX, math and URLs removed, spaces tidied. (Each pass
+    runs only when the text holds the character it needs: most sentences have none.)"""
+    text = sentence
+    if "{" in text or "\\" in text or "~" in text:
+        text = tidy_text(text)
+    if "http" in text or "www." in text:
+        text = _URL.sub("", text)
+    if "$" in text:
+        text = _MATH.sub(lambda m: _BRACES.sub("", _COMMAND.sub("", m.group(0))).strip(), text)
+    if "\\" in text:
+        text = _COMMAND.sub("", text)
     text = _BRACES.sub("", text)
-    text = re.sub(r"\s+([,.;:!?)])", r"\1", text)
-    text = re.sub(r"\(\s*\)", "", text)
+    text = _SPACE_BEFORE.sub(r"\1", text)
+    if "(" in text:
+        text = _EMPTY_PARENS.sub("", text)
     return " ".join(text.split())
 
 
@@ -146,12 +158,15 @@ _BY_MAKING = re.compile(
 
 
 def _score(part: str) -> float:
+    folded = part.casefold()  # what re.I matches: a pattern's word is in here, or no match
     made = _MADE.search(part)
     if made:
         score = 0.5 if _names_only(part, made) else 4.0
-    elif _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
+    elif "by " in folded and _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
         score = 4.0
-    elif _HERE.search(part) or _NAMED.search(part):
+    elif (
+        _HERE.search(part) or _NAMED.search(part) or ("is a" in folded and _NAMED_NEW.search(part))
+    ):
         score = 3.0
     elif _FOUND.search(part):
         score = 2.0
@@ -176,7 +191,7 @@ def _choose(parts: list[str]) -> str:
     return parts[best]
 
 
-def one_line(abstract: str, limit: int = MAX_CHARS) -> str:
+def summarise(abstract: str, limit: int = MAX_CHARS) -> str:
     """The sentence of ``abstract`` that states the contribution, as plain text of at most
     ``limit`` characters ("" for an empty abstract)."""
     parts = [p for p in (_plain(s) for s in sentences(abstract)) if len(p.split()) >= 3]
