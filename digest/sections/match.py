@@ -61,7 +61,8 @@ def words(text: str) -> list[str]:
 @dataclass(frozen=True)
 class _TermIndex:
     terms: tuple[tuple[str, ...], ...]  # folded phrases
-    starts: dict[str, list[int]]  # first word -> term ids, longest first
+    starts: dict[str, tuple[tuple[int, dict[tuple[str, ...], int]], ...]]
+    # first word -> (length, the terms of that length starting with it -> id), longest first
     areas_of: tuple[tuple[int, ...], ...]  # term id -> area indices
     ids: dict[str, int]  # a term's words joined by a space -> term id
 
@@ -81,30 +82,29 @@ def term_index(vocabulary: Vocabulary) -> _TermIndex:
                 areas_of.append([])
             if a not in areas_of[ids[folded]]:
                 areas_of[ids[folded]].append(a)
-    starts: dict[str, list[int]] = defaultdict(list)
+    by_first: dict[str, dict[int, dict[tuple[str, ...], int]]] = defaultdict(dict)
     for words_of, i in ids.items():
-        starts[words_of[0]].append(i)
+        by_first[words_of[0]].setdefault(len(words_of), {})[words_of] = i
+    starts = {w: tuple(sorted(lengths.items(), reverse=True)) for w, lengths in by_first.items()}
     terms = tuple(ids)
-    for lst in starts.values():
-        lst.sort(key=lambda i: (-len(terms[i]), terms[i]))
     joined = {" ".join(t): i for i, t in enumerate(terms)}
-    return _TermIndex(terms, dict(starts), tuple(tuple(a) for a in areas_of), joined)
+    return _TermIndex(terms, starts, tuple(tuple(a) for a in areas_of), joined)
 
 
 def _hits(tokens: list[str], index: _TermIndex) -> Counter[int]:
     """Term ids found in ``tokens``; where terms overlap, the longest one at a position
     counts (so "mixture of experts" is not also "experts")."""
     found: Counter[int] = Counter()
-    starts, terms = index.starts, index.terms
+    starts = index.starts
     covered = 0  # positions before this are inside a phrase already counted
     for i in [i for i, w in enumerate(tokens) if w in starts]:
         if i < covered:
             continue
-        for t in starts[tokens[i]]:
-            phrase = terms[t]
-            if len(phrase) == 1 or tuple(tokens[i : i + len(phrase)]) == phrase:
+        for length, phrases in starts[tokens[i]]:  # at most one term of each length fits
+            t = phrases.get(tuple(tokens[i : i + length]))
+            if t is not None:
                 found[t] += 1
-                covered = i + len(phrase)
+                covered = i + length
                 break
     return found
 

@@ -157,9 +157,27 @@ _BY_MAKING = re.compile(
 )
 
 
-def _score(part: str) -> float:
+_CLAIM = re.compile(
+    rf"\b{_SUBJECT}{_ADVERB}\s+(?:(?P<made>{_VERBS_MADE})|(?:{_VERBS_FOUND}))\b", re.I
+)  # _MADE and _FOUND in one pass: no verb is an adverb, so no position matches both
+
+
+def _claims(part: str) -> tuple[re.Match[str] | None, bool]:
+    """The first "we introduce …" (as ``_MADE.search`` finds it), and whether the sentence
+    has a "we show …" (``_FOUND``)."""
+    made, found = None, False
+    for m in _CLAIM.finditer(part):
+        if m.group("made") is None:
+            found = True
+        elif made is None:
+            made = m
+        if made and found:
+            break
+    return made, found
+
+
+def _score(part: str, made: re.Match[str] | None, found: bool) -> float:
     folded = part.casefold()  # what re.I matches: a pattern's word is in here, or no match
-    made = _MADE.search(part)
     if made:
         score = 0.5 if _names_only(part, made) else 4.0
     elif "by " in folded and _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
@@ -168,7 +186,7 @@ def _score(part: str) -> float:
         _HERE.search(part) or _NAMED.search(part) or ("is a" in folded and _NAMED_NEW.search(part))
     ):
         score = 3.0
-    elif _FOUND.search(part):
+    elif found:
         score = 2.0
     elif _OURS.search(part):
         score = 1.0
@@ -180,9 +198,10 @@ def _score(part: str) -> float:
 
 
 def _choose(parts: list[str]) -> str:
-    scores = [_score(p) for p in parts]
+    claims = [_claims(p) for p in parts]
+    scores = [_score(p, made, found) for p, (made, found) in zip(parts, claims, strict=True)]
     for k, part in enumerate(parts[:-1]):  # a name alone: the next sentence says what it is
-        made = _MADE.search(part)
+        made = claims[k][0]
         if made and _names_only(part, made):
             first = re.match(r"[\w-]+", parts[k + 1])
             if first and first.group(0) in _named(part):
