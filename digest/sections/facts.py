@@ -24,7 +24,16 @@ from digest.sections.summary import summarise
 if TYPE_CHECKING:
     from digest.sections.areas import Vocabulary
 
-__all__ = ["FactStore", "PaperFacts", "facts_of", "gather", "version", "work_out"]
+__all__ = [
+    "FactStore",
+    "PaperFacts",
+    "decoded",
+    "facts_of",
+    "gather",
+    "summaries",
+    "version",
+    "work_out",
+]
 
 SUMMARY_VERSION = 1  # raise it when summarise() changes what it returns
 TERMS_VERSION = 1  # raise it when match.paper_terms() changes what it finds
@@ -82,7 +91,8 @@ def _row(pid: int, facts: PaperFacts) -> tuple[int, str, str, int]:
     return pid, facts.summary, json.dumps(facts.hits, ensure_ascii=False), facts.words
 
 
-def _facts(row: tuple[str, str, int]) -> PaperFacts:
+def decoded(row: tuple[str, str, int]) -> PaperFacts:
+    """Facts from a stored row (summary, hits as JSON text, words)."""
     summary, hits, words = row
     return PaperFacts(
         summary, tuple((str(t), int(a), int(b)) for t, a, b in json.loads(hits)), words
@@ -104,7 +114,7 @@ def gather(
     """Each paper's facts by paper key: those kept, the others worked out and kept."""
     current = version(vocabulary)
     kept = store.load([p.id for p in papers], current)
-    found = {p.key: _facts(kept[p.id]) for p in papers if p.id in kept}
+    found = {p.key: decoded(kept[p.id]) for p in papers if p.id in kept}
     made = [(p, facts_of(p.title, p.abstract, vocabulary)) for p in papers if p.id not in kept]
     if made:
         store.save(current, [_row(p.id, f) for p, f in made])

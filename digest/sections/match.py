@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -168,19 +168,26 @@ def _kept_terms(facts: PaperFacts | None, index: _TermIndex) -> dict[int, tuple[
     return dict(sorted((ids[t], (a, b)) for t, a, b in facts.hits))
 
 
-def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> tuple[Any, Any]:
-    """(indices, weights): each paper's ``k`` most similar others by TF-IDF cosine of
-    their words (title counted twice; stop words and words in over ``MAX_DF`` of the
-    papers left out: they say little and make the product slow)."""
-    import numpy as np
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+def similarity_words(in_title: list[str], in_abstract: list[str]) -> list[str]:
+    """The words a paper is compared by: title counted twice, no stop words or numbers."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    n = len(titles)
-    k = min(k, n - 1)
-    docs = [
-        [w for w in (*t, *t, *a) if w not in ENGLISH_STOP_WORDS and not w.isdigit()]
-        for t, a in zip(titles, abstracts, strict=True)
+    return [
+        w
+        for w in (*in_title, *in_title, *in_abstract)
+        if w not in ENGLISH_STOP_WORDS and not w.isdigit()
     ]
+
+
+def neighbours(docs: Iterable[list[str]], n: int, k: int) -> tuple[Any, Any]:
+    """(indices, weights): each of the ``n`` papers' ``k`` most similar others by TF-IDF
+    cosine of their ``docs`` (:func:`similarity_words`, read once, so they may be made on
+    the fly; words in over ``MAX_DF`` of the papers left out: they say little and make the
+    product slow)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    k = min(k, n - 1)
     vectorizer = TfidfVectorizer(
         analyzer=_same, sublinear_tf=True, dtype=np.float32, max_df=MAX_DF if n >= 50 else 1.0
     )
@@ -266,22 +273,36 @@ def match_areas(
     a = [abstracts[i] for i in order]
     index = term_index(vocabulary)
     areas = vocabulary.areas
-    t_words, a_words = [words(x) for x in t], [words(x) for x in a]
     kept = [_kept_terms(facts[i], index) for i in order] if facts else [None] * n
-    matched = [
-        paper_terms(t_words[c], a_words[c], index) if found is None else found
-        for c, found in enumerate(kept)
-    ]
-    lengths = [len(t_words[c]) + len(a_words[c]) for c in range(n)]
+    matched: list[dict[int, tuple[int, int]]] = []
+    lengths: list[int] = []
+
+    def docs() -> Iterator[list[str]]:
+        """Each paper's words, made one paper at a time (all papers' tokens at once would
+        hold hundreds of MB at 10,000 papers), its matched terms and length noted."""
+        for c in range(n):
+            in_title, in_abstract = words(t[c]), words(a[c])
+            lengths.append(len(in_title) + len(in_abstract))
+            found = kept[c]
+            matched.append(paper_terms(in_title, in_abstract, index) if found is None else found)
+            yield similarity_words(in_title, in_abstract)
+
     with threadpool_limits(1):
-        own = _bm25(matched, lengths, index, len(areas))
-        scores = own
         idx = np.zeros((n, 0), dtype=np.int64)
         sim = np.zeros((n, 0), dtype=np.float32)
+        made = docs()
         if n > 2 and SMOOTHING:
-            idx, sim = neighbours(t_words, a_words, NEIGHBOURS)
+            idx, sim = neighbours(made, n, NEIGHBOURS)
+        for _ in made:  # every paper's terms and length, whether or not neighbours read it
+            pass
+        own = _bm25(matched, lengths, index, len(areas))
+        scores = own
+        if idx.shape[1]:
             w = sim / np.maximum(sim.sum(axis=1, keepdims=True), 1e-9)
-            mixed = np.einsum("nk,nka->na", w, own[idx])
+            mixed = np.empty_like(own)
+            for lo in range(0, n, _CHUNK):  # own[idx] whole would be papers x k x areas
+                hi = lo + _CHUNK
+                mixed[lo:hi] = np.einsum("nk,nka->na", w[lo:hi], own[idx[lo:hi]])
             scores = (1 - SMOOTHING) * own + SMOOTHING * mixed
     allowed = np.array(assignable(vocabulary), dtype=bool)
     masked = np.where(allowed, scores, 0.0) if len(areas) else scores
