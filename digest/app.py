@@ -225,6 +225,7 @@ class App:
         with self.session() as session:
             report = self._ingest(session, paths, progress)
             session.commit()
+            self._keep_facts(session)
         return report
 
     def _ingest(
@@ -264,9 +265,15 @@ class App:
                 settled_after=settled_after,
                 ahead=ahead,
             )
-        with suppress(ConfigError):  # an unusable areas file: the publish says so
-            facts.work_out(papers.FactsTable(session), self.vocabulary())  # once per paper
         return report
+
+    def _keep_facts(self, session: Session) -> None:
+        """After an ingest's commit: work out what is kept per paper (summary, area terms)
+        for the pending papers that lack it, with no lock held, then store it in one short
+        write. An unusable areas file is left to the publish to report."""
+        with suppress(ConfigError):
+            if facts.work_out(papers.FactsTable(session), self.vocabulary()):
+                session.commit()
 
     # prepare --------------------------------------------------------------
 
@@ -436,6 +443,7 @@ class App:
         with self.session() as session:
             report = SendReport(self._ingest(session, None, progress), recipients=(to,))
             session.commit()
+            self._keep_facts(session)
             report.prepared = self._ready(session, report, ignore_minimum=True)
         if report.prepared:
             report.delivery = self._deliver_one_off(report.prepared, to)
@@ -486,6 +494,7 @@ class App:
         with self.session() as session:
             report = SendReport(self._ingest(session, None, progress))
             session.commit()
+            self._keep_facts(session)
             prepared = self._ready(session, report)
             if prepared is not None:
                 report.unselected = self._store(session, prepared)

@@ -6,8 +6,8 @@ the digest, so that part is left to each publish).
 Facts are kept in a store (``state.papers.FactsTable``) under a version that names the
 summariser, the term matcher and the vocabulary's terms: facts of another version are
 worked out again, so a changed summariser or vocabulary never serves stale ones. They are
-worked out when papers are stored (:func:`work_out`) and completed at publish
-(:func:`gather`) for papers stored before.
+worked out once papers are stored (:func:`work_out`, after the ingest's write, outside the
+write lock), and at publish (:func:`gather`) for papers that have none of this version.
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ def decoded(row: tuple[str, str, int]) -> PaperFacts:
 
 
 def work_out(store: FactStore, vocabulary: Vocabulary) -> int:
-    """Work out and keep the facts of every pending paper that has none of this version;
-    returns how many."""
+    """Work out and keep the facts of every pending paper that has none of this version
+    (read first, worked out with no lock held, then saved in one short write); returns
+    how many. The caller commits."""
     current = version(vocabulary)
     rows = [_row(pid, facts_of(t, a, vocabulary)) for pid, t, a in store.unworked(current)]
     store.save(current, rows)
@@ -111,15 +112,15 @@ def work_out(store: FactStore, vocabulary: Vocabulary) -> int:
 def gather(
     papers: Sequence[HasId], vocabulary: Vocabulary, store: FactStore
 ) -> dict[str, PaperFacts]:
-    """Each paper's facts by paper key: those kept, the others worked out and kept."""
+    """Each paper's facts by paper key: those kept, the others worked out now (and not
+    kept: a publish writes nothing before its one short write; the next ingest keeps
+    them)."""
     current = version(vocabulary)
     kept = store.load([p.id for p in papers], current)
-    found = {p.key: decoded(kept[p.id]) for p in papers if p.id in kept}
-    made = [(p, facts_of(p.title, p.abstract, vocabulary)) for p in papers if p.id not in kept]
-    if made:
-        store.save(current, [_row(p.id, f) for p, f in made])
-        found.update({p.key: f for p, f in made})
-    return found
+    return {
+        p.key: decoded(kept[p.id]) if p.id in kept else facts_of(p.title, p.abstract, vocabulary)
+        for p in papers
+    }
 
 
 def summaries(facts: Mapping[str, PaperFacts]) -> dict[str, str]:

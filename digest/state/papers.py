@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from digest.ingest.files import Recorded
 from digest.ingest.parse import Listing
-from digest.state import store
+from digest.state import db, store
 from digest.state.models import DumpFile, Paper, PaperFact
 
 __all__ = ["DumpLedger", "FactsTable"]
@@ -78,14 +78,21 @@ class FactsTable:
 
     def save(self, version: str, rows: Sequence[tuple[int, str, str, int]]) -> None:
         """Store (paper id, summary, hits, words) rows under ``version``, replacing what
-        those papers had."""
-        ids = [r[0] for r in rows]
-        for i in range(0, len(ids), 500):
-            self.session.execute(delete(PaperFact).where(PaperFact.paper_id.in_(ids[i : i + 500])))
-        columns = ("paper_id", "version", "summary", "hits", "words")
-        store.executemany(
-            self.session, "paper_facts", columns, [(r[0], version, *r[1:]) for r in rows]
+        those papers had: one short write (it takes the write lock; the caller commits)."""
+        if not rows:
+            return
+        db.begin_write(self.session)
+        conn = self.session.connection()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO paper_facts (paper_id, version, summary, hits, words) VALUES "
+            f"({', '.join([mark] * 5)}) ON CONFLICT (paper_id) DO UPDATE SET "
+            "version = excluded.version, summary = excluded.summary, hits = excluded.hits, "
+            "words = excluded.words"
         )
+        values = [(pid, version, summary, hits, words) for pid, summary, hits, words in rows]
+        for i in range(0, len(values), 5000):
+            conn.exec_driver_sql(sql, values[i : i + 5000])
 
     def unworked(self, version: str) -> list[tuple[int, str, str]]:
         """(id, title, abstract) of the pending papers with no facts of ``version``."""

@@ -124,9 +124,10 @@ def bench(n: int, capped: bool = False) -> None:
     )
     for label, full in runs:
         ratio = float(full["seconds"]) / max(float(base["seconds"]), 1e-9)  # type: ignore[arg-type]
+        cpu = float(full["cpu"]) / max(float(base["cpu"]), 1e-9)  # type: ignore[arg-type]
         print(
             f"{label:<39} {full['seconds']:7.2f} s ({full['cpu']:6.2f} s CPU)  "
-            f"peak RSS {full['rss_mb']:5.0f} MB  = {ratio:4.1f}x ingest   "
+            f"peak RSS {full['rss_mb']:5.0f} MB  = {ratio:4.1f}x ingest ({cpu:4.1f}x in CPU)  "
             f"papers published: {full['papers']:,}"
         )
         sizes = full["sizes"]
