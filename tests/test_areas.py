@@ -28,7 +28,7 @@ from digest.program import main
 from digest.sections.areas import BUNDLED, bundled, load_vocabulary
 from digest.sections.assign import REMAINING, Section, assign
 from digest.sections.match import assignable
-from digest.sections.summary import one_line, sentences
+from digest.sections.summary import sentences, summarise
 from digest.state.models import DigestItem
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.papers import Paper, generate, samples
@@ -333,20 +333,20 @@ def test_the_summary_is_the_contribution_sentence() -> None:
         "fields. However, they remain costly, e.g. when serving many users. In this paper, "
         "we propose FooNet, a sparse router that halves the cost. Experiments show gains."
     )
-    assert one_line(abstract) == "We propose FooNet, a sparse router that halves the cost."
+    assert summarise(abstract) == "We propose FooNet, a sparse router that halves the cost."
     assert (
-        one_line(
+        summarise(
             "Models struggle with X. Inspired by this, we introduce Bar, a benchmark of 5k tasks. "
             "We show that Bar is hard."
         )
         == "We introduce Bar, a benchmark of 5k tasks."
     )
     found = "Scaling is studied. Prior work is limited. We find that depth matters more than width."
-    assert one_line(found) == "We find that depth matters more than width."
-    assert one_line("A plain description without any cue words at all. Another one.") == (
+    assert summarise(found) == "We find that depth matters more than width."
+    assert summarise("A plain description without any cue words at all. Another one.") == (
         "A plain description without any cue words at all."
     )
-    assert one_line("") == ""
+    assert summarise("") == ""
 
 
 def test_the_summary_never_returns_latex_and_is_trimmed_at_a_word() -> None:
@@ -354,11 +354,11 @@ def test_the_summary_never_returns_latex_and_is_trimmed_at_a_word() -> None:
         "Background here. We present \\textbf{Baz}, a {\\it simple} method with $\\alpha$~"
         "scaling that reaches 95\\% accuracy; code at https://example.org/baz{https://example.org/baz}."
     )
-    line = one_line(abstract)
+    line = summarise(abstract)
     assert line.startswith("We present Baz, a simple method")
     assert not re.search(r"[\\{}$~^]|https?://", line), line
     long = "We introduce " + " ".join(f"word{i}" for i in range(80)) + "."
-    cut = one_line(long, limit=60)
+    cut = summarise(long, limit=60)
     assert len(cut) <= 60 and cut.endswith("…")
     assert re.fullmatch(r"We introduce( word\d+)+…", cut), cut
 
@@ -399,7 +399,7 @@ def test_the_email_shows_the_summary_and_links_the_full_abstract(tmp_path: Path)
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=600))
 def test_the_summary_of_any_text_is_short_plain_text(text: str) -> None:
-    line = one_line(text, limit=120)
+    line = summarise(text, limit=120)
     assert len(line) <= 120
     assert "\\" not in line and "$" not in line and "{" not in line and "}" not in line
     assert line == " ".join(line.split())
@@ -412,17 +412,17 @@ def test_an_acronym_alone_gives_way_to_the_sentence_that_says_what_it_does() -> 
         "DMoERM first routes each input to a task expert, then trains capability experts "
         "with LoRA on each. Experiments show gains."
     )
-    assert one_line(abstract).startswith("DMoERM first routes each input to a task expert")
+    assert summarise(abstract).startswith("DMoERM first routes each input to a task expert")
     # a contribution sentence that says what the thing is still wins
     named = "We propose the Foo Model (FM), a router that halves the cost. FM is fast."
-    assert one_line(named) == "We propose the Foo Model (FM), a router that halves the cost."
+    assert summarise(named) == "We propose the Foo Model (FM), a router that halves the cost."
     towards = "We propose the Foo architecture towards cheap routing. We show FM is fast."
-    assert one_line(towards) == "We propose the Foo architecture towards cheap routing."
+    assert summarise(towards) == "We propose the Foo architecture towards cheap routing."
     by = (
         "Songs are long. We tackle long-form music generation by introducing Yo, a family "
         "of open models. We demonstrate that Yo matches closed systems."
     )
-    assert one_line(by).startswith("We tackle long-form music generation by introducing Yo")
+    assert summarise(by).startswith("We tackle long-form music generation by introducing Yo")
 
 
 def test_a_background_sentence_is_not_the_summary() -> None:
@@ -431,12 +431,12 @@ def test_a_background_sentence_is_not_the_summary() -> None:
         "However, editing remains slow. "
         "Our method edits an image in one step by inverting the sampler."
     )
-    assert one_line(abstract) == "Our method edits an image in one step by inverting the sampler."
+    assert summarise(abstract) == "Our method edits an image in one step by inverting the sampler."
     survey = (
         "Mixtures of experts have become popular. This survey maps the designs of MoE "
         "layers and their uses. We first briefly introduce the MoE layer."
     )
-    assert one_line(survey).startswith("This survey maps the designs")
+    assert summarise(survey).startswith("This survey maps the designs")
 
 
 def test_a_long_summary_is_cut_at_a_clause_not_in_the_middle_of_a_list() -> None:
@@ -444,7 +444,7 @@ def test_a_long_summary_is_cut_at_a_clause_not_in_the_middle_of_a_list() -> None
         "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
         "twelve fields, which shows that models of every size fail on most of them."
     )
-    assert one_line(clause, limit=120) == (
+    assert summarise(clause, limit=120) == (
         "We introduce Foo, a benchmark of hard reasoning problems written by experts in "
         "twelve fields…"
     )
@@ -452,7 +452,7 @@ def test_a_long_summary_is_cut_at_a_clause_not_in_the_middle_of_a_list() -> None
         "We introduce Foo, a benchmark of hard problems for checking frontier models "
         "including math, coding, physics, chemistry, biology, law, medicine and finance."
     )
-    assert one_line(listed, limit=120) == (
+    assert summarise(listed, limit=120) == (
         "We introduce Foo, a benchmark of hard problems for checking frontier models…"
     )
 

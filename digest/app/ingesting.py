@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest.errors import ConfigError
 from digest.ingest.files import ingest_files, ingest_folder, read_ahead
 from digest.ingest.folder import scan
 from digest.ingest.ledger import IngestReport
@@ -45,7 +47,19 @@ def ingest(
     with app.session() as session:
         report = ingest_into(app, session, paths, progress)
         session.commit()
+        keep_facts(app, session)
     return report
+
+
+def keep_facts(app: App, session: Unit) -> None:
+    """After an ingest's commit: work out what is kept per paper (summary, area terms)
+    for the pending papers that lack it, with no lock held, then store it in one short
+    write. An unusable areas file is left to the publish to report."""
+    from digest.sections import facts
+
+    with suppress(ConfigError):
+        if facts.work_out(papers.FactsTable(session), app.vocabulary()):
+            session.commit()
 
 
 def ingest_into(
@@ -99,13 +113,16 @@ def wait_for_dumps(app: App, notice: Callable[[str], None] | None = None) -> Non
 def pending_sections(app: App) -> tuple[list[Section[store.StoredPaper]], str]:
     """The pending papers (new dumps included, nothing stored) grouped into sections as
     the next digest would group them, or no sections and why."""
+    from digest.sections import facts
     from digest.sections.assign import assign
 
     with app.reading() as session:  # ingests, then rolls back
         # a look, not a publish: every dump counts, even one modified a moment ago
         ingest_into(app, session, None, None, settle=0)
         pending = store.pending_papers(session)
-        sections = assign(pending, app.settings.themes, vocabulary=app.vocabulary())
+        vocabulary = app.vocabulary()
+        kept = facts.gather(pending, vocabulary, papers.FactsTable(session))
+        sections = assign(pending, app.settings.themes, vocabulary=vocabulary, facts=kept)
     if sections:
         return sections, ""
     why = f"no pending papers: nothing new in {app.settings.dumps_dir} since the last digest"

@@ -8,61 +8,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.app import delivering, ingesting, subscribing
+from digest.app.reports import Prepared, SendReport
 from digest.errors import DeliveryError, StateError, StorageError
-from digest.ingest.ledger import IngestReport
 from digest.mail import assembly, outbox
 from digest.mail import subscribers as rules
-from digest.mail.delivery import DeliveryReport, Policy, Progress
+from digest.mail.delivery import Policy, Progress
 from digest.mail.message import new_message_id
 from digest.mail.variants import Personaliser
 from digest.render.viewmodel import DigestView, digest_view, subject_line
+from digest.sections import facts
 from digest.sections.assign import Section, assign
-from digest.state import db, store
+from digest.state import db, papers, store
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
 
 if TYPE_CHECKING:
     from digest.app.wiring import App
+    from digest.ingest.ledger import IngestReport
     from digest.state.handles import Unit
 
 log = logging.getLogger(__name__)
 STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
 
 FEED_ENTRY_BYTES = 56_000  # an issue's feed entry, escaped, stays under this (Atom < 60 KB)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A rendered digest of the pending papers, not yet stored."""
-
-    view: DigestView
-    sections: list[Section[store.StoredPaper]]
-    html: str
-    text: str
-    web_html: str
-    feed_html: str = ""
-
-
-@dataclass
-class SendReport:
-    ingest: IngestReport
-    issue: int | None = None  # the published issue
-    prepared: Prepared | None = None
-    reason: str = ""  # why nothing was published
-    recipients: tuple[str, ...] = ()  # the first few only
-    recipient_count: int = 0
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    files: list[Path] = field(default_factory=list)
-    dry_run: bool = False
-    waiting: int = 0  # pending papers left for later issues (digest.max_papers_per_digest)
-    unselected: int = 0  # subscribers none of whose chosen sections is in the issue
 
 
 Recipients = tuple[int, list[str]]  # how many, and the first few
@@ -185,6 +159,7 @@ def send_to(
             ingested = ingesting.ingest_into(app, session, None, progress)
             report = SendReport(ingested, recipients=(address,))
             session.commit()
+            ingesting.keep_facts(app, session)
             report.prepared = _ready(app, session, report, ignore_minimum=True)
         if report.prepared:
             report.delivery = delivering.send_test(app, report.prepared.view, address)
@@ -221,8 +196,10 @@ def prepare(
     if not pending:
         return None
     issue = store.next_issue(session)
-    sections = assign(pending, app.settings.themes, vocabulary=app.vocabulary())
-    view = issue_view(app, issue, sections, app.clock())
+    vocabulary = app.vocabulary()
+    kept = facts.gather(pending, vocabulary, papers.FactsTable(session))
+    sections = assign(pending, app.settings.themes, vocabulary=vocabulary, facts=kept)
+    view = issue_view(app, issue, sections, app.clock(), facts.summaries(kept))
     renderer = app.renderer
     return Prepared(
         view=view,
@@ -235,9 +212,13 @@ def prepare(
 
 
 def issue_view(
-    app: App, issue: int, sections: Sequence[Section[store.StoredPaper]], when: datetime
+    app: App,
+    issue: int,
+    sections: Sequence[Section[store.StoredPaper]],
+    when: datetime,
+    summaries: Mapping[str, str] | None = None,
 ) -> DigestView:
-    return digest_view(app.settings, issue, sections, when)
+    return digest_view(app.settings, issue, sections, when, summaries)
 
 
 def _ready(
@@ -287,6 +268,7 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
     with app.session() as session:
         report = SendReport(ingesting.ingest_into(app, session, None, progress))
         session.commit()
+        ingesting.keep_facts(app, session)
         prepared = _ready(app, session, report)
         if prepared is not None:
             report.unselected = _store(app, session, prepared)

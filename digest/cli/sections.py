@@ -51,7 +51,7 @@ def _print_section(section: Section[StoredPaper], reasons: bool, limit: int) -> 
             f"best position {paper.position + 1}"
         )
         out.print(Text(f"{n:4d}. {paper.title}  ") + Text(f"[{seen}]", style="dim"))
-        summary = app_one_line(paper.abstract)
+        summary = summarise(paper.abstract)
         if summary:
             out.print(Text(f"      {summary}", style="italic"))
         if reasons:
@@ -66,7 +66,7 @@ def _rows(sections: list[Section[StoredPaper]]) -> list[dict[str, str]]:
     slug, and the paper's own area (the section's slug or an area below it)."""
     return [
         {"title": p.title, "section": s.name, "reason": reason, "slug": s.slug,
-         "area": s.area_of(k), "kind": _kind(s), "summary": app_one_line(p.abstract)}
+         "area": s.area_of(k), "kind": _kind(s), "summary": summarise(p.abstract)}
         for s in sections
         for k, (p, reason) in enumerate(zip(s.papers, s.reasons, strict=True))
     ]  # fmt: skip
@@ -149,11 +149,12 @@ def areas(obj: _HasApp) -> None:
             show(area, 0)
 
 
-def app_one_line(text: str) -> str:
-    """A paper's one-line summary, as the issue shows it."""
-    from digest.sections.summary import one_line
+def summarise(text: str) -> str:
+    """A paper's one-line summary, as the issue shows it (scikit-learn and the
+    summariser load only when a command prints sections)."""
+    from digest.sections.summary import summarise as summary_of
 
-    return one_line(text)
+    return summary_of(text)
 
 
 topics = copy.copy(themes)  # what readers pick are "topics"; the command keeps its code

@@ -132,8 +132,7 @@ class Personaliser:
         e-mail can show is inlined: when even the bare template (before inlining, which
         only adds to it) is over the size, the papers are cut first."""
         bare = with_abstracts(view, 0)
-        raw = encoded_size(self._html(bare, inline=False))
-        if raw > self.max_html_bytes:
+        if self._bare_over(bare):
             # Measure a small inlined sample, then scale to the size: premailer only ever
             # sees about as many papers as the e-mail will show.
             brief = with_abstracts(view, CAPPED_ABSTRACT)
@@ -157,6 +156,20 @@ class Personaliser:
                 if self._fits(html):
                     return self._done(shorter, html)
         return self._done(bare, bare_html)
+
+    def _bare_over(self, bare: DigestView) -> bool:
+        """Whether the bare e-mail (the template before inlining) is over the size. Its
+        first papers alone are rendered first, more each time (what they render is part
+        of what the whole renders): a digest of thousands of papers is known to be over
+        after a few hundred, without holding the whole e-mail; the whole is rendered only
+        when no part was over."""
+        total, shown = count(bare), 2 * PROBE_PAPERS
+        while shown < total:
+            size = encoded_size(self._html(first_papers(bare, shown), inline=False))
+            if size > self.max_html_bytes:
+                return True
+            shown = max(2 * shown, int(shown * 1.2 * self.max_html_bytes / max(size, 1)))
+        return encoded_size(self._html(bare, inline=False)) > self.max_html_bytes
 
     def _capped(self, bare: DigestView, html: str, shown: int) -> Letter:
         """Fewer papers until it fits; the rest are on the web copy. `html` is the e-mail
@@ -253,6 +266,20 @@ def with_abstracts(view: DigestView, chars: int) -> DigestView:
         return replace(p, short_abstract=short, truncated=truncated)
 
     return _map_sections(view, lambda s: replace(s, papers=tuple(cut(p) for p in s.papers)))
+
+
+def first_papers(view: DigestView, shown: int) -> DigestView:
+    """The first ``shown`` papers of the view, in order, as if they were all of it (the
+    sections that keep any, counted by what they keep, nothing said to be left out): what
+    it renders is a part of what the whole view renders, so never larger."""
+    sections, left = [], shown
+    for s in view.sections:
+        if left <= 0:
+            break
+        kept = s.papers[:left]
+        sections.append(replace(s, papers=kept, total=0))
+        left -= len(kept)
+    return replace(view, sections=tuple(sections), paper_count=shown - max(left, 0))
 
 
 def capped(view: DigestView, shown: int) -> DigestView:

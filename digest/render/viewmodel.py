@@ -8,7 +8,7 @@ anchors and links, the subject."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from digest.config import EmailSection, Settings
 from digest.ingest.links import Link, tidy_text
 from digest.render.reading import ARXIV_SEARCH, first_sentence, read_link
 from digest.sections.assign import REMAINING, Section
-from digest.sections.summary import one_line
+from digest.sections.summary import summarise
 from digest.state.store import StoredPaper
 from digest.text import truncate
 from digest.urls import (
@@ -122,9 +122,16 @@ SUBJECT_MAX = EmailSection.subject_max
 
 
 def digest_view(
-    settings: Settings, issue: int, sections: Sequence[Section[StoredPaper]], when: datetime
+    settings: Settings,
+    issue: int,
+    sections: Sequence[Section[StoredPaper]],
+    when: datetime,
+    summaries: Mapping[str, str] | None = None,
 ) -> DigestView:
-    """The plain view model of one issue: what every template gets."""
+    """The plain view model of one issue: what every template gets. ``summaries`` are
+    the papers' kept one-line summaries by paper key; a paper without one is summarised
+    now."""
+    summaries = summaries or {}
     base = settings.base_url
     web_url = issue_url(base, issue)
     limit = settings.digest.abstract_chars
@@ -136,7 +143,8 @@ def digest_view(
         for k, paper in enumerate(section.papers):
             n += 1
             abstract = tidy_text(paper.abstract)
-            line = one_line(paper.abstract)
+            kept = summaries.get(paper.key)
+            line = summarise(paper.abstract) if kept is None else kept
             summary = line or first_sentence(abstract)  # the web copy always shows one
             short, cut = truncate(line or abstract, limit)
             cut = cut or " ".join(short.split()) != " ".join(abstract.split())

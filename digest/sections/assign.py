@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -44,6 +44,7 @@ from digest.urls import slugify
 
 if TYPE_CHECKING:
     from digest.sections.areas import Vocabulary
+    from digest.sections.facts import PaperFacts
 
 REMAINING = "More papers"
 MAX_REMAINING_SHARE = 0.10  # the remaining section holds at most this share of the papers
@@ -173,7 +174,11 @@ def _configured(
 
 
 def _automatic(
-    papers: Sequence[P], reserved: Sequence[str], enabled: bool, vocabulary: Vocabulary | None
+    papers: Sequence[P],
+    reserved: Sequence[str],
+    enabled: bool,
+    vocabulary: Vocabulary | None,
+    facts: Mapping[str, PaperFacts] | None = None,
 ) -> tuple[list[Section[P]], Section[P]]:
     """Area sections for ``papers``, topic sections for what fits no area, and the
     remaining section (kept to at most ``MAX_REMAINING_SHARE`` of the papers)."""
@@ -188,7 +193,8 @@ def _automatic(
 
     vocabulary = vocabulary or bundled()
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
-    found = match_areas(titles, abstracts, vocabulary)
+    kept = [facts.get(getattr(p, "key", "")) for p in papers] if facts else None
+    found = match_areas(titles, abstracts, vocabulary, kept)
     label: dict[int, Section[P]] = {}
     by_slug: dict[str, Section[P]] = {}
     for i, x in enumerate(found.area):
@@ -324,13 +330,16 @@ def assign(
     *,
     automatic: bool = True,
     vocabulary: Vocabulary | None = None,
+    facts: Mapping[str, PaperFacts] | None = None,
 ) -> list[Section[P]]:
     """Configured themes take their papers, research areas of ``vocabulary`` (the bundled
     one by default) and topics found among the rest (unless ``automatic`` is False) the
     others, the remaining section what is left. Non-empty sections only, ranked (see the
-    module docstring), the remaining section last."""
+    module docstring), the remaining section last. ``facts`` are the papers' kept facts
+    by paper key (digest.sections.facts), where they have any."""
     configured, rest = _configured(papers, themes)
-    found, remaining = _automatic(rest, [t.name for t in themes], automatic, vocabulary)
+    names = [t.name for t in themes]
+    found, remaining = _automatic(rest, names, automatic, vocabulary, facts)
     _give_to_themes({s.slug: s for s in configured}, [s for s in found if s.area])
     sections = [_ranked(s) for s in [*configured, *found] if s.papers]
     sections.sort(key=lambda s: (-s.weight, -len(s.papers), s.automatic, s.name.casefold()))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,9 @@ from digest.sections.areas import Vocabulary
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AreaMatch", "assignable", "match_areas", "term_index"]
+    from digest.sections.facts import PaperFacts
+
+__all__ = ["AreaMatch", "assignable", "match_areas", "paper_terms", "term_index", "words"]
 
 TITLE_WEIGHT = 1.0  # a title hit counts this much on top of the abstract's hits
 K1, B = 1.2, 0.75  # BM25 saturation and length normalisation
@@ -47,7 +49,7 @@ SMOOTHING = 0.7  # share of a paper's scores taken from its neighbours
 NEIGHBOURS = 20
 MAX_DF = 0.5
 KEEP_TERMS = 30  # each paper's strongest words used for similarity (0: all)
-_CHUNK = 1024  # rows of the similarity matrix computed at once
+_CHUNK = 1024  # rows of the (sparse) similarity matrix computed at once
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -59,8 +61,10 @@ def words(text: str) -> list[str]:
 @dataclass(frozen=True)
 class _TermIndex:
     terms: tuple[tuple[str, ...], ...]  # folded phrases
-    starts: dict[str, list[int]]  # first word -> term ids, longest first
+    starts: dict[str, tuple[tuple[int, dict[tuple[str, ...], int]], ...]]
+    # first word -> (length, the terms of that length starting with it -> id), longest first
     areas_of: tuple[tuple[int, ...], ...]  # term id -> area indices
+    ids: dict[str, int]  # a term's words joined by a space -> term id
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,29 +82,29 @@ def term_index(vocabulary: Vocabulary) -> _TermIndex:
                 areas_of.append([])
             if a not in areas_of[ids[folded]]:
                 areas_of[ids[folded]].append(a)
-    starts: dict[str, list[int]] = defaultdict(list)
+    by_first: dict[str, dict[int, dict[tuple[str, ...], int]]] = defaultdict(dict)
     for words_of, i in ids.items():
-        starts[words_of[0]].append(i)
+        by_first[words_of[0]].setdefault(len(words_of), {})[words_of] = i
+    starts = {w: tuple(sorted(lengths.items(), reverse=True)) for w, lengths in by_first.items()}
     terms = tuple(ids)
-    for lst in starts.values():
-        lst.sort(key=lambda i: (-len(terms[i]), terms[i]))
-    return _TermIndex(terms, dict(starts), tuple(tuple(a) for a in areas_of))
+    joined = {" ".join(t): i for i, t in enumerate(terms)}
+    return _TermIndex(terms, starts, tuple(tuple(a) for a in areas_of), joined)
 
 
 def _hits(tokens: list[str], index: _TermIndex) -> Counter[int]:
     """Term ids found in ``tokens``; where terms overlap, the longest one at a position
     counts (so "mixture of experts" is not also "experts")."""
     found: Counter[int] = Counter()
-    starts, terms = index.starts, index.terms
+    starts = index.starts
     covered = 0  # positions before this are inside a phrase already counted
     for i in [i for i, w in enumerate(tokens) if w in starts]:
         if i < covered:
             continue
-        for t in starts[tokens[i]]:
-            phrase = terms[t]
-            if len(phrase) == 1 or tuple(tokens[i : i + len(phrase)]) == phrase:
+        for length, phrases in starts[tokens[i]]:  # at most one term of each length fits
+            t = phrases.get(tuple(tokens[i : i + length]))
+            if t is not None:
                 found[t] += 1
-                covered = i + len(phrase)
+                covered = i + length
                 break
     return found
 
@@ -117,26 +121,29 @@ class AreaMatch:
     weak: list[bool]  # its area rests on one abstract mention at most: never leads
 
 
-def _bm25(titles: list[list[str]], abstracts: list[list[str]], index: _TermIndex, n_areas: int):
-    """(papers x areas scores, per paper its matched term ids -> (title, abstract) hits)
-    from word tokens."""
+def paper_terms(
+    in_title: list[str], in_abstract: list[str], index: _TermIndex
+) -> dict[int, tuple[int, int]]:
+    """A paper's matched term ids (in order) -> (title hits, abstract hits), from its word
+    tokens: what the paper alone says (kept per paper: digest.sections.facts)."""
+    abstract_hits = _hits(in_abstract, index)
+    title_hits = _hits(in_title, index)
+    return {t: (title_hits[t], abstract_hits[t]) for t in sorted({*abstract_hits, *title_hits})}
+
+
+def _bm25(
+    matched: list[dict[int, tuple[int, int]]], lengths: list[int], index: _TermIndex, n_areas: int
+):
+    """Papers x areas scores from each paper's matched terms and length in words."""
     import numpy as np
     import scipy.sparse as sp
 
-    rows, cols, freq, lengths, matched = [], [], [], [], []
-    for i, (in_title, in_abstract) in enumerate(zip(titles, abstracts, strict=True)):
-        abstract_hits = _hits(in_abstract, index)
-        title_hits = _hits(in_title, index)
-        hits: dict[int, float] = dict(abstract_hits)
-        for t, c in title_hits.items():
-            hits[t] = hits.get(t, 0) + TITLE_WEIGHT * c
-        lengths.append(len(in_abstract) + len(in_title))
-        ids = sorted(hits)
-        matched.append({t: (title_hits[t], abstract_hits[t]) for t in ids})
-        rows += [i] * len(ids)
-        cols += ids
-        freq += [hits[t] for t in ids]
-    n, n_terms = len(titles), len(index.terms)
+    rows, cols, freq = [], [], []
+    for i, found in enumerate(matched):
+        rows += [i] * len(found)
+        cols += list(found)
+        freq += [b + TITLE_WEIGHT * a for a, b in found.values()]
+    n, n_terms = len(matched), len(index.terms)
     f = sp.csr_matrix((np.array(freq, float), (rows, cols)), shape=(n, n_terms))
     df = np.bincount(np.array(cols, dtype=np.int64), minlength=n_terms)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -148,22 +155,39 @@ def _bm25(titles: list[list[str]], abstracts: list[list[str]], index: _TermIndex
     t_rows = [t for t, areas in enumerate(index.areas_of) for _ in areas]
     t_cols = [a for areas in index.areas_of for a in areas]
     incidence = sp.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(n_terms, n_areas))
-    return np.asarray((w @ incidence).todense()), matched
+    return np.asarray((w @ incidence).todense())
 
 
-def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> tuple[Any, Any]:
-    """(indices, weights): each paper's ``k`` most similar others by TF-IDF cosine of
-    their words (title counted twice; stop words and words in over ``MAX_DF`` of the
-    papers left out: they say little and make the product slow)."""
-    import numpy as np
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+def _kept_terms(facts: PaperFacts | None, index: _TermIndex) -> dict[int, tuple[int, int]] | None:
+    """A paper's matched terms from its kept facts (None when it has none for these terms)."""
+    if facts is None:
+        return None
+    ids = index.ids
+    if not all(t in ids for t, _, _ in facts.hits):
+        return None
+    return dict(sorted((ids[t], (a, b)) for t, a, b in facts.hits))
 
-    n = len(titles)
-    k = min(k, n - 1)
-    docs = [
-        [w for w in (*t, *t, *a) if w not in ENGLISH_STOP_WORDS and not w.isdigit()]
-        for t, a in zip(titles, abstracts, strict=True)
+
+def similarity_words(in_title: list[str], in_abstract: list[str]) -> list[str]:
+    """The words a paper is compared by: title counted twice, no stop words or numbers."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return [
+        w
+        for w in (*in_title, *in_title, *in_abstract)
+        if w not in ENGLISH_STOP_WORDS and not w.isdigit()
     ]
+
+
+def neighbours(docs: Iterable[list[str]], n: int, k: int) -> tuple[Any, Any]:
+    """(indices, weights): each of the ``n`` papers' ``k`` most similar others by TF-IDF
+    cosine of their ``docs`` (:func:`similarity_words`, read once, so they may be made on
+    the fly; words in over ``MAX_DF`` of the papers left out: they say little and make the
+    product slow)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    k = min(k, n - 1)
     vectorizer = TfidfVectorizer(
         analyzer=_same, sublinear_tf=True, dtype=np.float32, max_df=MAX_DF if n >= 50 else 1.0
     )
@@ -176,16 +200,33 @@ def neighbours(titles: list[list[str]], abstracts: list[list[str]], k: int) -> t
     idx = np.zeros((n, k), dtype=np.int64)
     sim = np.zeros((n, k), dtype=np.float32)
     for start in range(0, n, _CHUNK):
-        block = (x[start : start + _CHUNK] @ xt).toarray()
-        block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = -1.0
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else None
-        if top is None:
-            continue
-        vals = np.take_along_axis(block, top, axis=1)
-        order = np.lexsort((top, -vals), axis=1)  # by similarity, then index: deterministic
-        idx[start : start + block.shape[0]] = np.take_along_axis(top, order, axis=1)
-        sim[start : start + block.shape[0]] = np.take_along_axis(vals, order, axis=1)
+        block = (x[start : start + _CHUNK] @ xt).tocsr()  # sparse: only papers sharing a word
+        for row in range(block.shape[0]):
+            lo, hi = block.indptr[row], block.indptr[row + 1]
+            idx[start + row], sim[start + row] = _top(
+                block.indices[lo:hi], block.data[lo:hi], start + row, k
+            )
     return idx, np.maximum(sim, 0.0)
+
+
+def _top(cols: Any, vals: Any, me: int, k: int) -> tuple[Any, Any]:
+    """The ``k`` largest of one sparse row of similarities (``me``, the paper itself, left
+    out), by similarity then index; padded with ``me`` at similarity 0 when fewer than
+    ``k`` papers share a word with it."""
+    import numpy as np
+
+    keep = (cols != me) & (vals > 0)
+    cols, vals = cols[keep], vals[keep]
+    if len(vals) > k:  # every value tied with the k-th is kept, so ties break by index
+        kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+        near = vals >= kth
+        cols, vals = cols[near], vals[near]
+    order = np.lexsort((cols, -vals))[:k]
+    pad = k - len(order)
+    return (
+        np.concatenate([cols[order], np.full(pad, me, dtype=np.int64)]),
+        np.concatenate([vals[order], np.zeros(pad, dtype=np.float32)]),
+    )
 
 
 def _strongest(x: Any, keep: int) -> Any:
@@ -214,10 +255,15 @@ def _same(tokens: list[str]) -> list[str]:
 
 
 def match_areas(
-    titles: Sequence[str], abstracts: Sequence[str], vocabulary: Vocabulary
+    titles: Sequence[str],
+    abstracts: Sequence[str],
+    vocabulary: Vocabulary,
+    facts: Sequence[PaperFacts | None] | None = None,
 ) -> AreaMatch:
     """Each paper's own area (index into ``vocabulary.areas``, -1 for the pool), with a
-    reason, its fit and whether it is weak; see the module docstring."""
+    reason, its fit and whether it is weak; see the module docstring. ``facts`` (in input
+    order) are the papers' kept facts, where they have any: their term hits are not
+    looked for again."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -227,15 +273,36 @@ def match_areas(
     a = [abstracts[i] for i in order]
     index = term_index(vocabulary)
     areas = vocabulary.areas
-    t_words, a_words = [words(x) for x in t], [words(x) for x in a]
+    kept = [_kept_terms(facts[i], index) for i in order] if facts else [None] * n
+    matched: list[dict[int, tuple[int, int]]] = []
+    lengths: list[int] = []
+
+    def docs() -> Iterator[list[str]]:
+        """Each paper's words, made one paper at a time (all papers' tokens at once would
+        hold hundreds of MB at 10,000 papers), its matched terms and length noted."""
+        for c in range(n):
+            in_title, in_abstract = words(t[c]), words(a[c])
+            lengths.append(len(in_title) + len(in_abstract))
+            found = kept[c]
+            matched.append(paper_terms(in_title, in_abstract, index) if found is None else found)
+            yield similarity_words(in_title, in_abstract)
+
     with threadpool_limits(1):
-        own, matched = _bm25(t_words, a_words, index, len(areas))
-        scores = own
         idx = np.zeros((n, 0), dtype=np.int64)
+        sim = np.zeros((n, 0), dtype=np.float32)
+        made = docs()
         if n > 2 and SMOOTHING:
-            idx, sim = neighbours(t_words, a_words, NEIGHBOURS)
+            idx, sim = neighbours(made, n, NEIGHBOURS)
+        for _ in made:  # every paper's terms and length, whether or not neighbours read it
+            pass
+        own = _bm25(matched, lengths, index, len(areas))
+        scores = own
+        if idx.shape[1]:
             w = sim / np.maximum(sim.sum(axis=1, keepdims=True), 1e-9)
-            mixed = np.einsum("nk,nka->na", w, own[idx])
+            mixed = np.empty_like(own)
+            for lo in range(0, n, _CHUNK):  # own[idx] whole would be papers x k x areas
+                hi = lo + _CHUNK
+                mixed[lo:hi] = np.einsum("nk,nka->na", w[lo:hi], own[idx[lo:hi]])
             scores = (1 - SMOOTHING) * own + SMOOTHING * mixed
     allowed = np.array(assignable(vocabulary), dtype=bool)
     masked = np.where(allowed, scores, 0.0) if len(areas) else scores
@@ -250,7 +317,9 @@ def match_areas(
         result.area[i] = x
         result.reasons[i] = notes[canon]
         result.scores[i] = masked[canon]
-        result.neighbours[i] = [order[j] for j in idx[canon]]
+        result.neighbours[i] = [
+            order[j] for j, s in zip(idx[canon], sim[canon], strict=True) if s > 0
+        ]
         if x >= 0:
             result.fit[i] = float(own[canon, x])
             result.weak[i] = _weak(matched[canon], x, index)

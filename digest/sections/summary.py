@@ -19,7 +19,7 @@ import re
 from digest.ingest.links import tidy_text
 from digest.text import sentences
 
-__all__ = ["MAX_CHARS", "one_line", "sentences"]
+__all__ = ["MAX_CHARS", "sentences", "summarise"]
 
 MAX_CHARS = 220
 
@@ -47,7 +47,8 @@ _HERE = re.compile(
     r"|^this (?:paper|work|study|article|report|survey)\s+\w+s\b",
     re.I,
 )
-_NAMED = re.compile(r"^(?:we present|introducing|meet)\b|\bis (?:a|an) (?:novel|new)\b", re.I)
+_NAMED = re.compile(r"^(?:we present|introducing|meet)\b", re.I)
+_NAMED_NEW = re.compile(r"\bis (?:a|an) (?:novel|new)\b", re.I)
 
 _LEAD = re.compile(
     r"^(?:(?:to (?:this end|address (?:this|these)(?: \w+)?|tackle (?:this|these)(?: \w+)?|"
@@ -64,15 +65,26 @@ _COMMAND = re.compile(r"\\[A-Za-z]+\*?")
 _BRACES = re.compile(r"[{}\\^_~$]")
 
 
+_SPACE_BEFORE = re.compile(r"\s+([,.;:!?)])")
+_EMPTY_PARENS = re.compile(r"\(\s*\)")
+
+
 def _plain(sentence: str) -> str:
-    """A sentence as plain text: LaTeX, math and URLs removed, spaces tidied."""
-    text = tidy_text(sentence)
-    text = _URL.sub("", text)
-    text = _MATH.sub(lambda m: _BRACES.sub("", _COMMAND.sub("", m.group(0))).strip(), text)
-    text = _COMMAND.sub("", text)
+    """A sentence as plain text: LaTeX, math and URLs removed, spaces tidied. (Each pass
+    runs only when the text holds the character it needs: most sentences have none.)"""
+    text = sentence
+    if "{" in text or "\\" in text or "~" in text:
+        text = tidy_text(text)
+    if "http" in text or "www." in text:
+        text = _URL.sub("", text)
+    if "$" in text:
+        text = _MATH.sub(lambda m: _BRACES.sub("", _COMMAND.sub("", m.group(0))).strip(), text)
+    if "\\" in text:
+        text = _COMMAND.sub("", text)
     text = _BRACES.sub("", text)
-    text = re.sub(r"\s+([,.;:!?)])", r"\1", text)
-    text = re.sub(r"\(\s*\)", "", text)
+    text = _SPACE_BEFORE.sub(r"\1", text)
+    if "(" in text:
+        text = _EMPTY_PARENS.sub("", text)
     return " ".join(text.split())
 
 
@@ -145,15 +157,36 @@ _BY_MAKING = re.compile(
 )
 
 
-def _score(part: str) -> float:
-    made = _MADE.search(part)
+_CLAIM = re.compile(
+    rf"\b{_SUBJECT}{_ADVERB}\s+(?:(?P<made>{_VERBS_MADE})|(?:{_VERBS_FOUND}))\b", re.I
+)  # _MADE and _FOUND in one pass: no verb is an adverb, so no position matches both
+
+
+def _claims(part: str) -> tuple[re.Match[str] | None, bool]:
+    """The first "we introduce …" (as ``_MADE.search`` finds it), and whether the sentence
+    has a "we show …" (``_FOUND``)."""
+    made, found = None, False
+    for m in _CLAIM.finditer(part):
+        if m.group("made") is None:
+            found = True
+        elif made is None:
+            made = m
+        if made and found:
+            break
+    return made, found
+
+
+def _score(part: str, made: re.Match[str] | None, found: bool) -> float:
+    folded = part.casefold()  # what re.I matches: a pattern's word is in here, or no match
     if made:
         score = 0.5 if _names_only(part, made) else 4.0
-    elif _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
+    elif "by " in folded and _BY_MAKING.search(part):  # "We tackle X by introducing Y, …"
         score = 4.0
-    elif _HERE.search(part) or _NAMED.search(part):
+    elif (
+        _HERE.search(part) or _NAMED.search(part) or ("is a" in folded and _NAMED_NEW.search(part))
+    ):
         score = 3.0
-    elif _FOUND.search(part):
+    elif found:
         score = 2.0
     elif _OURS.search(part):
         score = 1.0
@@ -165,9 +198,10 @@ def _score(part: str) -> float:
 
 
 def _choose(parts: list[str]) -> str:
-    scores = [_score(p) for p in parts]
+    claims = [_claims(p) for p in parts]
+    scores = [_score(p, made, found) for p, (made, found) in zip(parts, claims, strict=True)]
     for k, part in enumerate(parts[:-1]):  # a name alone: the next sentence says what it is
-        made = _MADE.search(part)
+        made = claims[k][0]
         if made and _names_only(part, made):
             first = re.match(r"[\w-]+", parts[k + 1])
             if first and first.group(0) in _named(part):
@@ -176,7 +210,7 @@ def _choose(parts: list[str]) -> str:
     return parts[best]
 
 
-def one_line(abstract: str, limit: int = MAX_CHARS) -> str:
+def summarise(abstract: str, limit: int = MAX_CHARS) -> str:
     """The sentence of ``abstract`` that states the contribution, as plain text of at most
     ``limit`` characters ("" for an empty abstract)."""
     parts = [p for p in (_plain(s) for s in sentences(abstract)) if len(p.split()) >= 3]

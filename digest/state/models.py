@@ -103,6 +103,21 @@ class Paper(Base):
     published_in: Mapped[int | None] = mapped_column(Integer)  # digests.id; NULL: pending
 
 
+class PaperFact(Base):
+    """What is worked out once per paper (its one-line summary, where the vocabulary's
+    terms occur in it), under the version of the summariser and vocabulary that made it."""
+
+    __tablename__ = "paper_facts"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    hits: Mapped[str] = mapped_column(Text)  # JSON: [[term, in title, in abstract], ...]
+    words: Mapped[int] = mapped_column(Integer)
+
+
 class Sighting(Base):
     """A paper listed in a dump (how often a paper reappears is a ranking signal)."""
 

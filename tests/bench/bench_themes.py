@@ -1,7 +1,9 @@
 """How long theme assignment takes for 100, 1,000 and 10,000 papers (made by recombining
-the sample dumps), each next to baselines measured in the same run: the previous path
+the sample dumps), each next to baselines measured in the same run: the same sections
+before they were made lean (the sections modules of ``LEAN_COMMIT``: dense neighbour
+blocks, every paper's tokens held), the previous path
 (sections sized by the issue: fold-up and split, the vocabulary of commit
-``PREVIOUS_COMMIT``, loaded from git into a temporary package; shown when git has it),
+``PREVIOUS_COMMIT``; both loaded from git into a temporary package, shown when git has it),
 keyword-only
 assignment (configured themes, no automatic topics), topic discovery alone on every paper
 (what assignment did before research areas: 0.06–0.10 / 0.6–0.75 / 3.4–4.4 s on the
@@ -35,6 +37,7 @@ from tests.support.papers import Paper, generate  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 PREVIOUS_COMMIT = "156dd35"  # the last commit whose sections depended on the issue's size
+LEAN_COMMIT = "f2aaf28"  # the last commit before sections held less and searched sparsely
 _PREVIOUS = ("areas.py", "areas.toml", "match.py", "assign.py")
 THEMES = (
     ThemeConfig("Mixture of experts", ("mixture of experts", "moe", "router", "experts")),
@@ -62,25 +65,27 @@ def discovery_only(papers: list[Paper]) -> int:
     return len(discover([p.title for p in papers], [p.abstract for p in papers]).sections)
 
 
-def previous_assign() -> Callable[..., Any] | None:
-    """``assign`` as it was at ``PREVIOUS_COMMIT`` (a copy of its sections modules in a
-    temporary package), or None when git or that commit is not at hand."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-themes-")) / "previous_sections"
+def previous_assign(
+    commit: str = PREVIOUS_COMMIT, package: str = "previous_sections"
+) -> Callable[..., Any] | None:
+    """``assign`` as it was at ``commit`` (a copy of its sections modules in a temporary
+    package), or None when git or that commit is not at hand."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-themes-")) / package
     folder.mkdir()
     for name in _PREVIOUS:
         shown = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{PREVIOUS_COMMIT}:digest/sections/{name}"],
+            ["git", "-C", str(ROOT), "show", f"{commit}:digest/sections/{name}"],
             capture_output=True,
             text=True,
         )
         if shown.returncode != 0:
             return None
-        text = shown.stdout.replace("digest.sections.areas", "previous_sections.areas")
-        text = text.replace("digest.sections.match", "previous_sections.match")
+        text = shown.stdout.replace("digest.sections.areas", f"{package}.areas")
+        text = text.replace("digest.sections.match", f"{package}.match")
         (folder / name).write_text(text, encoding="utf-8")
     (folder / "__init__.py").write_text("", encoding="utf-8")
     sys.path.insert(0, str(folder.parent))
-    return importlib.import_module("previous_sections.assign").assign  # type: ignore[no-any-return]
+    return importlib.import_module(f"{package}.assign").assign  # type: ignore[no-any-return]
 
 
 def timed(work: Callable[[], object], repeat: int) -> float:
@@ -92,19 +97,26 @@ def timed(work: Callable[[], object], repeat: int) -> float:
     return best
 
 
-Row = tuple[int, float, float, float, float, float, int]
+Row = tuple[int, float, float, float, float, float, float, int]
 
 
 def run() -> list[Row]:
     assign(generate(50), ())  # imports and caches warm
     previous = previous_assign()
-    if previous:
-        previous(generate(50), ())
+    lean = previous_assign(LEAN_COMMIT, "unlean_sections")
+    for other in (previous, lean):
+        if other:
+            other(generate(50), ())
     rows = []
     for n in SIZES:
         papers = generate(n)
         repeat = 3 if n <= 1_000 else 1
         ours = timed(lambda p=papers: assign(p, ()), repeat)  # type: ignore[misc]
+        before_lean = (
+            timed(lambda p=papers: lean(p, ()), repeat)  # type: ignore[misc]
+            if lean
+            else float("nan")
+        )
         before_ours = (
             timed(lambda p=papers: previous(p, ()), repeat)  # type: ignore[misc]
             if previous
@@ -114,20 +126,21 @@ def run() -> list[Row]:
         before = timed(lambda p=papers: discovery_only(p), repeat)  # type: ignore[misc]
         naive = timed(lambda p=papers: naive_kmeans(p), repeat)  # type: ignore[misc]
         sections = len(assign(papers, ()))
-        rows.append((n, ours, before_ours, keywords, before, naive, sections))
+        rows.append((n, ours, before_lean, before_ours, keywords, before, naive, sections))
     return rows
 
 
 def report(rows: list[Row]) -> str:
     lines = [
         "theme assignment (best of runs; seconds)",
-        f"{'papers':>8}  {'areas+topics':>12}  {'previous path':>13}  {'keywords only':>13}"
+        f"{'papers':>8}  {'areas+topics':>12}  {LEAN_COMMIT + ' (same)':>14}  "
+        f"{'previous path':>13}  {'keywords only':>13}"
         f"  {'discovery only':>14}  {'naive kmeans':>12}  sections",
     ]
-    for n, ours, previous, keywords, before, naive, sections in rows:
+    for n, ours, lean, previous, keywords, before, naive, sections in rows:
         lines.append(
-            f"{n:>8,}  {ours:>12.3f}  {previous:>13.3f}  {keywords:>13.3f}  {before:>14.3f}"
-            f"  {naive:>12.3f}  {sections:>8}"
+            f"{n:>8,}  {ours:>12.3f}  {lean:>14.3f}  {previous:>13.3f}  {keywords:>13.3f}"
+            f"  {before:>14.3f}  {naive:>12.3f}  {sections:>8}"
         )
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ personal/phrases.py); empty for everyone at first. Self-contained: it only adds 
 columns (when not there already), so it runs after any other revision.
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
