@@ -15,7 +15,9 @@ by us, so ``"``, ``*``, ``NEAR``, ``-``, ``OR`` or an unbalanced quote are only 
 Case and accents do not matter on SQLite (unicode61, diacritics removed); on PostgreSQL
 case does not, accents do (the ``simple`` configuration, no unaccent extension needed).
 Ranked by bm25 (SQLite) or ts_rank (PostgreSQL), a match in the title weighing more,
-then the newest issue first.
+then the newest issue first. Only the newest RANKED matches are ranked (the ids come in
+publishing order), so a word found in most of a large archive costs what a rarer one
+does, and shows the best of the recent papers.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, func, literal_column, select, text
+from sqlalchemy import Integer, Text, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
-from digest.state.models import Digest, DigestItem, Paper
+from digest.state.models import Digest, DigestItem, Paper, UTCDateTime
 
-__all__ = ["MAX_WORDS", "Hit", "search", "words_of"]
+__all__ = ["MAX_WORDS", "RANKED", "Hit", "search", "words_of"]
 
 MAX_WORDS = 8
+RANKED = 2000  # matches ranked: the newest; a word in most of the archive costs no more
 _RUN = re.compile(r"[^\W_]+")
 
 
@@ -62,45 +65,55 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
     words = words_of(query)
     if not words:
         return []
-    dialect = session.get_bind().dialect.name
-    ranked = _sqlite(words) if dialect == "sqlite" else _postgresql(words)
-    rows = session.execute(ranked.limit(limit))
+    if session.get_bind().dialect.name == "sqlite":
+        rows = session.execute(_sqlite(words, limit))
+    else:
+        found = _postgresql(words, limit)
+        rows = session.execute(
+            select(
+                Paper.title, Paper.abstract, Digest.issue, DigestItem.section,
+                Digest.published_at, DigestItem.position,
+            )
+            .join(found, found.c.id == Paper.id)
+            .join(DigestItem, DigestItem.paper_id == Paper.id)
+            .join(Digest, Digest.id == DigestItem.digest_id)
+            .order_by(found.c.rank.desc(), Digest.issue.desc(), DigestItem.position)
+        )  # fmt: skip
     return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
 
 
-def _columns() -> Any:
-    return select(
-        Paper.title, Paper.abstract, Digest.issue, DigestItem.section, Digest.published_at,
-        DigestItem.position,
-    )  # fmt: skip
+_SQLITE = text(
+    # the best of the newest RANKED matches (bm25: lower is better), ranked before any
+    # join; the issue's number and date from ix_digests_search (a digest's row holds its
+    # web copy before published_at: megabytes of overflow pages read per hit otherwise)
+    "WITH found AS ("
+    " SELECT rowid AS id, -bm25(paper_search, 10.0, 1.0) AS rank FROM paper_search"
+    " WHERE paper_search MATCH :match AND rowid >= coalesce(("
+    "  SELECT rowid FROM paper_search WHERE paper_search MATCH :match"
+    "  ORDER BY rowid DESC LIMIT 1 OFFSET :ranked), 0)"
+    " ORDER BY rank DESC LIMIT :limit)"
+    " SELECT p.title, p.abstract, d.issue, i.section, d.published_at, i.position"
+    " FROM found JOIN papers AS p ON p.id = found.id"
+    " JOIN digest_items AS i ON i.paper_id = p.id"
+    " JOIN digests AS d INDEXED BY ix_digests_search ON d.id = i.digest_id"
+    " ORDER BY found.rank DESC, d.issue DESC, i.position"
+).columns(
+    title=Text, abstract=Text, issue=Integer, section=Text, published_at=UTCDateTime,
+    position=Integer,
+)  # fmt: skip
 
 
-def _sqlite(words: list[tuple[str, list[str]]]) -> Any:
+def _sqlite(words: list[tuple[str, list[str]]], limit: int) -> Any:
     """FTS5: each word a quoted phrase with a prefix star: "gpt 4"* AND "model"*."""
     match = " AND ".join('"' + " ".join(runs) + '"*' for _, runs in words)
-    found = (
-        text(
-            "SELECT rowid AS id, bm25(paper_search, 10.0, 1.0) AS rank"
-            " FROM paper_search WHERE paper_search MATCH :match"
-        )
-        .bindparams(match=match)
-        .columns(id=Integer, rank=Float)
-        .subquery("found")
-    )
-    return (
-        _columns()
-        .join(found, found.c.id == Paper.id)
-        .join(DigestItem, DigestItem.paper_id == Paper.id)
-        .join(Digest, Digest.id == DigestItem.digest_id)
-        .order_by(found.c.rank, Digest.issue.desc(), DigestItem.position)
-    )
+    return _SQLITE.bindparams(match=match, ranked=RANKED - 1, limit=limit)
 
 
-def _postgresql(words: list[tuple[str, list[str]]]) -> Any:
+def _postgresql(words: list[tuple[str, list[str]]], limit: int) -> Any:
     """tsquery: each word is PostgreSQL's own phrase of it (phraseto_tsquery, which
     parses "GPT-4" or "2401.12345" as the document was) or our prefix phrase of its runs
     ('gpt' <-> '4':*, runs being letters and digits only, so the quoting is safe); the
-    words joined with &&."""
+    words joined with &&. The ``limit`` best (ts_rank) of the newest RANKED matches."""
     simple: Any = literal_column("'simple'::regconfig")
     query = None
     for word, runs in words:
@@ -108,10 +121,14 @@ def _postgresql(words: list[tuple[str, list[str]]]) -> Any:
         either = func.phraseto_tsquery(simple, word).op("||")(func.to_tsquery(simple, prefix))
         query = either if query is None else query.op("&&")(either)
     vector: Any = literal_column("papers.search_vector")
-    return (
-        _columns()
-        .join(DigestItem, DigestItem.paper_id == Paper.id)
-        .join(Digest, Digest.id == DigestItem.digest_id)
+    newest = (
+        select(Paper.id, vector.label("vector"))
         .where(vector.op("@@")(query))
-        .order_by(func.ts_rank(vector, query).desc(), Digest.issue.desc(), DigestItem.position)
+        .order_by(Paper.id.desc())
+        .limit(RANKED)
+        .subquery("newest")
+    )
+    rank = func.ts_rank(newest.c.vector, query)
+    return (
+        select(newest.c.id, rank.label("rank")).order_by(rank.desc()).limit(limit).subquery("found")
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # The archive's full-text index (migration 0018) is not modelled: FTS5's table and its
-# shadow tables on SQLite, the generated tsvector column and its GIN index on PostgreSQL.
-SEARCH_INDEX = ("paper_search", "search_vector", "ix_papers_search")
+# shadow tables and ix_digests_search on SQLite, the generated tsvector column and its
+# GIN index on PostgreSQL.
+SEARCH_INDEX = ("paper_search", "search_vector", "ix_papers_search", "ix_digests_search")
 
 
 def include_object(

@@ -2,11 +2,12 @@
 
 SQLite: an FTS5 table ``paper_search`` (its own copy of the text, so a row is removed by
 rowid alone and can never be left half-deleted), filled by triggers on ``papers`` when
-a paper is published (``published_in`` set) or its text changes. PostgreSQL: a stored
-generated ``papers.search_vector`` (title weighted A, abstract B; NULL until published)
-under a GIN index. Either way the existing archive is indexed here, and ingesting a
-dump (papers with no ``published_in``) costs the index nothing. digest/state/archive.py
-queries it.
+a paper is published (``published_in`` set) or its text changes; and
+``ix_digests_search`` (digests: id, issue, published_at), so a hit's issue is read
+without its digest's megabytes. PostgreSQL: a stored generated ``papers.search_vector``
+(title weighted A, abstract B; NULL until published) under a GIN index. Either way the
+existing archive is indexed here, and ingesting a dump (papers with no
+``published_in``) costs the index nothing. digest/state/archive.py queries it.
 
 A later migration that rebuilds ``papers`` on SQLite (a batch "move and copy") drops its
 triggers: it must run ``create_sqlite_triggers`` again (tests/test_web_search.py fails
@@ -70,6 +71,11 @@ def upgrade() -> None:
                 " SELECT id, title, abstract FROM papers WHERE published_in IS NOT NULL"
             )
         create_sqlite_triggers()
+        # a hit's issue number and date without reading its digest's row, whose web copy
+        # (megabytes, before published_at) SQLite would walk through for each hit
+        op.execute(
+            "CREATE INDEX IF NOT EXISTS ix_digests_search ON digests (id, issue, published_at)"
+        )
         return
     columns = {c["name"] for c in sa.inspect(bind).get_columns("papers")}
     if "search_vector" not in columns:
@@ -85,6 +91,7 @@ def downgrade() -> None:
         for name in ("update", "insert", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS paper_search_{name}")
         op.execute("DROP TABLE IF EXISTS paper_search")
+        op.execute("DROP INDEX IF EXISTS ix_digests_search")
         return
     op.execute("DROP INDEX IF EXISTS ix_papers_search")
     op.execute("ALTER TABLE papers DROP COLUMN IF EXISTS search_vector")
