@@ -140,6 +140,21 @@ def test_the_index_stays_current_across_two_publishes(empty: tuple[App, Path]) -
         assert titles(app, "uber naive") == ["Über Café Networks for Routing"]
 
 
+def test_a_search_asked_again_after_a_publish_finds_the_new_issue(
+    empty: tuple[App, Path],
+) -> None:
+    """The server keeps recent results pages; a publish (a new index.html) retires them."""
+    app, dumps = empty
+    publish(app, dumps, "first.txt", FIRST)
+    for site in serve(app):
+        before = site.get("/?q=routing")[2].decode()
+        assert "Graph Sparsification at Scale" in before
+        assert "Sparse Mixture of Experts Gates" not in before
+        publish(app, dumps, "second.txt", SECOND)
+        after = site.get("/?q=routing")[2].decode()
+        assert "Sparse Mixture of Experts Gates" in after and "/archive/2.html#p-" in after
+
+
 def test_the_migration_indexes_the_existing_archive(empty: tuple[App, Path]) -> None:
     """The archive published before the index existed (schema at 0016) is found once
     migrated, and what is published after the migration too."""

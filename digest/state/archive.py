@@ -15,9 +15,10 @@ by us, so ``"``, ``*``, ``NEAR``, ``-``, ``OR`` or an unbalanced quote are only 
 Case and accents do not matter on SQLite (unicode61, diacritics removed); on PostgreSQL
 case does not, accents do (the ``simple`` configuration, no unaccent extension needed).
 Ranked by bm25 (SQLite) or ts_rank (PostgreSQL), a match in the title weighing more,
-then the newest issue first. Only the newest RANKED matches are ranked (the ids come in
-publishing order), so a word found in most of a large archive costs what a rarer one
-does, and shows the best of the recent papers.
+then the newest issue first. Ranking every match of a word found in most of a large
+archive costs tens of milliseconds, so only the newest are ranked (RANKED papers on
+SQLite, ids coming in publishing order, unless they hold fewer matches than a page; the
+newest RANKED matches on PostgreSQL): the best of the recent papers.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
     words = words_of(query)
     if not words:
         return []
+    rows: Any
     if session.get_bind().dialect.name == "sqlite":
-        rows = session.execute(_sqlite(words, limit))
+        rows = _sqlite(session, words, limit)
     else:
         found = _postgresql(words, limit)
         rows = session.execute(
@@ -82,31 +84,35 @@ def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
     return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
 
 
-_SQLITE = text(
-    # the best of the newest RANKED matches (bm25: lower is better), ranked before any
-    # join; the issue's number and date from ix_digests_search (a digest's row holds its
-    # web copy before published_at: megabytes of overflow pages read per hit otherwise)
-    "WITH found AS ("
-    " SELECT rowid AS id, -bm25(paper_search, 10.0, 1.0) AS rank FROM paper_search"
-    " WHERE paper_search MATCH :match AND rowid >= coalesce(("
-    "  SELECT rowid FROM paper_search WHERE paper_search MATCH :match"
-    "  ORDER BY rowid DESC LIMIT 1 OFFSET :ranked), 0)"
-    " ORDER BY rank DESC LIMIT :limit)"
-    " SELECT p.title, p.abstract, d.issue, i.section, d.published_at, i.position"
-    " FROM found JOIN papers AS p ON p.id = found.id"
-    " JOIN digest_items AS i ON i.paper_id = p.id"
-    " JOIN digests AS d INDEXED BY ix_digests_search ON d.id = i.digest_id"
-    " ORDER BY found.rank DESC, d.issue DESC, i.position"
-).columns(
-    title=Text, abstract=Text, issue=Integer, section=Text, published_at=UTCDateTime,
-    position=Integer,
-)  # fmt: skip
+_SQLITE = """WITH found AS (
+ SELECT rowid AS id, -bm25(paper_search, 10.0, 1.0) AS rank FROM paper_search
+ WHERE paper_search MATCH :match {window} ORDER BY rank DESC LIMIT :limit)
+SELECT p.title, p.abstract, d.issue, i.section, d.published_at, i.position
+FROM found JOIN papers AS p ON p.id = found.id
+JOIN digest_items AS i ON i.paper_id = p.id
+JOIN digests AS d INDEXED BY ix_digests_search ON d.id = i.digest_id
+ORDER BY found.rank DESC, d.issue DESC, i.position"""
+# the best matches (bm25: lower is better) ranked before any join; a hit's issue number
+# and date from ix_digests_search (a digest's row holds its web copy before published_at:
+# megabytes of overflow pages read per hit otherwise). First among the newest RANKED
+# papers (a rowid range FTS5 seeks to), then, when they hold fewer than the page, all.
+_NEWEST = "AND rowid >= (SELECT max(rowid) FROM paper_search) - :ranked"
+_COLUMNS = {
+    "title": Text, "abstract": Text, "issue": Integer, "section": Text,
+    "published_at": UTCDateTime, "position": Integer,
+}  # fmt: skip
+_SQLITE_NEWEST = text(_SQLITE.format(window=_NEWEST)).columns(**_COLUMNS)
+_SQLITE_ALL = text(_SQLITE.format(window="")).columns(**_COLUMNS)
 
 
-def _sqlite(words: list[tuple[str, list[str]]], limit: int) -> Any:
+def _sqlite(session: Session, words: list[tuple[str, list[str]]], limit: int) -> list[Any]:
     """FTS5: each word a quoted phrase with a prefix star: "gpt 4"* AND "model"*."""
     match = " AND ".join('"' + " ".join(runs) + '"*' for _, runs in words)
-    return _SQLITE.bindparams(match=match, ranked=RANKED - 1, limit=limit)
+    rows = session.execute(_SQLITE_NEWEST, {"match": match, "ranked": RANKED, "limit": limit})
+    found = list(rows)
+    if len(found) < limit:
+        found = list(session.execute(_SQLITE_ALL, {"match": match, "limit": limit}))
+    return found
 
 
 def _postgresql(words: list[tuple[str, list[str]]], limit: int) -> Any:
