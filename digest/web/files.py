@@ -37,7 +37,7 @@ FEEDS = {
 }
 HTML = "text/html; charset=utf-8"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
-GZIP_LEVEL = 9  # only when the .gz beside a file is missing or stale: once per version
+GZIP_LEVEL = 6  # only when the .gz beside a file is missing or stale: once per version
 
 
 @dataclass(frozen=True)
