@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 from digest.app import make_app
 from digest.config import SubscribeSection, WebSection
 from digest.state import db, locks
-from digest.web.server import SECURITY_HEADERS
+from digest.web.middleware import SECURITY_HEADERS
 from tests.support.dumps import ROOT, write_dump
 from tests.support.net import free_port
 from tests.support.postgres import new_pg_database
@@ -215,6 +215,27 @@ def test_nginx_sends_the_security_headers_on_pages_feeds_and_proxied_pages(
                     assert sent == [value], (path, name, sent)
             feed_headers = dict(_request(port, "/feed.xml")[1])
             assert feed_headers["Cache-Control"] == "max-age=300"
+
+
+def test_nginx_sends_the_gz_beside_each_file_to_clients_that_accept_gzip(
+    tmp_path: Path,
+) -> None:
+    """gzip_static: the copy publishing wrote, as it is (nothing compressed per request),
+    with Vary; the plain file to a client that does not accept gzip."""
+    for site in _site(tmp_path, []):
+        public = site.app.settings.public_dir
+        slug = next((public / "themes").glob("*.xml")).stem
+        for port in _nginx(tmp_path, site):
+            for path in ["/feed.xml", "/atom.xml", f"/themes/{slug}.xml", "/archive/1.html"]:
+                on_disk = public / path.lstrip("/")
+                status, headers, body = _request(port, path, headers={"Accept-Encoding": "gzip"})
+                sent = {k.lower(): v for k, v in headers}
+                assert status == 200 and sent["content-encoding"] == "gzip", path
+                assert body == on_disk.with_name(on_disk.name + ".gz").read_bytes(), path
+                assert "Accept-Encoding" in sent["vary"], path
+                status, headers, body = _request(port, path)
+                assert status == 200 and body == on_disk.read_bytes(), path
+                assert "content-encoding" not in {k.lower() for k, _ in headers}, path
 
 
 def test_the_subscribe_limit_counts_each_client_behind_the_trusted_proxy_only(

@@ -262,7 +262,7 @@ def test_feeds_keep_the_last_n_issues(settings: Settings) -> None:
     assert feed_json["version"] == "https://jsonfeed.org/version/1.1"
     assert [i["id"] for i in feed_json["items"]] == [e.id for e in rss.entries]
     assert all(i["date_published"].endswith("+00:00") for i in feed_json["items"])
-    assert sorted(p.name for p in (s.public_dir / "archive").iterdir()) == [
+    assert sorted(p.name for p in (s.public_dir / "archive").glob("*.html")) == [
         "1.html",
         "2.html",
         "3.html",

@@ -13,7 +13,7 @@ import pytest
 
 from digest.app import App, make_app
 from digest.config import Settings
-from digest.web.server import CSP
+from digest.web.middleware import CSP
 from tests.support.dumps import write_dump
 from tests.support.settings import make_settings
 from tests.support.web import Served, serve

@@ -155,3 +155,31 @@ def test_the_daemon_serving_on_a_busy_port_fails_in_one_line(project: Path) -> N
         "serve`, or another program); choose another with --port (or web.port), and set "
         "digest.base_url to match"
     ], done.stderr
+
+
+def test_answers_on_a_kept_alive_connection_are_sent_at_once(tmp_path: Path) -> None:
+    """Every connection `digest serve` accepts has Nagle off (TCP_NODELAY): with it on,
+    each answer of a few KB after the first on a keep-alive connection waited for the
+    client's delayed ACK, 40 ms (a search page: 22 requests/s)."""
+    import threading
+
+    from digest.app import make_app
+    from digest.web.server import listen, make_server
+    from tests.support.settings import make_settings
+
+    server = make_server(make_app(make_settings(tmp_path, tmp_path)), "127.0.0.1", free_port())
+    sock = listen(server)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "the web server to start")
+        conn = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=HANG)
+        conn.request("GET", "/nothing-here")
+        assert conn.getresponse().read()
+        (protocol,) = server.server_state.connections
+        accepted = protocol.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=HANG)

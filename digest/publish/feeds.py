@@ -12,7 +12,7 @@ from pathlib import Path
 
 from feedgen.feed import FeedGenerator
 
-from digest.fsutil import atomic_write
+from digest.publish.public import write_public
 from digest.urls import issue_url, section_page_url
 
 
@@ -129,7 +129,7 @@ def write_feeds(public_dir: Path, site: FeedSite, issues: Sequence[FeedIssue]) -
         public_dir / "atom.xml": build_generator(site, issues, "atom.xml").atom_str(pretty=True),
         public_dir / "feed.json": json_feed(site, issues).encode("utf-8"),
     }
-    return [path for path, data in files.items() if atomic_write(path, data)]
+    return [path for path, data in files.items() if write_public(path, data)]
 
 
 # --------------------------------------------------------------------------- per theme
@@ -196,7 +196,7 @@ def write_theme_feeds(public_dir: Path, site: FeedSite, themes: Sequence[ThemeFe
     changed = []
     for theme in themes:
         path = public_dir / "themes" / f"{theme.slug}.xml"
-        if atomic_write(path, theme_rss(site, theme)):
+        if write_public(path, theme_rss(site, theme)):
             changed.append(path)
     return changed
 

@@ -18,7 +18,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from digest.config import Settings
-from digest.fsutil import atomic_write
 from digest.publish.feeds import (
     FeedIssue,
     FeedSite,
@@ -29,6 +28,7 @@ from digest.publish.feeds import (
     write_theme_feeds,
 )
 from digest.publish.pages import index_older_url, pages_to_write
+from digest.publish.public import write_public
 from digest.publish.sectionfeeds import feed_names, section_feeds, touched
 from digest.render.renderer import Renderer
 from digest.render.viewmodel import IssueSummary
@@ -51,6 +51,7 @@ __all__ = ["SiteFiles"]
 
 # "<sha256 of the title and base URL> <the newest issue whose files are all written>"
 WRITTEN_KEY = "public_files"
+FILES_VERSION = "gz"  # what the files written hold beyond their text: a .gz beside each
 
 
 class SiteFiles:
@@ -65,7 +66,9 @@ class SiteFiles:
         self.vocabulary = vocabulary or bundled()
         self.public = settings.public_dir
         self.base = settings.base_url
-        self.mark = hashlib.sha256(f"{settings.digest.title}\n{self.base}".encode()).hexdigest()
+        # FILES_VERSION: files written before each had its .gz are all written once more
+        mark = f"{settings.digest.title}\n{self.base}\n{FILES_VERSION}"
+        self.mark = hashlib.sha256(mark.encode()).hexdigest()
 
     def write(self) -> list[Path]:
         """Write what is missing or changed; returns the files that changed."""
@@ -95,7 +98,7 @@ class SiteFiles:
             total=len(numbers),
             older_url=index_older_url(self.base, newest_issue),
         )
-        if atomic_write(self.public / "index.html", index):
+        if write_public(self.public / "index.html", index):
             changed.append(self.public / "index.html")
         site = FeedSite(s.digest.title, self.base)
         changed += write_feeds(self.public, site, feed_items)
@@ -116,14 +119,15 @@ class SiteFiles:
         return int(through)
 
     def _issue_copies(self, session: Session, numbers: Sequence[int]) -> list[Path]:
-        """The web copy of every issue that has none on disk (one directory read)."""
+        """The web copy of every issue that has none (or no .gz of it) on disk (one
+        directory read)."""
         on_disk = _names_in(self.public / "archive")
         changed = []
         for number in numbers:
             path = self.public / issue_path(number)
-            if path.name not in on_disk:
+            if path.name not in on_disk or f"{path.name}.gz" not in on_disk:
                 html = published.web_copy(session, number)
-                if html is not None and atomic_write(path, html):
+                if html is not None and write_public(path, html):
                     changed.append(path)
         return changed
 
@@ -140,7 +144,7 @@ class SiteFiles:
                 newer_url=plan.newer_url,
                 older_url=plan.older_url,
             )
-            if atomic_write(self.public / archive_page_path(plan.page), html):
+            if write_public(self.public / archive_page_path(plan.page), html):
                 changed.append(self.public / archive_page_path(plan.page))
         return changed
 
@@ -179,7 +183,7 @@ class SiteFiles:
                 feed.entries,
             )
             path = self.public / section_page_path(feed.slug)
-            if atomic_write(path, html):
+            if write_public(path, html):
                 changed.append(path)
         return changed
 

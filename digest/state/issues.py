@@ -1,7 +1,8 @@
 """The published issues, as the public files and the web server need them: the issue
 lines of the index and the archive pages, each issue's feed content, web copy and
-sections, the archive search, and the section-feed queries (which slugs have papers, the
-newest papers of a slug). Session in, plain values out.
+sections, the archive search (archive.py, re-exported here), and the section-feed
+queries (which slugs have papers, the newest papers of a slug). Session in, plain values
+out.
 
 Every section-feed query is an index seek (``digest_items (area_slug, digest_id)`` or
 ``(section_slug, digest_id)``), newest first, LIMIT size: the cost follows the number of
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from digest.state import store
+from digest.state.archive import Hit, search
 from digest.state.models import Digest, DigestItem, Paper
 
 __all__ = [
@@ -169,50 +171,6 @@ def newest_papers(
         .limit(size)
     ).all()
     return [FeedPaper(*row) for row in rows]
-
-
-# the archive and its search -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hit:
-    title: str
-    abstract: str
-    issue: int
-    section: str
-    published_at: datetime
-    position: int  # the paper's place in its issue, 1-based (the web copy's anchor p-N)
-
-
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
-    """Published papers whose title or abstract contains every word of `query`
-    (case-insensitive), newest issue first, title matches before abstract matches."""
-    words = [w for w in query.split() if w][:8]
-    if not words:
-        return []
-    conditions = [
-        or_(
-            func.lower(Paper.title).like(_like(w.lower()), escape="\\"),
-            func.lower(Paper.abstract).like(_like(w.lower()), escape="\\"),
-        )
-        for w in words
-    ]
-    in_title = func.lower(Paper.title).like(_like(words[0].lower()), escape="\\")
-    rows = session.execute(
-        select(Paper.title, Paper.abstract, Digest.issue, DigestItem.section, Digest.published_at,
-               DigestItem.position)
-        .join(DigestItem, DigestItem.paper_id == Paper.id)
-        .join(Digest, Digest.id == DigestItem.digest_id)
-        .where(*conditions)
-        .order_by(Digest.issue.desc(), in_title.desc(), DigestItem.position)
-        .limit(limit)
-    )  # fmt: skip
-    return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
 
 
 def issue_sections(

@@ -5,7 +5,7 @@ personal/phrases.py); empty for everyone at first. Self-contained: it only adds 
 columns (when not there already), so it runs after any other revision.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
@@ -30,6 +30,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        for name in COLUMNS:
-            batch.drop_column(name)
+    # Not a batch copy: rebuilding `subscribers` on SQLite would break the foreign keys
+    # of its deliveries; SQLite (3.35+) drops a plain column in place.
+    for name in COLUMNS:
+        op.drop_column("subscribers", name)
