@@ -48,6 +48,7 @@ from digest.mail.message import (
     new_message_id,
     sender_domain,
 )
+from digest.mail.reader_desk import ReaderDesk
 from digest.mail.signup import Confirmation, Request, SignupDesk, notice_message
 from digest.mail.subscribers import SubscriberBook
 from digest.mail.variants import Covers, Personaliser, covers
@@ -323,6 +324,16 @@ class App:
             self.theme_choices,
             self.topic_aliases,
         )
+
+    def readers(self) -> ReaderDesk:
+        """Readers' own links: feedback marks, their count and forgetting, private feeds."""
+        s = self.settings
+        return ReaderDesk(
+            self.sessions, title=s.digest.title, base_url=s.base_url,
+            max_per_hour=s.subscribe.max_feedback_per_hour, clock=self.clock,
+            renderer=lambda: self.renderer, view=self.view, take=self.topic_covers,
+            subject=self._personaliser().subject,
+        )  # fmt: skip
 
     def theme_choices(self) -> list[tuple[str, str]]:
         """(slug, name) of every theme a subscriber can choose: the configured themes,

@@ -27,6 +27,7 @@ from typing import TextIO
 
 from digest import addresses
 from digest.errors import DigestError
+from digest.mail import feedback_columns
 from digest.mail.message import TOKEN_RE
 from digest.state import outbox
 from digest.state import subscribers as stored
@@ -487,11 +488,13 @@ def write_csv(tx: Tx, stream: TextIO) -> int:
     a name a spreadsheet would run as a formula is written behind an apostrophe (import
     reads it back as it was)."""
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    writer.writerow([*CSV_FIELDS, *feedback_columns.NAMES])
+    marks = feedback_columns.every_mark(tx)
     n = 0
     for s in stored.every(tx):
         cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
-        writer.writerow([*cells, ";".join(s.themes), s.status])
+        more_less = map(spreadsheet_safe, feedback_columns.cells(marks.get(s.id, ())))
+        writer.writerow([*cells, ";".join(s.themes), s.status, *more_less])
         n += 1
     return n
 

@@ -15,7 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.state import subscribers
 from digest.state.handles import Tx, dialect
-from digest.state.models import Feedback, Paper, Subscriber, new_feed_token
+from digest.state.models import Digest, DigestItem, Feedback, Paper, Subscriber, new_feed_token
+from digest.state.store import StoredPaper, _stored
 from digest.state.subscribers import SubscriberRow
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MORE",
     "Counts",
     "PaperText",
+    "PublishedIssue",
     "by_feed_token",
     "counts",
     "feed_token",
@@ -31,6 +33,8 @@ __all__ = [
     "marked_since",
     "marks",
     "marks_of_many",
+    "newest_issue_time",
+    "newest_issues",
     "paper_texts",
     "renew_feed_token",
 ]
@@ -166,4 +170,63 @@ def feed_tokens(tx: Tx, subscriber_ids: Sequence[int]) -> dict[int, str]:
             )
         )
         out.update({int(sid): str(t) for sid, t in rows})
+    return out
+
+
+@dataclass(frozen=True)
+class PublishedIssue:
+    """An issue as a reader's private feed rebuilds it: its papers in the issue's order,
+    each with the section it printed under and its own area."""
+
+    issue: int
+    subject: str
+    published_at: datetime
+    papers: tuple[tuple[StoredPaper, str, str, str], ...]  # (paper, section, slug, area)
+
+
+def newest_issues(tx: Tx, limit: int) -> list[PublishedIssue]:
+    """The `limit` newest published issues, newest first, with their papers."""
+    digests = tx.execute(
+        select(Digest.id, Digest.issue, Digest.subject, Digest.published_at)
+        .order_by(Digest.issue.desc())
+        .limit(limit)
+    ).all()
+    if not digests:
+        return []
+    rows = tx.execute(
+        select(
+            DigestItem.digest_id,
+            DigestItem.section,
+            DigestItem.section_slug,
+            DigestItem.area_slug,
+            Paper,
+        )
+        .join(Paper, Paper.id == DigestItem.paper_id)
+        .where(DigestItem.digest_id.in_([d[0] for d in digests]))
+        .order_by(DigestItem.digest_id, DigestItem.position)
+    )
+    papers: dict[int, list[tuple[StoredPaper, str, str, str]]] = {}
+    for digest_id, section, slug, area, paper in rows:
+        papers.setdefault(digest_id, []).append((_stored(paper, 1, 0), section, slug, area))
+    return [
+        PublishedIssue(issue, subject, when, tuple(papers.get(did, ())))
+        for did, issue, subject, when in digests
+    ]
+
+
+def newest_issue_time(tx: Tx) -> datetime | None:
+    """When the newest issue was published (None before the first)."""
+    return tx.scalar(select(Digest.published_at).order_by(Digest.issue.desc()).limit(1))
+
+
+def all_marks(tx: Tx) -> dict[int, list[tuple[str, int]]]:
+    """Every stored mark, by subscriber id, each subscriber's oldest first."""
+    rows = tx.execute(
+        select(Feedback.subscriber_id, Feedback.paper_key, Feedback.value).order_by(
+            Feedback.subscriber_id, Feedback.marked_at, Feedback.paper_key
+        )
+    )
+    out: dict[int, list[tuple[str, int]]] = {}
+    for sid, key, value in rows:
+        out.setdefault(sid, []).append((key, int(value)))
     return out

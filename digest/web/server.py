@@ -46,6 +46,7 @@ from digest.errors import ConfigError, DeliveryError, StateBusy
 from digest.mail.subscribers import SubscriberError
 from digest.state.states import SubscriberStatus
 from digest.urls import archive_page_path, issue_path, section_page_path
+from digest.web.feedback import reader_context, reader_routes
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}  # this machine
 
@@ -257,6 +258,7 @@ def extra_routes(site: Site) -> list[Route]:
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
         Route("/subscribe", signup.subscribe, methods=["GET", "POST"]),
         Route("/subscribe/confirm/{token}", signup.confirm, methods=["GET", "POST"]),
+        *reader_routes(site),  # web/feedback.py: feedback, private feeds, own data
     ]
 
 
@@ -422,6 +424,7 @@ class SubscriberPages:
             token=token,
             csrf=self._csrf(token),
             saved=saved,
+            **reader_context(self.site, token, request.query_params.get("done", "")),
         )
 
     def _page(self, name: str, **context: Any) -> Response:
