@@ -4,13 +4,16 @@ the mean of the "less" ones). It picks the feedback part of "For you" (`suggest`
 orders the papers of that reader's sections by how well they fit both the section and
 the reader (`order`); a reader with no marks keeps today's order exactly.
 
-Why a centroid and not a small linear model (logistic regression per reader): on the
-sample issues, readers simulated as liking one area (10 "more" in it, 10 "less" outside
-it, marked on one half of the papers, suggestions drawn from the other half) got 0.93
-of their top 5 suggestions from their area with the centroid (BETA 0.5) and 0.92 with
-logistic regression, and the centroid builds 10,000 readers' profiles in one sparse
-product where the model fits 1,000 small problems one by one (~30× slower): see
-tests/bench/bench_profiles.py.
+Why a centroid and not a small linear model (logistic regression per reader), measured
+by tests/bench/bench_profiles.py: readers simulated as liking one area of the sample issue
+(10 "more" on its papers, 10 "less" on others, marked on one half of the papers,
+suggestions from the other half) got 0.794 of their top 5 from their area with the
+centroid (BETA 0.5; 0.751 with BETA 0, 0.783 with 0.25) and 0.796 with logistic
+regression, which took ~100 ms a reader against ~3-7 ms, and the centroids of all
+readers are one sparse product. BETA 1 ranks as well as 0.5 with 10 marks of each, but
+one "less" then outweighs one "more" on a near twin; 0.5 keeps the liked paper's kind.
+A suggestion must fit at least MIN_FIT (cosine), so a reader is never offered a paper
+that only shares a stray word with what they liked.
 
 Papers are named by an opaque id (a paper key, or an anchor of the issue): whatever the
 caller gives, it gets back. One `Space` is fitted per issue over the candidates and every
@@ -21,13 +24,15 @@ Pure: numpy, scipy and scikit-learn; no database, no rendering.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BETA", "Mark", "PaperText", "Profile", "Space", "order", "suggest"]
 
-BETA = 1.0  # weight of the "less" centroid
+BETA = 0.5  # weight of the "less" centroid
+MIN_FIT = 0.05  # a suggestion fits at least this well (cosine with the centroid)
 READER_WEIGHT = 1.0  # in `order`: the reader's fit next to the section's (rank) fit
 
 PaperText = tuple[str, str, str]  # (id, title, abstract)
@@ -98,25 +103,31 @@ class Profile:
     vector: Any  # 1 x terms, sparse
     rated: Mapping[str, int]  # id -> +1 / -1, of the papers of the space
 
+    @functools.cached_property
+    def _fit(self) -> Any:
+        """The cosine of every paper of the space with the centroid (one product)."""
+        assert self.space.matrix is not None
+        return self.space.matrix @ self.vector.toarray().ravel()  # sparse x dense: fast
+
     def scores(self, ids: Sequence[str]) -> list[float]:
         """How well each paper fits the reader (cosine with the centroid; 0 for an id the
         space does not hold)."""
-        known = [self.space.row[i] for i in ids if i in self.space.row]
-        if not known or self.space.matrix is None:
+        if self.space.matrix is None:
             return [0.0] * len(ids)
-        values = (self.space.matrix[known] @ self.vector.T).toarray().ravel()
-        by_row = dict(zip(known, values.tolist(), strict=True))
-        return [float(by_row.get(self.space.row.get(i, -1), 0.0)) for i in ids]
+        fit, row = self._fit, self.space.row
+        return [float(fit[row[i]]) if i in row else 0.0 for i in ids]
 
-    def nearest_liked(self, paper: str) -> str:
-        """The title of the paper marked "more" that `paper` is nearest to ("" if none)."""
-        liked = [self.space.row[k] for k, v in self.rated.items() if v > 0]
-        if not liked or paper not in self.space.row or self.space.matrix is None:
-            return ""
+    def nearest_liked(self, papers: Sequence[str]) -> list[str]:
+        """For each paper, the title of the paper marked "more" it is nearest to ("" when
+        there is none)."""
+        liked = sorted(self.space.row[k] for k, v in self.rated.items() if v > 0)
+        rows = [self.space.row.get(p, -1) for p in papers]
+        if not liked or self.space.matrix is None or min(rows, default=-1) < 0:
+            return ["" for _ in papers]
         matrix = self.space.matrix
-        sims = (matrix[liked] @ matrix[self.space.row[paper]].T).toarray().ravel()
-        best = max(range(len(liked)), key=lambda n: (sims[n], -liked[n]))
-        return self.space.titles[self.space.ids[liked[best]]]
+        sims = (matrix[rows] @ matrix[liked].T).toarray()  # papers x liked
+        best = sims.argmax(axis=1)  # ties: the first liked row
+        return [self.space.titles[self.space.ids[liked[b]]] for b in best]
 
     def suggest(
         self, candidates: Sequence[str], k: int, muted: Collection[str] = ()
@@ -124,17 +135,20 @@ class Profile:
         """The `k` candidates that fit the reader best, best first, each with the note
         ``like: <title of the liked paper it is nearest to>``: never a paper the reader
         marked (least of all "less"), never a muted one, never one that does not fit
-        (score <= 0)."""
+        (score under MIN_FIT)."""
         muted = set(muted)
-        pool = [c for c in dict.fromkeys(candidates) if c not in muted and c not in self.rated]
+        pool = [
+            c
+            for c in dict.fromkeys(candidates)
+            if c not in muted and c not in self.rated and c in self.space.row
+        ]
         scored = [(s, -n, c) for n, (c, s) in enumerate(zip(pool, self.scores(pool), strict=True))]
-        best = sorted((t for t in scored if t[0] > 0), reverse=True)[: max(k, 0)]
-        picks = []
-        for _, _, paper in best:
-            title = self.nearest_liked(paper)
-            if title:
-                picks.append((paper, f"like: {title}"))
-        return picks
+        best = [c for _, _, c in sorted((t for t in scored if t[0] >= MIN_FIT), reverse=True)]
+        best = best[: max(k, 0)]
+        titles = self.nearest_liked(best)
+        return [
+            (paper, f"like: {title}") for paper, title in zip(best, titles, strict=True) if title
+        ]
 
     def order(self, ids: Sequence[str]) -> list[str]:
         """`ids` (a section's papers, best fit to the section first) ordered by their fit
