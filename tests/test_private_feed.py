@@ -173,3 +173,22 @@ def test_newsboat_reads_the_private_feed(site: Served, tmp_path: Path) -> None:
         assert db.execute("SELECT title FROM rss_feed").fetchone()[0] == "Papers digest: your feed"
         titles = [t for (t,) in db.execute("SELECT title FROM rss_item")]
     assert len(titles) == 1 and titles[0].startswith("#1 · 176 papers")
+
+
+def test_every_e_mail_leads_to_the_readers_feed(site: Served) -> None:
+    import mailbox
+    from email import message_from_bytes, policy
+
+    box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
+    for raw in box:
+        msg = message_from_bytes(raw.as_bytes(), policy=policy.default)
+        to = str(msg["To"])
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        link = re.search(r"Your feed: (\S+)", text).group(1)
+        assert (
+            link == f"{site.app.settings.base_url}/preferences/{token_of(site.app, to)}#your-feed"
+        )
+        assert f'href="{link}"' in html and ">Your feed</a>" in html
+        page = site.get(urlsplit(link).path)[2].decode()
+        assert 'id="your-feed"' in page and feed_path(site.app, to) in page
