@@ -159,6 +159,8 @@ def test_marks_are_in_the_export_and_go_with_the_subscriber(settings: Settings) 
     desk = app.readers()
     assert desk.mark(ada, keys[0], 1) == "done" and desk.mark(ada, keys[1], -1) == "done"
     assert desk.mark(grace, keys[2], 1) == "done"
+    for hostile in ("\x00", "a\x00b", "x" * 5000, " spaced ", "UPPER"):  # never a key
+        assert desk.target(ada, hostile) is None and desk.mark(ada, hostile, 1) == "unknown"
     out = io.StringIO()
     app.subscribers().export_csv(out)
     rows = out.getvalue().splitlines()

@@ -5,6 +5,7 @@ the public feeds, and dead once they make a new link."""
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
 import shutil
@@ -91,7 +92,8 @@ def test_caching_like_the_public_feeds_and_gzip(site: Served) -> None:
     assert again[0] == 200 and len(feedparser.parse(again[2]).entries) == 2
 
 
-def test_a_foreign_or_old_token_is_a_plain_404(site: Served) -> None:
+def test_a_foreign_or_old_token_is_a_plain_404(site: Served, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     ada = token_of(site.app, "ada@example.org")
     path = feed_path(site.app, "ada@example.org")
     for bad in (f"/feeds/{ada}.xml", "/feeds/" + "A" * 43 + ".xml", "/feeds/x.xml",
@@ -111,6 +113,10 @@ def test_a_foreign_or_old_token_is_a_plain_404(site: Served) -> None:
     assert status == 303
     new = feed_path(site.app, "ada@example.org")
     assert new != path and site.get(path)[0] == 404 and site.get(new)[0] == 200
+    # neither feed token nor the subscriber's token ever reaches the log
+    for secret in (ada, path.rsplit("/", 1)[1][:-4], new.rsplit("/", 1)[1][:-4]):
+        assert secret not in caplog.text
+    assert "private feed: subscriber #" in caplog.text
     assert (
         "this is your new link"
         in site.get(urlsplit(headers["location"]).path + "?done=feed")[2].decode()

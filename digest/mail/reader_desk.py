@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from digest.addresses import TOKEN_RE
+from digest.ingest.keys import paper_key
 from digest.mail.private_feed import feedback_shape, private_rss, reader_entries
 from digest.mail.subscribers import by_token
 from digest.mail.variants import Covers
@@ -92,7 +93,7 @@ class ReaderDesk:
         """What the link names, or None (a bad token, someone else's, an unknown paper)."""
         with reading(self.sessions) as s:
             sub = by_token(s, token)
-            paper = feedback.paper_texts(s, [key]).get(key) if sub and key else None
+            paper = feedback.paper_texts(s, [key]).get(key) if sub and is_key(key) else None
             if sub is None or paper is None:
                 return None
             mark = dict(feedback.marks(s, sub.id)).get(key, 0)
@@ -104,7 +105,7 @@ class ReaderDesk:
         now = self.clock()
         with writing(self.sessions) as s:
             sub = by_token(s, token)
-            if sub is None or not key or key not in feedback.paper_texts(s, [key]):
+            if sub is None or not is_key(key) or key not in feedback.paper_texts(s, [key]):
                 return "unknown"
             if feedback.marked_since(s, sub.id, now - timedelta(hours=1)) >= self.max_per_hour:
                 log.warning("feedback: subscriber #%d reached max_feedback_per_hour", sub.id)
@@ -170,6 +171,8 @@ class ReaderDesk:
         rated: dict[str, feedback.PaperText],
     ) -> bytes:
         views = [self._view(i) for i in issues]
+        for old in set(self._views) - {i.issue for i in issues}:  # only the feed's issues
+            self._views.pop(old, None)
         texts = [(p.key, p.title, p.abstract) for v in views for sec in v.sections
                  for p in sec.papers]  # fmt: skip
         space = Space([*texts, *((t.key, t.title, t.abstract) for t in rated.values())])
@@ -189,6 +192,15 @@ class ReaderDesk:
                 issue.issue, list(sections.values()), issue.published_at
             )
         return self._views[issue.issue]
+
+
+MAX_KEY = 2000  # characters: far beyond any title's key
+
+
+def is_key(text: str) -> bool:
+    """Whether `text` can be a paper key at all (a key is its own key: folded, no control
+    characters, no NUL that PostgreSQL would refuse), before any query sees it."""
+    return 0 < len(text) <= MAX_KEY and paper_key(text) == text
 
 
 def _newest(issues: list[PublishedIssue]) -> datetime | None:
