@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
 __all__ = [
     "ISSUES_PER_PAGE",
@@ -15,10 +16,15 @@ __all__ = [
     "archive_page_of",
     "archive_page_path",
     "archive_page_url",
+    "feedback_key",
+    "feedback_path",
+    "feedback_url",
     "issue_path",
     "issue_url",
     "paper_anchor",
     "paper_url",
+    "private_feed_path",
+    "private_feed_url",
     "section_feed_url",
     "section_page_path",
     "section_page_url",
@@ -89,6 +95,37 @@ def archive_page_path(page: int) -> str:
 
 def archive_page_url(base_url: str, page: int) -> str:
     return f"{base_url.rstrip('/')}/{archive_page_path(page)}"
+
+
+FEEDBACK = ("more", "less")  # the two marks a reader can give a paper
+
+
+def feedback_path(token: str, key: str, mark: str) -> str:
+    """Where "more / less like this" of a paper leads, relative to base_url: the
+    subscriber's token (in an e-mail, the same placeholder the unsubscribe link has),
+    the paper's key with its spaces as "-" (a key never holds "-", "/" or ";": it folds
+    punctuation to spaces) and the rest percent-encoded, and "more" or "less"."""
+    assert mark in FEEDBACK, mark
+    return f"feedback/{token}/{quote(key.replace(' ', '-'), safe='')}/{mark}"
+
+
+def feedback_url(base_url: str, token: str, key: str, mark: str) -> str:
+    return f"{base_url.rstrip('/')}/{feedback_path(token, key, mark)}"
+
+
+def feedback_key(segment: str) -> str:
+    """The paper key a feedback link names (the path segment, already percent-decoded)."""
+    return segment.replace("-", " ")
+
+
+def private_feed_path(feed_token: str) -> str:
+    """A reader's private feed, relative to base_url (its token is not the unsubscribe
+    token)."""
+    return f"feeds/{feed_token}.xml"
+
+
+def private_feed_url(base_url: str, feed_token: str) -> str:
+    return f"{base_url.rstrip('/')}/{private_feed_path(feed_token)}"
 
 
 def slugify(name: str) -> str:

@@ -40,10 +40,10 @@ def test_no_exported_cell_starts_a_formula_and_the_file_imports_back(tmp_path: P
     text, stored = exported(tmp_path, "a")
     assert sorted(stored) == sorted(PEOPLE)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["email", "name", "themes", "status", "watch", "mute"]
+    assert rows[0] == ["email", "name", "themes", "status", "watch", "mute", "more", "less"]
     cells = [cell for row in rows[1:] for cell in row]
     assert [c for c in cells if c.startswith(FORMULA)] == []
-    assert ["'=cmd|'/Ccalc'!A0@example.org", "Ada", "", "active", "", ""] in rows
+    assert ["'=cmd|'/Ccalc'!A0@example.org", "Ada", "", "active", "", "", "", ""] in rows
     # and the file still imports back exactly as it was
     dumps = tmp_path / "b" / "dumps"
     dumps.mkdir(parents=True)

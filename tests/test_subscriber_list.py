@@ -101,7 +101,7 @@ def test_export_imports_back_unchanged(settings: Settings, tmp_path: Path) -> No
     book.import_csv(io.StringIO(CSV))
     first = io.StringIO()
     assert book.export_csv(first) == 3
-    assert first.getvalue().splitlines()[0] == "email,name,themes,status,watch,mute"
+    assert first.getvalue().splitlines()[0] == "email,name,themes,status,watch,mute,more,less"
     elsewhere = replace(settings.digest, database_url="", state_dir=str(tmp_path / "other"))
     other = make_app(replace(settings, digest=elsewhere))
     other_book = other.subscribers()
@@ -236,7 +236,11 @@ def test_cli_subscribers_and_unsubscribe(tmp_path: Path, monkeypatch: pytest.Mon
     )
     assert "did you mean 'Mixture of experts'?" in typo.output
     assert run("subscribers", "export", "--out", "out.csv").exit_code == 0
-    assert (tmp_path / "out.csv").read_text().startswith("email,name,themes,status,watch,mute\n")
+    assert (
+        (tmp_path / "out.csv")
+        .read_text()
+        .startswith("email,name,themes,status,watch,mute,more,less\n")
+    )
     app = make_app(Settings(base_dir=tmp_path))
     token = tokens(app)["kate@example.org"]
     done = run("unsubscribe", token)

@@ -122,7 +122,7 @@ def test_the_cli_takes_watch_and_mute(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "mute: phrase" in bad.output and "more than 100" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
     out = runner.invoke(main, ["subscribers", "export"], env=env)
-    assert out.output.splitlines()[1] == "ada@example.org,,,active,,benchmark"
+    assert out.output.splitlines()[1] == "ada@example.org,,,active,,benchmark,,"
     gone = runner.invoke(main, ["subscribers", "remove", "ada@example.org"], env=env)
     assert gone.exit_code == 0
     out = runner.invoke(main, ["subscribers", "export"], env=env)
@@ -148,8 +148,8 @@ def test_csv_import_and_export_round_trip_watch_and_mute(settings: Settings) -> 
     first = io.StringIO()
     book.export_csv(first)
     lines = first.getvalue().splitlines()
-    assert lines[1] == "ada@example.org,Ada,,active,diffusion; protein folding,benchmark"
-    assert lines[2] == "grace@example.org,Grace,,active,'=cmd|calc,"  # never run as a formula
+    assert lines[1] == "ada@example.org,Ada,,active,diffusion; protein folding,benchmark,,"
+    assert lines[2] == "grace@example.org,Grace,,active,'=cmd|calc,,,"  # never run as a formula
     # export -> import into a fresh list -> the same export
     other = replace(
         settings,

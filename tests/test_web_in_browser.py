@@ -359,3 +359,39 @@ def test_welcome_email_links_are_legible_in_light_and_dark(browser) -> None:
             assert contrast(fg, bg) >= 4.5, f"{scheme}: {text!r} {fg} on {bg}"
         shot(page, f"welcome-email-375-{scheme}.png", 1200)
         page.close()
+
+
+@pytest.mark.parametrize("width", (375, 1280))
+def test_feedback_page_clicked_through_in_light_and_dark(browser, site: Served, width: int) -> None:
+    """ "More like this" from its link to the confirmation, by clicking, then the reader's
+    marks and feed on the preferences page: in light and dark, nothing wider than the
+    screen, no tiny text."""
+    from sqlalchemy import select
+
+    from digest.ingest.keys import paper_key
+    from digest.state.models import Subscriber
+    from digest.urls import feedback_path
+
+    with site.app.session() as s:
+        token = s.scalar(select(Subscriber.token).where(Subscriber.key == "ada@example.org"))
+    key = paper_key("Efficient Neural Music Generation")
+    base = f"http://127.0.0.1:{site.port}"
+    for scheme in SCHEMES:
+        page = open_page(browser, viewport={"width": width, "height": 800}, color_scheme=scheme)
+        tag = f"{width}-{scheme}"
+        page.goto(f"{base}/{feedback_path(token, key, 'more')}")
+        assert "More like this?" in page.content()
+        assert layout_problems(page, width) == [], f"feedback at {tag}"
+        shot(page, f"feedback-confirm-{tag}.png")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "Noted: more like this" in page.content()
+        assert layout_problems(page, width) == [], f"feedback done at {tag}"
+        shot(page, f"feedback-done-{tag}.png")
+        with page.expect_navigation():
+            page.click("text=Your preferences")
+        assert "You marked 1 paper" in page.content() and "Make a new link" in page.content()
+        page.locator("#your-feed").scroll_into_view_if_needed()
+        assert layout_problems(page, width) == [], f"preferences at {tag}"
+        shot(page, f"preferences-feed-and-marks-{tag}.png")
+        page.close()

@@ -18,6 +18,7 @@ from digest.errors import StateUnwritable
 
 if TYPE_CHECKING:
     from digest.app.publishing import Prepared, SendReport
+    from digest.app.readers import ReaderDesk
     from digest.app.subscribing import SubscriberBook
     from digest.ingest.ledger import IngestReport
     from digest.mail.bounces import Outcome
@@ -281,6 +282,11 @@ class App:
         from digest.app import subscribing
 
         return subscribing.confirm_subscription(self, token)
+
+    def readers(self) -> ReaderDesk:
+        from digest.app import readers
+
+        return readers.desk(self)
 
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""

@@ -298,6 +298,11 @@ class SubscribeSection:
         "Subscribe requests that send mail from one client address in an hour, at most.",
         above=0,
     )
+    max_feedback_per_hour: int = setting(
+        60,
+        '"More / less like this" marks one subscriber may make in an hour, at most.',
+        above=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+from digest.mail import feedback_columns
 from digest.mail.subscribers import (
     CSV_FIELDS,
     ImportReport,
@@ -280,11 +281,13 @@ def write_csv(tx: Tx, stream: TextIO) -> int:
     a name a spreadsheet would run as a formula is written behind an apostrophe (import
     reads it back as it was)."""
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    writer.writerow([*CSV_FIELDS, *feedback_columns.NAMES])
+    marks = feedback_columns.every_mark(tx)
     n = 0
     for s in stored.every(tx):
         cells = [spreadsheet_safe(s.address), spreadsheet_safe(s.name)]
         watched = [spreadsheet_safe(s.watch), spreadsheet_safe(s.mute)]
-        writer.writerow([*cells, ";".join(s.themes), s.status, *watched])
+        more_less = map(spreadsheet_safe, feedback_columns.cells(marks.get(s.id, ())))
+        writer.writerow([*cells, ";".join(s.themes), s.status, *watched, *more_less])
         n += 1
     return n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -54,6 +56,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_feed_token() -> str:
+    """A private feed's token: 256 random bits, URL-safe, never beginning with "-"."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 class Base(DeclarativeBase):
@@ -167,6 +176,7 @@ class Subscriber(Base):
     """Someone who receives the digest: only the chosen themes, until they unsubscribe."""
 
     __tablename__ = "subscribers"
+    __table_args__ = (Index("uq_subscribers_feed_token", "feed_token", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(320), unique=True)  # address, case-folded
@@ -181,6 +191,22 @@ class Subscriber(Base):
     # phrases the reader watches and mutes, ";"-separated (personal/phrases.py)
     watch: Mapped[str] = mapped_column(Text, default="", server_default="")
     mute: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the private feed's /feeds/<feed_token>.xml (not the unsubscribe token); 0020
+    feed_token: Mapped[str | None] = mapped_column(String(64), default=new_feed_token)
+
+
+class Feedback(Base):
+    """A reader's "more / less like this" mark on a paper (one per subscriber and paper;
+    a new mark replaces the old). Goes with its subscriber."""
+
+    __tablename__ = "feedback"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[int] = mapped_column(SmallInteger)  # +1 more like this, -1 less
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DigestVariant(Base):

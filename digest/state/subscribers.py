@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 
 from digest.state.handles import Tx
-from digest.state.models import Delivery, Subscriber, utcnow
+from digest.state.models import Delivery, Subscriber, new_feed_token, utcnow
 from digest.state.states import SubscriberStatus
 from digest.state.store import executemany, stored_time
 
@@ -184,6 +184,7 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
             0,
             now,
             now if n.status == SubscriberStatus.UNSUBSCRIBED else None,
+            new_feed_token(),
         )
         for n in new
     ]
@@ -192,7 +193,7 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
 
 _NEW_COLUMNS = (
     "key", "address", "name", "status", "themes", "token", "bounce_count", "created_at",
-    "unsubscribed_at",
+    "unsubscribed_at", "feed_token",
 )  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from digest.app import App
 from digest.errors import ConfigError, StateBusy
-from digest.web import files, search, subscribers
+from digest.web import feedback, files, search, subscribers
 from digest.web.middleware import busy, middleware
 from digest.web.site import Site
 
@@ -46,6 +46,7 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}  # this machin
 # each module's routes, in the order they are matched (files.feed_routes: always last)
 ROUTES: list[Callable[[Site], list[Route]]] = [
     search.routes,
+    feedback.reader_routes,  # feedback, private feeds, a reader's own data
     files.routes,
     subscribers.routes,
 ]

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from digest.errors import DeliveryError
 from digest.mail.subscribers import SubscriberError
 from digest.state.states import SubscriberStatus
+from digest.web.feedback import reader_context
 from digest.web.site import Site
 
 
@@ -207,6 +208,7 @@ class SubscriberPages:
             token=token,
             csrf=self._csrf(token),
             saved=saved,
+            **reader_context(self.site, token, request.query_params.get("done", "")),
         )
 
     def _page(self, name: str, **context: Any) -> Response:
