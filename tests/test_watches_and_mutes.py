@@ -110,8 +110,8 @@ def test_the_cli_takes_watch_and_mute(tmp_path: Path, monkeypatch: pytest.Monkey
     assert done.exit_code == 0, done.output
     out = runner.invoke(main, ["subscribers", "export"], env=env)
     assert out.output.splitlines() == [
-        "email,name,themes,status,watch,mute",
-        "ada@example.org,,,active,diffusion; MoE,benchmark",
+        "email,name,themes,status,watch,mute,more,less",
+        "ada@example.org,,,active,diffusion; MoE,benchmark,,",
     ]
     cleared = runner.invoke(main, ["subscribers", "add", "ada@example.org", "--watch", ""], env=env)
     assert cleared.exit_code == 0 and "updated" in cleared.output
