@@ -126,7 +126,7 @@ def test_the_cli_takes_watch_and_mute(tmp_path: Path, monkeypatch: pytest.Monkey
     gone = runner.invoke(main, ["subscribers", "remove", "ada@example.org"], env=env)
     assert gone.exit_code == 0
     out = runner.invoke(main, ["subscribers", "export"], env=env)
-    assert out.output.splitlines() == ["email,name,themes,status,watch,mute"]
+    assert out.output.splitlines() == ["email,name,themes,status,watch,mute,more,less"]
 
 
 def test_csv_import_and_export_round_trip_watch_and_mute(settings: Settings) -> None:
