@@ -36,6 +36,7 @@ from digest.ingest.files import (
     wait_until_settled,
 )
 from digest.mail import bounces, delivery, outbox, subscribers
+from digest.mail import engine as delivery_engine
 from digest.mail.bounces import Outcome
 from digest.mail.delivery import DeliveryReport, Mailing, Policy, Progress
 from digest.mail.inbox import Inbox
@@ -57,7 +58,7 @@ from digest.render.topics import TopicGroup, chosen_topics, topic_groups
 from digest.render.viewmodel import digest_view, subject_line
 from digest.sections.areas import Vocabulary, load_vocabulary
 from digest.sections.assign import Section, assign
-from digest.state import db, issues, papers, store, workers
+from digest.state import db, digests, issues, papers, store, workers
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
 from digest.state.workers import WorkerInfo
@@ -278,7 +279,7 @@ class App:
         pending = pending[: self.settings.digest.max_papers_per_digest]
         if not pending:
             return None
-        issue = store.next_issue(session)
+        issue = digests.next_issue(session)
         sections = assign(pending, self.settings.themes, vocabulary=self.vocabulary())
         view = self.view(issue, sections, self.clock())
         return Prepared(
@@ -502,7 +503,7 @@ class App:
             for section in prepared.sections
             for k, paper in enumerate(section.papers)
         ]
-        record = store.DigestRecord(
+        record = digests.DigestRecord(
             issue=prepared.view.issue,
             subject=prepared.view.subject,
             html=prepared.html,
@@ -521,21 +522,27 @@ class App:
         )
         sender = self.settings.email.sender
         try:
-            # What was read above (pending papers, selections) is read again or checked
-            # by unique keys here; the write itself is short and waits its turn.
-            db.begin_write(session)
-            subscribers.sync_configured(session, configured)
-            digest = store.create_digest(session, record)
-            pending, unselected = outbox.create_deliveries(
-                session,
-                digest.id,
-                view,
-                personaliser,
-                letters,
-                lambda: new_message_id(sender),
-                take,
-            )
-            session.commit()
+            while True:  # What was read above (pending papers, selections) is read again
+                # or checked by unique keys here; the write is short and waits its turn.
+                db.begin_write(session)
+                subscribers.sync_configured(session, configured)
+                digest = digests.create_digest(session, record)
+                try:
+                    pending, unselected = outbox.create_deliveries(
+                        session,
+                        digest.id,
+                        view,
+                        personaliser,
+                        letters,
+                        lambda: new_message_id(sender),
+                        take,
+                    )
+                except outbox.LettersMissing as missing:  # rendered outside the write
+                    session.rollback()
+                    letters |= personaliser.letters(view, missing.selections)
+                    continue
+                session.commit()
+                break
         except IntegrityError:
             session.rollback()
             raise StateError(
@@ -576,12 +583,12 @@ class App:
         drain: bool = False,
         forever: bool = False,
     ) -> DeliveryReport:
-        """Send due pending deliveries of every digest as one worker (delivery.py): one
+        """Send due pending deliveries of every digest as one worker (mail/engine.py): one
         row each, claimed in batches, marked sent only after the server accepted it. Any
         number of workers may run at once. `drain`: also wait for rows other workers hold
         until the outbox is empty; `forever`: keep polling (`digest worker`). Setting
         `stop` ends it early, `abort` at once; the rest stays pending."""
-        return delivery.deliver(
+        return delivery_engine.deliver(
             db.for_writes(self.engine),
             self.transport,
             self._mailing(),
