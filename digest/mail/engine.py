@@ -296,6 +296,7 @@ class DeliveryEngine:
 
     def _sender(self, queue: RetryQueue[Item]) -> None:
         transport: Transport | None = None
+        marks = claims.SentMarks(self.engine)
         try:
             while not self._stopping() and (item := queue.get()) is not None:
                 try:
@@ -303,7 +304,7 @@ class DeliveryEngine:
                         transport = self._open(queue, item)
                         if transport is None:
                             return
-                    self._attempt(transport, queue, *item)
+                    self._attempt(transport, marks, queue, *item)
                 except DeliveryError as exc:  # the server is gone: let the others carry on
                     queue.later(item, 0.0)
                     self._lose(exc)
@@ -314,6 +315,7 @@ class DeliveryEngine:
             if not self.abort.is_set():
                 self._fail_run(exc, queue)
         finally:
+            marks.close()
             if transport is not None:
                 with contextlib.suppress(Exception):
                     transport.__exit__(None, None, None)
@@ -340,7 +342,14 @@ class DeliveryEngine:
             self.crash = self.crash or exc
         queue.close()
 
-    def _attempt(self, transport: Transport, queue: RetryQueue[Item], job: Job, tries: int) -> None:
+    def _attempt(
+        self,
+        transport: Transport,
+        marks: claims.SentMarks,
+        queue: RetryQueue[Item],
+        job: Job,
+        tries: int,
+    ) -> None:
         self.limiter.wait(self.stop)
         if tries:  # a retry in this run: the row went back to pending, claim it again
             with self._tx() as tx:
@@ -380,14 +389,16 @@ class DeliveryEngine:
             raise
         else:
             self.outcomes.settled()
-            self._sent(job)
+            self._sent(marks, job)
         finally:
             with self._lock:
                 self.inflight.pop(job.id, None)
 
-    def _sent(self, job: Job) -> None:
-        with self._tx() as tx:
-            mine = claims.mark_sent(tx, job, self.clock())
+    def _sent(self, marks: claims.SentMarks, job: Job) -> None:
+        """Marked sent before this sender thread sends anything else: the duplicate
+        window stays one message a connection."""
+        with self._write:
+            mine = marks.sent(job, self.clock())
         self.outcomes.tally("sent", job.address)
         if not mine:
             log.warning("%s: the row was taken over by another worker", job.address)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 
 from digest.state.dbclock import db_ago, db_now
-from digest.state.handles import Tx, dialect
+from digest.state.handles import Database, Tx, dialect
 from digest.state.models import Delivery, Subscriber, UTCDateTime
 from digest.state.states import DeliveryStatus, SubscriberStatus
 
@@ -123,7 +123,7 @@ def claim_batch(tx: Tx, worker_id: int, now: datetime, limit: int, token: str) -
         return []
     rows = tx.execute(_JOBS.where(_D.c.id.in_(ids)).order_by(_D.c.digest_id, _D.c.id))
     # attempts counts this claim; Job.attempts is what came before it
-    return [Job(**{**row._mapping, "attempts": row.attempts - 1}) for row in rows]
+    return [Job(*row[:7], row[7] - 1, *row[8:]) for row in rows]
 
 
 # The statements run once per message are built once (Core, bound parameters): only
@@ -206,6 +206,44 @@ def claim(
     subscriber must still be active."""
     params = {"did": delivery_id, "by": worker_id, "token": token}
     return _count(tx.execute(_CLAIM, params)) == 1
+
+
+class SentMarks:
+    """The hot path of delivery: marking a row sent the moment the server accepted its
+    message, one statement a message and no more. On PostgreSQL it runs on a connection
+    of its own (one per sender thread) in autocommit mode, so the statement is its own
+    transaction, with no BEGIN and COMMIT round trips; the Core statement is compiled
+    once, and the driver runs it as a server-side prepared statement. A subscriber with
+    bounces to reset takes a transaction (rare). On SQLite, whose transactions begin by
+    taking the write lock, each mark is a transaction as before (the caller serialises
+    writes there)."""
+
+    def __init__(self, database: Database) -> None:
+        self._conn = database.connect()
+        self._cursor: Any = None
+        if dialect(database) == "postgresql":
+            self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            compiled = _SENT.compile(dialect=self._conn.dialect)
+            self._sql = compiled.string
+            self._fixed = {
+                k: str(v) if isinstance(v, str) else v for k, v in compiled.params.items()
+            }
+            self._cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def sent(self, job: Job, now: datetime) -> bool:
+        """True, or False when the row was no longer held under the job's claim (taken
+        over by another worker: a copy went out twice)."""
+        if job.bounce_count or self._cursor is None:
+            with self._conn.begin():
+                return mark_sent(self._conn, job, now)
+        params = {**self._fixed, "did": job.id, "claim": job.claim, "now": now}
+        self._cursor.execute(self._sql, params, prepare=True)
+        return int(self._cursor.rowcount) == 1
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+        self._conn.close()
 
 
 def mark_sent(tx: Tx, job: Job, now: datetime) -> bool:
