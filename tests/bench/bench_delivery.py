@@ -3,7 +3,10 @@
 Prints messages per second for `deliver_pending` (claim, build, send, mark sent: one
 row per subscriber) with 1, 2, 4 and 8 connections, next to a baseline measured in the
 same run: raw smtplib sending the same pre-built messages over one reused connection.
-Also times building the 10,000 personalised messages alone.
+Also times building the 10,000 personalised messages alone, and prints a worker's CPU a
+message (this process's, every thread, plus, on PostgreSQL with DIGEST_TEST_DATABASE_URL,
+the CPU of the server processes serving its database, read from /proc) next to raw
+smtplib's CPU a message over one connection to the same sink, in the same run.
 
     python tests/bench/bench_delivery.py [subscribers]
     pytest tests/bench -o python_files='bench_*.py' -s -k delivery
