@@ -302,7 +302,8 @@ def test_message_template_round_trips_any_text() -> None:
 def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     tmp_path: Path, database_url: str, server: tuple[Controller, FaultyServer]
 ) -> None:
-    from digest.state import outbox, workers
+    from digest.state import claims, workers
+    from digest.state.dbclock import db_ago
 
     controller, handler = server
     settings = small_settings(tmp_path, database_url, controller.port, lease_seconds=30.0)
@@ -314,14 +315,12 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
     with app.database.engine.begin() as conn:
         live = workers.register(conn)  # a worker alive now (this very process)
-        assert outbox.claim(conn, ada, live, "live-token")
-        assert outbox.claim(conn, grace, live + 1000, "other-token")
+        assert claims.claim(conn, ada, live, "live-token")
+        assert claims.claim(conn, grace, live + 1000, "other-token")
         # that worker, on another machine, stopped 31 s ago: its lease ran out
-        conn.execute(
-            update(Delivery).where(Delivery.id == grace).values(claimed_at=outbox.db_ago(31))
-        )
+        conn.execute(update(Delivery).where(Delivery.id == grace).values(claimed_at=db_ago(31)))
     with app.database.engine.begin() as conn:
-        assert not outbox.claim(conn, ada)  # the row count says who won
+        assert not claims.claim(conn, ada)  # the row count says who won
     report = make_app(settings).deliver_pending()
     # only the expired claim was taken back; the live worker's row is left alone
     assert report.sent == 1 and handler.accepted == Counter({"grace@example.org": 1})
@@ -330,8 +329,8 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         row = s.get(Delivery, grace)
         assert row is not None and row.attempts == 2 and row.claimed_at is not None
     with app.database.engine.begin() as conn:  # the live worker lets go of it: pending again
-        assert outbox.release_held(conn, live, "not-its-token") == 0
-        assert outbox.release_held(conn, live, "live-token") == 1
+        assert claims.release_held(conn, live, "not-its-token") == 0
+        assert claims.release_held(conn, live, "live-token") == 1
         workers.unregister(conn, live)
     assert make_app(settings).deliver_pending().sent == 1
     assert handler.accepted == Counter({"grace@example.org": 1, "ada@example.org": 1})

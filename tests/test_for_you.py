@@ -13,13 +13,14 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from digest.app import make_app
 from digest.mail import outbox
 from digest.mail.assembly import PersonalTemplate
 from digest.mail.delivery import mailing_of
-from digest.state import outbox as rows
 from digest.state import readers
+from digest.state.models import Delivery
 from tests.support.readers import PAPERS, parts, publish
 from tests.support.settings import make_settings
 
@@ -90,7 +91,7 @@ def template_of(tmp_path: Path) -> PersonalTemplate:
     s = make_settings(tmp_path, tmp_path / "dumps")
     app = make_app(replace(s, email=replace(s.email, recipients=[])))
     with app.session() as ses:
-        [variant] = {job.variant_id for job in rows.due_jobs(ses, app.clock())} or {1}
+        [variant] = set(ses.scalars(select(Delivery.variant_id))) or {1}
         found = readers.pieces_of(ses, variant)
         letter, when = outbox.letters(ses, {variant})[variant]
     assert found is not None

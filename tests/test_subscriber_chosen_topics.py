@@ -14,7 +14,7 @@ from digest.app import App, make_app, publishing, subscribing
 from digest.config import Settings
 from digest.mail import outbox
 from digest.render.viewmodel import DigestView, PaperView, SectionView
-from digest.state import store
+from digest.state import digests
 from digest.state.models import Delivery, DigestVariant, Subscriber
 
 # A parent with two children: "speech" prints under its parent's section, "music" is a
@@ -104,7 +104,7 @@ def deliver(app: App, view: DigestView) -> dict[str, str]:
     """Create the issue's deliveries as publishing does; each subscriber's e-mail text,
     or "" when they were skipped."""
     personaliser = publishing.personaliser(app)
-    record = store.DigestRecord(
+    record = digests.DigestRecord(
         issue=view.issue,
         subject=view.subject,
         html="",
@@ -114,13 +114,17 @@ def deliver(app: App, view: DigestView) -> dict[str, str]:
         themes=[s.name for s in view.sections],
     )
     with app.session() as session:
-        digest = store.create_digest(session, record)
+        chosen = outbox.selections(
+            session, view, with_all=False, take=subscribing.topic_covers(app)
+        )
+        letters = personaliser.letters(view, chosen)  # before the write, as publishing does
+        digest = digests.create_digest(session, record)
         outbox.create_deliveries(
             session,
             digest.id,
             view,
             personaliser,
-            {},
+            letters,
             lambda: "<x@localhost>",
             subscribing.topic_covers(app),
         )
@@ -194,3 +198,46 @@ def test_an_old_slug_still_delivers_the_area_that_now_covers_it(app: App) -> Non
     )
     assert "A music paper" in got["old@example.org"]
     assert "An image paper" not in got["old@example.org"]
+
+
+def test_a_choice_made_after_the_letters_were_rendered_is_rendered_outside_the_write(
+    app: App,
+) -> None:
+    """Publishing renders every letter before its write transaction; a reader whose
+    choice appeared meanwhile makes the write stop, untouched, naming the letter to
+    render, instead of rendering it while holding the write lock."""
+    app.subscribers().add("vision@example.org", themes="vision")
+    view = issue(
+        1,
+        ("Sound and music", "sound", [("A sound paper", "sound")]),
+        ("Vision", "vision", [("An image", "vision")]),
+    )
+    personaliser = publishing.personaliser(app)
+    take = subscribing.topic_covers(app)
+    with app.session() as session:
+        letters = personaliser.letters(
+            view, outbox.selections(session, view, with_all=False, take=take)
+        )
+    app.subscribers().add("sound@example.org", themes="sound")  # chosen meanwhile
+    with app.session() as session:
+        digest = digests.create_digest(session, replace_record(view))
+        with pytest.raises(outbox.LettersMissing) as missing:
+            outbox.create_deliveries(
+                session, digest.id, view, personaliser, letters, lambda: "<x@localhost>", take
+            )
+        assert len(missing.value.selections) == 1
+        assert session.scalars(select(DigestVariant.id)).all() == []  # nothing written
+        session.rollback()
+    assert "A sound paper" in deliver(app, view)["sound@example.org"]
+
+
+def replace_record(view: DigestView) -> digests.DigestRecord:
+    return digests.DigestRecord(
+        issue=view.issue,
+        subject=view.subject,
+        html="",
+        web_html="",
+        published_at=view.published_at,
+        items=[],
+        themes=[s.name for s in view.sections],
+    )

@@ -1,4 +1,4 @@
-"""Delivering: the outbox sent as one worker (mail/delivery.py), a one-off test letter,
+"""Delivering: the outbox sent as one worker (mail/engine.py), a one-off test letter,
 and the mail that comes back (bounces, unsubscribe requests)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from digest.mail import delivery
+from digest.mail import engine as delivery_engine
 from digest.mail.delivery import DeliveryReport, Policy, Progress
 
 if TYPE_CHECKING:
@@ -27,12 +28,12 @@ def deliver_pending(
     drain: bool = False,
     forever: bool = False,
 ) -> DeliveryReport:
-    """Send due pending deliveries of every digest as one worker (delivery.py): one
+    """Send due pending deliveries of every digest as one worker (mail/engine.py): one
     row each, claimed in batches, marked sent only after the server accepted it. Any
     number of workers may run at once. `drain`: also wait for rows other workers hold
     until the outbox is empty; `forever`: keep polling (`digest worker`). Setting
     `stop` ends it early, `abort` at once; the rest stays pending."""
-    return delivery.deliver(
+    return delivery_engine.deliver(
         app.database.writer,
         app.transport,
         app.mailing(),

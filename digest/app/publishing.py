@@ -24,7 +24,7 @@ from digest.mail.variants import Personaliser
 from digest.render.viewmodel import DigestView, digest_view, subject_line
 from digest.sections import facts
 from digest.sections.assign import Section, assign
-from digest.state import db, papers, store
+from digest.state import db, digests, papers, store
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
 
@@ -195,7 +195,7 @@ def prepare(
     pending = pending[: app.settings.digest.max_papers_per_digest]
     if not pending:
         return None
-    issue = store.next_issue(session)
+    issue = digests.next_issue(session)
     vocabulary = app.vocabulary()
     kept = facts.gather(pending, vocabulary, papers.FactsTable(session))
     sections = assign(pending, app.settings.themes, vocabulary=vocabulary, facts=kept)
@@ -297,7 +297,7 @@ def _store(app: App, session: Unit, prepared: Prepared) -> int:
         for section in prepared.sections
         for k, paper in enumerate(section.papers)
     ]
-    record = store.DigestRecord(
+    record = digests.DigestRecord(
         issue=prepared.view.issue,
         subject=prepared.view.subject,
         html=prepared.html,
@@ -316,17 +316,26 @@ def _store(app: App, session: Unit, prepared: Prepared) -> int:
     )
     pieces = assembly.prepare(session, view, letters_of, app.settings.email.for_you_max, take)
     sender = app.settings.email.sender
+
+    def new_id() -> str:
+        return new_message_id(sender)
+
     try:
-        # What was read above (pending papers, selections) is read again or checked by
-        # unique keys here; the write itself is short and waits its turn.
-        with db.writing_first(session):
-            rules.sync_configured(session, configured)
-            digest = store.create_digest(session, record)
-            pending, unselected = outbox.create_deliveries(
-                session, digest.id, view, letters_of, letters, lambda: new_message_id(sender), take
-            )
-            reached = assembly.store(session, digest.id, pieces, lambda: new_message_id(sender))
-            pending, unselected = pending + reached, unselected - reached
+        while True:  # What was read above (pending papers, selections) is read again or
+            # checked by unique keys here; the write is short and waits its turn.
+            try:
+                with db.writing_first(session):
+                    rules.sync_configured(session, configured)
+                    digest = digests.create_digest(session, record)
+                    pending, unselected = outbox.create_deliveries(
+                        session, digest.id, view, letters_of, letters, new_id, take
+                    )
+                    reached = assembly.store(session, digest.id, pieces, new_id)
+                    pending, unselected = pending + reached, unselected - reached
+                break
+            except outbox.LettersMissing as missing:  # rendered outside the write
+                session.rollback()
+                letters |= letters_of.letters(view, missing.selections)
     except db.Taken:
         raise StateError(
             "another process published these papers first; nothing was published twice",

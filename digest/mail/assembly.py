@@ -66,8 +66,8 @@ from digest.render.renderer import Renderer, preferences_of
 from digest.render.viewmodel import DigestView
 from digest.state import outbox as outbox_rows
 from digest.state import readers
+from digest.state.claims import Job
 from digest.state.handles import Database, Tx
-from digest.state.outbox import Job
 
 log = logging.getLogger(__name__)
 

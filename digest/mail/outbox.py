@@ -1,7 +1,7 @@
 """The letters of a digest going into the outbox: which selections the active subscribers
-make, each variant rendered once, and one delivery row per subscriber (the rows
-themselves, their claims and leases, are the state's outbox repository:
-state/outbox.py)."""
+make (each variant is rendered once, by the caller, before its write transaction), and
+one delivery row per subscriber (the rows are the state's outbox repository,
+state/outbox.py; their claims and leases state/claims.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ def selections(
     return found
 
 
+class LettersMissing(Exception):
+    """Subscribers chose a selection whose letter was not rendered beforehand (they
+    signed up or changed their choice meanwhile): render these, outside the write
+    transaction, and try again."""
+
+    def __init__(self, selections: set[Selection]) -> None:
+        super().__init__(f"{len(selections)} letter(s) not rendered yet")
+        self.selections = selections
+
+
 def create_deliveries(
     tx: Tx,
     digest_id: int,
@@ -45,25 +55,30 @@ def create_deliveries(
     new_message_id: Callable[[], str],
     take: Covers = exactly,
 ) -> tuple[int, int]:
-    """One row per active subscriber, in the caller's transaction: pending with its
-    variant, or skipped when none of their themes is in the digest. Returns
-    (pending, skipped). ``letters`` holds variants already rendered, by key.
+    """One row per active subscriber, in the caller's (write) transaction: pending with
+    its variant, or skipped when none of their themes is in the digest. Returns
+    (pending, skipped). ``letters`` holds the variants, rendered before the transaction
+    began, by key: nothing is rendered here. Raises LettersMissing, before writing
+    anything, when a subscriber's selection has no letter in it.
 
     The rows are made in the database (INSERT … SELECT, one statement per distinct
     theme list), never loading the subscribers; each Message-ID's left part is 128 random
     bits the database makes for the row (nothing in it counts subscribers)."""
+    choices = [(raw, selection(themes, view, take)) for raw, themes in outbox.theme_choices(tx)]
+    missing = {c for _, c in choices if c != () and variant_key(c) not in letters}
+    if missing:
+        raise LettersMissing(missing)
     variant_ids: dict[str, int] = {}
     prefix, domain = "<", "@" + new_message_id().strip("<>").rpartition("@")[2] + ">"
     counts = {"pending": 0, "skipped": 0}
-    for raw, themes in outbox.theme_choices(tx):
-        chosen = selection(themes, view, take)
+    for raw, chosen in choices:
         if chosen == ():
             status, variant_id, error = DeliveryStatus.SKIPPED, None, "no theme"
         else:
             key = variant_key(chosen)
             if key not in variant_ids:
+                letter = letters[key]
                 mine = only(view, chosen, personaliser.subject)
-                letter = letters.get(key) or personaliser.letter(mine)
                 slugs = [s.slug for s in mine.sections] if chosen is not None else []
                 variant_ids[key] = outbox.add_variant(
                     tx, digest_id, key, slugs, letter.subject, letter.html, letter.text

@@ -1,17 +1,15 @@
-"""Pacing work: a queue whose items can come back after a delay, and the rate limit that
-every delivery worker, on every host, draws from together (a bucket kept in the state)."""
+"""The rate limit that every delivery worker, on every host, draws from together (a
+bucket kept in the state)."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from digest.state import ratebucket
 from digest.state.handles import Tx
@@ -20,65 +18,6 @@ T = TypeVar("T")
 MICRO = 1_000_000
 BLOCK_SECONDS = 0.25  # a worker reserves the slots of about this long at once
 HORIZON_SECONDS, HORIZON_SLOTS = 60, 1000  # see GlobalBucket.horizon
-
-
-class RetryQueue(Generic[T]):
-    """Items to work on, some only after a delay. ``get`` blocks until one is due and
-    returns None once nothing is queued and nothing is being worked on (a worked-on
-    item may come back with ``later``, which must be called before ``done``).
-
-    ``refill``, when given, is asked for more items whenever none is due; once it
-    returns none, it is not asked again."""
-
-    def __init__(self, items: Iterable[T], refill: Callable[[], list[T]] | None = None) -> None:
-        self._seq = itertools.count()
-        self._heap = [(0.0, next(self._seq), item) for item in items]  # already a heap
-        self._busy = 0
-        self._closed = False
-        self._cond = threading.Condition()
-        self._refill = refill
-
-    def get(self) -> T | None:
-        with self._cond:
-            while not self._closed:
-                due = self._heap and self._heap[0][0] <= time.monotonic()
-                if not due and self._refill is not None:
-                    more = self._refill()
-                    if not more:
-                        self._refill = None
-                    for item in more:
-                        heapq.heappush(self._heap, (0.0, next(self._seq), item))
-                    continue
-                if self._heap:
-                    wait = self._heap[0][0] - time.monotonic()
-                    if wait <= 0:
-                        self._busy += 1
-                        return heapq.heappop(self._heap)[2]
-                    self._cond.wait(wait)
-                elif self._busy == 0:
-                    return None
-                else:
-                    self._cond.wait()
-            return None
-
-    def later(self, item: T, delay: float) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), item))
-            self._cond.notify()
-
-    def done(self) -> None:
-        with self._cond:
-            self._busy -= 1
-            self._cond.notify_all()
-
-    def close(self) -> list[T]:
-        """Stop handing out items; returns those never handed out."""
-        with self._cond:
-            self._closed = True
-            left = [item for _, _, item in self._heap]
-            self._heap.clear()
-            self._cond.notify_all()
-            return left
 
 
 @dataclass(frozen=True)

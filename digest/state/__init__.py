@@ -1,11 +1,13 @@
 """State, the only package that imports SQLAlchemy: the tables (models), the engine and
-sessions (db), Alembic migrations, the queries (store: dumps, papers and digests; papers:
-the ledger ingest reads dumps into; issues: what was published, its search and the
-section feeds; meta: scheduled runs, last ingest; outbox, workers, ratebucket,
-subscribers, signups: the repositories of mail/), and the exclusive locks on the state.
-The mail repositories take the caller's open transaction (`handles.Tx`) first, never
-commit, and return frozen dataclasses or tuples, never ORM objects: the caller owns the
-transaction (handles.py says it at length).
+sessions (db), Alembic migrations, the queries (store: dumps, papers, status and meta;
+digests: storing and listing published digests; papers: the ledger ingest reads dumps
+into; issues: what was published, its search and the section feeds; meta: scheduled
+runs, last ingest), the repositories of mail/ (outbox: delivery rows, letters and their
+counts; claims: claiming, leasing and finishing rows; workers: the workers' rows and
+heartbeats; ratebucket; subscribers; signups), the database's clock (dbclock), and the
+exclusive locks on the state. The mail repositories take the caller's open transaction
+(`handles.Tx`) first, never commit, and return frozen dataclasses or tuples, never ORM
+objects: the caller owns the transaction (handles.py says it at length).
 
 May import: `digest.errors`, `digest.config`, `digest.fsutil`, `digest.ingest.parse`,
 `digest.ingest.links`, `digest.ingest.ledger` (the listing and ledger types),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from digest.state import store
+from digest.state import digests
 from digest.state.archive import Hit, search
 from digest.state.models import Digest, DigestItem, Paper
 
@@ -58,21 +58,21 @@ def _line(d: Digest) -> IssueLine:
 
 def newest(session: Session, limit: int | None = None) -> list[IssueLine]:
     """The published issues, newest first (the ``limit`` newest, or all)."""
-    return [_line(d) for d in store.digests_newest_first(session, limit)]
+    return [_line(d) for d in digests.digests_newest_first(session, limit)]
 
 
 def between(session: Session, first: int, last: int) -> list[IssueLine]:
     """The published issues numbered ``first`` to ``last``, newest first."""
-    return [_line(d) for d in store.digests_between(session, first, last)]
+    return [_line(d) for d in digests.digests_between(session, first, last)]
 
 
 def issue_numbers(session: Session) -> list[int]:
     """Every published issue number, oldest first."""
-    return store.issue_numbers(session)
+    return digests.issue_numbers(session)
 
 
 def web_copy(session: Session, issue: int) -> str | None:
-    return store.web_copy(session, issue)
+    return digests.web_copy(session, issue)
 
 
 def feed_content(session: Session, issue: int) -> tuple[str | None, str]:

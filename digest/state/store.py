@@ -1,5 +1,6 @@
-"""The queries on the state: record dumps and papers, pending papers, publish a digest.
-(The delivery rows have theirs in outbox.py.)"""
+"""The queries on dumps and papers: record a dump and its papers, the papers not yet
+published, the state's status, small facts kept across restarts (meta). (Published
+digests have theirs in digests.py, the delivery rows in outbox.py and claims.py.)"""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from digest.ingest.keys import different_abstracts
 from digest.ingest.links import Link
 from digest.ingest.parse import Listing
+from digest.state import outbox
 from digest.state.models import (
-    Delivery,
     Digest,
     DigestItem,
     DumpFile,
@@ -26,7 +27,7 @@ from digest.state.models import (
     Sighting,
     utcnow,
 )
-from digest.state.states import DigestStatus, DumpStatus
+from digest.state.states import DumpStatus
 
 log = logging.getLogger(__name__)
 
@@ -293,88 +294,6 @@ def _stored(paper: Paper, sightings: int, position: int) -> StoredPaper:
     )
 
 
-def next_issue(session: Session) -> int:
-    return int(session.scalar(select(func.coalesce(func.max(Digest.issue), 0))) or 0) + 1
-
-
-@dataclass(frozen=True)
-class DigestRecord:
-    """What publishing stores: the rendered digest and its papers by section."""
-
-    issue: int
-    subject: str
-    html: str
-    web_html: str
-    published_at: datetime
-    # (paper id, section name, section slug, the paper's own area slug) in order
-    items: Sequence[tuple[int, str, str, str]]
-    themes: Sequence[str]
-    feed_html: str | None = None  # the issue as a feed entry's content
-
-
-def create_digest(session: Session, record: DigestRecord) -> Digest:
-    """Insert the digest and its items. The unique constraint on digest_items.paper_id
-    makes publishing a paper twice impossible. Its deliveries are added by delivery.py,
-    in the same transaction."""
-    digest = Digest(
-        issue=record.issue,
-        subject=record.subject,
-        html=record.html,
-        web_html=record.web_html,
-        feed_html=record.feed_html,
-        paper_count=len(record.items),
-        themes=list(record.themes),
-        status=DigestStatus.PUBLISHED,
-        published_at=record.published_at,
-    )
-    session.add(digest)
-    session.flush()
-    session.add_all(
-        DigestItem(
-            digest_id=digest.id,
-            paper_id=pid,
-            section=name,
-            section_slug=slug,
-            area_slug=area or slug,
-            position=i,
-        )
-        for i, (pid, name, slug, area) in enumerate(record.items)
-    )
-    session.flush()
-    ids = [pid for pid, *_ in record.items]
-    for i in range(0, len(ids), 500):
-        session.execute(
-            update(Paper).where(Paper.id.in_(ids[i : i + 500])).values(published_in=digest.id)
-        )
-    return digest
-
-
-def digests_newest_first(session: Session, limit: int | None = None) -> list[Digest]:
-    """The published digests, newest first (the ``limit`` newest, or all), without their
-    rendered HTML and text (they load on first access, so only the pages that are
-    needed are read)."""
-    heavy = (defer(Digest.html), defer(Digest.web_html), defer(Digest.feed_html))
-    query = select(Digest).options(*heavy).order_by(Digest.issue.desc())
-    return list(session.scalars(query if limit is None else query.limit(limit)))
-
-
-def digests_between(session: Session, first: int, last: int) -> list[Digest]:
-    """The published digests numbered ``first`` to ``last``, newest first, without their
-    rendered HTML and text."""
-    heavy = (defer(Digest.html), defer(Digest.web_html), defer(Digest.feed_html))
-    query = select(Digest).options(*heavy).where(Digest.issue.between(first, last))
-    return list(session.scalars(query.order_by(Digest.issue.desc())))
-
-
-def issue_numbers(session: Session) -> list[int]:
-    """Every published issue number, oldest first."""
-    return list(session.scalars(select(Digest.issue).order_by(Digest.issue)))
-
-
-def web_copy(session: Session, issue: int) -> str | None:
-    return session.scalar(select(Digest.web_html).where(Digest.issue == issue))
-
-
 @dataclass(frozen=True)
 class Status:
     papers_seen: int
@@ -403,15 +322,7 @@ def status(session: Session) -> Status:
         .limit(5)
     ).all()
     last = session.scalar(select(Digest).order_by(Digest.issue.desc()).limit(1))
-    deliveries: dict[str, int] = {}
-    if last is not None:
-        deliveries = dict(
-            session.execute(
-                select(Delivery.status, func.count())
-                .where(Delivery.digest_id == last.id)
-                .group_by(Delivery.status)
-            ).all()
-        )
+    deliveries = {} if last is None else outbox.counts_by_status(session, last.id)
     last_date = session.scalar(select(func.max(DumpFile.listing_date)))
     return Status(
         papers_seen=seen,

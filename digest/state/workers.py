@@ -1,9 +1,9 @@
-"""Delivery workers in the state: each process that sends registers a row and keeps
-its heartbeat fresh; the heartbeat renews the lease on the deliveries it holds. Rows
-held by a worker whose heartbeat stopped (or whose process is gone, on this host) go
-back to pending; a live worker's rows are never taken. Heartbeats and leases are
-written and compared by the database's clock only, so hosts whose clocks differ agree.
-(Convention: state/handles.py.)"""
+"""Delivery workers in the state: each worker (a process that delivers: `digest worker`,
+or a `digest send` delivering) registers a row and keeps its heartbeat fresh; the
+heartbeat renews the lease on the deliveries it holds. Rows held by a worker whose
+heartbeat stopped (or whose process is gone, on this host) go back to pending; a live
+worker's rows are never taken. Heartbeats and leases are written and compared by the
+database's clock only, so hosts whose clocks differ agree. (Convention: state/handles.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
 
-from digest.state import outbox
+from digest.state import claims
+from digest.state.dbclock import db_ago, db_now
 from digest.state.handles import Tx
 from digest.state.models import Worker
 
@@ -42,8 +43,8 @@ def register(tx: Tx) -> int:
         .values(
             host=HOST,
             pid=os.getpid(),
-            started_at=outbox.db_now(),
-            heartbeat_at=outbox.db_now(),
+            started_at=db_now(),
+            heartbeat_at=db_now(),
             sent=0,
             failed=0,
             deferred=0,
@@ -61,13 +62,13 @@ def beat(tx: Tx, worker_id: int, token: str, counts: dict[str, int]) -> None:
         update(Worker)
         .where(Worker.id == worker_id)
         .values(
-            heartbeat_at=outbox.db_now(),
+            heartbeat_at=db_now(),
             sent=counts.get("sent", 0),
             failed=counts.get("failed", 0),
             deferred=counts.get("deferred", 0),
         )
     )
-    outbox.renew(tx, worker_id, token)
+    claims.renew(tx, worker_id, token)
 
 
 def unregister(tx: Tx, worker_id: int) -> None:
@@ -80,11 +81,11 @@ def reap(tx: Tx, lease: float) -> int:
     for its lease). Returns how many rows went back to pending."""
     local = tx.execute(select(Worker.id, Worker.pid).where(Worker.host == HOST)).all()
     dead = [wid for wid, pid in local if pid != os.getpid() and not _alive(pid)]
-    gone = Worker.heartbeat_at < outbox.db_ago(lease)
+    gone = Worker.heartbeat_at < db_ago(lease)
     tx.execute(
         delete(Worker).where(gone | Worker.id.in_(dead)) if dead else delete(Worker).where(gone)
     )
-    return outbox.release_expired(tx, lease, dead)
+    return claims.release_expired(tx, lease, dead)
 
 
 def listing(tx: Tx, now: datetime, lease: float) -> list[WorkerInfo]:

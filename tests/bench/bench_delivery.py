@@ -3,7 +3,10 @@
 Prints messages per second for `deliver_pending` (claim, build, send, mark sent: one
 row per subscriber) with 1, 2, 4 and 8 connections, next to a baseline measured in the
 same run: raw smtplib sending the same pre-built messages over one reused connection.
-Also times building the 10,000 personalised messages alone.
+Also times building the 10,000 personalised messages alone, and prints a worker's CPU a
+message (this process's, every thread, plus, on PostgreSQL with DIGEST_TEST_DATABASE_URL,
+the CPU of the server processes serving its database, read from /proc) next to raw
+smtplib's CPU a message over one connection to the same sink, in the same run.
 
     python tests/bench/bench_delivery.py [subscribers]
     pytest tests/bench -o python_files='bench_*.py' -s -k delivery
@@ -15,6 +18,7 @@ each message's data in bulk, so the figures measure the sending side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import multiprocessing
 import os
@@ -23,21 +27,24 @@ import smtplib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select, text  # noqa: E402
+
 from digest.app import App, make_app  # noqa: E402
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
 from digest.mail import outbox  # noqa: E402
 from digest.mail.message import MessageTemplate  # noqa: E402
-from digest.state import outbox as rows  # noqa: E402
-from digest.state.models import Delivery  # noqa: E402
+from digest.state.models import Delivery, Subscriber  # noqa: E402
 
 SAMPLES = ROOT / "examples" / "dumps"
 SUBSCRIBERS = 10_000
+PG = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
 
 
 # --------------------------------------------------------------------------- the sink
@@ -104,11 +111,12 @@ class Sink:
 # --------------------------------------------------------------------------- set-up
 
 
-def published_app(folder: Path, port: int, subscribers: int) -> App:
-    """The sample digest published to `subscribers` subscribers; nothing sent yet."""
+def published_app(folder: Path, port: int, subscribers: int, url: str = "") -> App:
+    """The sample digest published to `subscribers` subscribers; nothing sent yet (in
+    SQLite, or in the database at `url`)."""
     shutil.copytree(SAMPLES, folder / "dumps")
     settings = Settings(
-        digest=DigestSection(dumps_dir="dumps", state_dir="state"),
+        digest=DigestSection(dumps_dir="dumps", state_dir="state", database_url=url),
         email=EmailSection(transport="smtp", smtp_host="127.0.0.1", smtp_port=port),
         base_dir=folder,
         source="bench",
@@ -130,7 +138,12 @@ def published_app(folder: Path, port: int, subscribers: int) -> App:
 def built_messages(app: App) -> tuple[list[bytes], float]:
     """Every subscriber's message, built as delivery builds them, and the time it took."""
     with app.session() as s:
-        jobs = rows.due_jobs(s, app.clock())
+        jobs = s.execute(
+            select(Delivery.variant_id, Subscriber.address, Delivery.message_id)
+            .add_columns(Subscriber.token, Subscriber.name)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.status == "pending")
+        ).all()
         letters = outbox.letters(s, {j.variant_id for j in jobs})
     mailing = app.mailing()
     t0 = time.perf_counter()
@@ -168,6 +181,107 @@ def ours(app: App, connections: int, n: int) -> float:
     return n / elapsed
 
 
+# --------------------------------------------------------------------------- CPU a message
+
+
+def backends(app: App) -> list[int]:
+    """The PostgreSQL server processes serving this app's database (its pool's
+    connections, and the one asking)."""
+    with app.database.engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return [int(pid) for (pid,) in found]
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each process spent so far, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def raw_cpu(port: int, messages: list[bytes], n: int) -> float:
+    """CPU ms a message of raw smtplib over one reused connection (this process)."""
+    conn = smtplib.SMTP("127.0.0.1", port)
+    t0 = time.process_time()
+    for i in range(n):
+        conn.sendmail("digest@localhost", [f"reader{i}@example.org"], messages[i % len(messages)])
+    spent = time.process_time() - t0
+    conn.quit()
+    return spent * 1000 / n
+
+
+def worker_cpu(app: App, connections: int, n: int, pg: bool) -> tuple[float, float]:
+    """CPU ms a message of one worker's run (this process, every thread), and of the
+    database server's processes serving it (0 on SQLite)."""
+    with app.session() as s:
+        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.commit()
+    email = replace(app.settings.email, connections=connections)
+    app.settings = replace(app.settings, email=email)
+    app.deliver_pending()  # a first run: the pool's connections are open, the code warm
+    with app.session() as s:
+        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.commit()
+    server = cpu_of(backends(app)) if pg else {}
+    t0 = time.process_time()
+    report = app.deliver_pending()
+    ours = time.process_time() - t0
+    after = cpu_of(backends(app)) if pg else {}
+    assert report.sent == n, report
+    theirs = sum(v - server.get(pid, 0.0) for pid, v in after.items())
+    return ours * 1000 / n, theirs * 1000 / n
+
+
+def cpu_per_message(subscribers: int = 3000) -> dict[str, float]:
+    """A worker's CPU a message (the database server's counted) against raw smtplib's,
+    on SQLite and, with DIGEST_TEST_DATABASE_URL, on PostgreSQL; printed side by side."""
+    figures: dict[str, float] = {}
+    urls = [("SQLite", "")]
+    if PG:
+        urls.append(("PostgreSQL", "pg"))
+    sink = Sink()
+    try:
+        for name, kind in urls:
+            with tempfile.TemporaryDirectory() as tmp, _database(kind) as url:
+                app = published_app(Path(tmp), sink.port, subscribers, url)
+                messages, _ = built_messages(app)
+                raw = raw_cpu(sink.port, messages[:500], subscribers)
+                for connections in (1, 2):
+                    ours, server = worker_cpu(app, connections, subscribers, bool(kind))
+                    total = ours + server
+                    key = f"{name}_{connections}"
+                    figures[key], figures[f"raw_{key}"] = total, raw
+                    print(
+                        f"CPU a message, {name}, {connections} connection(s): worker "
+                        f"{ours:.2f} ms + database server {server:.2f} ms = {total:.2f} ms"
+                        f"   baseline raw smtplib, 1 connection: {raw:.2f} ms"
+                        f"   ({total / raw:.2f}x)"
+                    )
+                app.database.engine.dispose()
+    finally:
+        sink.stop()
+    return figures
+
+
+@contextlib.contextmanager
+def _database(kind: str) -> Iterator[str]:
+    if not kind:
+        yield ""
+        return
+    from tests.support.postgres import new_pg_database
+
+    with new_pg_database() as url:
+        yield url
+
+
 def run(subscribers: int = SUBSCRIBERS) -> dict[str, float]:
     sink = Sink()
     try:
@@ -193,6 +307,10 @@ def run(subscribers: int = SUBSCRIBERS) -> dict[str, float]:
     finally:
         sink.stop()
     return figures
+
+
+def test_delivery_cpu_per_message() -> None:
+    cpu_per_message(int(os.environ.get("DIGEST_TEST_BENCH_CPU_SUBSCRIBERS", 3000)))
 
 
 def test_delivery_throughput() -> None:
@@ -303,3 +421,4 @@ if __name__ == "__main__":
         run_personal(count)
     else:
         run(int(sys.argv[1]) if len(sys.argv) > 1 else SUBSCRIBERS)
+        cpu_per_message()

@@ -26,14 +26,17 @@ class Holding(FaultyServer):
     messages were accepted every RCPT waits until the test opens ``gate`` (see
     ``tests.support.smtp.release``); ``waiting`` counts the RCPTs held."""
 
-    def __init__(self, delay: float = 0.0, hold_from: int | None = None) -> None:
+    def __init__(
+        self, delay: float = 0.0, hold_from: int | None = None, *, at_data: bool = False
+    ) -> None:
         super().__init__(delay=delay)
         self.hold_from = hold_from
+        self.at_data = at_data  # hold after accepting a message, before answering it
         self.gate = asyncio.Event()
         self.waiting = 0
         self.ids: Counter[str] = Counter()  # Message-ID -> copies accepted
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+    async def _hold(self) -> None:
         held = self.hold_from is not None and sum(self.accepted.values()) >= self.hold_from
         if held and not self.gate.is_set():
             self.waiting += 1
@@ -41,23 +44,32 @@ class Holding(FaultyServer):
                 await self.gate.wait()
             finally:
                 self.waiting -= 1
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if not self.at_data:
+            await self._hold()
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         reply = await super().handle_DATA(server, session, envelope)
         if reply.startswith("250"):
             self.ids[self.messages[-1]["Message-ID"]] += 1
+            if self.at_data:  # accepted (the server keeps it), the answer not yet sent
+                await self._hold()
         return reply
 
 
-def project(folder: Path, port: int, readers: int, connections: int) -> Path:
-    """digest.toml and one five-paper dump in `folder`; `readers` recipients over SMTP."""
+def project(
+    folder: Path, port: int, readers: int, connections: int, database_url: str = ""
+) -> Path:
+    """digest.toml and one five-paper dump in `folder`; `readers` recipients over SMTP
+    (the state in SQLite, or in the database at `database_url`)."""
     (folder / "dumps").mkdir(parents=True, exist_ok=True)
     write_dump(folder / "dumps" / "0.txt", [(f"Paper {i}", "An abstract. " * 8) for i in range(5)])
     recipients = ", ".join(f'"r{i}@example.org"' for i in range(readers))
     config = folder / "digest.toml"
     config.write_text(
-        f'[digest]\ndumps_dir = "dumps"\nstate_dir = "state"\n'
+        f'[digest]\ndumps_dir = "dumps"\nstate_dir = "state"\ndatabase_url = "{database_url}"\n'
         f'[email]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
         f"smtp_timeout = {HANG}\nconnections = {connections}\nrecipients = [{recipients}]\n"
     )
