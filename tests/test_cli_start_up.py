@@ -95,6 +95,23 @@ def test_commands_that_only_look_or_manage_the_list_load_no_renderer(
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
 
 
+def test_status_reads_the_state_without_sqlalchemy(project: Path) -> None:
+    """A state at the newest schema is read with sqlite3 alone: SQLAlchemy, its ORM and
+    the tables' models stay unloaded (tests/test_cli_status.py: it shows the same)."""
+    modules = loaded(project, "-c", str(project / "digest.toml"), "status")
+    assert "digest.state.glance" in modules  # it did run
+    assert not {m for m in modules if m.split(".")[0] == "sqlalchemy"}
+    assert "digest.state.models" not in modules
+
+
+def test_a_worker_starts_without_the_renderer(project: Path) -> None:
+    """A worker on an empty outbox loads neither the templates nor the e-mail inliner:
+    they load when a message is rendered, not before the first claim."""
+    modules = loaded(project, "-c", str(project / "digest.toml"), "worker", "--drain")
+    assert "digest.mail.delivery" in modules  # it did run
+    assert not {m for m in modules if m.split(".")[0] in HEAVY}
+
+
 def test_every_command_s_help_lists_every_option_and_marks_old_names() -> None:
     commands = every_command(main)
     names = {path for path, _ in commands}

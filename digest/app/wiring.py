@@ -31,11 +31,10 @@ if TYPE_CHECKING:
     from digest.sections.areas import Vocabulary
     from digest.sections.assign import Section
     from digest.state.db import Database
+    from digest.state.glance import Glance, ScheduledRun, Status, WorkerInfo
     from digest.state.handles import Unit
     from digest.state.issues import Hit
-    from digest.state.meta import ScheduledRun
-    from digest.state.store import Status, StoredPaper
-    from digest.state.workers import WorkerInfo
+    from digest.state.store import StoredPaper
 
 
 class App:
@@ -78,15 +77,20 @@ class App:
 
     def shown_database_url(self) -> str:
         """The state database's URL without its password."""
+        from digest.state import glance
+
+        parsed = glance.parse_url(self.settings.database_url)
+        if parsed is not None:
+            return parsed.shown()
         from digest.state import db
 
         return db.shown_url(self.settings.database_url)
 
     def has_state(self) -> bool:
         """Whether the state database exists (a read-only command does not create it)."""
-        from digest.state import db
+        from digest.state import glance
 
-        return self._database is not None or db.exists(self.settings.database_url)
+        return self._database is not None or glance.exists(self.settings.database_url)
 
     def readable(self) -> Database:
         """The state as it is or, before the first write, an empty in-memory state
@@ -297,6 +301,17 @@ class App:
         return self._web_secret
 
     # inspecting -----------------------------------------------------------------
+
+    def glance(self) -> Glance | None:
+        """What `digest status` shows, read without the ORM (None: use `overview`)."""
+        from digest.app import inspecting
+
+        return inspecting.glance(self)
+
+    def overview(self) -> Glance:
+        from digest.app import inspecting
+
+        return inspecting.overview(self)
 
     def status(self) -> Status:
         from digest.app import inspecting

@@ -1,5 +1,6 @@
 """`digest status`: the state as it is, the daemon and its next run, the workers, the
-last digest (thin over the App's inspecting use cases; nothing is created)."""
+last digest (thin over the App's inspecting use cases; nothing is created). The state is
+read first without SQLAlchemy (`App.glance`), else the ordinary way (`App.overview`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from digest.cli.console import out, safe
 from digest.cli.context import Obj
 
 if TYPE_CHECKING:
-    from digest.app import App
+    from digest.state.glance import Glance
 
 
 @click.command()
 @click.pass_obj
 def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
-    app = obj.reader_app()
-    s = app.status()
+    app = obj.app()  # builds nothing: the state is read with its driver alone if it can be
+    view = app.glance()
+    if view is None:  # the ordinary way: migrated first, or shown read-only
+        app = obj.reader_app()
+        view = app.overview()
+    s = view.status
     missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
     out.print(f"state:    {app.shown_database_url()}{missing}")
     out.print(f"papers:   {s.papers_seen} seen, {s.papers_pending} pending, {s.papers_sent} sent")
@@ -29,8 +34,8 @@ def status(obj: Obj) -> None:
         out.print(f"  failed: {safe(error or path)}")
     if s.last_listing_date:
         out.print(f"newest listing: {s.last_listing_date:%Y-%m-%d}")
-    print_schedule(app)
-    cli_workers.print_workers(app, out)
+    print_schedule(view)
+    cli_workers.print_workers(view.workers, app.clock(), out)
     if s.last_issue is None:
         out.print("last digest: none yet")
         return
@@ -44,8 +49,8 @@ def status(obj: Obj) -> None:
     out.print(f"deliveries:  {counts}")
 
 
-def print_schedule(app: App) -> None:
-    holder, runs = app.schedule()
+def print_schedule(view: Glance) -> None:
+    holder, runs = view.daemon, view.runs
     out.print(f"daemon:   {'running (' + holder + ')' if holder else 'not running'}")
     if runs:
         when = runs[0].at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from digest.cli.interrupts import Interrupts
 if TYPE_CHECKING:
     from digest.app import App
     from digest.mail.delivery import DeliveryReport
+    from digest.state.glance import WorkerInfo
 
 Update = Callable[[str, int, int, str], None] | None
 
@@ -82,14 +83,12 @@ def deliver_with(
             child.wait()
 
 
-def print_workers(app: App, out: Console) -> None:
+def print_workers(live: Sequence[WorkerInfo], now: datetime, out: Console) -> None:
     """The live delivery workers and what each has done."""
-    live = app.workers()
     if not live:
         out.print("workers:  none delivering")
         return
     out.print(f"workers:  {len(live)} delivering")
-    now = app.clock()
     for w in live:
         out.print(
             f"  #{w.id} pid {w.pid} on {w.host}: {w.sent} sent, {w.failed} failed, "

@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from markupsafe import Markup, escape
 
@@ -61,13 +61,14 @@ from digest.mail.variants import (
 )
 from digest.personal.phrases import Phrases
 from digest.personal.view import ReaderView, Suggestion, reader_view
-from digest.render.inline import inline_css
-from digest.render.renderer import Renderer, preferences_of
 from digest.render.viewmodel import DigestView
 from digest.state import outbox as outbox_rows
 from digest.state import readers
 from digest.state.claims import Job
 from digest.state.handles import Database, Tx
+
+if TYPE_CHECKING:  # the template set and the inliner load when something is rendered
+    from digest.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class _Marking:
             "digest_pieces.html.j2", **self._context(view, unsubscribe_url, html=True)
         )
         if inline:
+            from digest.render.inline import inline_css
+
             marked = inline_css(marked, self.renderer._source("style.css"))
         plain = strip(marked, self.nonce)
         if inline:
@@ -113,6 +116,8 @@ class _Marking:
         return plain
 
     def _context(self, view: DigestView, url: str | None, *, html: bool) -> dict[str, Any]:
+        from digest.render.renderer import preferences_of
+
         return {
             "view": view,
             "unsubscribe_url": url,
@@ -174,7 +179,7 @@ def prepare(
     nonce = secrets.token_hex(12)
     renderer = personaliser.renderer
     marking = _Marking(renderer, nonce, personaliser.unsubscribe_url)
-    marked = replace(personaliser, renderer=cast(Renderer, marking))
+    marked = replace(personaliser, renderer=cast("Renderer", marking))
     letters: dict[str, dict[str, str]] = {}
     only_for_you: Letter | None = None
     for themes in choices:
@@ -210,6 +215,8 @@ def prepare(
 
 def _sheet(renderer: Renderer, view: DigestView, nonce: str) -> tuple[str, str]:
     """Every paper of the issue as a For-you entry (html inlined once, and text)."""
+    from digest.render.inline import inline_css
+
     every = [p for s in view.sections for p in s.papers]
     context: dict[str, Any] = {
         "view": replace(view, sections=()),

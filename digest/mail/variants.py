@@ -26,12 +26,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from digest.mail.message import PLACEHOLDER, Letter, encoded_size
-from digest.render.renderer import Renderer
 from digest.render.viewmodel import DigestView, PaperView, SectionView
 from digest.text import truncate
 from digest.urls import slugify
 
 if TYPE_CHECKING:
+    from digest.render.renderer import Renderer
     from digest.sections.areas import Vocabulary
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digest.config import EmailSection, Settings
 from digest.ingest.links import Link, tidy_text
 from digest.render.reading import ARXIV_SEARCH, first_sentence, read_link
 from digest.sections.assign import REMAINING, Section
 from digest.sections.summary import summarise
-from digest.state.store import StoredPaper
 from digest.text import truncate
 from digest.urls import (
     issue_url,
@@ -27,6 +26,9 @@ from digest.urls import (
     section_feed_url,
     section_page_url,
 )
+
+if TYPE_CHECKING:  # the ORM's queries load only where papers are read
+    from digest.state.store import StoredPaper
 
 __all__ = [
     "BRIEF_HEADING",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +18,13 @@ from sqlalchemy.pool import StaticPool
 
 from digest.errors import ConfigError, StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
+from digest.state import glance
+from digest.state.glance import BUSY_TIMEOUT_S, MIGRATIONS, head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
-MIGRATIONS = Path(__file__).parent / "migrations"
-BUSY_TIMEOUT_S = 30  # how long a SQLite write waits for another writer's lock
 
 
 def job_store(database: Database) -> Any:
@@ -49,14 +47,7 @@ def is_sqlite(engine: Engine) -> bool:
 def exists(url: str) -> bool:
     """Whether the database at `url` exists: an SQLite file is only there once created; a
     server database (PostgreSQL) is taken to exist."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False
-    if parsed.get_backend_name() != "sqlite":
-        return True
-    database = parsed.database or ":memory:"
-    return database != ":memory:" and Path(database).is_file()
+    return glance.exists(url)
 
 
 def empty_engine() -> Engine:
@@ -236,27 +227,6 @@ def upgrade(engine: Engine) -> None:
             f"cannot open database {engine.url.render_as_string()}: {exc.orig}",
             hint="check database_url and that the server is running",
         ) from None
-
-
-_REVISION = re.compile(r"^revision\b[^=]*=\s*[\"']([^\"']+)[\"']", re.M)
-_DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=\s*(.+)$", re.M)
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest migration's revision id, read from the migration files without
-    importing Alembic; "" when there is not exactly one (Alembic then decides)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
-        if revision is None or down is None:
-            return ""
-        revisions.add(revision.group(1))
-        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else ""
 
 
 def up_to_date(engine: Engine) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,3 +46,10 @@ def dialect(database: Database | Tx) -> str:
     """'sqlite' or 'postgresql'."""
     bind = database.get_bind() if isinstance(database, Session) else database
     return bind.dialect.name
+
+
+def driver(tx: Tx) -> Any:
+    """The DB-API connection (sqlite3 or psycopg) under ``tx``, in its transaction: for
+    the plain-SQL readings of state/glance.py."""
+    connection = tx.connection() if isinstance(tx, Session) else tx
+    return connection.connection.driver_connection

@@ -12,12 +12,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from typing import TYPE_CHECKING
 
 from digest.errors import StateError
 from digest.fsutil import storage_error
+
+if TYPE_CHECKING:  # SQLAlchemy loads where a PostgreSQL lock is taken (state/glance.py
+    # asks who holds the daemon's lock without it)
+    from sqlalchemy import Engine
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,17 @@ DAEMON = LockKind(
 )
 
 
-def _holder_text() -> str:
+def holder_name() -> str:
+    """This process, as a lock names its holder."""
     return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+# who holds the advisory lock :k, by the application name its connection set
+PG_HOLDER = (
+    "SELECT a.application_name FROM pg_locks l "
+    "JOIN pg_stat_activity a USING (pid) "
+    "WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted LIMIT 1"
+)
 
 
 @contextlib.contextmanager
@@ -66,7 +77,7 @@ def holder(kind: LockKind, engine: Engine, state_dir: Path) -> str | None:
     writes and creates nothing (a lock file that does not exist is free), so it answers
     on a full disk or a read-only folder too."""
     if engine.dialect.name != "postgresql":
-        return _file_holder(state_dir / kind.file_name)
+        return file_holder(kind, state_dir)
     try:
         with hold(kind, engine, state_dir):
             return None
@@ -79,7 +90,9 @@ def daemon_holder(engine: Engine, state_dir: Path) -> str | None:
     return holder(DAEMON, engine, state_dir)
 
 
-def _file_holder(path: Path) -> str | None:
+def file_holder(kind: LockKind, state_dir: Path) -> str | None:
+    """Who holds the file lock `kind` under `state_dir` (None: free or never taken)."""
+    path = state_dir / kind.file_name
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -117,7 +130,7 @@ def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
                 time.sleep(0.1)
         with contextlib.suppress(OSError):  # who holds it is only informative
             os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_text().encode(), 0)
+            os.pwrite(fd, holder_name().encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -125,21 +138,17 @@ def _file_lock(kind: LockKind, path: Path, wait: float) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _pg_lock(kind: LockKind, engine: Engine, wait: float) -> Iterator[None]:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
     with engine.connect() as conn:
-        name = f"digest {_holder_text()}"[:63]
+        name = f"digest {holder_name()}"[:63]
         conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
         deadline = time.monotonic() + wait
         take = text("SELECT pg_try_advisory_lock(:k)")
         while not conn.execute(take, {"k": kind.pg_key}).scalar():
             if time.monotonic() >= deadline:
-                who = conn.execute(
-                    text(
-                        "SELECT a.application_name FROM pg_locks l "
-                        "JOIN pg_stat_activity a USING (pid) "
-                        "WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted LIMIT 1"
-                    ),
-                    {"k": kind.pg_key},
-                ).scalar()
+                who = conn.execute(text(PG_HOLDER), {"k": kind.pg_key}).scalar()
                 who = (who or "").removeprefix("digest ") or None
                 err = StateError(f"{kind.busy} ({who or 'advisory lock held'})", hint=kind.hint)
                 err.holder = who or "another process"  # type: ignore[attr-defined]

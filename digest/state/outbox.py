@@ -239,13 +239,5 @@ def fail(tx: Tx, delivery_id: int, error: str) -> None:
     )
 
 
-def counts_by_status(tx: Tx, digest_id: int) -> dict[str, int]:
-    """How many of a digest's deliveries are in each status."""
-    found = tx.execute(
-        select(_D.c.status, func.count()).where(_D.c.digest_id == digest_id).group_by(_D.c.status)
-    )
-    return {str(status): int(n) for status, n in found}
-
-
 def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)

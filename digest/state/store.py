@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from digest.ingest.keys import different_abstracts
 from digest.ingest.links import Link
 from digest.ingest.parse import Listing
-from digest.state import outbox
+from digest.state import glance
+from digest.state.glance import Status
+from digest.state.handles import dialect, driver
 from digest.state.models import (
-    Digest,
-    DigestItem,
     DumpFile,
     Meta,
     Paper,
@@ -294,49 +294,9 @@ def _stored(paper: Paper, sightings: int, position: int) -> StoredPaper:
     )
 
 
-@dataclass(frozen=True)
-class Status:
-    papers_seen: int
-    papers_pending: int
-    papers_sent: int
-    dumps_ingested: int
-    dumps_failed: int
-    failed: list[tuple[str, str]]  # (path, error) of the most recent failures
-    last_issue: int | None
-    last_subject: str | None
-    last_published_at: datetime | None
-    last_listing_date: date | None
-    deliveries: dict[str, int]  # status -> count, for the last digest
-
-
 def status(session: Session) -> Status:
-    seen = session.scalar(select(func.count()).select_from(Paper)) or 0
-    sent = session.scalar(select(func.count()).select_from(DigestItem)) or 0
-    dumps = dict(
-        session.execute(select(DumpFile.status, func.count()).group_by(DumpFile.status)).all()
-    )
-    failed = session.execute(
-        select(DumpFile.path, DumpFile.error)
-        .where(DumpFile.status == DumpStatus.FAILED)
-        .order_by(DumpFile.id.desc())
-        .limit(5)
-    ).all()
-    last = session.scalar(select(Digest).order_by(Digest.issue.desc()).limit(1))
-    deliveries = {} if last is None else outbox.counts_by_status(session, last.id)
-    last_date = session.scalar(select(func.max(DumpFile.listing_date)))
-    return Status(
-        papers_seen=seen,
-        papers_pending=seen - sent,
-        papers_sent=sent,
-        dumps_ingested=dumps.get(DumpStatus.INGESTED, 0),
-        dumps_failed=dumps.get(DumpStatus.FAILED, 0),
-        failed=[(p, e or "") for p, e in failed],
-        last_issue=last.issue if last else None,
-        last_subject=last.subject if last else None,
-        last_published_at=last.published_at if last else None,
-        last_listing_date=last_date,
-        deliveries=deliveries,
-    )
+    """The counts and the last digest (state/glance.py reads them)."""
+    return glance.status(driver(session), dialect(session))
 
 
 def get_meta(session: Session, key: str) -> str | None:

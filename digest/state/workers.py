@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
 
-from digest.state import claims
+from digest.state import claims, glance
 from digest.state.dbclock import db_ago, db_now
-from digest.state.handles import Tx
+from digest.state.glance import WorkerInfo
+from digest.state.handles import Tx, dialect, driver
 from digest.state.models import Worker
 
 HOST = socket.gethostname()[:255]
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One live worker, for `digest status`."""
-
-    id: int
-    host: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    sent: int
-    failed: int
-    deferred: int
 
 
 def register(tx: Tx) -> int:
@@ -90,22 +76,7 @@ def reap(tx: Tx, lease: float) -> int:
 
 def listing(tx: Tx, now: datetime, lease: float) -> list[WorkerInfo]:
     """The workers whose heartbeat is fresher than `lease` seconds before `now`."""
-    cutoff = now - timedelta(seconds=lease)
-    rows = tx.execute(
-        select(
-            Worker.id,
-            Worker.host,
-            Worker.pid,
-            Worker.started_at,
-            Worker.heartbeat_at,
-            Worker.sent,
-            Worker.failed,
-            Worker.deferred,
-        )
-        .where(Worker.heartbeat_at >= cutoff)
-        .order_by(Worker.id)
-    )
-    return [WorkerInfo(*row) for row in rows]
+    return glance.workers(driver(tx), dialect(tx), now, lease)
 
 
 def _alive(pid: int) -> bool:
