@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,7 +207,7 @@ def prepare(
         sections=sections,
         html=stored_copy(app).letter(view).html,
         text=renderer.email_text(view),
-        web_html=renderer.web_html(view),
+        web_html=renderer.web_bytes(view),
         feed_html=renderer.feed_html(view, max_bytes=FEED_ENTRY_BYTES),
     )
 
@@ -272,9 +273,12 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
         prepared = _ready(app, session, report)
         if prepared is not None:
             report.unselected = _store(app, session, prepared)
-            report.issue, report.prepared = prepared.view.issue, prepared
+            # the web copy is stored (publish_files writes it from there): not kept twice
+            # while the files are written (26 MB of text at 10,000 papers, and its UTF-8)
+            report.issue, report.prepared = prepared.view.issue, replace(prepared, web_html=b"")
             report.recipient_count = recipients[0]
             report.recipients = tuple(recipients[1])
+            del prepared
     try:
         report.files = publish_files(app)
     except StorageError as exc:
