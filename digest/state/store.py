@@ -339,18 +339,19 @@ def create_digest(session: Session, record: DigestRecord) -> Digest:
             .execution_options(synchronize_session=False)
         )
         session.expire(digest, ["web_html"])
-    rows = [
-        {
-            "digest_id": digest.id,
-            "paper_id": pid,
-            "section": name,
-            "section_slug": slug,
-            "area_slug": area or slug,
-            "position": i,
-        }
-        for i, (pid, name, slug, area) in enumerate(record.items)
-    ]
-    if rows:  # a bulk insert: rows, no ORM object per item
+    items = list(enumerate(record.items))
+    for start in range(0, len(items), 1000):  # bulk inserts: rows, no ORM object per item
+        rows = [
+            {
+                "digest_id": digest.id,
+                "paper_id": pid,
+                "section": name,
+                "section_slug": slug,
+                "area_slug": area or slug,
+                "position": i,
+            }
+            for i, (pid, name, slug, area) in items[start : start + 1000]
+        ]
         session.execute(insert(DigestItem), rows)
     ids = [pid for pid, *_ in record.items]
     for i in range(0, len(ids), 500):
