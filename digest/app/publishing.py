@@ -9,19 +9,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.app import delivering, ingesting, subscribing
+from digest.app.letters import personaliser, stored_copy
 from digest.app.reports import Prepared, SendReport
 from digest.errors import DeliveryError, StateError, StorageError
 from digest.mail import assembly, outbox
 from digest.mail import subscribers as rules
 from digest.mail.delivery import Policy, Progress
 from digest.mail.message import new_message_id
-from digest.mail.variants import Personaliser
-from digest.render.viewmodel import DigestView, digest_view, subject_line
+from digest.render.viewmodel import DigestView, digest_view
 from digest.sections import facts
 from digest.sections.assign import Section, assign
 from digest.state import db, digests, papers, store
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from digest.state.handles import Unit
 
 log = logging.getLogger(__name__)
-STORED_EMAIL_BYTES = 500_000  # the stored e-mail copy at most: beyond, fitted like the e-mail
 
 FEED_ENTRY_BYTES = 56_000  # an issue's feed entry, escaped, stays under this (Atom < 60 KB)
 
@@ -206,7 +206,7 @@ def prepare(
         sections=sections,
         html=stored_copy(app).letter(view).html,
         text=renderer.email_text(view),
-        web_html=renderer.web_html(view),
+        web_html=renderer.web_bytes(view),
         feed_html=renderer.feed_html(view, max_bytes=FEED_ENTRY_BYTES),
     )
 
@@ -265,6 +265,7 @@ def _nothing_new(app: App, ingested: IngestReport) -> str:
 
 
 def _publish(app: App, recipients: Recipients, progress: Progress | None) -> SendReport:
+    web_copy = b""
     with app.session() as session:
         report = SendReport(ingesting.ingest_into(app, session, None, progress))
         session.commit()
@@ -272,11 +273,18 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
         prepared = _ready(app, session, report)
         if prepared is not None:
             report.unselected = _store(app, session, prepared)
-            report.issue, report.prepared = prepared.view.issue, prepared
+            # the web copy (26 MB at 10,000 papers) is written from these bytes, not read
+            # back, and not kept in the report while the other files are written
+            web_copy = prepared.web_html
+            report.issue, report.prepared = prepared.view.issue, replace(prepared, web_html=b"")
             report.recipient_count = recipients[0]
             report.recipients = tuple(recipients[1])
+            del prepared
     try:
-        report.files = publish_files(app)
+        if report.issue is not None:
+            report.files = _write_web_copy(app, report.issue, web_copy)
+        del web_copy
+        report.files += publish_files(app)
     except StorageError as exc:
         if report.issue is None:
             raise
@@ -286,6 +294,15 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
             hint=f"{exc.hint}; the next `digest send` writes its files and sends its e-mails",
         ) from None
     return report
+
+
+def _write_web_copy(app: App, issue: int, html: bytes) -> list[Path]:
+    """The stored issue's web copy and its .gz, from the bytes just stored."""
+    from digest.publish.public import write_public
+    from digest.urls import issue_path
+
+    path = app.settings.public_dir / issue_path(issue)
+    return [path] if write_public(path, html) else []
 
 
 def _store(app: App, session: Unit, prepared: Prepared) -> int:
@@ -359,34 +376,3 @@ def publish_files(app: App) -> list[Path]:
     from digest.publish.site import SiteFiles
 
     return SiteFiles(app.settings, app.renderer, app.session, app.vocabulary()).write()
-
-
-def personaliser(app: App) -> Personaliser:
-    """The letters of an issue, one per selection of sections, as subscribers get them."""
-    from digest.mail.message import PLACEHOLDER
-
-    email = app.settings.email
-    return Personaliser(
-        app.renderer,
-        unsubscribe_url=f"{app.settings.base_url}/unsubscribe/{PLACEHOLDER}",
-        max_html_bytes=email.max_html_bytes,
-        subject=lambda v: subject_line(
-            v.site_title,
-            v.issue,
-            v.paper_count,
-            v.sections,
-            email.subject,
-            email.subject_max,
-        ),
-    )
-
-
-def stored_copy(app: App) -> Personaliser:
-    """The stored e-mail copy: the whole e-mail (no unsubscribe link) up to
-    STORED_EMAIL_BYTES, else fitted under it the way the e-mail is."""
-    return Personaliser(
-        app.renderer,
-        unsubscribe_url="",
-        max_html_bytes=STORED_EMAIL_BYTES,
-        subject=lambda v: subject_line(v.site_title, v.issue, v.paper_count, v.sections),
-    )

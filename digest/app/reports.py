@@ -20,7 +20,7 @@ class Prepared:
     sections: list[Section[store.StoredPaper]]
     html: str
     text: str
-    web_html: str
+    web_html: bytes  # UTF-8: a 10,000-paper copy is 26 MB so, twice that as a str
     feed_html: str = ""
 
 

@@ -28,9 +28,11 @@ def gz_path(path: Path) -> Path:
 def write_public(path: Path, data: bytes | str) -> bool:
     """Write ``path`` atomically and bring its .gz copy in step (also when the file was
     already current but its copy is missing or stale); True when the file changed."""
-    changed = atomic_write(path, data)
+    # encoded once, here: a 10,000-paper web copy is 26 MB of UTF-8 (its str is twice that)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    del data
+    changed = atomic_write(path, raw)
     if changed or not _copy_is_current(path):
-        raw = data.encode("utf-8") if isinstance(data, str) else data
         copy = gz_path(path)
         atomic_write(copy, gzip.compress(raw, GZIP_LEVEL, mtime=0))
         try:

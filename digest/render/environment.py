@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from digest.render.templates import not_found
 from digest.text import truncate
 from digest.urls import abstract_anchor, abstract_url, paper_url
 
-__all__ = ["environment", "render"]
+__all__ = ["environment", "render", "render_utf8"]
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -64,8 +65,30 @@ def environment(
 def render(env: jinja2.Environment, name: str, search_path: Sequence[Path], **context: Any) -> str:
     """Template ``name`` rendered with ``context``; TemplateError (one line) when it is
     missing, does not parse or fails."""
-    try:
+    with _template_errors(name, search_path):
         return env.get_template(name).render(**context)
+
+
+def render_utf8(
+    env: jinja2.Environment, name: str, search_path: Sequence[Path], **context: Any
+) -> bytes:
+    """`render`, encoded to UTF-8 as it is generated: the bytes of a large page without
+    its whole str beside them (twice its size with one character beyond Latin-1)."""
+    with _template_errors(name, search_path):
+        parts, chunk = [], []
+        for piece in env.get_template(name).generate(**context):
+            chunk.append(piece)
+            if len(chunk) == 4096:
+                parts.append("".join(chunk).encode("utf-8"))
+                chunk.clear()
+        parts.append("".join(chunk).encode("utf-8"))
+        return b"".join(parts)
+
+
+@contextmanager
+def _template_errors(name: str, search_path: Sequence[Path]) -> Iterator[None]:
+    try:
+        yield
     except jinja2.TemplateNotFound as err:
         raise not_found(err.name if isinstance(err.name, str) else name, search_path) from None
     except jinja2.TemplateSyntaxError as err:

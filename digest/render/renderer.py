@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from digest.render import templates
-from digest.render.environment import environment, render
+from digest.render.environment import environment, render, render_utf8
 from digest.render.inline import inline_css
 from digest.render.viewmodel import DigestView, IssueSummary
 
@@ -99,9 +99,14 @@ class Renderer:
 
     def web_html(self, view: DigestView) -> str:
         """The web copy of one issue (full abstracts, feed autodiscovery, CSS in <style>)."""
-        return self._render(
+        return self.web_bytes(view).decode("utf-8")
+
+    def web_bytes(self, view: DigestView) -> bytes:
+        """`web_html` encoded to UTF-8 as it renders (what is stored and written)."""
+        return render_utf8(
             self._html_env,
             "archive.html.j2",
+            self.search_path,
             view=view,
             site_title=view.site_title,
             base_url=view.base_url,

@@ -71,7 +71,8 @@ def issue_numbers(session: Session) -> list[int]:
     return digests.issue_numbers(session)
 
 
-def web_copy(session: Session, issue: int) -> str | None:
+def web_copy(session: Session, issue: int) -> bytes | None:
+    """The issue's web copy, UTF-8 encoded (as it is written to its file)."""
     return digests.web_copy(session, issue)
 
 
