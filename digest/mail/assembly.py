@@ -60,12 +60,13 @@ from digest.mail.variants import (
     variant_key,
 )
 from digest.personal.phrases import Phrases
+from digest.personal.profile import Space
 from digest.personal.view import ReaderView, Suggestion, reader_view
 from digest.render.inline import inline_css
 from digest.render.renderer import Renderer, preferences_of
 from digest.render.viewmodel import DigestView
+from digest.state import feedback, readers
 from digest.state import outbox as outbox_rows
-from digest.state import readers
 from digest.state.handles import Database, Tx
 from digest.state.outbox import Job
 
@@ -204,8 +205,43 @@ def prepare(
         "papers": [[p.anchor, p.title, p.abstract] for p in every],
         "for_you": {"html": fy_html, "text": fy_text},
         "letters": letters,
+        **feedback_part(tx, view, for_you_max),
     }
     return Prepared(json.dumps(blob), only_for_you)
+
+
+def feedback_part(tx: Tx, view: DigestView, for_you_max: int) -> dict[str, Any]:
+    """What the marks of the readers who have any make of this issue, worked out once for
+    all of them (one TF-IDF space of the issue's papers and the rated ones, every profile
+    one sparse product): ``notes`` (each distinct ``like: <title>``) and ``readers``, by
+    subscriber id, each with ``s`` their suggestions ([paper index, note index], best
+    first) and, when it differs from the issue's, ``o`` their order of the issue's
+    papers (each section's ordered by their profile)."""
+    marks = readers.active_marks(tx)
+    if not marks:
+        return {}
+    every = [p for s in view.sections for p in s.papers]
+    index = {p.key: n for n, p in enumerate(every)}
+    rated = feedback.paper_texts(tx, {k for m in marks.values() for k, _ in m} - set(index))
+    texts = [(p.key, p.title, p.abstract) for p in every]
+    space = Space([*texts, *((t.key, t.title, t.abstract) for t in rated.values())])
+    ids = list(marks)
+    notes: dict[str, int] = {}
+    out: dict[str, dict[str, list[Any]]] = {}
+    keys = [p.key for p in every]
+    sections = [[p.key for p in s.papers] for s in view.sections]
+    for sid, profile in zip(ids, space.profiles([marks[i] for i in ids]), strict=True):
+        if profile is None:
+            continue
+        picks = profile.suggest(keys, 2 * for_you_max)  # some may be muted or watched
+        mine: dict[str, list[Any]] = {
+            "s": [[index[k], notes.setdefault(note, len(notes))] for k, note in picks]
+        }
+        order = [index[k] for keys_of in sections for k in profile.order(keys_of)]
+        if order != sorted(order):
+            mine["o"] = order
+        out[str(sid)] = mine
+    return {"notes": list(notes), "readers": out}
 
 
 def _sheet(renderer: Renderer, view: DigestView, nonce: str) -> tuple[str, str]:
@@ -428,6 +464,8 @@ class PersonalTemplate(MessageTemplate):
         self.anchors = tuple(a for a, _, _ in papers)
         self.index = Phrases([(t, a) for _, t, a in papers])
         self.for_you_max = int(pieces["for_you_max"])
+        self.notes: list[str] = list(pieces.get("notes", ()))
+        self.marked: dict[str, dict[str, list[Any]]] = dict(pieces.get("readers", {}))
         self._views: dict[tuple[str, str, tuple[Suggestion, ...]], ReaderView] = {}
         self._letters: dict[Any, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         self._lock = threading.Lock()  # the caches are shared by the sending threads
@@ -452,19 +490,33 @@ class PersonalTemplate(MessageTemplate):
                 _kept(self._views, key, found)
         return found
 
-    def _parts(self, mine: ReaderView) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    def feedback_of(self, subscriber_id: int) -> tuple[list[Suggestion], list[str]] | None:
+        """The suggestions and the order of papers the reader's marks made at publish
+        time (None for a reader with no profile)."""
+        mine = self.marked.get(str(subscriber_id))
+        if mine is None:
+            return None
+        anchors, notes = self.anchors, self.notes
+        suggestions = [(anchors[i], notes[n]) for i, n in mine["s"]]
+        return suggestions, [anchors[i] for i in mine.get("o", ())]
+
+    def _parts(
+        self, mine: ReaderView, order: tuple[str, ...]
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         """The text and html parts of a view, cut where the token goes (kept for the
         next reader who sees the same)."""
+        key = (mine, order)
         with self._lock:
-            found = self._letters.get(mine)
+            found = self._letters.get(key)
         if found is None:
             gone = mine.muted | {a for a, _ in mine.for_you}
+            rank = {a: n for n, a in enumerate(order)}
             found = (
-                _join(self.text_cut, self.text_sheet, mine.for_you, gone, _text_note),
-                _join(self.html_cut, self.html_sheet, mine.for_you, gone, _html_note),
+                _join(self.text_cut, self.text_sheet, mine.for_you, gone, _text_note, rank),
+                _join(self.html_cut, self.html_sheet, mine.for_you, gone, _html_note, rank),
             )
             with self._lock:
-                _kept(self._letters, mine, found)
+                _kept(self._letters, key, found)
         return found
 
     def render_for(
@@ -477,17 +529,19 @@ class PersonalTemplate(MessageTemplate):
         watch: str = "",
         mute: str = "",
         suggestions: Sequence[Suggestion] = (),
+        order: Sequence[str] = (),
     ) -> bytes:
-        """This reader's message: their variant's, with what they muted taken out and
-        their For-you block above the contents (the variant's own bytes when their view
-        changes nothing)."""
+        """This reader's message: their variant's, with what they muted taken out, their
+        For-you block above the contents and the papers of each section in ``order``
+        (anchors; () keeps the letter's), the variant's own bytes when their view
+        changes nothing."""
         mine = self.view_of(watch, mute, suggestions)
-        if not mine.changed:
+        if not mine.changed and not order:
             return self.render(to, message_id, token, name)
         if not TOKEN_RE.fullmatch(token):
             raise ValueError("malformed unsubscribe token")
         tok = token.encode("ascii")
-        text_parts, html_parts = self._parts(mine)
+        text_parts, html_parts = self._parts(mine, tuple(order))
         text, html = tok.join(text_parts), tok.join(html_parts)
         u1, u2, u3 = self._unsub
         msg = b"".join(
@@ -519,8 +573,10 @@ def _join(
     for_you: Sequence[tuple[str, str]],
     gone: set[str] | frozenset[str],
     note: Callable[[str], bytes],
+    rank: dict[str, int] | None = None,
 ) -> tuple[bytes, ...]:
-    """The part for one view, cut where the token goes (join with the token)."""
+    """The part for one view, cut where the token goes (join with the token); ``rank``:
+    where each paper goes in its section (none: where the letter has it)."""
     out = _Parts()
     out.add(cut.head)
     entries = [(a, n) for a, n in for_you if a in sheet.papers]
@@ -536,15 +592,26 @@ def _join(
             out.add(part)
         elif part.empty and entries:
             continue  # no paper of their topics, but some For you
-        elif whole and not (papers & gone):
+        elif whole and not (papers & gone) and not (rank and len(papers) > 1):
             out.add(whole)
         elif papers and papers <= gone and not part.brief:
             continue  # every paper of the section went: so does its heading
         else:
-            for anchor, piece in part.items:
-                if not anchor or anchor not in gone:
-                    out.add(piece)
+            items = [(a, p) for a, p in part.items if not a or a not in gone]
+            for _, piece in _reordered(items, rank) if rank else items:
+                out.add(piece)
     return out.done()
+
+
+def _reordered(items: list[tuple[str, Piece]], rank: dict[str, int]) -> list[tuple[str, Piece]]:
+    """A section's items with its papers in the reader's order (the text between them
+    stays where it is)."""
+    slots = [n for n, (a, _) in enumerate(items) if a]
+    papers = sorted((items[n] for n in slots), key=lambda item: rank.get(item[0], len(rank)))
+    out = list(items)
+    for n, item in zip(slots, papers, strict=True):
+        out[n] = item
+    return out
 
 
 def _html_note(note: str) -> bytes:
@@ -563,7 +630,7 @@ def _printable(note: str) -> str:
 
 
 class Personal:
-    """What a delivery worker needs for readers who watch or mute: each variant's
+    """What a delivery worker needs for readers who watch, mute or mark papers: each variant's
     PersonalTemplate, made once (from its issue's pieces) and kept while the run lasts."""
 
     def __init__(self, engine: Database, envelope: Envelope) -> None:
@@ -575,11 +642,20 @@ class Personal:
         """The message of ``job``: its variant's (``base``) for a reader who watches and
         mutes nothing, else their own."""
         watch, mute = job.watch, job.mute
-        template = self._template(base, job.variant_id) if (watch or mute) else None
-        if template is None:
+        template = self._template(base, job.variant_id)
+        marked = template.feedback_of(job.subscriber_id) if template is not None else None
+        if template is None or not (watch or mute or marked):
             return base.render(job.address, job.message_id, job.token, job.name)
+        suggestions, order = marked or ((), ())
         return template.render_for(
-            job.address, job.message_id, job.token, job.name, watch=watch, mute=mute
+            job.address,
+            job.message_id,
+            job.token,
+            job.name,
+            watch=watch,
+            mute=mute,
+            suggestions=suggestions,
+            order=order,
         )
 
     def _template(self, base: MessageTemplate, variant_id: int) -> PersonalTemplate | None:
