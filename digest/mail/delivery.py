@@ -52,7 +52,6 @@ from typing import TypeVar
 from digest.config import EmailSection, Settings
 from digest.errors import DeliveryError
 from digest.mail import outbox
-from digest.mail.assembly import Personal
 from digest.mail.message import (
     PLACEHOLDER,
     DkimSigner,
@@ -67,6 +66,7 @@ from digest.mail.message import (
     sender_domain,
     verp_address,
 )
+from digest.mail.personal_letters import Personal
 from digest.mail.ratelimit import GlobalBucket, RetryQueue
 from digest.mail.transport import ConnectionTrouble, SenderRefused, abort, handed
 from digest.state import outbox as rows

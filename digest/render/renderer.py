@@ -216,6 +216,14 @@ class Renderer:
         """Any other HTML page of the template set (the web server's pages), autoescaped."""
         return self._render(self._html_env, name, **context)
 
+    def text_page(self, name: str, **context: Any) -> str:
+        """Any plain-text template of the template set (not autoescaped)."""
+        return self._render(self._text_env, name, **context)
+
+    def stylesheet(self) -> str:
+        """The template set's ``style.css``, the one the e-mail is inlined with."""
+        return self._source("style.css")
+
     # ----------------------------------------------------------------- rendering
 
     def _source(self, name: str) -> str:
