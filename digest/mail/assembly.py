@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -187,6 +188,7 @@ def feedback_part(tx: Tx, view: DigestView, for_you_max: int) -> dict[str, Any]:
     marks = readers.active_marks(tx)
     if not marks:
         return {}
+    started = time.perf_counter()
     every = [p for s in view.sections for p in s.papers]
     index = {p.key: n for n, p in enumerate(every)}
     rated = feedback.paper_texts(tx, {k for m in marks.values() for k, _ in m} - set(index))
@@ -208,6 +210,12 @@ def feedback_part(tx: Tx, view: DigestView, for_you_max: int) -> dict[str, Any]:
         if order != sorted(order):
             mine["o"] = order
         out[str(sid)] = mine
+    log.info(
+        "issue %d: profiles of %d readers with marks in %.3f s",
+        view.issue,
+        len(ids),
+        time.perf_counter() - started,
+    )
     return {"notes": list(notes), "readers": out}
 
 
