@@ -6,17 +6,20 @@ reader with no marks gets exactly the letter of their sections."""
 from __future__ import annotations
 
 import email
+import re
 import shutil
 from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy import select
 
 from digest.app import App, make_app
 from digest.ingest.keys import paper_key
 from digest.state.models import Subscriber
+from digest.urls import feedback_key
 from tests.support.dumps import write_dump
 from tests.support.readers import FILLER, PAPERS, mails, parts
 from tests.support.settings import make_settings
@@ -95,3 +98,26 @@ def test_a_readers_sections_follow_their_order_and_no_order_changes_nothing(
     assert text.index(second) < text.index(first)
     assert html.count(first) == html.count(second) == 1
     assert mine.partition(b"\r\n\r\n")[0] == plain.partition(b"\r\n\r\n")[0]
+
+
+def test_each_paper_has_the_readers_own_more_and_less_links(
+    tmp_path: Path, database_url: str
+) -> None:
+    from tests.support.readers import publish
+
+    got = publish(
+        tmp_path, database_url, {"ada@example.org": {"watch": "diffusion"}, "bob@example.org": {}}
+    )
+    s = make_settings(tmp_path, tmp_path / "dumps")
+    app = make_app(replace(s, digest=replace(s.digest, database_url=database_url)))
+    with app.session() as session:
+        owned = dict(session.execute(select(Subscriber.key, Subscriber.token)).all())
+    for address, message in got.items():
+        html, _ = parts(message)
+        links = re.findall(r'href="([^"]*/feedback/[^"]*)"', html)
+        assert len(links) == 2 * len(PAPERS)  # every paper, For you too: more and less
+        for link in links:
+            token, segment, mark = link.split("/feedback/")[1].split("/")
+            assert token == owned[address] and mark in ("more", "less")
+            target = app.readers().target(token, feedback_key(unquote(segment)))
+            assert target is not None and target.title in html

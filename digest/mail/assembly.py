@@ -47,13 +47,14 @@ from digest.mail.variants import (
     only,
     own_slots,
     selection,
+    slot_marker,
     variant_key,
 )
 from digest.personal.phrases import Phrases
 from digest.personal.profile import Space
 from digest.personal.view import reader_view
 from digest.render.inline import inline_css
-from digest.render.renderer import Renderer, preferences_of
+from digest.render.renderer import Renderer, feedback_of, preferences_of
 from digest.render.viewmodel import DigestView
 from digest.state import feedback, readers
 from digest.state import outbox as outbox_rows
@@ -102,6 +103,7 @@ class _Marking:
             "view": view,
             "unsubscribe_url": url,
             "preferences_url": preferences_of(url),
+            "feedback": feedback_of(url),
             "mark": marker_of(self.nonce, html=html),
             "for_you": (),
             "note": "",
@@ -165,7 +167,7 @@ def prepare(
         if chosen == ():
             only_for_you = letter
     every = [p for s in view.sections for p in s.papers]
-    fy_html, fy_text = _sheet(renderer, view, nonce)
+    fy_html, fy_text = _sheet(renderer, view, nonce, personaliser.unsubscribe_url)
     blob = {
         "format": FORMAT,
         "nonce": nonce,
@@ -219,13 +221,18 @@ def feedback_part(tx: Tx, view: DigestView, for_you_max: int) -> dict[str, Any]:
     return {"notes": list(notes), "readers": out}
 
 
-def _sheet(renderer: Renderer, view: DigestView, nonce: str) -> tuple[str, str]:
-    """Every paper of the issue as a For-you entry (html inlined once, and text)."""
+def _sheet(
+    renderer: Renderer, view: DigestView, nonce: str, unsubscribe_url: str
+) -> tuple[str, str]:
+    """Every paper of the issue as a For-you entry (html inlined once, and text); the
+    html's "more / less" links hold the token's slot, as the letters' do."""
     every = [p for s in view.sections for p in s.papers]
+    slot = slot_marker()
     context: dict[str, Any] = {
         "view": replace(view, sections=()),
         "unsubscribe_url": None,
         "preferences_url": None,
+        "feedback": feedback_of(unsubscribe_url.replace(PLACEHOLDER, slot)),
         "for_you": every,
     }
     html_mark, text_mark = marker_of(nonce, html=True), marker_of(nonce, html=False)
@@ -234,7 +241,7 @@ def _sheet(renderer: Renderer, view: DigestView, nonce: str) -> tuple[str, str]:
     text = renderer.text_page(
         "digest_pieces.txt.j2", **context, mark=text_mark, note=text_mark("note")
     )
-    return html.replace(PLACEHOLDER, DEFUSED), text.replace(PLACEHOLDER, DEFUSED)
+    return own_slots(html, slot), text.replace(PLACEHOLDER, DEFUSED)
 
 
 def store(
