@@ -121,3 +121,17 @@ def test_each_paper_has_the_readers_own_more_and_less_links(
             assert token == owned[address] and mark in ("more", "less")
             target = app.readers().target(token, feedback_key(unquote(segment)))
             assert target is not None and target.title in html
+
+
+def test_the_links_leave_room_for_papers(tmp_path: Path, dumps_dir: Path) -> None:
+    """The sample issue (176 papers) fitted under email.max_html_bytes with the links:
+    52 papers without them; a sample that fits must not be cut to one a section."""
+    s = make_settings(tmp_path, dumps_dir)
+    app = make_app(replace(s, email=replace(s.email, recipients=[])))
+    app.subscribers().add("ada@example.org")
+    assert app.send().delivery is not None
+    [message] = mails(app.settings)
+    html, _ = parts(message)
+    shown = html.count('class="paper-link"')
+    assert html.count("/feedback/") == 2 * shown
+    assert shown >= 30, shown
