@@ -1,7 +1,8 @@
 """ "For you": a reader's e-mail opens with their watched papers (each saying which
 phrase matched), at most email.for_you_max, never repeated below; nobody else's e-mail
 changes, no header changes, and the web copy is the same for everyone. Each reader's
-letter is put together from pieces rendered once per issue (mail/assembly.py)."""
+letter is put together from pieces rendered once per issue (mail/assembly.py,
+mail/personal_letters.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from sqlalchemy import select
 
 from digest.app import make_app
 from digest.mail import outbox
-from digest.mail.assembly import PersonalTemplate
 from digest.mail.delivery import mailing_of
+from digest.mail.personal_letters import PersonalTemplate
 from digest.state import readers
 from digest.state.models import Delivery
 from tests.support.readers import PAPERS, parts, publish
@@ -138,7 +139,7 @@ def test_no_watch_or_mute_changes_a_header_or_another_readers_message(tmp_path: 
 def test_the_pieces_are_the_letter_everyone_else_gets(tmp_path: Path) -> None:
     """Cut out of the same render: without their markers, the pieces are byte for byte
     the variant's letter, so a reader who watches sees their sections as everyone does."""
-    from digest.mail.assembly import strip
+    from digest.mail.pieces import strip
 
     publish(
         tmp_path,

@@ -59,7 +59,7 @@ def test_a_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> None:
             assert f"steal?t={token}" not in body  # ...but never with a token in it
             starts = [m.start() for m in re.finditer(re.escape(token), body)]
             assert starts, "the template's own unsubscribe link carries the token"
-            slots = (base, f"{settings.base_url}/preferences/")  # the template's own links
+            slots = (base, f"{settings.base_url}/preferences/", f"{settings.base_url}/feedback/")
             assert all(body[:i].endswith(slots) for i in starts)
             for other in set(owned.values()) - {token}:
                 assert other not in body

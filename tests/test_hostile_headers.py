@@ -197,7 +197,7 @@ def test_property_no_input_changes_a_header_adds_markup_or_reaches_a_token(
             for other in set(tokens.values()) - {token}:
                 assert other not in body
             starts = [m.start() for m in re.finditer(re.escape(token), body)]
-            slots = (f"{base}/unsubscribe/", f"{base}/preferences/")  # the template's links
+            slots = (f"{base}/unsubscribe/", f"{base}/preferences/", f"{base}/feedback/")
             assert starts and all(body[:i].endswith(slots) for i in starts)
         head = raw.split(b"\r\n\r\n", 1)[0]
         assert head.count(token.encode()) == 2  # List-Unsubscribe: the mailto and the link

@@ -198,3 +198,22 @@ def test_every_e_mail_leads_to_the_readers_feed(site: Served) -> None:
         assert f'href="{link}"' in html and ">Your feed</a>" in html
         page = site.get(urlsplit(link).path)[2].decode()
         assert 'id="your-feed"' in page and feed_path(site.app, to) in page
+
+
+def test_the_feed_is_the_readers_whole_view_watches_in_mutes_out(site: Served) -> None:
+    app = site.app
+    grace = token_of(app, "grace@example.org")
+    app.subscribers().choose_themes(grace, ["music-and-audio"])
+    before = feedparser.parse(site.get(feed_path(app, "grace@example.org"))[2])
+    assert "Efficient Neural Music Generation" in before.entries[0].content[0].value
+    app.subscribers().choose_phrases(
+        grace, "Mixture of Monosemantic Experts", "efficient neural music generation"
+    )
+    feed = feedparser.parse(site.get(feed_path(app, "grace@example.org"))[2])
+    assert feed.bozo == 0
+    entry = feed.entries[0].content[0].value
+    assert "Efficient Neural Music Generation" not in entry  # muted
+    head, _, rest = entry.partition("</ul>")
+    assert "For you" in head and "Monet: Mixture of Monosemantic Experts" in head
+    assert "matched: Mixture of Monosemantic Experts" in head
+    assert "Mixture of experts" not in rest  # not her topic: only the watched paper came

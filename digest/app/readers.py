@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from digest.addresses import TOKEN_RE
 from digest.ingest.keys import paper_key
-from digest.mail.private_feed import feedback_shape, private_rss, reader_entries
+from digest.mail.private_feed import private_rss, reader_entries, reader_shape
 from digest.mail.subscribers import by_token
 from digest.mail.variants import Covers
 from digest.personal.profile import Space
@@ -181,7 +181,7 @@ class ReaderDesk:
         texts = [(p.key, p.title, p.abstract) for v in views for sec in v.sections
                  for p in sec.papers]  # fmt: skip
         space = Space([*texts, *((t.key, t.title, t.abstract) for t in rated.values())])
-        shape = feedback_shape(space.profile(marks), self.for_you_max)
+        shape = reader_shape(space.profile(marks), sub.watch, sub.mute, self.for_you_max)
         entries = reader_entries(
             views, sub.themes, self.take(), self.renderer(), self.subject, shape
         )

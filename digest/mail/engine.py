@@ -14,11 +14,11 @@ from datetime import datetime
 
 from digest.errors import DeliveryError
 from digest.mail import outbox
-from digest.mail.assembly import Personal
 from digest.mail.delivery import Abort, DeliveryReport, Mailing, Policy, Progress, Stops
 from digest.mail.lease import Lease
 from digest.mail.message import MessageTemplate, PermanentFailure, TransientFailure, Transport
 from digest.mail.outcomes import Item, Outcomes
+from digest.mail.personal_letters import Personal
 from digest.mail.ratelimit import GlobalBucket
 from digest.mail.retryqueue import RetryQueue
 from digest.mail.transport import ConnectionTrouble, SenderRefused, abort, handed

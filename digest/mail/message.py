@@ -49,6 +49,7 @@ __all__ = [
     "list_id",
     "make_transport",
     "new_message_id",
+    "quoted_printable",
     "verp_address",
 ]
 
@@ -215,17 +216,19 @@ def _shared_headers(subject: str, envelope: Envelope, date: datetime, boundary: 
 
 def encoded_size(html: str) -> int:
     """Bytes of an HTML part as it travels (quoted-printable): what clipping counts."""
-    return len(_qp(html))
+    return len(quoted_printable(html))
 
 
 def _qp_parts(text: str) -> list[bytes]:
     """``text`` quoted-printable encoded, cut where PLACEHOLDER was: joining the parts
     with ``=\\r\\n<token>=\\r\\n`` (soft line breaks around it) encodes the text with
     the token in its place."""
-    return [_qp(part) for part in text.split(PLACEHOLDER)]
+    return [quoted_printable(part) for part in text.split(PLACEHOLDER)]
 
 
-def _qp(part: str) -> bytes:
+def quoted_printable(part: str) -> bytes:
+    """``part`` quoted-printable encoded (CRLF line ends, lines within 76 with their
+    soft break): pieces encoded apart and joined with soft line breaks are the whole's."""
     encoded = binascii.b2a_qp(part.replace("\r\n", "\n").encode("utf-8"), istext=True)
     head, newline, tail = encoded.rpartition(b"\n")
     if len(tail) >= 76:  # a soft break will follow: keep the line within 76 with its "="

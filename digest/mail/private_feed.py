@@ -5,9 +5,9 @@ are, mail/variants.py `selection`), in their order.
 
 What a reader's view adds to their sections is one function, a parameter of
 `reader_entries`: ``shape(issue, theirs) -> view``, given the whole issue and the part
-their sections take. `feedback_shape` is the one made from their marks (For you from
-their profile, each section ordered by it); the watches and mutes view plugs in the same
-way. Each entry is rendered from the view with the public feed's template
+their sections take. `reader_shape` is the reader's whole view, the one their e-mail
+has: For you from their watches and their marks' profile, their sections ordered by it,
+mutes removed. Each entry is rendered from the view with the public feed's template
 (``feed.html.j2``): dump text is escaped there as everywhere.
 """
 
@@ -18,12 +18,13 @@ from dataclasses import replace
 
 from digest.mail.variants import Covers, only, papers, selection
 from digest.personal.profile import Profile
+from digest.personal.view import index_of, narrowed, reader_view
 from digest.publish.feeds import FeedIssue, FeedSite, build_generator, feed_summary, rss_cdata
 from digest.render.renderer import Renderer
 from digest.render.viewmodel import DigestView, SectionView
 from digest.urls import private_feed_path
 
-__all__ = ["FOR_YOU", "Shape", "feedback_shape", "private_rss", "reader_entries", "same"]
+__all__ = ["FOR_YOU", "Shape", "private_rss", "reader_entries", "reader_shape", "same"]
 
 FOR_YOU = "For you"
 Shape = Callable[[DigestView, DigestView], DigestView]  # (the issue, their part) -> view
@@ -62,27 +63,33 @@ def reader_entries(
     return entries
 
 
-def feedback_shape(profile: Profile | None, for_you_max: int) -> Shape:
-    """The view a reader's marks make: For you (at most `for_you_max` papers of the whole
-    issue that fit their profile best, each noted ``like: <title>``, not repeated
-    below), then each of their sections ordered by `Profile.order`. No profile: their
-    sections as they are."""
-    if profile is None:
+def reader_shape(profile: Profile | None, watch: str, mute: str, for_you_max: int) -> Shape:
+    """The reader's whole view, as their e-mail has it (personal/view.py
+    `reader_view`): For you (their watched papers, ``matched: <phrase>``, then their
+    profile's suggestions, ``like: <title>``, at most `for_you_max`, a watched paper
+    outside their sections always), then their sections ordered by their profile, every
+    muted paper taken out. Nothing to make their own: their sections as they are."""
+    if profile is None and not watch and not mute:
         return same
 
     def shape(issue: DigestView, theirs: DigestView) -> DigestView:
-        by_key = {p.key: p for p in papers(issue)}
-        picks = profile.suggest(list(by_key), for_you_max)
-        taken = {key for key, _ in picks}
+        index, anchors = index_of(issue)
+        every = list(papers(issue))
+        picks = profile.suggest([p.key for p in every], 2 * for_you_max) if profile else []
+        anchor_of = {p.key: p.anchor for p in every}
+        suggestions = [(anchor_of[k], note) for k, note in picks]
+        shown = [p.anchor for p in papers(theirs)]
+        mine = reader_view(index, anchors, shown, watch, mute, for_you_max, suggestions)
+        below, for_you = narrowed(theirs, issue, mine)
         sections = []
-        for s in theirs.sections:
-            rest = [p for p in s.papers if p.key not in taken]
-            if rest:
-                mine = {p.key: p for p in rest}
-                ordered = tuple(mine[k] for k in profile.order(list(mine)))
-                sections.append(replace(s, papers=ordered, total=0))
-        if picks:
-            block = tuple(replace(by_key[k], summary=note) for k, note in picks)
+        for s in below.sections:
+            if profile is not None:
+                mine_by_key = {p.key: p for p in s.papers}
+                ordered = tuple(mine_by_key[k] for k in profile.order(list(mine_by_key)))
+                s = replace(s, papers=ordered)
+            sections.append(replace(s, total=0))
+        if for_you:
+            block = tuple(replace(p, summary=note) for p, note in for_you)
             sections.insert(0, SectionView(FOR_YOU, "for-you", "s-for-you", block))
         return replace(theirs, sections=tuple(sections))
 

@@ -181,10 +181,10 @@ class Personaliser:
             if not self._fits(html):
                 target = min(target, shown - 1)
             fitted = capped(bare, target)
-            if count(fitted) >= shown and target >= len(bare.sections):
+            if count(fitted) >= shown and len(bare.sections) <= target < shown:
                 fitted = capped(bare, len(bare.sections) - 1)  # one a section is too many
             html = self._html(fitted)
-            stuck = count(fitted) >= shown
+            stuck = count(fitted) == shown  # (a sample that fits may grow: target > shown)
             shown = count(fitted)
             if self._fits(html) or stuck:
                 break

@@ -9,7 +9,8 @@ plain view model (`viewmodel`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from digest.render import templates
 from digest.render.environment import environment, render, render_utf8
 from digest.render.inline import inline_css
 from digest.render.viewmodel import DigestView, IssueSummary
+from digest.urls import feedback_url
 
 __all__ = ["FEED_SUMMARY_CHARS", "Renderer", "escaped_size", "preferences_of"]
 
@@ -38,6 +40,16 @@ def preferences_of(unsubscribe_url: str | None) -> str | None:
         return None
     head, _, tail = unsubscribe_url.rpartition("/unsubscribe/")
     return f"{head}/preferences/{tail}"
+
+
+def feedback_of(unsubscribe_url: str | None) -> Callable[[str, str], str] | None:
+    """The "more / less like this" link of a paper for the same subscriber:
+    ``link(paper key, "more" | "less")`` (the token, or its placeholder, as in
+    /unsubscribe/<token>); None without an unsubscribe link (the web copy)."""
+    if not unsubscribe_url or "/unsubscribe/" not in unsubscribe_url:
+        return None
+    head, _, token = unsubscribe_url.rpartition("/unsubscribe/")
+    return functools.partial(feedback_url, head, token)
 
 
 class Renderer:
@@ -73,6 +85,7 @@ class Renderer:
             view=view,
             unsubscribe_url=unsubscribe_url,
             preferences_url=preferences_of(unsubscribe_url),
+            feedback=feedback_of(unsubscribe_url),
         )
         return inline_css(html, self._source("style.css")) if inline else html
 
@@ -84,6 +97,7 @@ class Renderer:
             view=view,
             unsubscribe_url=unsubscribe_url,
             preferences_url=preferences_of(unsubscribe_url),
+            feedback=feedback_of(unsubscribe_url),
         )
 
     def feed_html(self, view: DigestView, *, max_bytes: int = 0) -> str:
@@ -220,6 +234,14 @@ class Renderer:
     def page(self, name: str, **context: Any) -> str:
         """Any other HTML page of the template set (the web server's pages), autoescaped."""
         return self._render(self._html_env, name, **context)
+
+    def text_page(self, name: str, **context: Any) -> str:
+        """Any plain-text template of the template set (not autoescaped)."""
+        return self._render(self._text_env, name, **context)
+
+    def stylesheet(self) -> str:
+        """The template set's ``style.css``, the one the e-mail is inlined with."""
+        return self._source("style.css")
 
     # ----------------------------------------------------------------- rendering
 

@@ -12,7 +12,7 @@ from typing import cast
 from sqlalchemy import Table, Text, bindparam, insert, or_, select, update
 
 from digest.state.handles import Tx
-from digest.state.models import Delivery, DigestVariant, Subscriber
+from digest.state.models import Delivery, DigestVariant, Feedback, Subscriber
 from digest.state.states import DeliveryStatus, SubscriberStatus
 
 _S = cast(Table, Subscriber.__table__)
@@ -61,13 +61,33 @@ def set_phrases(tx: Tx, key: str, *, watch: str | None = None, mute: str | None 
 
 
 def personal_theme_choices(tx: Tx) -> list[tuple[str, ...]]:
-    """The distinct theme lists of the active subscribers who watch or mute anything."""
+    """The distinct theme lists of the active subscribers who watch or mute anything, or
+    have marked a paper "more" or "less"."""
+    marked = _S.c.id.in_(select(Feedback.subscriber_id).distinct())
     rows = tx.execute(
         select(_S.c.themes.cast(Text))
-        .where(_S.c.status == SubscriberStatus.ACTIVE, or_(_S.c.watch != "", _S.c.mute != ""))
+        .where(
+            _S.c.status == SubscriberStatus.ACTIVE,
+            or_(_S.c.watch != "", _S.c.mute != "", marked),
+        )
         .distinct()
     )
     return [tuple(json.loads(raw) or ()) for (raw,) in rows if raw is not None]
+
+
+def active_marks(tx: Tx) -> dict[int, list[tuple[str, int]]]:
+    """The "more / less" marks (paper key, +1/-1) of every active subscriber who has
+    any, by subscriber id, each one's oldest first."""
+    rows = tx.execute(
+        select(Feedback.subscriber_id, Feedback.paper_key, Feedback.value)
+        .join(_S, _S.c.id == Feedback.subscriber_id)
+        .where(_S.c.status == SubscriberStatus.ACTIVE)
+        .order_by(Feedback.subscriber_id, Feedback.marked_at, Feedback.paper_key)
+    )
+    out: dict[int, list[tuple[str, int]]] = {}
+    for sid, key, value in rows:
+        out.setdefault(int(sid), []).append((str(key), int(value)))
+    return out
 
 
 def store_pieces(tx: Tx, digest_id: int, blob: str) -> None:
