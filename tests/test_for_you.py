@@ -106,7 +106,9 @@ OTHER = "o" * 43
 phrase = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
-def test_no_watch_or_mute_changes_a_header_or_another_readers_message(tmp_path: Path) -> None:
+def test_no_watch_mute_or_feedback_changes_a_header_or_another_readers_message(
+    tmp_path: Path,
+) -> None:
     template = template_of(tmp_path)
     plain = template.render("ada@example.org", "<a@x>", TOKEN, "Ada")
     theirs = {"watch": "protein folding", "mute": "experts"}
@@ -114,10 +116,25 @@ def test_no_watch_or_mute_changes_a_header_or_another_readers_message(tmp_path: 
     assert other != template.render("grace@example.org", "<g@x>", OTHER, "Grace")
     head = plain.partition(b"\r\n\r\n")[0]
 
-    @given(watch=st.lists(phrase, max_size=4), mute=st.lists(phrase, max_size=4))
-    def check(watch: list[str], mute: list[str]) -> None:
+    anchors = list(template.anchors)
+    # what feedback feeds in: suggested papers with a note (a liked paper's title: dump
+    # text, so anything) and the order of the reader's sections
+    suggestion = st.tuples(st.sampled_from(anchors), phrase)
+
+    @given(
+        watch=st.lists(phrase, max_size=4),
+        mute=st.lists(phrase, max_size=4),
+        suggestions=st.lists(suggestion, max_size=6),
+        order=st.permutations(anchors),
+    )
+    def check(
+        watch: list[str], mute: list[str], suggestions: list[tuple[str, str]], order: list[str]
+    ) -> None:
         w, m = ";".join(watch), ";".join(mute)
-        mine = template.render_for("ada@example.org", "<a@x>", TOKEN, "Ada", watch=w, mute=m)
+        mine = template.render_for(
+            "ada@example.org", "<a@x>", TOKEN, "Ada",
+            watch=w, mute=m, suggestions=suggestions, order=order,
+        )  # fmt: skip
         assert mine.partition(b"\r\n\r\n")[0] == head  # every header as without them
         parsed = email.message_from_bytes(mine, policy=policy.default)
         assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None
