@@ -11,6 +11,9 @@
 - subscribing.py: the subscriber list, topics, double opt-in, the notices they send.
 - inspecting.py: status, the daemon and its next runs, workers, the archive's search.
 - scheduling.py: what the daemon needs of the state: its locks, job store and notes.
+- readers.py: a reader's own links: "more / less like this" marks, their private feed.
+- letters.py: the letters of an issue (one per selection) and the stored e-mail copy;
+  reports.py: what a publish reports (`Prepared`, `SendReport`).
 
 The CLI, the daemon and the web server call these and nothing below them. May import
 every stage package below (mail, publish, render, sections, state, ingest, config);

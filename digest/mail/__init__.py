@@ -1,8 +1,9 @@
 """Mail: building messages (message), each subscriber's selection of sections under the size
 limit (variants), transports (Maildir, SMTP), the letters going into the outbox (outbox),
-each reader's letter put together from pieces rendered once (assembly) and their private
-feed (private_feed), one-off notices (notices: confirmation, welcome, the admin's alert,
-DKIM-signed), the subscriber list's rules (subscribers, signup) and its CSV file
+each reader's letter put together from pieces rendered once (assembly: what is rendered
+per issue; pieces: cutting and joining them; personal_letters: a reader's message) and
+their private feed (private_feed), one-off notices (notices: confirmation, welcome, the
+admin's alert, DKIM-signed), the subscriber list's rules (subscribers, signup) and its CSV file
 (csvfile), bounces and the inbox, and delivery:
 
 - delivery: what a run is (policy, mailing, stops, report) and the factory from settings;

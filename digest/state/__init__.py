@@ -4,7 +4,10 @@ digests: storing and listing published digests; papers: the ledger ingest reads 
 into; issues: what was published, its search and the section feeds; meta: scheduled
 runs, last ingest), the repositories of mail/ (outbox: delivery rows, letters and their
 counts; claims: claiming, leasing and finishing rows; workers: the workers' rows and
-heartbeats; ratebucket; subscribers; signups), the database's clock (dbclock), and the
+heartbeats; ratebucket; subscribers; signups), the database's clock (dbclock), the
+archive's full-text search (archive), each paper's kept summary and terms (papers'
+FactsTable), readers' phrases (readers) and feedback marks and feed tokens (feedback),
+what `digest status` reads with the driver alone, without SQLAlchemy (glance), and the
 exclusive locks on the state. The mail repositories take the caller's open transaction
 (`handles.Tx`) first, never commit, and return frozen dataclasses or tuples, never ORM
 objects: the caller owns the transaction (handles.py says it at length).
