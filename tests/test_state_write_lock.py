@@ -23,7 +23,7 @@ WATCHED = {
     parse.parse_bytes.__code__: "parse_bytes",
     Renderer.email_html.__code__: "email_html",
     Renderer.email_text.__code__: "email_text",
-    Renderer.web_html.__code__: "web_html",
+    Renderer.web_bytes.__code__: "web_bytes",  # the web copy, rendered to UTF-8
     Renderer.feed_html.__code__: "feed_html",
 }
 
@@ -65,5 +65,5 @@ def test_no_parse_or_render_happens_while_the_write_lock_is_held(tmp_path: Path)
         probe.connection.close()
     assert report.issue == 1
     called = {name for name, _ in probe.seen}
-    assert {"parse_bytes", "email_html", "web_html", "feed_html"} <= called, probe.seen
+    assert {"parse_bytes", "email_html", "web_bytes", "feed_html"} <= called, probe.seen
     assert [name for name, free in probe.seen if not free] == []
