@@ -195,3 +195,39 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
         got = Counter(to for tos, _ in recorder.messages for to in tos)
         assert set(got) == {f"r{i}@{domain}" for i in range(readers)}
         assert sum(n - 2 for n in got.values()) <= 2, got  # two issues each, but in flight
+
+
+@pytest.mark.postgres
+def test_a_worker_stopped_inside_a_transaction_lets_go_of_its_rows_locks() -> None:
+    """A worker stopped (SIGSTOP, a paused VM) between two statements of one of its
+    transactions holds its rows' locks; the server ends that session once it has been
+    idle for the bound the worker set, so another worker's update of those rows goes
+    through instead of waiting for as long as the pause lasts."""
+    from sqlalchemy import create_engine, text
+
+    from digest.state.handles import end_if_paused
+
+    with new_pg_database() as url:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE held (id int PRIMARY KEY, v int)"))
+            conn.execute(text("INSERT INTO held VALUES (1, 0)"))
+        paused = engine.connect()
+        paused.begin()
+        end_if_paused(paused, 1.0)
+        paused.execute(text("UPDATE held SET v = 1 WHERE id = 1"))  # then it stops
+
+        def others_get_the_row() -> bool:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    conn.execute(text("UPDATE held SET v = 2 WHERE id = 1"))
+                return True
+            except Exception:  # the lock is still held: try again
+                return False
+
+        wait_for(others_get_the_row, "the stopped transaction's lock to be let go")
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT v FROM held WHERE id = 1")) == 2  # never 1
+        paused.invalidate()
+        engine.dispose()

@@ -25,7 +25,7 @@ from digest.mail.transport import ConnectionTrouble, SenderRefused, abort, hande
 from digest.state import claims, workers
 from digest.state import outbox as rows
 from digest.state.claims import Job
-from digest.state.handles import Database, Tx, dialect
+from digest.state.handles import Database, Tx, dialect, end_if_paused
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,9 @@ class DeliveryEngine:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Tx]:
         with self._write, self.engine.begin() as conn:
+            # a worker stopped inside one of these must not hold its rows' locks longer
+            # than its lease could: the server ends the session (state/handles.py)
+            end_if_paused(conn, max(30.0, 2 * self.policy.lease))
             yield conn
 
     def _template(self, variant_id: int) -> MessageTemplate:

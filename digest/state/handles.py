@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.state import db
@@ -53,3 +53,14 @@ def driver(tx: Tx) -> Any:
     the plain-SQL readings of state/glance.py."""
     connection = tx.connection() if isinstance(tx, Session) else tx
     return connection.connection.driver_connection
+
+
+def end_if_paused(tx: Tx, seconds: float) -> None:
+    """PostgreSQL: should this transaction's process stop mid-way (a paused VM, SIGSTOP)
+    with rows locked, the server ends its session after ``seconds`` idle, so the rows go
+    back to the other workers once their lease runs out instead of waiting on the locks
+    for as long as the pause lasts. SQLite needs nothing: a paused writer's lock times
+    out the others' busy wait, and the rows stay claimable by lease."""
+    if dialect(tx) == "postgresql":
+        ms = max(1000, int(seconds * 1000))
+        tx.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
