@@ -64,13 +64,14 @@ def serve(obj: Obj, host: str | None, port: int | None) -> None:
     /unsubscribe/<token> and /preferences/<token>. Put it behind a reverse proxy
     for TLS; digest.base_url must be the public address.
     """
+    from digest.app import publishing
     from digest.web.server import address_mismatch, listen, make_server
 
     app = obj.app()
     server = make_server(app, host, port)
     sock = listen(server)  # a busy port: one line, before anything says "serving"
     if app.has_state():
-        app.publish_files()  # pages and feeds follow a changed title or base_url now
+        publishing.publish_files(app)  # pages and feeds follow a changed title or base_url now
     cfg, base = server.config, app.settings.base_url
     where = f"{shown(app.settings.public_dir)} at {base}/"
     out.print(f"serving {where} (listening on {cfg.host}:{cfg.port})")

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.errors import ConfigError
 from digest.program import main
@@ -103,7 +103,7 @@ def test_the_areas_file_setting_is_used_by_the_app(tmp_path: Path) -> None:
 
     app = make_app(settings)
     assert [a.slug for a in app.vocabulary()] == ["songs"]
-    assert ("songs", "Songs and music") in app.theme_choices()
+    assert ("songs", "Songs and music") in subscribing.theme_choices(app)
 
 
 # ----------------------------------------------------------------------------- matching
@@ -461,7 +461,7 @@ def test_each_published_paper_keeps_its_own_area_at_or_below_its_section(
     settings: Settings,
 ) -> None:
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     assert report.prepared is not None
     vocabulary = app.vocabulary()
     with app.session() as s:
@@ -479,7 +479,7 @@ def test_each_published_paper_keeps_its_own_area_at_or_below_its_section(
 def test_small_sections_are_gathered_under_briefly_in_the_layout_only(sample_dir: Path) -> None:
     result = CliRunner().invoke(main, ["themes", "--format", "tsv"], catch_exceptions=False)
     listed = {r[0]: r[1] for r in csv.reader(io.StringIO(result.output), delimiter="\t")}
-    report = make_app(load_settings(None)).send()
+    report = publishing.send(make_app(load_settings(None)))
     assert report.prepared is not None
     sections = report.prepared.view.sections
     brief = [s for s in sections if s.brief]

@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.config import load_settings
 from digest.program import main
 from tests.support.dumps import SAMPLE_FILES
@@ -101,9 +101,9 @@ def test_the_publish_log_counts_the_subscribers_skipped_as_status_does(
     """The daemon's log (the publish line) and `digest status` agree on the skipped."""
     app = make_app(load_settings(project / "digest.toml"))
     for n in range(2):  # through the app: the CLI would reset the log's handlers
-        app.subscribers().add(f"q{n}@example.org", themes="quantum-gravity")
+        subscribing.book(app).add(f"q{n}@example.org", themes="quantum-gravity")
     with caplog.at_level(logging.INFO, logger="digest.app"):
-        report = app.send(settle_wait=False)  # as the daemon calls it
+        report = publishing.send(app, settle_wait=False)  # as the daemon calls it
     assert report.issue == 1 and report.unselected == 2
     published = [r.getMessage() for r in caplog.records if "published issue #1" in r.getMessage()]
     assert len(published) == 1

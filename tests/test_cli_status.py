@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from digest.app import make_app
+from digest.app import ingesting, inspecting, make_app, publishing
 from digest.config import Settings
 from digest.program import main
 from digest.state import glance, locks
@@ -69,8 +69,8 @@ def test_status_without_the_orm_shows_what_the_state_holds(settings: Settings) -
     broken.write_bytes(b"\xff\xfe not a dump\x00")
     os.utime(broken, (1e9, 1e9))  # complete long ago: no settling to wait for
     app = make_app(settings)
-    app.ingest()
-    report = app.publish()
+    ingesting.ingest(app)
+    report = publishing.publish(app)
     assert report.issue == 1
     with app.database.tx() as tx:
         worker_id = worker_rows.register(tx)
@@ -93,7 +93,7 @@ def test_status_without_the_orm_shows_what_the_state_holds(settings: Settings) -
 
     with locks.hold(locks.DAEMON, app.database.engine, settings.state_dir):
         seen = glance.glance(settings.database_url, settings.state_dir, now, lease)
-        ordinary = app.overview()
+        ordinary = inspecting.overview(app)
     assert seen is not None
     assert seen.status == expected
     assert seen.status.last_published_at is not None

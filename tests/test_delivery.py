@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from digest.app import make_app
+from digest.app import delivering, inspecting, make_app, publishing, subscribing
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.state.models import Delivery, Subscriber
@@ -43,13 +43,15 @@ def test_every_subscriber_gets_exactly_one_copy(
     app = make_app(small_settings(tmp_path, database_url, controller.port, connections=3))
     subscribe(app, *addresses(12))
     seen: list[tuple[int, int]] = []
-    report = app.send(progress=lambda stage, done, total, what: seen.append((done, total)))
+    report = publishing.send(
+        app, progress=lambda stage, done, total, what: seen.append((done, total))
+    )
     assert report.delivery.sent == 12 and report.delivery.failed == 0
     assert handler.accepted == Counter({a: 1 for a in addresses(12)})
     assert set(states(app).values()) == {"sent"}
     assert 1 < len(handler.peers) <= 3  # parallel, and each connection reused
     assert seen[-1] == (12, 12)
-    assert app.send().delivery.sent == 0  # nothing twice
+    assert publishing.send(app).delivery.sent == 0  # nothing twice
     assert sum(handler.accepted.values()) == 12
 
 
@@ -64,7 +66,7 @@ def test_temporary_failures_are_retried_until_accepted(
         "reader1@example.org": ["421"],
         "reader2@example.org": ["drop"],
     }
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery.sent == 5, report.delivery
     assert handler.accepted == Counter({a: 1 for a in addresses(5)})
     with app.session() as s:
@@ -84,7 +86,7 @@ def test_a_server_that_stops_answering_is_timed_out_and_retried(
     app = make_app(small_settings(tmp_path, url, controller.port, smtp_timeout=5.0))
     subscribe(app, "slow@example.org", "fine@example.org")
     handler.script = {"slow@example.org": ["stall"]}
-    report = app.send()
+    report = publishing.send(app)
     assert (report.delivery.sent, report.delivery.failed) == (2, 0), report.delivery
     assert handler.stalled == 1
     assert handler.accepted == Counter({"slow@example.org": 1, "fine@example.org": 1})
@@ -101,7 +103,7 @@ def test_permanent_failure_is_recorded_and_bounces_after_the_threshold(
     app = make_app(small_settings(tmp_path, url, controller.port, bounce_threshold=2))
     subscribe(app, "gone@example.org", "fine@example.org")
     handler.script = {"gone@example.org": ["550", "550"]}
-    report = app.send()
+    report = publishing.send(app)
     assert (report.delivery.sent, report.delivery.failed) == (1, 1)
     assert report.delivery.errors == ("gone@example.org: 550 5.1.1 no such user",)
     with app.session() as s:
@@ -109,11 +111,11 @@ def test_permanent_failure_is_recorded_and_bounces_after_the_threshold(
         assert row.status == "failed" and row.last_error == "550 5.1.1 no such user"
         assert row.attempts == 1  # a 5xx is never retried
     write_dump(app.settings.dumps_dir / "b.txt", [("Another MoE paper", "Experts. " * 12)])
-    app.send()  # second refusal in a row: bounced
-    [gone] = [s for s in app.subscribers().list() if s.address == "gone@example.org"]
+    publishing.send(app)  # second refusal in a row: bounced
+    [gone] = [s for s in subscribing.book(app).list() if s.address == "gone@example.org"]
     assert gone.status == "bounced" and gone.bounce_count == 2
     write_dump(app.settings.dumps_dir / "c.txt", [("Third MoE paper", "Experts. " * 12)])
-    third = app.send()
+    third = publishing.send(app)
     assert third.delivery.sent == 1  # a bounced subscriber is no longer mailed
     assert handler.accepted["gone@example.org"] == 0
     assert handler.accepted["fine@example.org"] == 3
@@ -129,16 +131,16 @@ def test_leftover_temporary_failure_waits_for_a_later_run(
     app = make_app(settings, clock=lambda: now[0])
     subscribe(app, "busy@example.org", "fine@example.org")
     handler.script = {"busy@example.org": ["451"] * 4}
-    report = app.send()
+    report = publishing.send(app)
     assert (report.delivery.sent, report.delivery.deferred) == (1, 1)
     with app.session() as s:
         row = s.scalar(select(Delivery).where(Delivery.address == "busy@example.org"))
         assert row.status == "pending" and row.attempts == 3
         assert row.last_error == "451 4.7.1 greylisted" and row.next_attempt_at > now[0]
-    assert app.send().delivery.waiting == 1  # not due yet: not tried
+    assert publishing.send(app).delivery.waiting == 1  # not due yet: not tried
     assert handler.accepted["busy@example.org"] == 0
     now[0] += timedelta(minutes=5)
-    again = app.send()  # one more 451, then accepted
+    again = publishing.send(app)  # one more 451, then accepted
     assert again.delivery.sent == 1
     assert handler.accepted == Counter({"busy@example.org": 1, "fine@example.org": 1})
 
@@ -154,9 +156,9 @@ def test_temporary_failure_past_the_give_up_time_fails(
     )
     subscribe(app, "busy@example.org")
     handler.script = {"busy@example.org": ["451"] * 10}
-    app.send()
+    publishing.send(app)
     now[0] += timedelta(hours=2)
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery.failed == 1
     assert states(app) == {"busy@example.org": "failed"}
     with app.session() as s:
@@ -172,12 +174,12 @@ def test_unreachable_server_fails_the_run_and_keeps_every_row_pending(
     app = make_app(small_settings(tmp_path, database_url, dead))
     subscribe(app, *addresses(4))
     with pytest.raises(DeliveryError, match=f"cannot reach SMTP server 127.0.0.1:{dead}"):
-        app.send()
+        publishing.send(app)
     assert set(states(app).values()) == {"pending"}
     with app.session() as s:
         assert set(s.scalars(select(Delivery.next_attempt_at))) == {None}
     live = make_app(small_settings(tmp_path, database_url, controller.port))
-    assert live.send().delivery.sent == 4
+    assert publishing.send(live).delivery.sent == 4
     assert handler.accepted == Counter({a: 1 for a in addresses(4)})
 
 
@@ -188,13 +190,13 @@ def test_rate_limit_spaces_the_messages(
     url = f"sqlite:///{tmp_path / 'state' / 'digest.db'}"
     app = make_app(small_settings(tmp_path, url, controller.port, rate_limit=20.0, connections=3))
     subscribe(app, *addresses(11))
-    app.send()  # publish, render, and deliver
+    publishing.send(app)  # publish, render, and deliver
     with app.session() as s:
         s.execute(Delivery.__table__.update().values(status="pending"))
         s.commit()
     handler.accepted.clear()
     started = time.monotonic()
-    assert app.deliver_pending().sent == 11
+    assert delivering.deliver_pending(app).sent == 11
     # 11 messages at 20/s: the last starts at least 10 intervals after the first. A
     # lower bound: a busy machine only makes the run longer.
     assert time.monotonic() - started >= 10 / 20 - 0.05
@@ -211,7 +213,7 @@ def test_themes_choose_sections_and_none_means_no_message(
     subscribe(app, "moe@example.org", "moe2@example.org", themes="Mixture of experts")
     subscribe(app, "music@example.org", themes="music-and-audio")
     subscribe(app, "nothing@example.org", themes="Medicine and health")  # an area not in it
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery.sent == 4
     assert states(app)["nothing@example.org"] == "skipped"
     assert handler.accepted["nothing@example.org"] == 0
@@ -249,7 +251,7 @@ def test_headers_links_and_dkim(tmp_path: Path, server: tuple[Controller, Faulty
     )
     app = make_app(settings)
     subscribe(app, "ada@example.org", "grace@example.org")
-    app.send()
+    publishing.send(app)
     with app.session() as s:
         tokens = {a: t for a, t in s.execute(select(Subscriber.address, Subscriber.token))}
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -309,8 +311,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
     settings = small_settings(tmp_path, database_url, controller.port, lease_seconds=30.0)
     app = make_app(settings)
     subscribe(app, "ada@example.org", "grace@example.org")
-    app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
-    app.send()
+    publishing.publish(app)  # deliveries stay pending
     with app.session() as s:
         ada, grace = s.scalars(select(Delivery.id).order_by(Delivery.id))
     with app.database.engine.begin() as conn:
@@ -321,7 +322,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         conn.execute(update(Delivery).where(Delivery.id == grace).values(claimed_at=db_ago(31)))
     with app.database.engine.begin() as conn:
         assert not claims.claim(conn, ada)  # the row count says who won
-    report = make_app(settings).deliver_pending()
+    report = delivering.deliver_pending(make_app(settings))
     # only the expired claim was taken back; the live worker's row is left alone
     assert report.sent == 1 and handler.accepted == Counter({"grace@example.org": 1})
     assert states(app) == {"ada@example.org": "sending", "grace@example.org": "sent"}
@@ -332,7 +333,7 @@ def test_a_row_is_claimed_once_and_only_an_expired_lease_is_taken_back(
         assert claims.release_held(conn, live, "not-its-token") == 0
         assert claims.release_held(conn, live, "live-token") == 1
         workers.unregister(conn, live)
-    assert make_app(settings).deliver_pending().sent == 1
+    assert delivering.deliver_pending(make_app(settings)).sent == 1
     assert handler.accepted == Counter({"grace@example.org": 1, "ada@example.org": 1})
 
 
@@ -345,8 +346,8 @@ def test_bad_delivery_settings_fail_before_publishing(tmp_path: Path) -> None:
     ):
         app = make_app(small_settings(tmp_path, url, free_port(), **email))
         with pytest.raises(ConfigError, match=message):
-            app.send()
-        assert app.status().last_issue is None
+            publishing.send(app)
+        assert inspecting.status(app).last_issue is None
 
 
 # --- the digest over a plain SMTP server -----------------------------------------------------
@@ -360,7 +361,7 @@ def smtp_settings(settings: Settings, port: int) -> Settings:
 def test_digest_is_delivered_over_smtp_and_parses_back(settings: Settings, smtp_server) -> None:
     controller, recorder = smtp_server
     app = make_app(smtp_settings(settings, controller.port))
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery.sent == 2
     assert sorted(r for rcpts, _ in recorder.messages for r in rcpts) == [
         "ada@example.org",
@@ -379,13 +380,13 @@ def test_digest_is_delivered_over_smtp_and_parses_back(settings: Settings, smtp_
             assert top.replace("&", "&amp;") in html and top[:40] in text.replace("\n", " ")
         assert "<" not in text.split("http")[0]  # the text part carries no markup
     # nothing is sent twice on the next run
-    assert app.send().delivery.sent == 0
+    assert publishing.send(app).delivery.sent == 0
     assert len(recorder.messages) == 2
 
 
 def test_send_to_one_address_over_smtp(settings: Settings, smtp_server) -> None:
     controller, recorder = smtp_server
     app = make_app(smtp_settings(settings, controller.port))
-    app.send_to("editor@example.org")
+    publishing.send_to(app, "editor@example.org")
     assert [r for r, _ in recorder.messages] == [["editor@example.org"]]
-    assert app.status().papers_sent == 0
+    assert inspecting.status(app).papers_sent == 0

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.config import load_settings
 from digest.mail.bounces import read_reply
 from digest.program import main
@@ -64,7 +64,7 @@ def sent(tmp_path: Path, dumps_dir: Path, database_url: str, smtp_server) -> Sen
         'bounce_address = "bounces@lists.example.org"\n'
     )
     app = make_app(load_settings(str(config)))
-    assert app.send().delivery.sent == 2
+    assert publishing.send(app).delivery.sent == 2
     mail = {rcpts[0]: msg for rcpts, msg in recorder.messages}
     senders = {
         rcpts[0]: s for (rcpts, _), s in zip(recorder.messages, recorder.senders, strict=True)

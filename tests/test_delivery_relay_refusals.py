@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, delivering, make_app, publishing
 from digest.errors import DeliveryError
 from digest.state.models import Subscriber
 from tests.support.delivery import addresses, small_settings, states, subscribe
@@ -83,7 +83,7 @@ def test_a_refused_sender_leaves_every_row_pending_and_nobody_bounced(
         for issue in range(3):  # three issues while the relay refuses the sender
             if issue:
                 new_issue(app, issue)
-            report = app.send()
+            report = publishing.send(app)
             assert report.issue == issue + 1
             d = report.delivery
             assert (d.sent, d.failed) == (0, 0), d
@@ -95,7 +95,7 @@ def test_a_refused_sender_leaves_every_row_pending_and_nobody_bounced(
         assert set(states(app).values()) == {"pending"}
         assert subscribers(app) == {a: ("active", 0) for a in readers}
         relay.fixed()  # the relay takes the sender again: every issue reaches everyone
-        report = make_app(settings).deliver_pending()
+        report = delivering.deliver_pending(make_app(settings))
         assert (report.sent, report.failed, report.stopped) == (18, 0, "")
         assert relay.accepted == Counter({a: 3 for a in readers})
 
@@ -111,14 +111,14 @@ def test_a_refused_session_leaves_every_row_pending_and_nobody_bounced(
         subscribe(app, *readers)
         relay.session = answer
         with pytest.raises(DeliveryError) as raised:
-            app.send()
+            publishing.send(app)
         line = str(raised.value)
         assert "\n" not in line
         assert f"SMTP server 127.0.0.1:{controller.port} refused the session: {answer};" in line
         assert set(states(app).values()) == {"pending"}
         assert subscribers(app) == {a: ("active", 0) for a in readers}
         relay.fixed()
-        assert make_app(settings).deliver_pending().sent == 4
+        assert delivering.deliver_pending(make_app(settings)).sent == 4
         assert relay.accepted == Counter({a: 1 for a in readers})
 
 
@@ -129,11 +129,11 @@ def test_a_refused_recipient_bounces_that_recipient_only(tmp_path: Path, databas
         subscribe(app, *readers)
         gone = readers[2]
         relay.script = {gone: ["550", "550"]}
-        first = app.send().delivery
+        first = publishing.send(app).delivery
         assert (first.sent, first.failed, first.stopped) == (4, 1, "")
         assert first.errors == (f"{gone}: 550 5.1.1 no such user",)
         new_issue(app, 1)
-        second = app.send().delivery
+        second = publishing.send(app).delivery
         assert (second.sent, second.failed, second.stopped) == (4, 1, "")
         expected = {a: ("active", 0) for a in readers} | {gone: ("bounced", 2)}
         assert subscribers(app) == expected
@@ -162,7 +162,7 @@ def test_refusals_all_alike_stop_the_run_early_and_bounce_nobody(
         app = make_app(settings)
         readers = addresses(12)
         subscribe(app, *readers)
-        d = app.send().delivery
+        d = publishing.send(app).delivery
         assert (d.sent, d.failed) == (0, 0), d
         assert "\n" not in d.stopped
         assert "refused 5 messages in a row with the same answer" in d.stopped, d.stopped
@@ -171,7 +171,7 @@ def test_refusals_all_alike_stop_the_run_early_and_bounce_nobody(
         assert set(states(app).values()) == {"pending"}
         assert subscribers(app) == {a: ("active", 0) for a in readers}
         relay.deny = False
-        assert make_app(settings).deliver_pending().sent == 12
+        assert delivering.deliver_pending(make_app(settings)).sent == 12
         assert relay.accepted == Counter({a: 1 for a in readers})
 
 
@@ -193,6 +193,6 @@ def test_different_refusals_are_each_their_recipients_bounce(
         app = make_app(settings)
         readers = addresses(6)
         subscribe(app, *readers)
-        d = app.send().delivery
+        d = publishing.send(app).delivery
         assert (d.sent, d.failed, d.stopped) == (0, 6, ""), d
         assert subscribers(app) == {a: ("bounced", 1) for a in readers}

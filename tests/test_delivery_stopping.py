@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.state.models import Delivery
 from tests.support.crash import start_send
 from tests.support.delivery import addresses, small_settings, states, subscribe
@@ -195,7 +195,7 @@ def test_a_stalled_server_trips_the_breaker_across_connections(
     )
     app = make_app(settings)
     subscribe(app, *addresses(READERS))
-    report = app.send()
+    report = publishing.send(app)
     d = report.delivery
     assert report.issue == 1 and d.sent == 0
     assert "timed out or dropped the connection 3 times in a row" in d.stopped
@@ -223,7 +223,7 @@ def test_the_run_deadline_leaves_the_rest_pending_with_a_clear_line(
     )
     app = make_app(settings)
     subscribe(app, *addresses(READERS))
-    d = app.send().delivery
+    d = publishing.send(app).delivery
     assert d.sent == 0 and "stopped after email.max_run_minutes = 0.001" in d.stopped
     with app.session() as s:
         tries = sum(s.scalars(select(Delivery.attempts)))

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from digest.app import make_app
+from digest.app import delivering, inspecting, make_app, publishing
 from digest.config import load_settings
 from digest.mail.delivery import DeliveryReport
 from digest.state.models import Delivery
@@ -107,9 +107,9 @@ def test_a_host_whose_clock_is_off_never_takes_a_live_workers_rows(
         holder = make_app(settings, clock=clock(holder_skew))
         readers = addresses(6)
         subscribe(holder, *readers)
-        assert holder.publish().issue == 1
+        assert publishing.publish(holder).issue == 1
         result: list[DeliveryReport] = []
-        thread = threading.Thread(target=lambda: result.append(holder.deliver_pending()))
+        thread = threading.Thread(target=lambda: result.append(delivering.deliver_pending(holder)))
         thread.start()
         try:
             wait_for(lambda: gate.waiting == 1, "the holder to hand its first message over")
@@ -125,7 +125,7 @@ def test_a_host_whose_clock_is_off_never_takes_a_live_workers_rows(
                 small_settings(tmp_path, database_url, other_at.port, lease_seconds=10.0),
                 clock=clock(other_skew),
             )
-            report = elsewhere.deliver_pending()
+            report = delivering.deliver_pending(elsewhere)
             assert report.sent == 0 and not other.messages, copies(other)
             assert sending() == 6
         finally:
@@ -162,10 +162,10 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
                 lambda: count(Delivery.id.in_(held), Delivery.status == "sent") == len(held),
                 "the other worker to take over and send the paused worker's rows",
             )
-            before = {w.id for w in app.workers() if w.pid == pid}
+            before = {w.id for w in inspecting.workers(app) if w.pid == pid}
             os.kill(pid, signal.SIGCONT)
             wait_for(
-                lambda: {w.id for w in app.workers() if w.pid == pid} - before,
+                lambda: {w.id for w in inspecting.workers(app) if w.pid == pid} - before,
                 "the paused worker to start over as a new worker",
             )
             other.send_signal(signal.SIGTERM)
@@ -174,7 +174,7 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
                 app.settings.dumps_dir / "1.txt",
                 [("A second paper", "An abstract of the second paper. " * 8)],
             )
-            assert app.publish().issue == 2  # only the paused worker is left
+            assert publishing.publish(app).issue == 2  # only the paused worker is left
             wait_for(
                 lambda: count(Delivery.status == "sent") == 2 * readers,
                 "the worker that was paused to deliver the second issue",

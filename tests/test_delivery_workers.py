@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.config import load_settings
 from digest.state.models import Delivery
 from tests.support.dumps import ROOT, write_dump
@@ -88,7 +88,7 @@ def test_three_workers_one_killed_every_subscriber_gets_one_copy(tmp_path: Path)
         app = make_app(load_settings(str(config)))
         app.database.engine  # noqa: B018  (creates the schema)
         seed(url, domain, readers)
-        report = app.publish()  # publish: 3,000 pending rows
+        report = publishing.publish(app)  # publish: 3,000 pending rows
         assert report.issue == 1
 
         def sent() -> int:
@@ -214,7 +214,7 @@ def test_two_workers_keep_one_rate_limit_together(tmp_path: Path, kind: str) -> 
         procs = [start_worker(config) for _ in range(2)]  # polling, nothing to send yet
         wait_for(lambda: count(Worker.id > 0) == 2, "both workers to register")
         published = time.time()
-        assert app.publish().issue == 1
+        assert publishing.publish(app).issue == 1
 
         def sent() -> list[datetime]:
             with app.session() as s:

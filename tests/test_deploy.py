@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import create_engine, text
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.config import SubscribeSection, WebSection
 from digest.state import db, locks
 from digest.web.middleware import SECURITY_HEADERS
@@ -127,7 +127,7 @@ def _site(tmp_path: Path, trusted_proxies: list[str]) -> Iterator[Served]:
         subscribe=SubscribeSection(max_per_ip_hour=1),
     )
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     yield from serve(app)
 
 

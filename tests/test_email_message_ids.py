@@ -12,7 +12,7 @@ from email import message_from_bytes, policy
 
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.config import Settings
 from digest.mail.notices import Notice, notice_message
 from digest.state.models import Subscriber
@@ -22,10 +22,10 @@ OPAQUE = re.compile(r"<[0-9a-f]{32}@localhost>")
 
 def test_message_ids_reveal_no_row_id(settings: Settings) -> None:
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     for i in range(8):
         book.add(f"reader{i}@example.org")
-    assert app.send().delivery.sent == 10  # the 2 configured recipients, then 8 more
+    assert publishing.send(app).delivery.sent == 10  # the 2 configured recipients, then 8 more
     box = mailbox.Maildir(settings.outbox_dir, create=False)
     sent = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
     ids = {str(m["To"]): str(m["Message-ID"]) for m in sent}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import App, make_app
+from digest.app import App, delivering, make_app, subscribing
 from digest.config import DigestSection, EmailSection, ScheduleSection, Settings
 
 dkim = pytest.importorskip("dkim")
@@ -71,7 +71,10 @@ def parsed(raw: bytes) -> EmailMessage:
 
 def test_the_stale_source_alert_is_dkim_signed(tmp_path: Path) -> None:
     app, record = signed_app(tmp_path)
-    assert app.alert_admin("digest: no new dumps", "no new dump for 3 days") == "admin@example.org"
+    assert (
+        delivering.alert_admin(app, "digest: no new dumps", "no new dump for 3 days")
+        == "admin@example.org"
+    )
     [raw] = received(app)
     msg = parsed(raw)
     assert msg["To"] == "admin@example.org" and msg["Subject"] == "digest: no new dumps"
@@ -83,7 +86,9 @@ def test_the_stale_source_alert_is_dkim_signed(tmp_path: Path) -> None:
 
 def test_a_signup_confirmation_is_dkim_signed_and_names_the_list(tmp_path: Path) -> None:
     app, record = signed_app(tmp_path)
-    assert app.request_subscription("ada@example.org", [], "192.0.2.1").outcome == "send"
+    assert (
+        subscribing.request_subscription(app, "ada@example.org", [], "192.0.2.1").outcome == "send"
+    )
     [raw] = received(app)
     msg = parsed(raw)
     assert msg["To"] == "ada@example.org" and msg["Subject"].startswith("Confirm your subscription")

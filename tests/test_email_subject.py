@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.config import load_settings
 from digest.errors import ConfigError
 from digest.render.viewmodel import subject_line
@@ -69,7 +69,7 @@ def test_a_one_paper_issue_sent_for_real_is_not_called_more_papers(tmp_path: Pat
     title = 'Quiet Lanes: <script>alert("x")</script> Routing Bicycles by Noise'
     write_dump(dumps / "one.txt", [(title, "We map it. " * 20)])
     app = make_app(make_settings(tmp_path, dumps))
-    report = app.send()
+    report = publishing.send(app)
     assert report.prepared is not None
     subject = report.prepared.view.subject
     assert subject.startswith("#1 · 1 paper") and "More papers" not in subject

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, readers, subscribing
 from digest.config import Settings, SubscribeSection
 from digest.state.models import Paper, Subscriber
 from digest.urls import feedback_path
@@ -29,7 +29,7 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
     settings: Settings = make_settings(tmp_path, dumps_dir)
     settings = replace(settings, subscribe=SubscribeSection(max_feedback_per_hour=3))
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     yield from serve(app)
 
 
@@ -57,7 +57,7 @@ def post(site: Served, path: str) -> tuple[int, bytes]:
 
 
 def counts(app: App, token: str) -> tuple[int, int]:
-    data = app.readers().data(token)
+    data = readers.desk(app).data(token)
     assert data is not None
     return data.counts.more, data.counts.less
 
@@ -80,7 +80,7 @@ def test_get_asks_post_records_and_twice_is_harmless(site: Served, caplog) -> No
     assert post(site, "/" + feedback_path(token, key, "less"))[0] == 200
     assert counts(site.app, token) == (0, 1)
     # neither the subscriber's token nor the feed token ever reaches the log
-    feed = site.app.readers().data(token).feed_url.rsplit("/", 1)[1].removesuffix(".xml")
+    feed = readers.desk(site.app).data(token).feed_url.rsplit("/", 1)[1].removesuffix(".xml")
     assert token not in caplog.text and feed not in caplog.text
     assert "feedback: subscriber #" in caplog.text  # the log names the row, not the token
 
@@ -153,21 +153,21 @@ def test_marks_are_in_the_export_and_go_with_the_subscriber(settings: Settings) 
     """On SQLite and PostgreSQL: `subscribers remove` removes the marks (ON DELETE
     CASCADE), and export lists them in the `more` and `less` columns."""
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     ada, grace = tokens(app)["ada@example.org"], tokens(app)["grace@example.org"]
     keys = paper_keys(app, 3)
-    desk = app.readers()
+    desk = readers.desk(app)
     assert desk.mark(ada, keys[0], 1) == "done" and desk.mark(ada, keys[1], -1) == "done"
     assert desk.mark(grace, keys[2], 1) == "done"
     for hostile in ("\x00", "a\x00b", "x" * 5000, " spaced ", "UPPER"):  # never a key
         assert desk.target(ada, hostile) is None and desk.mark(ada, hostile, 1) == "unknown"
     out = io.StringIO()
-    app.subscribers().export_csv(out)
+    subscribing.book(app).export_csv(out)
     rows = out.getvalue().splitlines()
     assert rows[0] == "email,name,themes,status,watch,mute,more,less"
     assert f"ada@example.org,,,active,,,{keys[0]},{keys[1]}" in rows
     assert f"grace@example.org,,,active,,,{keys[2]}," in rows
-    assert app.subscribers().remove("ada@example.org")
+    assert subscribing.book(app).remove("ada@example.org")
     with app.session() as s:
         from digest.state import feedback
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, readers, subscribing
 from digest.ingest.keys import paper_key
 from digest.state.models import Subscriber
 from digest.urls import feedback_key
@@ -38,7 +38,7 @@ LIKED, DISLIKED = PAPERS[3][0], PAPERS[0][0]  # protein diffusion; mixture-of-ex
 def issue(app: App, tmp_path: Path) -> dict[str, EmailMessage]:
     outbox = app.settings.outbox_dir
     shutil.rmtree(outbox, ignore_errors=True)
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery is not None, report.reason
     return {m["To"].addresses[0].addr_spec: m for m in mails(app.settings)}
 
@@ -57,11 +57,11 @@ def test_the_next_issue_follows_more_and_never_shows_less(
     )
     app = make_app(s)
     for address in ("ada@example.org", "grace@example.org"):
-        app.subscribers().add(address)
+        subscribing.book(app).add(address)
     issue(app, tmp_path)
     with app.session() as session:
         token = session.scalar(select(Subscriber.token).where(Subscriber.key == "ada@example.org"))
-    desk = app.readers()
+    desk = readers.desk(app)
     assert desk.mark(token, paper_key(LIKED), 1) == "done"
     assert desk.mark(token, paper_key(DISLIKED), -1) == "done"
     write_dump(dumps / "b.txt", SECOND, date="Mar 15")
@@ -119,7 +119,7 @@ def test_each_paper_has_the_readers_own_more_and_less_links(
         for link in links:
             token, segment, mark = link.split("/feedback/")[1].split("/")
             assert token == owned[address] and mark in ("more", "less")
-            target = app.readers().target(token, feedback_key(unquote(segment)))
+            target = readers.desk(app).target(token, feedback_key(unquote(segment)))
             assert target is not None and target.title in html
 
 
@@ -128,8 +128,8 @@ def test_the_links_leave_room_for_papers(tmp_path: Path, dumps_dir: Path) -> Non
     52 papers without them; a sample that fits must not be cut to one a section."""
     s = make_settings(tmp_path, dumps_dir)
     app = make_app(replace(s, email=replace(s.email, recipients=[])))
-    app.subscribers().add("ada@example.org")
-    assert app.send().delivery is not None
+    subscribing.book(app).add("ada@example.org")
+    assert publishing.send(app).delivery is not None
     [message] = mails(app.settings)
     html, _ = parts(message)
     shown = html.count('class="paper-link"')

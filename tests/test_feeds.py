@@ -15,7 +15,7 @@ from lxml import etree
 from lxml import html as lxml_html
 from sqlalchemy import select, update
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.state.models import Digest
 from tests.support.dumps import SAMPLE_FILES
 from tests.support.settings import make_settings
@@ -38,7 +38,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> App:
     for f in SAMPLE_FILES:
         shutil.copy2(f, dumps / f.name)
     app = make_app(make_settings(tmp, dumps))
-    assert app.send().issue == 1
+    assert publishing.send(app).issue == 1
     return app
 
 
@@ -138,7 +138,7 @@ def test_issues_published_before_feed_entries_were_stored_get_a_light_entry(
         s.commit()
     try:
         (published.settings.public_dir / "feed.xml").unlink()
-        published.publish_files()
+        publishing.publish_files(published)
         data = feed_bytes(published, "feed.xml")
         content = feedparser.parse(data).entries[0].content[0].value
         assert "<table" not in content and 'class="abstract"' not in content
@@ -148,7 +148,7 @@ def test_issues_published_before_feed_entries_were_stored_get_a_light_entry(
         with published.session() as s:
             s.execute(update(Digest).values(feed_html=stored))
             s.commit()
-        published.publish_files()
+        publishing.publish_files(published)
 
 
 # --------------------------------------------------------------------------- served

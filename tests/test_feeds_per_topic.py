@@ -9,7 +9,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.config import Settings
 from digest.state.models import Digest, DigestItem, Paper
 from tests.test_subscriber_chosen_topics import small_vocabulary
@@ -72,7 +72,7 @@ def test_a_parents_feed_holds_its_childrens_papers(app: App) -> None:
         ],
     )
     publish(app, 2, [("Music two", "music", "music"), ("Image two", "vision", "vision")])
-    app.publish_files()
+    publishing.publish_files(app)
     assert titles(app, "sound") == ["Music two", "Speech one", "Sound one", "Music one"]
     assert titles(app, "speech") == ["Speech one"]
     assert titles(app, "music") == ["Music two", "Music one"]
@@ -84,15 +84,15 @@ def test_a_parents_feed_holds_its_childrens_papers(app: App) -> None:
 def test_an_old_slug_keeps_its_feed(app: App) -> None:
     publish(app, 1, [("Music one", "music", "music")])
     publish(app, 2, [("Old music", "music-generation", "music-generation")])  # stored long ago
-    app.publish_files()
+    publishing.publish_files(app)
     assert titles(app, "music-generation") == titles(app, "music") == ["Old music", "Music one"]
     assert titles(app, "sound") == ["Old music", "Music one"]
 
 
 def test_a_childs_new_paper_rewrites_the_feeds_above_it_and_no_other(app: App) -> None:
     publish(app, 1, [("Speech one", "sound", "speech"), ("Image one", "vision", "vision")])
-    app.publish_files()
+    publishing.publish_files(app)
     publish(app, 2, [("Speech two", "sound", "speech")])
-    changed = {p.name for p in app.publish_files() if p.parent.name == "themes"}
+    changed = {p.name for p in publishing.publish_files(app) if p.parent.name == "themes"}
     assert changed == {"speech.xml", "sound.xml"}
     assert titles(app, "sound") == ["Speech two", "Speech one"]

@@ -10,7 +10,7 @@ import feedparser
 import pytest
 from lxml import html as lxml_html
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from tests.support.dumps import write_dump
 from tests.support.settings import make_settings
 
@@ -39,7 +39,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> App:
     dumps.mkdir()
     write_dump(dumps / "d.txt", [(TITLE, ABSTRACT), ("Dense Baselines Revisited", OTHER)])
     app = make_app(make_settings(tmp, dumps))
-    assert app.send().issue == 1
+    assert publishing.send(app).issue == 1
     return app
 
 

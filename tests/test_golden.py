@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, subscribing
 from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
 from digest.state.models import Subscriber
 
@@ -77,8 +77,8 @@ def publish(root: Path) -> App:
         source="test",
     )
     app = make_app(settings, clock=lambda: NOW)
-    app.subscribers().add("reader@example.org", name="Ada Reader")
-    report = app.send()
+    subscribing.book(app).add("reader@example.org", name="Ada Reader")
+    report = publishing.send(app)
     assert report.issue == 1 and report.delivery.sent == 1
     return app
 

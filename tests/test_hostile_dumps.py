@@ -14,7 +14,7 @@ import feedparser
 import pytest
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import ingesting, make_app, publishing, subscribing
 from digest.mail.message import PLACEHOLDER
 from digest.state.models import DumpFile, Paper
 from tests.support.dumps import SAMPLE_FILES, parse_dump
@@ -44,10 +44,10 @@ def test_a_placeholder_in_a_dump_never_receives_a_token(tmp_path: Path) -> None:
         dump_text([("Stealing Tokens From Readers", stolen), ("An Honest Paper", OTHER)]),
     )
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     book.add("eve@example.org")
     book.add("bob@example.org", name="Bob")
-    assert app.send().delivery.sent == 2
+    assert publishing.send(app).delivery.sent == 2
     owned = tokens(app)
     base = f"{settings.base_url}/unsubscribe/"
     messages = [parsed(raw) for raw in outbox_raw(settings)]
@@ -71,8 +71,8 @@ def test_bidi_controls_are_stripped_from_every_output(tmp_path: Path) -> None:
     abstract = f"{ABSTRACT} Evil \u202egnp.exe\u202c here {BIDI}."
     write_dump(settings.dumps_dir / "d.txt", dump_text([(title, abstract), ("Plain", OTHER)]))
     app = make_app(settings)
-    app.subscribers().add("ada@example.org")
-    assert app.send().delivery.sent == 1
+    subscribing.book(app).add("ada@example.org")
+    assert publishing.send(app).delivery.sent == 1
     outputs: dict[str, str] = {}
     msg = parsed(outbox_raw(settings)[0])
     outputs["e-mail html"], outputs["e-mail text"] = bodies(msg)
@@ -215,7 +215,7 @@ def test_send_reads_a_file_still_being_written_once_complete(tmp_path: Path) -> 
         with fresh.open("ab") as handle:
             handle.write(full[full.index(b"\n\n", 2000) :])
 
-    report = make_app(settings).send(notice=writer_finishes)
+    report = publishing.send(make_app(settings), notice=writer_finishes)
     assert len(notices) == 1 and "'fresh.txt' was modified" in notices[0], notices
     assert report.issue == 1, report.reason
     assert report.ingest.new_papers == len(parse_dump(str(SAMPLE)).papers)
@@ -227,12 +227,12 @@ def test_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:
     path = settings.dumps_dir / "growing.txt"
     write_dump(path, data[: len(data) // 2])
     app = make_app(settings)
-    first = app.ingest()
+    first = ingesting.ingest(app)
     assert [d.status for d in first.dumps] == ["ingested"]
     part = first.dumps[0].papers
     assert 20 < part < 74
     write_dump(path, data)
-    second = app.ingest()
+    second = ingesting.ingest(app)
     assert [d.status for d in second.dumps] == ["ingested"]
     assert second.dumps[0].new_papers == 74 - part
     with app.session() as s:
@@ -240,4 +240,4 @@ def test_a_grown_dump_is_the_same_dump(tmp_path: Path) -> None:
         assert len(s.scalars(select(Paper)).all()) == 74
         dump = s.scalars(select(DumpFile)).one()
         assert dump.paper_count == 74 and dump.size == len(data)
-    assert app.ingest().dumps[0].status == "known"
+    assert ingesting.ingest(app).dumps[0].status == "known"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.mail.message import PLACEHOLDER, header_text
 from digest.state.models import Subscriber
 from tests.support.hostile import (
@@ -37,7 +37,7 @@ def test_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, smtp_ser
     )
     write_dump(settings.dumps_dir / "d.txt", dump_text([("A Paper", ABSTRACT)]))
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     book.add("evil@example.net", name="Evil")
     book.add("zoe@example.org", name="Zoë Ångström, PhD")
     with app.session() as s:  # a row written before names were checked
@@ -45,7 +45,7 @@ def test_a_stored_name_cannot_inject_a_header_over_smtp(tmp_path: Path, smtp_ser
             update(Subscriber).where(Subscriber.address == "evil@example.net").values(name=INJECTED)
         )
         s.commit()
-    assert app.send().delivery.sent == 2
+    assert publishing.send(app).delivery.sent == 2
     got = {tuple(rcpts): msg for rcpts, msg in recorder.messages}
     assert set(got) == {("evil@example.net",), ("zoe@example.org",)}
     for (rcpt,), msg in got.items():

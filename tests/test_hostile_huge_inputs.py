@@ -14,7 +14,7 @@ import feedparser
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from digest.app import make_app
+from digest.app import ingesting, make_app, publishing
 from digest.app.publishing import FEED_ENTRY_BYTES
 from digest.config import Settings
 from digest.program import main
@@ -36,7 +36,7 @@ def test_a_backlog_over_the_limit_goes_oldest_first_and_the_rest_waits(
 ) -> None:
     settings = settings_with(tmp_path, dumps_dir, max_papers_per_digest=70)
     app = make_app(settings)
-    first = app.send()
+    first = publishing.send(app)
     assert first.issue == 1 and first.prepared is not None
     assert first.prepared.view.paper_count == 70
     assert first.waiting == 176 - 70
@@ -45,14 +45,14 @@ def test_a_backlog_over_the_limit_goes_oldest_first_and_the_rest_waits(
         in_first = set(s.scalars(select(DigestItem.paper_id)))
     # the first dump's 61 papers, then the oldest of the second
     assert set(oldest[:61]) <= in_first
-    reports = [app.send(), app.send()]
+    reports = [publishing.send(app), publishing.send(app)]
     assert [r.issue for r in reports] == [2, 3]
     assert reports[-1].waiting == 0
     with app.session() as s:
         published = list(s.scalars(select(DigestItem.paper_id)))
         papers = s.scalar(select(func.count()).select_from(Paper))
     assert len(published) == len(set(published)) == papers == 176  # each exactly once
-    assert app.send().issue is None  # nothing left
+    assert publishing.send(app).issue is None  # nothing left
 
 
 def test_the_cli_says_how_many_papers_wait(tmp_path: Path, dumps_dir: Path) -> None:
@@ -73,7 +73,7 @@ def test_a_dump_over_the_size_limit_is_refused_unread(tmp_path: Path, dumps_dir:
     for f in sorted(dumps_dir.iterdir()):
         if f not in small and f != big:
             f.unlink()
-    report = make_app(settings).ingest()
+    report = ingesting.ingest(make_app(settings))
     refused = [d for d in report.dumps if d.status == "failed"]
     assert [Path(d.path).name for d in refused] == [big.name]
     assert "over digest.max_dump_bytes" in refused[0].error
@@ -81,7 +81,7 @@ def test_a_dump_over_the_size_limit_is_refused_unread(tmp_path: Path, dumps_dir:
     assert {d.status for d in report.dumps if d not in refused} == {"ingested"}
     # not recorded, so a raised limit lets the same file in
     app = make_app(replace(settings, digest=replace(settings.digest, max_dump_bytes=10**9)))
-    assert [d.status for d in app.ingest().dumps if Path(d.path) == big] == ["ingested"]
+    assert [d.status for d in ingesting.ingest(app).dumps if Path(d.path) == big] == ["ingested"]
     with app.session() as s:
         assert s.scalar(select(func.count()).select_from(DumpFile)) == len(small) + 1
 
@@ -111,7 +111,7 @@ def test_the_email_inlines_only_what_it_shows_and_the_feed_stays_bounded(
     settings = settings_with(tmp_path, dumps)
     renderer = CountingRenderer()
     app = make_app(settings, renderer=renderer)
-    report = app.send()
+    report = publishing.send(app)
     assert report.prepared is not None and report.prepared.view.paper_count == 1500
     box = mailbox.Maildir(str(settings.outbox_dir), create=False)
     messages = list(box)
@@ -144,7 +144,7 @@ def test_a_file_larger_than_its_size_said_is_read_only_up_to_the_limit(
     grown = Path("/proc/self/smaps")  # stat: 0 bytes; read: ~30 kB
     assert grown.stat().st_size == 0 and len(grown.read_bytes()) > 1000
     app = make_app(settings_with(tmp_path, dumps_dir, max_dump_bytes=500))
-    report = app.ingest([grown])
+    report = ingesting.ingest(app, [grown])
     assert [d.status for d in report.dumps] == ["failed"]
     assert "over digest.max_dump_bytes = 500" in report.dumps[0].error
     with app.session() as s:

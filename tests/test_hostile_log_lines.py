@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.cli.context import setup_daemon_logging
 from digest.program import main
 from tests.support.hostile import ABSTRACT, OTHER, cli, dump_text, project, settings_of, write_dump
@@ -75,7 +75,7 @@ def test_the_daemon_log_has_one_line_per_event(tmp_path: Path, root_logging: Non
         email = replace(
             settings.email, transport="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
         )
-        report = make_app(replace(settings, email=email)).send()
+        report = publishing.send(make_app(replace(settings, email=email)))
     assert report.issue == 1 and report.delivery.failed == 2
     for handler in logging.getLogger().handlers:
         handler.flush()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import make_app
+from digest.app import inspecting, make_app
 from tests.support.hostile import (
     ABSTRACT,
     cli,
@@ -45,7 +45,7 @@ def test_tls_mismatch_says_which_smtp_security_to_try(
     assert f"smtp_security = {advice}" in last, output
     assert "WRONG_VERSION_NUMBER" not in output and "Traceback" not in output
     app = make_app(settings_of(config))
-    assert app.status().last_issue == 1
+    assert inspecting.status(app).last_issue == 1
 
 
 def test_unreachable_server_after_publishing_says_delivery_is_pending(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import make_app
+from digest.app import make_app, subscribing
 from tests.support.hostile import (
     INJECTED,
     cli,
@@ -33,7 +33,7 @@ def test_cli_refuses_a_name_with_line_breaks_or_control_characters(
 
 def test_a_csv_row_with_an_injected_name_is_rejected(tmp_path: Path) -> None:
     settings = hostile_settings(tmp_path)
-    book = make_app(settings).subscribers()
+    book = subscribing.book(make_app(settings))
     text = 'email,name\nok@example.org,Ok\nevil@example.net,"Evil\r\nBcc: x@evil.example"\n'
     report = book.import_csv(io.StringIO(text, newline=""))
     assert report.added == 1

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import ingesting, make_app
 from digest.ingest.parse import parse_bytes
 from digest.state.models import Paper
 from tests.support.dumps import write_dump
@@ -106,7 +106,7 @@ def test_a_settled_dump_keeps_its_last_paper_even_without_a_full_stop(tmp_path: 
     path = dumps / "d.txt"
     write_dump(path, [("One", WHOLE), ("Two", OPEN)])  # last modified an hour ago
     app = make_app(settings_)
-    report = app.ingest()
+    report = ingesting.ingest(app)
     assert [(d.status, d.papers) for d in report.dumps] == [("ingested", 2)]
     assert not [w for d in report.dumps for w in d.warnings if "skipped" in w]
     with app.session() as s:
@@ -115,6 +115,6 @@ def test_a_settled_dump_keeps_its_last_paper_even_without_a_full_stop(tmp_path: 
     # The same ending in a file modified a moment ago: it may still be being written.
     path = dumps / "e.txt"
     path.write_bytes(dump(OPEN).replace(b"One", b"Three").replace(b"Two", b"Four"))
-    report = app.ingest([path])  # named explicitly: read now, not waited for
+    report = ingesting.ingest(app, [path])  # named explicitly: read now, not waited for
     assert [(d.status, d.papers) for d in report.dumps] == [("ingested", 1)]
     assert any("still being written" in w for w in report.dumps[0].warnings)

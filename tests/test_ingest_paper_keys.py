@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
-from digest.app import make_app
+from digest.app import ingesting, make_app
 from digest.config import DigestSection, Settings
 from digest.ingest.keys import paper_key
 from digest.state import db
@@ -56,7 +56,7 @@ def test_c_and_c_sharp_across_dumps_are_two_papers_and_a_zero_width_space_is_non
             ("C\u200b Compilers for Deep Learning", ABSTRACT),
         ],
     )
-    app.ingest()
+    ingesting.ingest(app)
     with app.session() as s:
         titles = sorted(s.scalars(select(Paper.title)))
     assert titles == ["C Compilers for Deep Learning", "C# Compilers for Deep Learning"]
@@ -67,10 +67,10 @@ def test_another_abstract_under_a_stored_key_is_a_warning_naming_both(
 ) -> None:
     app = make_app(settings_for(tmp_path, database_url))
     dump(tmp_path / "dumps" / "a.txt", [("Mixture-of-Experts: A Survey", ABSTRACT)])
-    app.ingest()
+    ingesting.ingest(app)
     dump(tmp_path / "dumps" / "b.txt", [("Mixture of Experts — a survey", OTHER)])
     with caplog.at_level(logging.WARNING, logger="digest"):
-        app.ingest()
+        ingesting.ingest(app)
     line = (
         f"{tmp_path / 'dumps' / 'b.txt'}:5: 'Mixture of Experts — a survey' has the key of the "
         "stored paper 'Mixture-of-Experts: A Survey' but another abstract; kept the stored one"
@@ -83,7 +83,7 @@ def test_another_abstract_under_a_stored_key_is_a_warning_naming_both(
     # the same abstract again (spacing aside) is the same paper, silently
     caplog.clear()
     dump(tmp_path / "dumps" / "c.txt", [("MIXTURE OF EXPERTS: A SURVEY", "  " + ABSTRACT.upper())])
-    app.ingest()
+    ingesting.ingest(app)
     assert not [m for m in caplog.messages if "another abstract" in m]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import ingesting, make_app
 from digest.state.models import Paper
 from tests.support.dumps import write_dump
 from tests.support.settings import make_settings
@@ -26,12 +26,12 @@ def test_punctuation_only_titles_are_kept_with_a_warning(tmp_path: Path) -> None
     papers = [(t, ABSTRACT.format(f"thing {i}")) for i, t in enumerate(titles)]
     write_dump(dumps / "d.txt", papers)
     app = make_app(make_settings(tmp_path, dumps))
-    report = app.ingest()
+    report = ingesting.ingest(app)
     assert [(d.status, d.papers, d.new_papers) for d in report.dumps] == [("ingested", 4, 4)]
     warned = [w for w in report.dumps[0].warnings if "no letters or digits" in w]
     assert len(warned) == 2 and "'???'" in warned[0] and "'!!!'" in warned[1], warned
     with app.session() as s:
         assert sorted(s.scalars(select(Paper.title))) == sorted(titles)
     write_dump(dumps / "e.txt", [("?!?", ABSTRACT.format("a fifth thing"))])
-    again = app.ingest()
+    again = ingesting.ingest(app)
     assert [(d.papers, d.new_papers) for d in again.dumps if d.status == "ingested"] == [(1, 1)]

@@ -20,7 +20,7 @@ import feedparser
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, readers, subscribing
 from digest.state.models import Subscriber
 from tests.support.dumps import write_dump
 from tests.support.net import free_port
@@ -37,7 +37,7 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
     settings = make_settings(tmp_path, dumps_dir)
     origin = f"http://127.0.0.1:{port}"
     app = make_app(replace(settings, digest=replace(settings.digest, base_url=origin)))
-    app.send()
+    publishing.send(app)
     yield from serve(app, port)
 
 
@@ -47,14 +47,14 @@ def token_of(app: App, address: str) -> str:
 
 
 def feed_path(app: App, address: str) -> str:
-    data = app.readers().data(token_of(app, address))
+    data = readers.desk(app).data(token_of(app, address))
     assert data is not None
     return urlsplit(data.feed_url).path
 
 
 def test_the_feed_parses_and_differs_between_readers(site: Served) -> None:
     grace = token_of(site.app, "grace@example.org")
-    site.app.subscribers().choose_themes(grace, ["music-and-audio"])
+    subscribing.book(site.app).choose_themes(grace, ["music-and-audio"])
     ada_path, grace_path = (
         feed_path(site.app, "ada@example.org"),
         feed_path(site.app, "grace@example.org"),
@@ -87,7 +87,7 @@ def test_caching_like_the_public_feeds_and_gzip(site: Served) -> None:
     assert site.get(path, {"Accept-Encoding": "gzip", "If-None-Match": zipped[1]["etag"]})[0] == 304
     # a new issue changes the feed
     write_dump(site.app.settings.dumps_dir / "n.txt", [("A later paper", "Text. " * 30)])
-    site.app.send()
+    publishing.send(site.app)
     again = site.get(path, {"If-None-Match": headers["etag"]})
     assert again[0] == 200 and len(feedparser.parse(again[2]).entries) == 2
 
@@ -128,7 +128,7 @@ def test_for_you_follows_a_more_and_never_shows_a_less(site: Served) -> None:
 
     app = site.app
     ada = token_of(app, "ada@example.org")
-    desk = app.readers()
+    desk = readers.desk(app)
     liked = "Efficient Neural Music Generation"  # a paper of issue 1
     assert desk.mark(ada, paper_key(liked), 1) == "done"
     write_dump(app.settings.dumps_dir / "next.txt", [
@@ -146,7 +146,7 @@ def test_for_you_follows_a_more_and_never_shows_a_less(site: Served) -> None:
         head, _, rest = newest.partition("</ul>")
         return head, rest
 
-    app.send()
+    publishing.send(app)
     for_you, rest = for_you_and_rest()
     assert "Neural Music Generation with Diffusion" in for_you
     assert "Music Generation at Scale" in for_you and f"like: {liked}" in for_you
@@ -203,10 +203,10 @@ def test_every_e_mail_leads_to_the_readers_feed(site: Served) -> None:
 def test_the_feed_is_the_readers_whole_view_watches_in_mutes_out(site: Served) -> None:
     app = site.app
     grace = token_of(app, "grace@example.org")
-    app.subscribers().choose_themes(grace, ["music-and-audio"])
+    subscribing.book(app).choose_themes(grace, ["music-and-audio"])
     before = feedparser.parse(site.get(feed_path(app, "grace@example.org"))[2])
     assert "Efficient Neural Music Generation" in before.entries[0].content[0].value
-    app.subscribers().choose_phrases(
+    subscribing.book(app).choose_phrases(
         grace, "Mixture of Monosemantic Experts", "efficient neural music generation"
     )
     feed = feedparser.parse(site.get(feed_path(app, "grace@example.org"))[2])

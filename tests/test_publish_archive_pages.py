@@ -16,7 +16,7 @@ import feedparser
 import pytest
 from lxml import html as lxml_html
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.publish.feeds import FeedSite, theme_rss
 from digest.publish.sectionfeeds import section_feeds
 from digest.state.models import Digest, DigestItem, Paper
@@ -34,7 +34,7 @@ def app(tmp_path: Path) -> App:
     dumps.mkdir()
     shutil.copy2(SAMPLE_FILES[0], dumps / SAMPLE_FILES[0].name)
     app = make_app(make_settings(tmp_path, dumps))
-    assert app.publish().issue == 1
+    assert publishing.publish(app).issue == 1
     return app
 
 
@@ -81,7 +81,7 @@ def pager(root: lxml_html.HtmlElement, rel: str) -> str | None:
 
 def test_a_short_archive_is_one_index_with_no_pages(app: App) -> None:
     add_issues(app, ISSUES_PER_PAGE)
-    app.publish_files()
+    publishing.publish_files(app)
     root = read(app, "index.html")
     assert listed(root) == list(range(ISSUES_PER_PAGE, 0, -1))
     assert root.xpath("string(//h1)") == "All issues"
@@ -92,7 +92,7 @@ def test_a_short_archive_is_one_index_with_no_pages(app: App) -> None:
 def test_every_issue_is_reachable_and_each_page_lists_its_span(app: App) -> None:
     newest = 3 * ISSUES_PER_PAGE + 31  # the index lists 132-181; pages 1-3 hold 1-150
     add_issues(app, newest)
-    app.publish_files()
+    publishing.publish_files(app)
     index = read(app, "index.html")
     assert listed(index) == list(range(newest, newest - ISSUES_PER_PAGE, -1))
     assert index.xpath("string(//h1)") == "Latest issues"
@@ -121,11 +121,11 @@ def test_every_issue_is_reachable_and_each_page_lists_its_span(app: App) -> None
 
 def test_full_pages_are_not_rewritten_and_a_missing_page_is_made_again(app: App) -> None:
     add_issues(app, 2 * ISSUES_PER_PAGE + 40)  # pages 1 and 2
-    app.publish_files()
+    publishing.publish_files(app)
     public = app.settings.public_dir
     first = (public / archive_page_path(1)).read_bytes()
     add_issues(app, 3 * ISSUES_PER_PAGE + 1)  # page 3 is made; page 2 now links to it
-    changed = {p.relative_to(public).as_posix() for p in app.publish_files()}
+    changed = {p.relative_to(public).as_posix() for p in publishing.publish_files(app)}
     assert archive_page_path(3) in changed
     assert archive_page_path(2) in changed
     assert archive_page_path(1) not in changed
@@ -133,14 +133,14 @@ def test_full_pages_are_not_rewritten_and_a_missing_page_is_made_again(app: App)
     assert pager(read(app, archive_page_path(2)), "prev") == BASE + "/" + archive_page_path(3)
 
     (public / archive_page_path(1)).unlink()
-    changed = {p.relative_to(public).as_posix() for p in app.publish_files()}
+    changed = {p.relative_to(public).as_posix() for p in publishing.publish_files(app)}
     assert changed == {archive_page_path(1)}
     assert (public / archive_page_path(1)).read_bytes() == first
 
 
 def test_subjects_on_the_pages_are_text(app: App) -> None:
     add_issues(app, ISSUES_PER_PAGE + 2)
-    app.publish_files()
+    publishing.publish_files(app)
     root = read(app, archive_page_path(1))
     titles = root.xpath("//li[@class='issue-item']/h2/a")
     assert titles[0].text_content() == f"Issue {ISSUES_PER_PAGE} <b>&</b> more"
@@ -149,7 +149,7 @@ def test_subjects_on_the_pages_are_text(app: App) -> None:
 
 def test_the_web_server_serves_the_pages(app: App) -> None:
     add_issues(app, ISSUES_PER_PAGE + 2)
-    app.publish_files()
+    publishing.publish_files(app)
     for site in serve(app):
         status, headers, body = site.get("/" + archive_page_path(1))
         assert status == 200
@@ -209,11 +209,11 @@ def rebuilt(app: App) -> dict[str, bytes]:
 
 def test_only_the_sections_of_a_new_issue_are_rewritten(app: App) -> None:
     add_issue_in(app, {"alpha": 3, "beta": 2})
-    app.publish_files()
+    publishing.publish_files(app)
     before = feed_files(app)
     assert {"alpha.xml", "beta.xml"} <= set(before)
     issue = add_issue_in(app, {"alpha": 2, "gamma": 1})
-    changed = {p.name for p in app.publish_files() if p.parent.name == "themes"}
+    changed = {p.name for p in publishing.publish_files(app) if p.parent.name == "themes"}
     assert changed == {"alpha.xml", "gamma.xml"}
     after = feed_files(app)
     assert after["beta.xml"] == before["beta.xml"]
@@ -230,11 +230,11 @@ def test_only_the_sections_of_a_new_issue_are_rewritten(app: App) -> None:
 
 def test_a_missing_feed_is_made_again_and_a_missed_issue_caught_up(app: App) -> None:
     add_issue_in(app, {"alpha": 2, "beta": 2})
-    app.publish_files()
+    publishing.publish_files(app)
     (app.settings.public_dir / "themes" / "beta.xml").unlink()
     add_issue_in(app, {"alpha": 1})
     add_issue_in(app, {"gamma": 1})  # two issues since the files were last written
-    changed = {p.name for p in app.publish_files() if p.parent.name == "themes"}
+    changed = {p.name for p in publishing.publish_files(app) if p.parent.name == "themes"}
     assert changed == {"alpha.xml", "beta.xml", "gamma.xml"}
     assert feed_files(app) == rebuilt(app)
 
@@ -242,11 +242,13 @@ def test_a_missing_feed_is_made_again_and_a_missed_issue_caught_up(app: App) -> 
 def test_a_new_base_url_rewrites_every_page_and_feed(app: App, tmp_path: Path) -> None:
     add_issues(app, ISSUES_PER_PAGE + 5)
     add_issue_in(app, {"alpha": 2})
-    app.publish_files()
+    publishing.publish_files(app)
     moved = make_app(
         make_settings(tmp_path, tmp_path / "dumps", base_url="https://papers.example.net")
     )
-    changed = {p.relative_to(moved.settings.public_dir).as_posix() for p in moved.publish_files()}
+    changed = {
+        p.relative_to(moved.settings.public_dir).as_posix() for p in publishing.publish_files(moved)
+    }
     assert {archive_page_path(1), "index.html", "feed.xml"} <= changed
     assert {f"themes/{name}" for name in feed_files(moved)} <= changed
     assert feed_files(moved) == rebuilt(moved)
@@ -281,7 +283,7 @@ def test_files_are_published_while_other_processes_write(app: App) -> None:
     thread.start()
     try:
         for _ in range(20):
-            app.publish_files()
+            publishing.publish_files(app)
     finally:
         stop.set()
         thread.join()

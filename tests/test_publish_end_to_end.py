@@ -15,7 +15,7 @@ import pytest
 from lxml import html as lxml_html
 from sqlalchemy import func, select
 
-from digest.app import make_app
+from digest.app import delivering, ingesting, inspecting, make_app, publishing
 from digest.config import Settings
 from digest.ingest.keys import paper_key
 from digest.state.models import Delivery, DigestItem, DumpFile, Paper
@@ -33,7 +33,7 @@ def outbox_messages(settings: Settings) -> list:
 
 def test_three_dumps_make_one_digest_of_every_distinct_paper(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     expected = distinct_keys(SAMPLE_FILES)
     assert len(expected) == 176  # 195 listings, 19 repeats across the three dumps
     assert report.issue == 1
@@ -76,9 +76,9 @@ def test_three_dumps_make_one_digest_of_every_distinct_paper(settings: Settings)
 
 def test_second_send_publishes_nothing_and_says_why(settings: Settings) -> None:
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     feed_before = (settings.public_dir / "feed.xml").read_bytes()
-    report = app.send()
+    report = publishing.send(app)
     assert report.issue is None
     assert report.reason == f"nothing to publish: no new dump in {settings.dumps_dir}"
     assert len(outbox_messages(settings)) == 2
@@ -87,11 +87,11 @@ def test_second_send_publishes_nothing_and_says_why(settings: Settings) -> None:
 
 def test_new_dump_with_new_and_sent_papers_publishes_exactly_the_new(settings: Settings) -> None:
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     old = parse_dump(str(SAMPLE_FILES[0])).papers[:20]
     new = [(f"A brand new paper number {i}", f"Abstract of new paper {i}. " * 5) for i in range(10)]
     write_dump(settings.dumps_dir / "003_mixed.txt", [(p.title, p.abstract) for p in old] + new)
-    report = app.send()
+    report = publishing.send(app)
     assert report.issue == 2
     with app.session() as s:
         issue2 = set(
@@ -105,10 +105,10 @@ def test_new_dump_with_new_and_sent_papers_publishes_exactly_the_new(settings: S
 
 def test_dump_with_only_sent_papers_says_so(settings: Settings) -> None:
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     old = parse_dump(str(SAMPLE_FILES[1])).papers[:3]
     write_dump(settings.dumps_dir / "004_old.txt", [(p.title, p.abstract) for p in old])
-    report = app.send()
+    report = publishing.send(app)
     assert report.issue is None
     assert report.reason == "nothing to publish: the 1 new dump(s) held no paper not already sent"
 
@@ -119,15 +119,15 @@ def test_corrupt_dump_fails_alone(settings: Settings) -> None:
     for f in settings.dumps_dir.glob("000_*.txt"):
         os.utime(f, (1, time.time() - 3600))  # settled (written an hour ago)
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     failed = {Path(d.path).name: d.error for d in report.ingest.failed}
     assert set(failed) == {"000_binary.txt", "000_empty.txt"}
     assert "000_empty.txt" in failed["000_empty.txt"] and "empty" in failed["000_empty.txt"]
     assert report.issue == 1 and report.prepared.view.paper_count == 176
-    status = app.status()
+    status = inspecting.status(app)
     assert (status.dumps_ingested, status.dumps_failed) == (3, 2)
     # a failed dump is not retried while its content is unchanged...
-    assert app.ingest().fresh == []
+    assert ingesting.ingest(app).fresh == []
     # ...and is eligible again once fixed
     write_dump(
         settings.dumps_dir / "000_empty.txt",
@@ -138,15 +138,15 @@ def test_corrupt_dump_fails_alone(settings: Settings) -> None:
             )
         ],
     )
-    assert [d.status for d in app.ingest().fresh] == ["ingested"]
+    assert [d.status for d in ingesting.ingest(app).fresh] == ["ingested"]
 
 
 def test_dry_run_changes_nothing(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.dry_run()
+    report = publishing.dry_run(app)
     assert report.prepared is not None and report.prepared.view.paper_count == 176
     assert report.recipients == ("ada@example.org", "grace@example.org")
-    status = app.status()
+    status = inspecting.status(app)
     assert (status.papers_seen, status.dumps_ingested, status.last_issue) == (0, 0, None)
     assert not settings.public_dir.exists() or not any(settings.public_dir.iterdir())
     assert not settings.outbox_dir.exists()
@@ -154,22 +154,22 @@ def test_dry_run_changes_nothing(settings: Settings) -> None:
 
 def test_send_to_one_address_marks_nothing(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send_to("editor@example.org")
+    report = publishing.send_to(app, "editor@example.org")
     assert report.delivery.sent == 1 and report.issue is None
     messages = outbox_messages(settings)
     assert [m["To"] for m in messages] == ["editor@example.org"]
     assert messages[0]["Subject"].startswith("[test] ")
-    status = app.status()
+    status = inspecting.status(app)
     assert status.papers_pending == 176 and status.papers_sent == 0 and status.last_issue is None
-    assert app.send().issue == 1  # the real send still publishes everything
+    assert publishing.send(app).issue == 1  # the real send still publishes everything
 
 
 def test_min_papers_waits(settings: Settings) -> None:
     s = replace(settings, digest=replace(settings.digest, min_papers=500))
-    report = make_app(s).send()
+    report = publishing.send(make_app(s))
     assert report.issue is None
     assert report.reason.startswith("nothing to publish: 176 pending paper(s), fewer than")
-    assert make_app(s).status().papers_pending == 176
+    assert inspecting.status(make_app(s)).papers_pending == 176
 
 
 def test_same_dump_twice_is_stored_once(settings: Settings) -> None:
@@ -177,14 +177,16 @@ def test_same_dump_twice_is_stored_once(settings: Settings) -> None:
     dup.write_bytes(SAMPLE_FILES[0].read_bytes())
     os.utime(dup, (1, SAMPLE_FILES[0].stat().st_mtime))
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     assert [Path(d.path).name for d in report.ingest.dumps if d.status == "known"] == [
         "copy_of_000.txt"
     ]
-    assert app.status().papers_seen == 176
+    assert inspecting.status(app).papers_seen == 176
 
 
-def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) -> None:
+def test_crash_after_publish_resumes_deliveries_and_files(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Deliveries are rows created with the digest: if the process dies before sending,
     the next run sends them and rewrites any missing public file."""
     app = make_app(settings)
@@ -192,12 +194,12 @@ def test_crash_after_publish_resumes_deliveries_and_files(settings: Settings) ->
     def killed(*_: object, **__: object) -> None:
         raise RuntimeError("process killed")
 
-    app.deliver_pending = killed  # type: ignore[method-assign,assignment]
-    with pytest.raises(RuntimeError):
-        app.send()  # dies after the digest was stored, before any delivery
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError):
+        patched.setattr(delivering, "deliver_pending", killed)
+        publishing.send(app)  # dies after the digest was stored, before any delivery
     (settings.public_dir / "feed.xml").unlink()
     again = make_app(settings)
-    report = again.send()
+    report = publishing.send(again)
     assert report.issue is None and report.delivery.sent == 2
     assert (settings.public_dir / "feed.xml").is_file()
     with again.session() as s:
@@ -220,7 +222,7 @@ def test_hostile_dump_text_is_escaped_everywhere(settings: Settings, tmp_path: P
         ],
     )
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     public = settings.public_dir
     pages = {
         "e-mail": outbox_messages(settings)[0].get_body(("html",)).get_content(),
@@ -246,10 +248,10 @@ def test_feeds_keep_the_last_n_issues(settings: Settings) -> None:
 
     s = replace(settings, digest=replace(settings.digest, feed_size=2))
     app = make_app(s)
-    app.send()  # issue 1: the samples
+    publishing.send(app)  # issue 1: the samples
     for i in range(3):
         write_dump(s.dumps_dir / f"10{i}.txt", [(f"Fresh paper {i}", "Abstract. " * 12)])
-        app.send()
+        publishing.send(app)
     rss = feedparser.parse((s.public_dir / "feed.xml").read_bytes())
     atom = feedparser.parse((s.public_dir / "atom.xml").read_bytes())
     feed_json = json.loads((s.public_dir / "feed.json").read_text())

@@ -42,7 +42,7 @@ def write_backlog(settings: Settings) -> Settings:
 
 def test_the_web_copy_is_written_from_one_copy_in_memory(settings: Settings) -> None:
     app = make_app(write_backlog(settings))
-    report = app.publish(settle_wait=False)
+    report = publishing.publish(app, settle_wait=False)
     assert report.issue == 1 and report.prepared is not None
     path = settings.public_dir / issue_path(1)
     written = path.read_bytes()

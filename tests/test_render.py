@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 from lxml import html as lxml_html
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.errors import TemplateError
 from digest.ingest.links import Link
 from digest.render.renderer import Renderer
@@ -251,7 +251,7 @@ def test_the_text_part_lists_every_title_when_the_html_is_cut(
     tmp_path: Path, dumps_dir: Path
 ) -> None:
     app = make_app(make_settings(tmp_path, dumps_dir))
-    app.send()
+    publishing.send(app)
     box = mailbox.Maildir(app.settings.outbox_dir, create=False)
     msg = message_from_bytes(next(iter(box)).as_bytes(), policy=policy.default)
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]

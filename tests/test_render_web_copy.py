@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from lxml import html as lxml_html
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.render.reading import first_sentence, linkify, read_link
 from tests.support.dumps import SAMPLE_FILES, write_dump
 from tests.support.settings import make_settings
@@ -49,7 +49,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> App:
         shutil.copy2(f, dumps / f.name)
     write_dump(dumps / "crafted.txt", CRAFTED)
     app = make_app(make_settings(tmp, dumps))
-    assert app.send().issue == 1
+    assert publishing.send(app).issue == 1
     return app
 
 
@@ -232,7 +232,7 @@ def test_section_pages_missing_on_disk_are_written_again(app: App) -> None:
     public = app.settings.public_dir
     feeds = {p.stem for p in (public / "themes").glob("*.xml")}
     shutil.rmtree(public / "sections")
-    changed = {p.relative_to(public).as_posix() for p in app.publish_files()}
+    changed = {p.relative_to(public).as_posix() for p in publishing.publish_files(app)}
     assert {f"sections/{slug}.html" for slug in feeds} <= changed
     assert {p.stem for p in (public / "sections").glob("*.html")} == feeds
 

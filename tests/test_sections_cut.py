@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from digest.app import make_app
+from digest.app import inspecting, make_app, publishing
 from digest.config import Settings, ThemeConfig, load_settings
 from digest.program import main
 from digest.sections.assign import REMAINING, Section, assign, fit_key, rank_key
@@ -209,7 +209,7 @@ def test_sections_ordered_by_weight_remaining_last(
 
 def test_per_theme_feeds(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     assert report.prepared is not None
     themes_dir = settings.public_dir / "themes"
     sections = report.prepared.view.sections
@@ -234,7 +234,7 @@ def test_per_theme_feeds(settings: Settings) -> None:
 
 def test_theme_feed_keeps_its_slug_across_digests(settings: Settings) -> None:
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     path = settings.public_dir / "themes" / "mixture-of-experts.xml"
     first = feedparser.parse(path.read_bytes()).entries
     write_dump(
@@ -247,13 +247,13 @@ def test_theme_feed_keeps_its_slug_across_digests(settings: Settings) -> None:
             )
         ],
     )
-    app.send()
+    publishing.send(app)
     entries = feedparser.parse(path.read_bytes()).entries
     assert entries[0].title == "A brand new sparse mixture of experts"
     assert entries[0].link.startswith("http://localhost:8000/archive/2.html#p-")
     assert [e.id for e in entries[1:]] == [e.id for e in first]
     before = path.read_bytes()
-    app.publish_files()
+    publishing.publish_files(app)
     assert path.read_bytes() == before  # rebuilt from the state, byte for byte
 
 
@@ -285,7 +285,7 @@ def test_themes_command_shows_sections_papers_and_reasons(
     app = make_app(load_settings(None))
     with app.session() as s:  # nothing was stored
         assert s.scalar(select(func.count()).select_from(Digest)) == 0
-    assert app.status().papers_seen == 0
+    assert inspecting.status(app).papers_seen == 0
 
 
 def test_configured_theme_needs_more_than_a_passing_mention() -> None:

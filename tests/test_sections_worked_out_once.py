@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.app import App, make_app, publishing
+from digest.app import App, ingesting, make_app, publishing
 from digest.config import Settings
 from digest.ingest.links import extract_links
 from digest.mail.message import PLACEHOLDER
@@ -37,7 +37,7 @@ def kept(app: App) -> tuple[list[StoredPaper], dict[int, tuple[str, str, int]]]:
 
 def test_ingest_keeps_each_papers_summary_and_terms_as_worked_out_now(settings: Settings) -> None:
     app = make_app(settings)
-    app.ingest()
+    ingesting.ingest(app)
     pending, rows = kept(app)
     assert len(pending) > 100
     assert set(rows) == {p.id for p in pending}  # every stored paper, at once
@@ -52,7 +52,7 @@ def test_ingest_keeps_each_papers_summary_and_terms_as_worked_out_now(settings: 
 
 def test_a_publish_uses_the_kept_summary(settings: Settings) -> None:
     app = make_app(settings)
-    app.ingest()
+    ingesting.ingest(app)
     pending, _ = kept(app)
     paper = pending[0]
     version = facts.version(app.vocabulary())
@@ -69,7 +69,7 @@ def test_a_publish_uses_the_kept_summary(settings: Settings) -> None:
 
 def test_facts_of_another_summariser_version_are_worked_out_again(settings: Settings) -> None:
     app = make_app(settings)
-    app.ingest()
+    ingesting.ingest(app)
     pending, _ = kept(app)
     paper = pending[0]
     with app.session() as session:  # as an older summariser left it
@@ -80,14 +80,14 @@ def test_facts_of_another_summariser_version_are_worked_out_again(settings: Sett
     assert prepared is not None
     shown = {p.key: p.summary for s in prepared.view.sections for p in s.papers}
     assert shown[paper.key] == summarise(paper.abstract) != "A stale line."
-    app.ingest()  # the next ingest keeps them (a publish writes nothing early)
+    ingesting.ingest(app)  # the next ingest keeps them (a publish writes nothing early)
     _, rows = kept(app)
     assert rows[paper.id][0] == summarise(paper.abstract)
 
 
 def test_a_changed_vocabulary_works_the_terms_out_again(settings: Settings, tmp_path: Path) -> None:
     app = make_app(settings)
-    app.ingest()
+    ingesting.ingest(app)
     pending, before = kept(app)
     paper = next(p for p in pending if "pipeline" in words(p.abstract))
     assert not any(t == "pipeline" for t, _, _ in facts.decoded(before[paper.id]).hits)
@@ -97,7 +97,7 @@ def test_a_changed_vocabulary_works_the_terms_out_again(settings: Settings, tmp_
     )
     changed = make_app(replace(settings, digest=replace(settings.digest, areas_file="mine.toml")))
     assert facts.version(changed.vocabulary()) != facts.version(app.vocabulary())
-    changed.ingest()
+    ingesting.ingest(changed)
     _, after = kept(changed)
     hits = facts.decoded(after[paper.id]).hits
     assert any(t == "pipeline" for t, _, _ in hits)

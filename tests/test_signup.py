@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.config import SubscribeSection
 from digest.state.models import Signup, Subscriber
 from tests.support.dumps import write_dump
@@ -105,7 +105,7 @@ def make_world(tmp_path: Path, database_url: str) -> Iterator[World]:
     )
     clock = Clock(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
     app = make_app(settings, clock=clock)
-    app.send()  # issue 1: the areas exist
+    publishing.send(app)  # issue 1: the areas exist
     for served in serve(app, port):
         yield World(served, clock)
 
@@ -155,7 +155,7 @@ def test_subscribe_confirm_welcome_and_the_next_digest(
         [("A Mixture of Experts Router Paper", "We route tokens to experts. " * 5)],
     )
     world.clock.advance(days=1)
-    report = world.app.send()
+    report = publishing.send(world.app)
     assert report.issue == 2 and "New.Reader@example.org" in report.recipients
     digest = world.mail_to("New.Reader@example.org")[-1]
     assert "A Mixture of Experts Router Paper" in digest.get_body(("plain",)).get_content()
@@ -278,7 +278,7 @@ def test_an_unsubscribed_address_comes_back_only_through_confirmation(world: Wor
     assert world.status("ada@example.org") == "unsubscribed"
     world.subscribe("ada@example.org")
     assert world.status("ada@example.org") == "unsubscribed"  # asking is not consenting
-    world.app.send()  # configured recipients never bring her back either
+    publishing.send(world.app)  # configured recipients never bring her back either
     assert world.status("ada@example.org") == "unsubscribed"
     confirmation = [m for m in world.mail_to("ada@example.org") if "Confirm" in m["Subject"]]
     assert world.post(path_of(confirm_link(confirmation[0])), {})[0] == 200

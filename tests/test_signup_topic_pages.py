@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from digest.app import subscribing
 from digest.state.models import Subscriber
 from tests.support.web import Served
 from tests.test_web_in_browser import (  # noqa: F401  (the browser and site fixtures)
@@ -55,7 +56,7 @@ def test_subscribing_to_a_whole_broad_area(browser, site: Served, width: int) ->
     page.goto(confirm_link_in(app.settings.outbox_dir, address))
     with page.expect_navigation():
         page.click("button[type=submit]")
-    [me] = [s for s in app.subscribers().list() if s.address == address]
+    [me] = [s for s in subscribing.book(app).list() if s.address == address]
     assert me.themes == (parent.slug,)
     page.close()
 
@@ -65,7 +66,7 @@ def test_preferences_open_the_group_of_a_chosen_topic(browser, site: Served, wid
     app = site.app
     vocabulary = app.vocabulary()
     child = next(a for a in vocabulary if a.parent and vocabulary.section_of(a.slug) == a.slug)
-    book = app.subscribers()
+    book = subscribing.book(app)
     book.add(f"prefs-{width}@example.org", themes=child.slug)
     with app.session() as s:
         token = s.scalar(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import make_app
+from digest.app import make_app, subscribing
 from digest.config import load_settings
 
 from .support.dumps import SAMPLE_FILES
@@ -51,7 +51,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     config = write_config(tmp_path, port)
     app = make_app(load_settings(config))  # creates the schema before the server starts
     rows = "".join(f"reader{i}@example.org\n" for i in range(N))
-    app.subscribers().import_csv(io.StringIO("email\n" + rows))
+    subscribing.book(app).import_csv(io.StringIO("email\n" + rows))
     app.database.engine.dispose()
     server = subprocess.Popen(
         digest_cmd(config, "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -183,13 +183,13 @@ def test_a_lock_held_past_the_busy_timeout_is_one_line_and_a_503(
     monkeypatch.setattr(state_db, "BUSY_TIMEOUT_S", 1)
     config = write_config(tmp_path, free_port())
     app = make_app(load_settings(config))
-    app.subscribers().add("ada@example.org")
+    subscribing.book(app).add("ada@example.org")
     token = tokens(tmp_path / "state" / "digest.db")[0]
     holder = sqlite3.connect(tmp_path / "state" / "digest.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(StateBusy) as caught:
-            app.subscribers().add("grace@example.org")
+            subscribing.book(app).add("grace@example.org")
         assert "digest.db stayed locked" in str(caught.value)
         assert "\n" not in str(caught.value)
         for served_site in serve(app):
@@ -204,5 +204,5 @@ def test_a_lock_held_past_the_busy_timeout_is_one_line_and_a_503(
             assert statuses == [(503, "5")]
     finally:
         holder.close()
-    emails = {s.address: s.status for s in app.subscribers().list()}
+    emails = {s.address: s.status for s in subscribing.book(app).list()}
     assert emails == {"ada@example.org": "unsubscribed"}

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import distinct, func, inspect, select
 
-from digest.app import make_app
+from digest.app import ingesting, make_app
 from digest.config import Settings
 from digest.state import db
 from digest.state.migrations.env_helpers import include_object
@@ -57,7 +57,7 @@ def test_papers_are_stored_when_ids_are_not_handed_out_in_order(settings: Settin
     with app.session() as session:
         session.add(Paper(id=1_000_000, key="put in by hand", title="Put in by hand", abstract=""))
         session.commit()
-    report = app.ingest()
+    report = ingesting.ingest(app)
     with app.session() as session:
         stored = session.scalar(select(func.count()).select_from(Paper)) - 1
         sighted = session.scalar(select(func.count(distinct(Sighting.paper_id))))

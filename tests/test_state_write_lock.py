@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.ingest import parse
 from digest.render.renderer import Renderer
 from tests.support.dumps import SAMPLE_FILES
@@ -59,7 +59,7 @@ def test_no_parse_or_render_happens_while_the_write_lock_is_held(tmp_path: Path)
     probe = LockProbe(tmp_path / "state" / "digest.db")
     sys.setprofile(probe)
     try:
-        report = app.send()
+        report = publishing.send(app)
     finally:
         sys.setprofile(None)
         probe.connection.close()

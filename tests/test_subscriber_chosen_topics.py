@@ -141,7 +141,7 @@ def deliver(app: App, view: DigestView) -> dict[str, str]:
 def test_a_childs_reader_gets_its_papers_under_the_parents_section_and_in_a_layout_group(
     app: App,
 ) -> None:
-    book = app.subscribers()
+    book = subscribing.book(app)
     book.add("speech@example.org", themes="Speech")  # by name
     book.add("music@example.org", themes="music")  # by slug
     book.add("parent@example.org", themes="sound")  # the parent: its children too
@@ -206,7 +206,7 @@ def test_a_choice_made_after_the_letters_were_rendered_is_rendered_outside_the_w
     """Publishing renders every letter before its write transaction; a reader whose
     choice appeared meanwhile makes the write stop, untouched, naming the letter to
     render, instead of rendering it while holding the write lock."""
-    app.subscribers().add("vision@example.org", themes="vision")
+    subscribing.book(app).add("vision@example.org", themes="vision")
     view = issue(
         1,
         ("Sound and music", "sound", [("A sound paper", "sound")]),
@@ -218,7 +218,7 @@ def test_a_choice_made_after_the_letters_were_rendered_is_rendered_outside_the_w
         letters = personaliser.letters(
             view, outbox.selections(session, view, with_all=False, take=take)
         )
-    app.subscribers().add("sound@example.org", themes="sound")  # chosen meanwhile
+    subscribing.book(app).add("sound@example.org", themes="sound")  # chosen meanwhile
     with app.session() as session:
         digest = digests.create_digest(session, replace_record(view))
         with pytest.raises(outbox.LettersMissing) as missing:

@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from digest.app import make_app
+from digest.app import make_app, subscribing
 from tests.support.settings import make_settings
 
 PEOPLE = [
@@ -28,7 +28,7 @@ def exported(tmp_path: Path, name: str) -> tuple[str, list[tuple[str, str]]]:
     """Add PEOPLE to a fresh state and export it: (CSV, [(address, name) stored])."""
     dumps = tmp_path / name / "dumps"
     dumps.mkdir(parents=True)
-    book = make_app(make_settings(tmp_path / name, dumps)).subscribers()
+    book = subscribing.book(make_app(make_settings(tmp_path / name, dumps)))
     for address, person in PEOPLE:
         book.add(address, name=person)
     out = io.StringIO()
@@ -47,7 +47,7 @@ def test_no_exported_cell_starts_a_formula_and_the_file_imports_back(tmp_path: P
     # and the file still imports back exactly as it was
     dumps = tmp_path / "b" / "dumps"
     dumps.mkdir(parents=True)
-    book = make_app(make_settings(tmp_path / "b", dumps)).subscribers()
+    book = subscribing.book(make_app(make_settings(tmp_path / "b", dumps)))
     report = book.import_csv(io.StringIO(text, newline=""))
     assert report.errors == [] and report.added == len(PEOPLE)
     assert sorted((s.address, s.name) for s in book.list()) == stored

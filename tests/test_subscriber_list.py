@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from digest.app import App, make_app
+from digest.app import App, delivering, make_app, publishing, subscribing
 from digest.config import Settings
 from digest.mail.message import encoded_size
 from digest.mail.subscribers import SubscriberError, new_token, normalize, parse_themes
@@ -46,7 +46,7 @@ def test_addresses_are_validated_and_folded() -> None:
 
 
 def test_add_folds_duplicates_and_keeps_unsubscribed(settings: Settings) -> None:
-    book = make_app(settings).subscribers()
+    book = subscribing.book(make_app(settings))
     assert book.add(" Ada@Example.ORG ", name="Ada") == "added"
     assert book.add("ada@example.org") == "unchanged"
     assert book.add("ADA@example.org", themes="Music and audio") == "updated"
@@ -74,7 +74,7 @@ zed@example.org,,,maybe
 
 
 def test_import_reports_bad_rows_by_line_and_keeps_the_good(settings: Settings) -> None:
-    book = make_app(settings).subscribers()
+    book = subscribing.book(make_app(settings))
     report = book.import_csv(io.StringIO(CSV))
     assert report.errors == [
         (3, "'not-an-address' is not a valid address: An email address must have an @-sign."),
@@ -97,14 +97,14 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good(settings: Settings) 
 
 
 def test_export_imports_back_unchanged(settings: Settings, tmp_path: Path) -> None:
-    book = make_app(settings).subscribers()
+    book = subscribing.book(make_app(settings))
     book.import_csv(io.StringIO(CSV))
     first = io.StringIO()
     assert book.export_csv(first) == 3
     assert first.getvalue().splitlines()[0] == "email,name,themes,status,watch,mute,more,less"
     elsewhere = replace(settings.digest, database_url="", state_dir=str(tmp_path / "other"))
     other = make_app(replace(settings, digest=elsewhere))
-    other_book = other.subscribers()
+    other_book = subscribing.book(other)
     assert not other_book.list()
     report = other_book.import_csv(io.StringIO(first.getvalue()))
     assert (report.added, report.errors) == (3, [])
@@ -115,10 +115,9 @@ def test_export_imports_back_unchanged(settings: Settings, tmp_path: Path) -> No
 
 def test_unsubscribe_is_immediate_idempotent_and_skips_pending(settings: Settings) -> None:
     app = make_app(settings)
-    app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
-    app.send()  # publishes; deliveries stay pending
+    publishing.publish(app)  # deliveries stay pending
     token = tokens(app)["grace@example.org"]
-    book = app.subscribers()
+    book = subscribing.book(app)
     assert book.unsubscribe("x" * 43) is None
     assert book.unsubscribe("not a token; drop table") is None
     first = book.unsubscribe(token)
@@ -128,15 +127,15 @@ def test_unsubscribe_is_immediate_idempotent_and_skips_pending(settings: Setting
     with app.session() as s:
         rows = {a: st for a, st in s.execute(select(Delivery.address, Delivery.status))}
     assert rows == {"ada@example.org": "pending", "grace@example.org": "skipped"}
-    assert make_app(settings).deliver_pending().sent == 1
+    assert delivering.deliver_pending(make_app(settings)).sent == 1
     assert [m["To"] for m in outbox(settings)] == ["ada@example.org"]
 
 
 def test_configured_recipients_never_come_back_after_unsubscribing(settings: Settings) -> None:
     app = make_app(settings)
-    app.send()
-    app.subscribers().unsubscribe(tokens(app)["ada@example.org"])
-    assert app.recipients() == ["grace@example.org"]
+    publishing.send(app)
+    subscribing.book(app).unsubscribe(tokens(app)["ada@example.org"])
+    assert subscribing.recipients(app) == ["grace@example.org"]
     write_dump(
         settings.dumps_dir / "new.txt",
         [
@@ -147,14 +146,14 @@ def test_configured_recipients_never_come_back_after_unsubscribing(settings: Set
             )
         ],
     )
-    report = make_app(settings).send()
+    report = publishing.send(make_app(settings))
     assert report.issue == 2 and report.delivery.sent == 1
     assert sorted(m["To"] for m in outbox(settings)) == [
         "ada@example.org",
         "grace@example.org",
         "grace@example.org",
     ]
-    assert make_app(settings).subscribers().list("unsubscribed")[0].address == "ada@example.org"
+    assert subscribing.book(make_app(settings)).list("unsubscribed")[0].address == "ada@example.org"
 
 
 def test_variants_are_rendered_once_per_selection_not_per_subscriber(
@@ -169,11 +168,11 @@ def test_variants_are_rendered_once_per_selection_not_per_subscriber(
 
     monkeypatch.setattr(Renderer, "email_html", counting)
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     for i in range(40):
         themes = ["", "Mixture of experts", "Music and audio;Mixture of experts"][i % 3]
         book.add(f"reader{i}@example.org", themes=themes)
-    app.send()
+    publishing.send(app)
     with app.session() as s:
         variants = s.scalar(select(func.count()).select_from(DigestVariant))
         sent = s.scalar(select(func.count()).where(Delivery.status == "sent"))
@@ -185,7 +184,7 @@ def test_variants_are_rendered_once_per_selection_not_per_subscriber(
 
 def test_the_big_sample_digest_fits_under_the_clipping_size(settings: Settings) -> None:
     app = make_app(settings)
-    report = app.send()
+    report = publishing.send(app)
     assert report.prepared is not None and report.prepared.view.paper_count == 176
     assert len(report.prepared.html.encode()) > 200_000  # the full e-mail, as rendered
     for msg in outbox(settings):
@@ -283,8 +282,8 @@ def test_migration_adopts_deliveries_made_before_subscribers(
     engine.dispose()
     settings = Settings(base_dir=tmp_path)
     app = make_app(replace(settings, digest=replace(settings.digest, database_url=database_url)))
-    assert {s.address for s in app.subscribers().list()} == {"Old@Example.org", "b@x.org"}
-    report = app.deliver_pending()
+    assert {s.address for s in subscribing.book(app).list()} == {"Old@Example.org", "b@x.org"}
+    report = delivering.deliver_pending(app)
     assert report.sent == 1
     [msg] = outbox(app.settings)
     assert msg["Subject"] == "Old issue" and msg["Message-ID"] == "<0@x>"
@@ -307,7 +306,7 @@ def test_cli_unsubscribe_takes_an_older_token_that_begins_with_a_dash(
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     (tmp_path / "digest.toml").write_text("")
     app = make_app(Settings(base_dir=tmp_path))
-    app.subscribers().add("dash@example.org")
+    subscribing.book(app).add("dash@example.org")
     token = "-h" + tokens(app)["dash@example.org"][2:]
     with app.session() as s:
         s.execute(update(Subscriber).values(token=token))

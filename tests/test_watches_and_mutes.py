@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.config import Settings
 from digest.mail.subscribers import SubscriberError
 from digest.personal.phrases import MAX_PHRASE, MAX_PHRASES, PhraseError, Phrases, parse_phrases
@@ -68,7 +68,7 @@ def test_matching_is_whole_phrase_and_folded_like_area_terms() -> None:
 
 def test_subscribers_add_sets_updates_and_clears_watches_and_mutes(settings: Settings) -> None:
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     assert (
         book.add("ada@example.org", watch="diffusion; Protein folding", mute="benchmark") == "added"
     )
@@ -131,7 +131,7 @@ def test_the_cli_takes_watch_and_mute(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_csv_import_and_export_round_trip_watch_and_mute(settings: Settings) -> None:
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     rows = (
         "email,name,themes,status,watch,mute\n"
         'ada@example.org,Ada,,active,"diffusion; protein folding",benchmark\n'
@@ -159,7 +159,7 @@ def test_csv_import_and_export_round_trip_watch_and_mute(settings: Settings) -> 
             database_url="",
         ),
     )
-    again = make_app(other).subscribers()
+    again = subscribing.book(make_app(other))
     assert again.import_csv(io.StringIO(first.getvalue())).errors == []
     second = io.StringIO()
     again.export_csv(second)
@@ -178,7 +178,7 @@ def test_csv_import_and_export_round_trip_watch_and_mute(settings: Settings) -> 
 
 def test_remove_forgets_watches_and_mutes(settings: Settings) -> None:
     app = make_app(settings)
-    book = app.subscribers()
+    book = subscribing.book(app)
     book.add("ada@example.org", watch="diffusion", mute="benchmark")
     assert book.remove("ada@example.org")
     with app.session() as s:
@@ -227,8 +227,8 @@ def test_the_preferences_page_sets_watches_and_mutes(tmp_path: Path) -> None:
     dumps.mkdir()
     write_dump(dumps / "a.txt", PAPERS)
     app = make_app(make_settings(tmp_path, dumps))
-    app.publish()
-    app.subscribers().add("ada@example.org", watch="diffusion", mute="bench & <mark>")
+    publishing.publish(app)
+    subscribing.book(app).add("ada@example.org", watch="diffusion", mute="bench & <mark>")
     with app.session() as s:
         token = str(s.scalar(select(Subscriber.token).where(Subscriber.key == "ada@example.org")))
     for site in serve(app):

@@ -11,7 +11,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing, subscribing
 from digest.config import Settings
 from digest.web.middleware import CSP
 from tests.support.dumps import write_dump
@@ -27,7 +27,7 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
         [('<script>alert("x")</script> Evil & Co', "Abstract with <b>tags</b> & more. " * 3)],
     )
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     yield from serve(app)
 
 
@@ -55,7 +55,7 @@ def test_feeds_have_content_types_etags_and_304(site: Served) -> None:
 def test_etag_changes_when_a_new_issue_is_published(site: Served) -> None:
     _, first, _ = site.get("/feed.xml")
     write_dump(site.app.settings.dumps_dir / "new.txt", [("Another new paper", "Text. " * 20)])
-    site.app.send()
+    publishing.send(site.app)
     status, headers, body = site.get("/feed.xml", {"If-None-Match": first["etag"]})
     assert status == 200 and headers["etag"] != first["etag"]
     assert len(feedparser.parse(body).entries) == 2
@@ -130,7 +130,7 @@ def test_run_serve_and_base_url(tmp_path: Path, dumps_dir: Path) -> None:
     settings = make_settings(tmp_path, dumps_dir)
     settings = replace(settings, digest=replace(settings.digest, base_url="http://news.example"))
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     for served in serve(app):
         page = served.get("/")[2].decode()
         assert 'href="http://news.example/feed.xml"' in page
@@ -152,20 +152,20 @@ def test_one_click_unsubscribe_as_a_mail_provider_sends_it(site: Served) -> None
     status, headers, body = site.get(f"/unsubscribe/{token}")
     assert status == 200 and b"Unsubscribe?" in body and b"ada@example.org" in body
     assert headers["cache-control"] == "no-store"
-    assert site.app.subscribers().lookup(token).status == "active"
+    assert subscribing.book(site.app).lookup(token).status == "active"
     # RFC 8058: POST with this body, no cookie, no login, from anywhere
     one_click = {"Content-Type": "application/x-www-form-urlencoded"}
     status, _, body = site.get(
         f"/unsubscribe/{token}", one_click, method="POST", body="List-Unsubscribe=One-Click"
     )
     assert status == 200 and b"You are unsubscribed" in body
-    assert site.app.subscribers().lookup(token).status == "unsubscribed"
+    assert subscribing.book(site.app).lookup(token).status == "unsubscribed"
     again = site.get(f"/unsubscribe/{token}", one_click, "POST", "List-Unsubscribe=One-Click")
     assert again[0] == 200  # idempotent
     assert b"Already unsubscribed" in site.get(f"/unsubscribe/{token}")[2]
     # the next digest does not go to them
     write_dump(site.app.settings.dumps_dir / "n.txt", [("New after unsubscribe", "Text. " * 30)])
-    report = site.app.send()
+    report = publishing.send(site.app)
     assert report.issue == 2 and report.recipients == ("grace@example.org",)
 
 
@@ -192,11 +192,14 @@ def test_preferences_choose_themes_and_refuse_cross_site_posts(site: Served) -> 
     assert site.get(f"/preferences/{token}", evil, "POST", body_ok)[0] == 403
     # a post without the form's own signature is refused
     assert site.get(f"/preferences/{token}", form, "POST", "theme=music-and-audio")[0] == 403
-    assert site.app.subscribers().lookup(token).themes == ()
+    assert subscribing.book(site.app).lookup(token).themes == ()
     same = {**form, "Origin": f"http://127.0.0.1:{site.port}", "Sec-Fetch-Site": "same-origin"}
     status, _, body = site.get(f"/preferences/{token}", same, "POST", body_ok)
     assert status == 200 and b"Saved" in body
-    assert site.app.subscribers().lookup(token).themes == ("mixture-of-experts", "music-and-audio")
+    assert subscribing.book(site.app).lookup(token).themes == (
+        "mixture-of-experts",
+        "music-and-audio",
+    )
     assert b'value="music-and-audio" checked' in site.get(f"/preferences/{token}")[2]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.publish.site import WRITTEN_KEY
 from digest.state import store
 from tests.support.dumps import SAMPLE_FILES
@@ -31,7 +31,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     for f in SAMPLE_FILES:
         shutil.copy2(f, dumps / f.name)
     app = make_app(make_settings(tmp, dumps))
-    assert app.send().issue == 1
+    assert publishing.send(app).issue == 1
     yield from serve(app)
 
 
@@ -128,7 +128,7 @@ def test_files_written_before_the_gz_copies_get_them_at_the_next_publish(
     with app.session() as session:  # the files were written by a version without copies
         store.set_meta(session, WRITTEN_KEY, "0" * 64 + " 1")
         session.commit()
-    app.publish_files()
+    publishing.publish_files(app)
     for path in public_files(public):
         copy = path.with_name(path.name + ".gz")
         assert copy.exists(), path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.render.renderer import Renderer
 from tests.support.dumps import ROOT, write_dump
 from tests.support.net import free_port
@@ -61,7 +61,7 @@ def site(tmp_path: Path, dumps_dir: Path) -> Iterator[Served]:
     origin = f"http://127.0.0.1:{port}"  # links in the pages point at base_url
     settings = replace(settings, digest=replace(settings.digest, base_url=origin))
     app = make_app(settings)
-    app.send()
+    publishing.send(app)
     yield from serve(app, port)
 
 
@@ -153,7 +153,7 @@ def test_newsboat_lists_the_issues(site: Served, tmp_path: Path) -> None:
     first = reload()
     assert len(first) == 1 and first[0].startswith("#1 · 176 papers: ")
     write_dump(site.app.settings.dumps_dir / "more.txt", [("A later paper", "Text. " * 30)])
-    site.app.send()
+    publishing.send(site.app)
     titles = reload()  # the reader sees the new issue next to the old one
     assert len(titles) == 2 and titles[1].startswith("#2 · 1 paper")
 
@@ -174,7 +174,7 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
     assert "You are unsubscribed" in page.content()
     shot(page, "unsubscribe-done-375.png")
     token = url.rsplit("/", 1)[1]
-    assert site.app.subscribers().lookup(token).status == "unsubscribed"
+    assert subscribing.book(site.app).lookup(token).status == "unsubscribed"
     # preferences: tick a topic and save, all by clicking
     grace = next(m for m in msgs if m["To"] == "grace@example.org")
     link = next(p.strip("<> ") for p in str(grace["List-Unsubscribe"]).split(",") if "http" in p)
@@ -186,7 +186,9 @@ def test_unsubscribe_flow_clicked_through(browser, site: Served) -> None:
         page.click("button[type=submit]")
     assert "Saved" in page.content()
     shot(page, "preferences-375.png")
-    assert site.app.subscribers().lookup(link.rsplit("/", 1)[1]).themes == ("mixture-of-experts",)
+    assert subscribing.book(site.app).lookup(link.rsplit("/", 1)[1]).themes == (
+        "mixture-of-experts",
+    )
     page.close()
 
 
@@ -253,7 +255,7 @@ def look_at_everything(browser, site: Served, width: int, scheme: str, tmp_path:
         page.click("button[type=submit]")
     assert "You are subscribed" in page.content()
     look("confirmed")
-    assert site.app.subscribers().list("active")[-1].address == address
+    assert subscribing.book(site.app).list("active")[-1].address == address
     # the digest e-mail and the confirmation e-mail, as a mail app would show them
     box = mailbox.Maildir(site.app.settings.outbox_dir, create=False)
     msgs = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]

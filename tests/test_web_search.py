@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from digest.app import App, make_app
+from digest.app import App, make_app, publishing
 from digest.config import Settings
 from digest.state import db
 from digest.state.models import Digest, DigestItem, Paper
@@ -70,7 +70,7 @@ def titles(app: App, query: str) -> list[str]:
 @pytest.fixture
 def sample_archive(settings: Settings) -> App:
     app = make_app(settings)
-    assert app.send().issue == 1
+    assert publishing.send(app).issue == 1
     return app
 
 
@@ -116,7 +116,7 @@ SECOND = [
 
 def publish(app: App, dumps: Path, name: str, papers: list[tuple[str, str]]) -> int:
     write_dump(dumps / name, papers)
-    issue = app.send().issue
+    issue = publishing.send(app).issue
     assert issue is not None
     return issue
 

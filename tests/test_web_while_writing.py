@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.state.models import Subscriber
 from tests.support.dumps import write_dump
 from tests.support.net import free_port
@@ -39,7 +39,7 @@ def site(tmp_path: Path) -> Iterator[Served]:
         settings, digest=replace(settings.digest, base_url=f"http://127.0.0.1:{port}")
     )
     app = make_app(settings)
-    assert app.send().issue == 1  # the feeds exist, and the configured readers
+    assert publishing.send(app).issue == 1  # the feeds exist, and the configured readers
     yield from serve(app, port)
 
 

@@ -1,9 +1,9 @@
 """The use cases, one module each, over the wiring that builds their parts.
 
 - wiring.py: `App`, one per settings: the state database, the template set, the
-  transport, the clock, the mailing, built lazily; its methods are one-line entry points
-  to the use cases below. `make_app` is the one factory; `make_reader_app` opens a state
-  for looking only.
+  transport, the clock, the mailing, the signing key, built lazily, and nothing else;
+  the use cases below are functions that take it (`publishing.send(app)`). `make_app`
+  is the one factory; `make_reader_app` opens a state for looking only.
 - ingesting.py: dumps into the state; a look at what the next issue would hold.
 - publishing.py: `publish`, `send`, `dry_run`, `send_to`, `preview`: cut, render and
   store an issue and its deliveries, write the public files.

@@ -112,8 +112,7 @@ def send(
     if stop and stop.is_set():
         return report
     try:
-        # through the App's entry point: the seam a test or the CLI's workers take over
-        report.delivery = app.deliver_pending(progress, stop, abort=abort, drain=drain)
+        report.delivery = delivering.deliver_pending(app, progress, stop, abort=abort, drain=drain)
     except DeliveryError as exc:
         if report.issue is None:
             raise

@@ -231,6 +231,11 @@ def signups(app: App) -> SignupDesk:
     return SignupDesk(app.database.sessions, app.settings.subscribe, app.web_secret, app.clock)
 
 
+def peek_subscription(app: App, token: str) -> Confirmation:
+    """What a confirmation link would do, changing nothing (the page before the click)."""
+    return signups(app).peek(token)
+
+
 def request_subscription(app: App, address: str, themes: Sequence[str], ip: str) -> Request:
     """Record a /subscribe request and send its confirmation e-mail when the limits
     allow (SubscriberError for a bad address, DeliveryError when it cannot be sent)."""

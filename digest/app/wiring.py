@@ -1,40 +1,27 @@
 """The wiring: one `App` per settings, which builds the parts lazily (the state database,
-the template set, the transport, the clock, the mailing) and offers the use cases as
-one-line entry points. The use cases themselves live in the modules beside this one
-(ingesting, publishing, delivering, subscribing, inspecting); each part and each use-case
-module is imported only when first needed, so that a command loads only what it uses."""
+the template set, the transport, the clock, the mailing, the signing key) and nothing
+else. The use cases live in the modules beside this one (ingesting, publishing,
+delivering, subscribing, readers, inspecting, scheduling) as functions taking the App:
+`publishing.send(app)`, `subscribing.book(app)`. Each part is built, and each module
+imported, only when first needed, so that a command loads only what it uses."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digest.config import Settings
 from digest.errors import StateUnwritable
 
 if TYPE_CHECKING:
-    from digest.app.publishing import Prepared, SendReport
-    from digest.app.readers import ReaderDesk
-    from digest.app.subscribing import SubscriberBook
-    from digest.ingest.ledger import IngestReport
-    from digest.mail.bounces import Outcome
-    from digest.mail.delivery import DeliveryReport, Mailing, Progress
-    from digest.mail.inbox import Inbox
+    from digest.mail.delivery import Mailing
     from digest.mail.message import Transport
-    from digest.mail.signup import Confirmation, Request, SignupDesk
     from digest.render.renderer import Renderer
-    from digest.render.topics import TopicGroup
     from digest.sections.areas import Vocabulary
-    from digest.sections.assign import Section
     from digest.state.db import Database
-    from digest.state.glance import Glance, ScheduledRun, Status, WorkerInfo
     from digest.state.handles import Unit
-    from digest.state.issues import Hit
-    from digest.state.store import StoredPaper
 
 
 class App:
@@ -155,143 +142,6 @@ class App:
         path = self.settings.areas_file
         return load_vocabulary(str(path) if path else "")
 
-    # ingesting ------------------------------------------------------------------
-
-    def ingest(
-        self,
-        paths: Sequence[Path] | None = None,
-        progress: Progress | None = None,
-        notice: Callable[[str], None] | None = None,
-    ) -> IngestReport:
-        from digest.app import ingesting
-
-        return ingesting.ingest(self, paths, progress, notice)
-
-    def wait_for_dumps(self, notice: Callable[[str], None] | None = None) -> None:
-        from digest.app import ingesting
-
-        ingesting.wait_for_dumps(self, notice)
-
-    def pending_sections(self) -> tuple[list[Section[StoredPaper]], str]:
-        from digest.app import ingesting
-
-        return ingesting.pending_sections(self)
-
-    # publishing -----------------------------------------------------------------
-
-    def send(self, **options: Any) -> SendReport:
-        """Publish, then deliver (publishing.send)."""
-        from digest.app import publishing
-
-        return publishing.send(self, **options)
-
-    def publish(self, **options: Any) -> SendReport:
-        """Publish without delivering (publishing.publish)."""
-        from digest.app import publishing
-
-        return publishing.publish(self, **options)
-
-    def dry_run(self, **options: Any) -> SendReport:
-        """What `send` would do, nothing stored (publishing.dry_run)."""
-        from digest.app import publishing
-
-        return publishing.dry_run(self, **options)
-
-    def send_to(self, to: str, **options: Any) -> SendReport:
-        """The next issue to one address only, nothing published (publishing.send_to)."""
-        from digest.app import publishing
-
-        return publishing.send_to(self, to, **options)
-
-    def preview(self) -> tuple[Prepared | None, str]:
-        from digest.app import publishing
-
-        return publishing.preview(self)
-
-    def publish_files(self) -> list[Path]:
-        from digest.app import publishing
-
-        return publishing.publish_files(self)
-
-    # delivering -----------------------------------------------------------------
-
-    def deliver_pending(
-        self,
-        progress: Progress | None = None,
-        stop: threading.Event | None = None,
-        **options: Any,
-    ) -> DeliveryReport:
-        from digest.app import delivering
-
-        return delivering.deliver_pending(self, progress, stop, **options)
-
-    def process_replies(
-        self, inbox: Inbox, recipients: Sequence[str] = ()
-    ) -> Iterator[tuple[str, Outcome]]:
-        from digest.app import delivering
-
-        return delivering.process_replies(self, inbox, recipients)
-
-    def alert_admin(self, subject: str, body: str) -> str:
-        from digest.app import delivering
-
-        return delivering.alert_admin(self, subject, body)
-
-    # subscribing ----------------------------------------------------------------
-
-    def recipients(self) -> list[str]:
-        from digest.app import subscribing
-
-        return subscribing.recipients(self)
-
-    def subscribers(self, *, read_only: bool = False) -> SubscriberBook:
-        from digest.app import subscribing
-
-        return subscribing.book(self, read_only=read_only)
-
-    def theme_choices(self) -> list[tuple[str, str]]:
-        from digest.app import subscribing
-
-        return subscribing.theme_choices(self)
-
-    def theme_names(self, slugs: Sequence[str]) -> list[str]:
-        from digest.app import subscribing
-
-        return subscribing.theme_names(self, slugs)
-
-    def topic_groups(self) -> list[TopicGroup]:
-        from digest.app import subscribing
-
-        return subscribing.topic_groups(self)
-
-    def chosen_topics(self, slugs: Sequence[str]) -> set[str]:
-        from digest.app import subscribing
-
-        return subscribing.chosen_topics(self, slugs)
-
-    def signups(self) -> SignupDesk:
-        from digest.app import subscribing
-
-        return subscribing.signups(self)
-
-    def peek_subscription(self, token: str) -> Confirmation:
-        return self.signups().peek(token)
-
-    def request_subscription(self, address: str, themes: Sequence[str], ip: str) -> Request:
-        from digest.app import subscribing
-
-        return subscribing.request_subscription(self, address, themes, ip)
-
-    def confirm_subscription(self, token: str) -> Confirmation:
-        from digest.app import subscribing
-
-        return subscribing.confirm_subscription(self, token)
-
-    def readers(self) -> ReaderDesk:
-        from digest.app import readers
-
-        return readers.desk(self)
-
     def web_secret(self) -> bytes:
         """A random key of this installation (kept in the state), for signing forms."""
         if self._web_secret is None:
@@ -299,39 +149,6 @@ class App:
 
             self._web_secret = subscribing.web_secret(self)
         return self._web_secret
-
-    # inspecting -----------------------------------------------------------------
-
-    def glance(self) -> Glance | None:
-        """What `digest status` shows, read without the ORM (None: use `overview`)."""
-        from digest.app import inspecting
-
-        return inspecting.glance(self)
-
-    def overview(self) -> Glance:
-        from digest.app import inspecting
-
-        return inspecting.overview(self)
-
-    def status(self) -> Status:
-        from digest.app import inspecting
-
-        return inspecting.status(self)
-
-    def workers(self) -> list[WorkerInfo]:
-        from digest.app import inspecting
-
-        return inspecting.workers(self)
-
-    def schedule(self) -> tuple[str | None, list[ScheduledRun]]:
-        from digest.app import inspecting
-
-        return inspecting.schedule(self)
-
-    def search_archive(self, query: str) -> list[Hit]:
-        from digest.app import inspecting
-
-        return inspecting.search_archive(self, query)
 
 
 def make_app(settings: Settings, **parts: Any) -> App:

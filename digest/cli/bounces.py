@@ -77,8 +77,10 @@ def bounces(
 
 
 def _run(app: App, inbox: Inbox, recipients: tuple[str, ...]) -> None:
+    from digest.app import delivering
+
     counts: dict[str, int] = {}
-    for name, outcome in app.process_replies(inbox, recipients):
+    for name, outcome in delivering.process_replies(app, inbox, recipients):
         click.echo(f"{name}: {outcome.line}")
         counts[outcome.action] = counts.get(outcome.action, 0) + 1
     if not counts:

@@ -30,10 +30,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     already ingested (same content) is skipped; one that cannot be parsed is
     recorded as failed and the others carry on. Exits 1 when every new file failed.
     """
+    from digest.app import ingesting
+
     obj: Obj = ctx.obj
     app = obj.app()
     with progress_bar("Ingesting") as update, reported_here(obj.verbose):
-        report = app.ingest(list(paths) or None, update, lambda text: err.print(safe(text)))
+        report = ingesting.ingest(
+            app, list(paths) or None, update, lambda text: err.print(safe(text))
+        )
     print_ingest(report)
     fresh = report.fresh
     if fresh and len(report.failed) == len(fresh):
@@ -76,7 +80,9 @@ def print_ingest(report: IngestReport, *, dry_run: bool = False) -> None:
 @click.pass_obj
 def preview(obj: Obj, out_path: Path) -> None:
     """Render the pending digest (new dumps included) to files, publishing nothing."""
-    prepared, reason = obj.app().preview()
+    from digest.app import publishing
+
+    prepared, reason = publishing.preview(obj.app())
     if prepared is None:
         out.print(reason)
         return
@@ -124,6 +130,8 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
     stops taking new messages: those in flight finish, the rest stays pending for the
     next run, and it exits 130 (143 for SIGTERM); a second Ctrl-C stops at once.
     """
+    from digest.app import publishing
+
     obj: Obj = ctx.obj
     app = obj.app()
     workers = cli_workers.usable(app, workers, err)
@@ -131,15 +139,16 @@ def send(ctx: click.Context, dry_run: bool, to: str | None, wait: float, workers
         try:
             notice = lambda text: err.print(safe(text))  # noqa: E731
             if dry_run:
-                report = app.dry_run(to=to, progress=update, notice=notice)
+                report = publishing.dry_run(app, to=to, progress=update, notice=notice)
             elif to is not None:
-                report = app.send_to(to, progress=update, lock_wait=wait, notice=notice)
+                report = publishing.send_to(app, to, progress=update, lock_wait=wait, notice=notice)
             elif workers > 1:
-                report = app.publish(progress=update, lock_wait=wait, notice=notice)
+                report = publishing.publish(app, progress=update, lock_wait=wait, notice=notice)
                 if not stop.soon.is_set():
                     report.delivery = cli_workers.deliver_with(app, obj, workers, stop, update)
             else:
-                report = app.send(
+                report = publishing.send(
+                    app,
                     progress=update,
                     lock_wait=wait,
                     stop=stop.soon,

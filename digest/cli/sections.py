@@ -109,7 +109,9 @@ def themes(obj: _HasApp, fmt: str, reasons: bool, limit: int) -> None:
     grouped into sections: each section in order, its papers in order with the line that
     says what each does, and why each paper landed there (its research area and matching
     terms, the topic it joined, or configured keywords)."""
-    sections, why = obj.app().pending_sections()
+    from digest.app import ingesting
+
+    sections, why = ingesting.pending_sections(obj.app())
     if fmt == "tsv":
         _write_tsv(_rows(sections))
         return

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 @click.pass_obj
 def status(obj: Obj) -> None:
     """Show papers seen / pending / sent, dumps ingested and failed, and the last digest."""
+    from digest.app import inspecting
+
     app = obj.app()  # builds nothing: the state is read with its driver alone if it can be
-    view = app.glance()
+    view = inspecting.glance(app)
     if view is None:  # the ordinary way: migrated first, or shown read-only
         app = obj.reader_app()
-        view = app.overview()
+        view = inspecting.overview(app)
     s = view.status
     missing = "" if app.has_state() else " (not created yet: `digest send` or `digest ingest`)"
     out.print(f"state:    {app.shown_database_url()}{missing}")

@@ -24,7 +24,9 @@ STATUSES = tuple(s.value for s in SubscriberStatus)
 def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
     """The subscriber list of the app the main group's object builds (`read_only`: the
     state is not created when it does not exist yet)."""
-    book: SubscriberBook = obj.app().subscribers(read_only=read_only)
+    from digest.app import subscribing
+
+    book: SubscriberBook = subscribing.book(obj.app(), read_only=read_only)
     return book
 
 

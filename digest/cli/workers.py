@@ -42,9 +42,13 @@ def worker(ctx: click.Context, drain: bool) -> None:
     `digest run`. Ctrl-C or SIGTERM: messages in flight finish, the
     rest stays pending, exit 130 / 143; a second Ctrl-C stops at once.
     """
+    from digest.app import delivering
+
     app: App = ctx.obj.app()
     with Interrupts(err) as stop:
-        report = app.deliver_pending(None, stop.soon, abort=stop.now, drain=True, forever=not drain)
+        report = delivering.deliver_pending(
+            app, None, stop.soon, abort=stop.now, drain=True, forever=not drain
+        )
     out.print(summary(report))
     if stop.code:
         ctx.exit(stop.code)
@@ -71,13 +75,15 @@ def deliver_with(
 ) -> DeliveryReport:
     """This process delivers alongside workers-1 `digest worker --drain` children; each
     prints its own summary line; this one's report is returned."""
+    from digest.app import delivering
+
     command = [sys.executable, "-m", "digest"]
     if obj.config:
         command += ["--config", obj.config]
     for _ in range(workers - 1):
         stop.children.append(subprocess.Popen([*command, "worker", "--drain"]))
     try:
-        return app.deliver_pending(update, stop.soon, abort=stop.now, drain=True)
+        return delivering.deliver_pending(app, update, stop.soon, abort=stop.now, drain=True)
     finally:
         for child in stop.children:
             child.wait()

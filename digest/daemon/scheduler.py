@@ -25,7 +25,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from digest.app import App, scheduling
+from digest.app import App, delivering, ingesting, publishing, scheduling
 from digest.config import Settings, cron_trigger, schedule_zone
 from digest.errors import DigestError, printable
 from digest.ingest.folder import scan
@@ -205,7 +205,7 @@ class Daemon:
 
     def _ingest(self, ready: list[Path]) -> None:
         with scheduling.publish_lock(self.app, wait=300):
-            report = self.app.ingest(ready)
+            report = ingesting.ingest(self.app, ready)
         self.watcher.mark_done(ready)
         for d in report.dumps:  # a dump read before (each one, at every start) is not news
             if d.status != DumpStatus.KNOWN:
@@ -234,7 +234,7 @@ class Daemon:
             self._debounce()
             return
         try:
-            report = self.app.send(lock_wait=600, stop=self.stop, settle_wait=False)
+            report = publishing.send(self.app, lock_wait=600, stop=self.stop, settle_wait=False)
         except DigestError as exc:
             log.error("publish failed: %s", exc)
             return
@@ -247,7 +247,7 @@ class Daemon:
         next publish. Skipped while another process holds the publish lock."""
         try:
             with scheduling.publish_lock(self.app):
-                d = self.app.deliver_pending(stop=self.stop)
+                d = delivering.deliver_pending(self.app, stop=self.stop)
         except DigestError as exc:
             log.info("delivery retry postponed: %s", exc)
             return
@@ -277,7 +277,7 @@ class Daemon:
 
     def _mail_admin(self, subject: str, body: str) -> None:
         try:
-            admin = self.app.alert_admin(subject, body)
+            admin = delivering.alert_admin(self.app, subject, body)
         except Exception as exc:  # a notice must never stop the daemon
             log.error("could not mail %s: %s", self.settings.schedule.admin_email, exc)
             return

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from digest.app import readers
 from digest.app.readers import ReaderDesk
 from digest.urls import FEEDBACK, feedback_key, feedback_url
 from digest.web.private_feed import PrivateFeedRoute
@@ -36,7 +37,7 @@ NO_STORE = {"cache-control": "no-store"}
 
 def reader_routes(site: Site) -> list[Route]:
     """The routes of readers' own links (register them with the subscriber pages)."""
-    desk = site.app.readers()
+    desk = readers.desk(site.app)
     pages = ReaderPages(site, desk)
     feed = PrivateFeedRoute(site, desk)
     return [
@@ -58,7 +59,7 @@ def reader_context(site: Site, token: str, done: str = "") -> dict[str, Any]:
     """What the preferences page shows of the reader's own data (_reader_data.html.j2)."""
     base = site.app.settings.base_url
     return {
-        "reader": site.app.readers().data(token),
+        "reader": readers.desk(site.app).data(token),
         "reader_action": f"{base}/preferences/{token}",
         "reader_csrf": form_key(site, "reader", token),
         "reader_done": done if done in ("feed", "forget") else "",

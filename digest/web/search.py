@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from digest.app import inspecting
 from digest.web.files import HTML, PublicFiles
 from digest.web.site import Site
 
@@ -58,7 +59,7 @@ class Search:
         return page
 
     def render(self, query: str) -> str:
-        hits = self.site.app.search_archive(query)
+        hits = inspecting.search_archive(self.site.app, query)
         return self.site.render("search.html.j2", query=query, hits=hits)
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from digest.app import App
+from digest.app import App, publishing
 from digest.errors import ConfigError, StateBusy
 from digest.web import feedback, files, search, subscribers
 from digest.web.middleware import busy, middleware
@@ -105,7 +105,7 @@ def serve_in_thread(app: App) -> Serving:
     (pages and feeds follow a changed base_url now), then serve in a daemon thread."""
     server = make_server(app)
     sock = listen(server)
-    app.publish_files()
+    publishing.publish_files(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True
     )

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from digest.app import subscribing
 from digest.errors import DeliveryError
 from digest.mail.subscribers import SubscriberError
 from digest.state.states import SubscriberStatus
@@ -104,7 +105,9 @@ class SignupPages:
         themes = [str(v)[:100] for v in form.getlist("theme")][:MAX_FORM_AREAS]
         ip = client_address(request, app.settings.web.trusted_proxies)
         try:
-            outcome = await run_in_threadpool(app.request_subscription, address, themes, ip)
+            outcome = await run_in_threadpool(
+                subscribing.request_subscription, app, address, themes, ip
+            )
         except SubscriberError as exc:
             error = f"Please check the form: {exc.message}"
             return self._page(
@@ -124,12 +127,12 @@ class SignupPages:
         if request.method == "POST":
             if not same_site(request, app.settings.base_url):
                 return PlainTextResponse("Forbidden: cross-site form post", status_code=403)
-            result = await run_in_threadpool(app.confirm_subscription, token)
+            result = await run_in_threadpool(subscribing.confirm_subscription, app, token)
         else:
-            result = await run_in_threadpool(app.peek_subscription, token)
+            result = await run_in_threadpool(subscribing.peek_subscription, app, token)
         if result.state == "unknown":
             return self.site.not_found(request, "This confirmation link is not valid.")
-        names = await run_in_threadpool(app.theme_names, result.themes)
+        names = await run_in_threadpool(subscribing.theme_names, app, result.themes)
         status = 410 if result.state == "expired" else 200
         return self._page(
             "confirm.html.j2", status, state=result.state, address=result.address,
@@ -140,8 +143,8 @@ class SignupPages:
         """The topics a reader may pick: grouped (groups) and flat (areas, for older
         template overrides)."""
         app = self.site.app
-        areas = await run_in_threadpool(app.theme_choices)
-        return {"areas": areas, "groups": await run_in_threadpool(app.topic_groups)}
+        areas = await run_in_threadpool(subscribing.theme_choices, app)
+        return {"areas": areas, "groups": await run_in_threadpool(subscribing.topic_groups, app)}
 
     def _page(self, name: str, status: int = 200, **context: Any) -> Response:
         defaults = {
@@ -159,7 +162,7 @@ class SubscriberPages:
 
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.book = site.app.subscribers()
+        self.book = subscribing.book(site.app)
 
     def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -200,11 +203,11 @@ class SubscriberPages:
         return self._page(
             "preferences.html.j2",
             address=who.address,
-            chosen=self.site.app.chosen_topics(who.themes),
+            chosen=subscribing.chosen_topics(self.site.app, who.themes),
             watch=who.watch,
             mute=who.mute,
             themes=self._themes(),
-            groups=self.site.app.topic_groups(),
+            groups=subscribing.topic_groups(self.site.app),
             token=token,
             csrf=self._csrf(token),
             saved=saved,
@@ -216,7 +219,7 @@ class SubscriberPages:
         return HTMLResponse(self.site.render(name, **context), headers=headers)
 
     def _themes(self) -> list[tuple[str, str]]:
-        return self.site.app.theme_choices()
+        return subscribing.theme_choices(self.site.app)
 
     def _csrf(self, token: str) -> str:
         key = self.site.app.web_secret()

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select, text  # noqa: E402
 
-from digest.app import App, make_app  # noqa: E402
+from digest.app import App, delivering, ingesting, make_app, publishing, subscribing  # noqa: E402
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
 from digest.mail import outbox  # noqa: E402
 from digest.mail.message import MessageTemplate  # noqa: E402
@@ -124,15 +124,12 @@ def published_app(folder: Path, port: int, subscribers: int, url: str = "") -> A
     )
     app = make_app(settings)
     rows = "".join(f"reader{i}@example.org,Reader {i},,\n" for i in range(subscribers))
-    app.subscribers().import_csv(io.StringIO("email,name,themes,status\n" + rows))
-    send_nothing = app.deliver_pending
-    app.deliver_pending = lambda *a, **k: None  # type: ignore[method-assign,assignment]
+    subscribing.book(app).import_csv(io.StringIO("email,name,themes,status\n" + rows))
     t0 = time.perf_counter()
-    app.send()
+    publishing.publish(app)
     print(
         f"publish (render variants, {subscribers} delivery rows): {time.perf_counter() - t0:.2f} s"
     )
-    app.deliver_pending = send_nothing  # type: ignore[method-assign]
     return app
 
 
@@ -176,7 +173,7 @@ def ours(app: App, connections: int, n: int) -> float:
     email = replace(app.settings.email, connections=connections)
     app.settings = replace(app.settings, email=email)
     t0 = time.perf_counter()
-    report = app.deliver_pending()
+    report = delivering.deliver_pending(app)
     elapsed = time.perf_counter() - t0
     assert report.sent == n, report
     return n / elapsed
@@ -227,13 +224,13 @@ def worker_cpu(app: App, connections: int, n: int, pg: bool) -> tuple[float, flo
         s.commit()
     email = replace(app.settings.email, connections=connections)
     app.settings = replace(app.settings, email=email)
-    app.deliver_pending()  # a first run: the pool's connections are open, the code warm
+    delivering.deliver_pending(app)  # a first run: the pool's connections are open, the code warm
     with app.session() as s:
         s.execute(Delivery.__table__.update().values(status="pending"))
         s.commit()
     server = cpu_of(backends(app)) if pg else {}
     t0 = time.process_time()
-    report = app.deliver_pending()
+    report = delivering.deliver_pending(app)
     ours = time.process_time() - t0
     after = cpu_of(backends(app)) if pg else {}
     assert report.sent == n, report
@@ -357,17 +354,17 @@ def _personal_child(folder: str, port: int, subscribers: int, personal: bool, ou
         source="bench",
     )
     app = make_app(settings)
-    app.subscribers().import_csv(io.StringIO(personal_rows(subscribers, personal)))
+    subscribing.book(app).import_csv(io.StringIO(personal_rows(subscribers, personal)))
     if personal:
         add_marks(app)
     timing = Timing()
     logging.getLogger("digest.mail.assembly").addHandler(timing)
     logging.getLogger("digest.mail.assembly").setLevel(logging.INFO)
     t0 = time.perf_counter()
-    app.publish()
+    publishing.publish(app)
     published = time.perf_counter() - t0
     t0 = time.perf_counter()
-    report = app.deliver_pending()
+    report = delivering.deliver_pending(app)
     elapsed = time.perf_counter() - t0
     assert report.sent == subscribers, report
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB
@@ -396,7 +393,7 @@ def add_marks(app: App) -> None:
     from digest.state import feedback
     from digest.state.models import Paper, Subscriber
 
-    app.ingest()
+    ingesting.ingest(app)
     with app.session() as s:
         keys = list(s.scalars(select(Paper.key).order_by(Paper.id)))
         ids = list(s.scalars(select(Subscriber.id).order_by(Subscriber.id)))

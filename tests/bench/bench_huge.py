@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from digest.app import ingesting, publishing
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -56,11 +58,11 @@ def child(mode: str, folder: Path) -> None:
     app = make_app(settings)
     t0, c0 = time.perf_counter(), time.process_time()
     if mode == "ingest":
-        report = app.ingest()
+        report = ingesting.ingest(app)
         papers = sum(d.papers for d in report.dumps)
         assert papers, report
     else:
-        sent = app.send()
+        sent = publishing.send(app)
         assert sent.issue is not None, sent.reason
         papers = sent.prepared.view.paper_count if sent.prepared else 0
     took, cpu = time.perf_counter() - t0, time.process_time() - c0

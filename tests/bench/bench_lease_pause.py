@@ -37,7 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
-from digest.app import make_app  # noqa: E402
+from digest.app import (  # noqa: E402
+    delivering,
+    make_app,
+)
 from digest.config import load_settings  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
 from tests.support.leases import pause_one, project, publish, start_worker  # noqa: E402
@@ -101,7 +104,7 @@ def skew_part(kind: str, host: str, port: int, maildir: Path) -> tuple[int, bool
             wait_for(held, "the other workers to hold rows")
             engine.dispose()
             ahead = make_app(load_settings(str(config)), clock=lambda: datetime.now(UTC) + SKEW)
-            ahead.deliver_pending(drain=True)
+            delivering.deliver_pending(ahead, drain=True)
             for p in procs:
                 p.communicate(timeout=HANG)
         finally:

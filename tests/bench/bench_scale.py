@@ -41,7 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from digest.app import make_app  # noqa: E402
+from digest.app import (  # noqa: E402
+    make_app,
+    publishing,
+    subscribing,
+)
 from digest.config import load_settings  # noqa: E402
 from digest.state import db  # noqa: E402
 from digest.state.models import Delivery  # noqa: E402
@@ -146,7 +150,7 @@ def bench_import(n: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = db.make_engine(f"sqlite:///{tmp}/a.db")
         db.upgrade(engine)
-        book = make_app_for(engine, Path(tmp)).subscribers()
+        book = subscribing.book(make_app_for(engine, Path(tmp)))
         started = time.perf_counter()
         report = book.import_csv(io.StringIO(csv_text))
         ours = time.perf_counter() - started
@@ -203,7 +207,7 @@ def bench_workers(n: int = 3000) -> None:
             app = make_app(load_settings(str(cfg)))
             app.database.engine  # noqa: B018  (creates the schema)
             seed_subscribers(url, n, f"b{uuid.uuid4().hex[:8]}.example.org")
-            app.publish()
+            publishing.publish(app)
             busy_before, began = busy_seconds(), time.perf_counter()
             procs = [
                 subprocess.Popen(
@@ -294,7 +298,7 @@ def bench_memory(sizes: tuple[int, ...] = (1_000, 10_000, 100_000)) -> None:
                 seconds, rss = run_cli(cfg, "send")
                 write_dump(folder / "dumps" / "1.txt", [(f"Second {t}", a) for t, a in PAPERS])
                 app = make_app(load_settings(str(cfg)))
-                app.publish()
+                publishing.publish(app)
                 app.database.engine.dispose()
                 _, worker_rss = run_cli(cfg, "worker", "--drain")
             print(

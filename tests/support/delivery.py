@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from digest.app import App
+from digest.app import App, subscribing
 from digest.config import DigestSection, EmailSection, Settings, ThemeConfig
 from digest.state.models import Delivery
 from tests.support.dumps import write_dump
@@ -55,7 +55,7 @@ def small_settings(tmp_path: Path, database_url: str, port: int, **email: object
 
 
 def subscribe(app: App, *addresses: str, themes: str | None = None) -> None:
-    book = app.subscribers()
+    book = subscribing.book(app)
     for a in addresses:
         book.add(a, themes=themes)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
-from digest.app import make_app
+from digest.app import make_app, publishing
 from digest.config import load_settings
 from digest.state.models import Delivery, Subscriber, Worker
 from tests.support.dumps import ROOT, write_dump
@@ -98,7 +98,7 @@ def publish(config: Path, url: str, domain: str, readers: int) -> None:
     app = make_app(load_settings(str(config)))
     app.database.engine  # noqa: B018  (creates the schema)
     seed(url, domain, readers)
-    assert app.publish().issue == 1
+    assert publishing.publish(app).issue == 1
     app.database.engine.dispose()
 
 

@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.app import make_app
+from digest.app import make_app, publishing, subscribing
 from digest.config import Settings
 from tests.support.dumps import write_dump
 from tests.support.settings import make_settings
@@ -46,10 +46,10 @@ def publish(
         email=replace(s.email, recipients=[], **email),
     )  # type: ignore[arg-type]
     app = make_app(s)
-    book = app.subscribers()
+    book = subscribing.book(app)
     for address, kw in {**people, **(more or {})}.items():
         book.add(address, **kw)
-    report = app.send()
+    report = publishing.send(app)
     assert report.delivery is not None, report.reason
     assert report.delivery.sent == len(people), report.delivery
     return {m["To"].addresses[0].addr_spec: m for m in mails(s)}
