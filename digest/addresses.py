@@ -29,11 +29,6 @@ class AddressError(DigestError):
     """An address or a display name is not acceptable."""
 
 
-def is_token(text: str | None) -> bool:
-    """Whether ``text`` has the shape of a token (and so may be looked up)."""
-    return bool(TOKEN_RE.fullmatch(text or ""))
-
-
 def address_problem(address: str, *, local_ok: bool = False) -> str | None:
     """Why `address` (a bare address) is not valid, or None. `local_ok` also accepts
     `user@localhost` (the default sender of the Maildir set-up)."""

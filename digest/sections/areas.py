@@ -15,7 +15,6 @@ the per-area feeds rely on it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Iterator, Sequence
@@ -124,12 +123,6 @@ class Vocabulary:
     def resolve(self, text: str) -> str | None:
         """The slug of the area named ``text`` (its slug, an old slug or its name), or None."""
         return self._names.get(" ".join(text.split()).casefold())
-
-    def closest(self, text: str) -> str | None:
-        """The slug of the area whose slug or name is closest to ``text`` (for a hint)."""
-        key = " ".join(text.split()).casefold()
-        match = difflib.get_close_matches(key, list(self._names), n=1, cutoff=0.5)
-        return self._names[match[0]] if match else None
 
 
 def _strings(value: object, where: str, key: str) -> tuple[str, ...]:

@@ -39,11 +39,6 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """SQLite takes one writer at a time (PostgreSQL: any number)."""
-    return engine.dialect.name == "sqlite"
-
-
 def exists(url: str) -> bool:
     """Whether the database at `url` exists: an SQLite file is only there once created; a
     server database (PostgreSQL) is taken to exist."""
