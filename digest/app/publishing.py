@@ -265,14 +265,16 @@ def _nothing_new(app: App, ingested: IngestReport) -> str:
 
 
 def _publish(app: App, recipients: Recipients, progress: Progress | None) -> SendReport:
-    web_copy = b""
+    web_copy = web_gz = b""
     with app.session() as session:
         report = SendReport(ingesting.ingest_into(app, session, None, progress))
         session.commit()
         ingesting.keep_facts(app, session)
         prepared = _ready(app, session, report)
         if prepared is not None:
-            report.unselected = _store(app, session, prepared)
+            # compressed once, outside the write: what is stored and the page's .gz
+            web_gz = digests.gzip_copy(prepared.web_html)
+            report.unselected = _store(app, session, prepared, web_gz)
             # the web copy (26 MB at 10,000 papers) is written from these bytes, not read
             # back, and not kept in the report while the other files are written
             web_copy = prepared.web_html
@@ -282,8 +284,8 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
             del prepared
     try:
         if report.issue is not None:
-            report.files = _write_web_copy(app, report.issue, web_copy)
-        del web_copy
+            report.files = _write_web_copy(app, report.issue, web_copy, web_gz)
+        del web_copy, web_gz
         report.files += publish_files(app)
     except StorageError as exc:
         if report.issue is None:
@@ -296,16 +298,17 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
     return report
 
 
-def _write_web_copy(app: App, issue: int, html: bytes) -> list[Path]:
+def _write_web_copy(app: App, issue: int, html: bytes, gz: bytes) -> list[Path]:
     """The stored issue's web copy and its .gz, from the bytes just stored."""
-    from digest.publish.public import write_public
+    from digest.publish.public import GZIP_LEVEL, write_public
     from digest.urls import issue_path
 
     path = app.settings.public_dir / issue_path(issue)
-    return [path] if write_public(path, html) else []
+    same = GZIP_LEVEL == digests.WEB_GZIP_LEVEL  # the stored gzip is the .gz's bytes
+    return [path] if write_public(path, html, gz=gz if same else None) else []
 
 
-def _store(app: App, session: Unit, prepared: Prepared) -> int:
+def _store(app: App, session: Unit, prepared: Prepared, web_gz: bytes) -> int:
     """Store the digest, its variants and one delivery per subscriber, in one
     transaction (the variants are rendered before it takes the write lock). Returns
     how many subscribers get no letter: none of their chosen sections is in it."""
@@ -319,6 +322,7 @@ def _store(app: App, session: Unit, prepared: Prepared) -> int:
         subject=prepared.view.subject,
         html=prepared.html,
         web_html=prepared.web_html,
+        web_gz=web_gz,
         published_at=prepared.view.published_at,
         items=items,
         themes=[s.name for s in prepared.sections],
