@@ -7,6 +7,7 @@ TemplateError naming the template (and line) and the search path.
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -73,16 +74,17 @@ def render_utf8(
     env: jinja2.Environment, name: str, search_path: Sequence[Path], **context: Any
 ) -> bytes:
     """`render`, encoded to UTF-8 as it is generated: the bytes of a large page without
-    its whole str beside them (twice its size with one character beyond Latin-1)."""
+    its whole str beside them (twice its size with one character beyond Latin-1), nor
+    a list of encoded pieces to join (the page twice, for a moment)."""
     with _template_errors(name, search_path):
-        parts, chunk = [], []
+        out, chunk = io.BytesIO(), []
         for piece in env.get_template(name).generate(**context):
             chunk.append(piece)
             if len(chunk) == 4096:
-                parts.append("".join(chunk).encode("utf-8"))
+                out.write("".join(chunk).encode("utf-8"))
                 chunk.clear()
-        parts.append("".join(chunk).encode("utf-8"))
-        return b"".join(parts)
+        out.write("".join(chunk).encode("utf-8"))
+        return out.getvalue()  # the buffer itself, cut to size: no copy
 
 
 @contextmanager
