@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from markupsafe import Markup, escape
 
@@ -20,6 +20,7 @@ __all__ = ["ARXIV_SEARCH", "LINK_REL", "after_summary", "first_sentence", "linki
 
 _ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf|html)/(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_ID = re.compile(r"\barXiv\s*:\s*(\d{4}\.\d{4,5})(?:v\d+)?\b", re.IGNORECASE)
+_ARXIV = re.compile("arxiv", re.IGNORECASE)  # what both of them name, matched as they do
 LINK_REL = "nofollow noopener"
 ARXIV_SEARCH = "https://arxiv.org/search/?"
 
@@ -29,6 +30,8 @@ def arxiv_id(abstract: str, links: Sequence[Link]) -> str | None:
     for link in links:
         if match := _ARXIV_URL.search(link.url):
             return match.group(1)
+    if not _ARXIV.search(abstract):  # one scan, not two, for the many that name none
+        return None
     match = _ARXIV_URL.search(abstract) or _ARXIV_ID.search(abstract)
     return match.group(1) if match else None
 
@@ -43,7 +46,8 @@ def read_link(title: str, abstract: str, links: Sequence[Link]) -> tuple[str, st
         for link in links:
             if link.kind == kind and not _ARXIV_URL.search(link.url):
                 return link.url, "Project page" if kind == "project" else "Code"
-    query = urlencode({"query": " ".join(title.split()), "searchtype": "title"})
+    # urlencode({"query": ..., "searchtype": "title"}), without its generic steps
+    query = "query=" + quote_plus(" ".join(title.split())) + "&searchtype=title"
     return ARXIV_SEARCH + query, "Find on arXiv"
 
 

@@ -82,7 +82,8 @@ def feed_content(session: Session, issue: int) -> tuple[str | None, str]:
     feed_html = session.scalar(select(Digest.feed_html).where(Digest.issue == issue))
     if feed_html:
         return feed_html, ""
-    return feed_html, session.scalar(select(Digest.web_html).where(Digest.issue == issue)) or ""
+    web = digests.web_copy(session, issue)
+    return feed_html, web.decode("utf-8") if web else ""
 
 
 def _loose_scan(column: str) -> Any:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -146,7 +147,8 @@ class Digest(Base):
     issue: Mapped[int] = mapped_column(Integer, unique=True)
     subject: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)  # e-mail HTML, CSS inlined
-    web_html: Mapped[str] = mapped_column(Text)
+    web_html: Mapped[str] = mapped_column(Text)  # "" since 0021: the web copy is web_gz
+    web_gz: Mapped[bytes | None] = mapped_column(LargeBinary)  # its gzip, as in <n>.html.gz
     feed_html: Mapped[str | None] = mapped_column(Text)  # the feed entry; None before 0004
     paper_count: Mapped[int] = mapped_column(Integer)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -7,9 +7,11 @@ were written an hour ago, so no settle wait is timed.
 
     python tests/bench/bench_huge.py [PAPERS ...]      (default: 100 1000 10000)
 
-Target (issue 21): 10,000 papers within 3x the ingest time and under 350 MB; the sizes
-printed show near-linear growth. `--capped` adds a run with the default
-digest.max_papers_per_digest (the oldest papers published, the rest wait).
+Target (issue 21): 10,000 papers within 3x the ingest time and under 350 MB; on this
+shared machine we aim for a margin, 2.5x and 310 MB (wall time varies with the load: the
+CPU ratio is printed beside it). The sizes printed show near-linear growth. `--capped`
+adds a run with the default digest.max_papers_per_digest (the oldest papers published,
+the rest wait).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def setup(root: Path, n: int, limit: int | None = None) -> Path:
 
 
 TARGET_RATIO, TARGET_MB = 3.0, 350
+MARGIN_RATIO, MARGIN_MB = 2.5, 310  # what we aim for, so that a loaded run still meets it
 
 
 def bench(n: int, capped: bool = False) -> None:
@@ -137,9 +140,11 @@ def bench(n: int, capped: bool = False) -> None:
         print("   " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
         if n == 10_000 and label.endswith("one issue"):
             met = ratio <= TARGET_RATIO and float(full["rss_mb"]) < TARGET_MB  # type: ignore[arg-type]
+            kept = ratio <= MARGIN_RATIO and float(full["rss_mb"]) <= MARGIN_MB  # type: ignore[arg-type]
             print(
                 f"   target: within {TARGET_RATIO:.0f}x ingest and under {TARGET_MB} MB: "
-                f"{'met' if met else 'NOT met'}"
+                f"{'met' if met else 'NOT met'}; margin ({MARGIN_RATIO}x, {MARGIN_MB} MB): "
+                f"{'kept' if kept else 'NOT kept'}"
             )
 
 
