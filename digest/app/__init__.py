@@ -13,7 +13,8 @@
 - scheduling.py: what the daemon needs of the state: its locks, job store and notes.
 - readers.py: a reader's own links: "more / less like this" marks, their private feed.
 - letters.py: the letters of an issue (one per selection) and the stored e-mail copy;
-  reports.py: what a publish reports (`Prepared`, `SendReport`).
+  reports.py: what a publish reports (`Prepared`, `SendReport`); heap.py: the C
+  allocator told to give back the large buffers a publish drops (glibc).
 
 The CLI, the daemon and the web server call these and nothing below them. May import
 every stage package below (mail, publish, render, sections, state, ingest, config);

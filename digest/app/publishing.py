@@ -6,10 +6,7 @@ nothing stored), `send_to` (the issue to one address, nothing published) and `pr
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -17,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digest.app import delivering, ingesting, subscribing
+from digest.app import delivering, heap, ingesting, subscribing
 from digest.app.letters import personaliser, stored_copy
 from digest.app.reports import Prepared, SendReport
 from digest.errors import DeliveryError, StateError, StorageError
@@ -266,30 +263,8 @@ def _nothing_new(app: App, ingested: IngestReport) -> str:
     return f"nothing to publish: the {len(fresh)} new dump(s) held no paper not already sent"
 
 
-@functools.cache
-def _give_back_freed_memory() -> None:
-    """glibc only, once per process: blocks of 256 KB or more get their own mappings,
-    and a heap top of 256 KB or more free is returned to the system.
-
-    A publish makes and drops many buffers of a few MB (the web copy's pieces, the text
-    part, the feed entries, the database's values); under glibc's sliding threshold
-    (up to 32 MB) they come from the heap, and the RSS they leave in its holes adds to
-    the next phase's instead of being reused. Measured on the 10,000-paper send
-    (tests/bench/bench_huge.py): peak RSS 308 -> 293 MB, the same CPU time. (The same
-    as MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=262144 in the environment.)"""
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return
-        libc = ctypes.CDLL(None)  # this process's own C library: glibc, as just asked
-    except (AttributeError, ValueError, OSError):  # no confstr / no glibc
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    libc.mallopt(m_mmap_threshold, 256 * 1024)
-    libc.mallopt(m_trim_threshold, 256 * 1024)
-
-
 def _publish(app: App, recipients: Recipients, progress: Progress | None) -> SendReport:
-    _give_back_freed_memory()
+    heap.give_back_freed_memory()
     web_copy = web_gz = b""
     with app.session() as session:
         report = SendReport(ingesting.ingest_into(app, session, None, progress))
