@@ -1,5 +1,5 @@
 """The index page and the archive search: ``/`` is the published index.html, ``/?q=``
-the papers found for the query (state/archive.py, through `App.search_archive`), on
+the papers found for the query (state/archive.py, through `inspecting.search_archive`), on
 the template set's search page.
 
 A results page depends only on what is published, and every publish rewrites
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from digest.app import inspecting
 from digest.web.files import HTML, PublicFiles
 from digest.web.site import Site
 
@@ -58,7 +59,7 @@ class Search:
         return page
 
     def render(self, query: str) -> str:
-        hits = self.site.app.search_archive(query)
+        hits = inspecting.search_archive(self.site.app, query)
         return self.site.render("search.html.j2", query=query, hits=hits)
 
 
