@@ -220,7 +220,7 @@ def _sqlite(path: Path, state_dir: Path, now: datetime, lease: float) -> Glance 
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.execute("BEGIN")  # one snapshot for every count
-        if not _at_head(conn, "sqlite"):
+        if not at_head(conn, "sqlite"):
             return None
         status, runs, workers = read(conn, "sqlite", now, lease)
         conn.execute("ROLLBACK")
@@ -231,9 +231,45 @@ def _sqlite(path: Path, state_dir: Path, now: datetime, lease: float) -> Glance 
     return Glance(status, locks.file_holder(locks.DAEMON, state_dir), runs, workers)
 
 
-def _postgresql(url: Url, now: datetime, lease: float) -> Glance | None:
+def connect(url: str) -> tuple[Any, str] | None:
+    """A new driver connection to the existing state at `url` and its dialect: sqlite3
+    (read-write, never creating the file, in autocommit mode: the caller says BEGIN) or
+    psycopg; None when the ordinary way must open it (see the module's docstring). The
+    schema is not checked here: `at_head`, in the caller's transaction."""
+    parsed = parse_url(url)
+    if parsed is None:
+        return None
+    if parsed.backend == "sqlite":
+        if parsed.query or not parsed.database or not exists(url):
+            return None
+        import sqlite3
+
+        uri = f"file:{quote(str(Path(parsed.database).resolve()))}?mode=rw"
+        try:
+            return sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+            ), "sqlite"
+        except sqlite3.Error:
+            return None
+    options = _pg_options(parsed)
+    if options is None:
+        return None
+    import psycopg
+
     try:
-        import psycopg
+        return psycopg.connect(**options), "postgresql"
+    except psycopg.Error:
+        return None
+
+
+def _pg_options(url: Url) -> dict[str, Any] | None:
+    """psycopg's connection options for `url`, as SQLAlchemy would pass them; None when
+    this is no psycopg URL psycopg alone reads alike (another driver, several hosts, a
+    repeated option) or psycopg is not installed."""
+    if url.drivername != "postgresql+psycopg":
+        return None
+    try:
+        import psycopg  # noqa: F401
     except ImportError:
         return None
     query = dict(url.query)
@@ -241,11 +277,19 @@ def _postgresql(url: Url, now: datetime, lease: float) -> Glance | None:
         return None  # several hosts, a repeated option: as SQLAlchemy would do it
     names = {"host": url.host, "port": url.port, "user": url.username}
     names |= {"password": url.password, "dbname": url.database}
-    options: dict[str, Any] = {k: v for k, v in names.items() if v is not None} | query
+    return {k: v for k, v in names.items() if v is not None} | query
+
+
+def _postgresql(url: Url, now: datetime, lease: float) -> Glance | None:
+    options = _pg_options(url)
+    if options is None:
+        return None
+    import psycopg
+
     try:
         with psycopg.connect(**options) as conn:
             holder = _pg_holder(conn)
-            if not _at_head(conn, "postgresql"):
+            if not at_head(conn, "postgresql"):
                 return None
             status, runs, workers = read(conn, "postgresql", now, lease)
             conn.rollback()
@@ -268,7 +312,9 @@ def _pg_holder(conn: Any) -> str | None:
     return who.removeprefix("digest ") or "another process"
 
 
-def _at_head(conn: Any, dialect: str) -> bool:
+def at_head(conn: Any, dialect: str) -> bool:
+    """Whether the state on `conn` is at the newest schema (PostgreSQL: a failed look
+    is rolled back)."""
     head = head_revision()
     if not head:
         return False
