@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_WORDS", "RANKED", "Hit", "find", "search", "words_of"]
 
 MAX_WORDS = 8
-RANKED = 500  # matches ranked: the newest; a word in most of the archive costs no more
+RANKED = 300  # matches ranked: the newest; a word in most of the archive costs no more
 _RUN = re.compile(r"[^\W_]+")
 
 
