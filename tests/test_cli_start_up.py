@@ -7,16 +7,23 @@ process at its exit, not timed."""
 
 from __future__ import annotations
 
+import io
 import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from digest.app import App
+from digest.config import Settings
 from digest.program import main
+from digest.state.subscriber_glance import Unsubscribed
 from tests.support.commands import every_command
 from tests.support.dumps import SAMPLE_FILES
 
@@ -135,3 +142,109 @@ def test_every_command_s_help_lists_every_option_and_marks_old_names() -> None:
     assert "themes       Old name of `digest topics`" in listing
     old = runner.invoke(main, ["themes", "--help"], terminal_width=200).output
     assert "Old name of `digest topics`, kept working." in old
+
+
+def test_listing_and_unsubscribing_read_the_state_without_sqlalchemy(project: Path) -> None:
+    """`subscribers list` and `unsubscribe` on a state at the newest schema go through
+    sqlite3 alone, as `status` does (the same data as the subscriber book: below)."""
+    config = ("-c", str(project / "digest.toml"))
+    added = CliRunner().invoke(main, [*config, "subscribers", "add", "ada@example.org"])
+    assert added.exit_code == 0, added.output
+    with sqlite3.connect(project / "state" / "digest.db") as conn:
+        [(token,)] = conn.execute("SELECT token FROM subscribers").fetchall()
+    for args in (("subscribers", "list"), ("unsubscribe", "--", token)):
+        modules = loaded(project, *config, *args)
+        assert "digest.state.subscriber_glance" in modules, args  # it did run
+        assert not {m for m in modules if m.split(".")[0] == "sqlalchemy"}, args
+        assert "digest.state.models" not in modules, args
+    with sqlite3.connect(project / "state" / "digest.db") as conn:
+        assert conn.execute("SELECT status FROM subscribers").fetchall() == [("unsubscribed",)]
+
+
+CSV = """\
+email,name,themes,status
+ada@example.org,Ada Lovelace,,
+zoe@example.org,"Zoë, née Ünal",{topics},
+bob@example.org,,,unsubscribed
+kim@example.org,Kim,{topic},bounced
+"""
+
+
+def test_the_driver_alone_lists_and_unsubscribes_as_the_subscriber_book_does(
+    settings: Settings,
+) -> None:
+    from digest.app import make_app, publishing, subscriber_glance, subscribing
+
+    app = make_app(settings)
+    book = subscribing.book(app)
+    slugs = [slug for slug, _ in subscribing.theme_choices(app)][:2]
+    csv = CSV.format(topics=";".join(slugs), topic=slugs[0])
+    assert not book.import_csv(io.StringIO(csv)).errors
+    assert publishing.publish(app).issue == 1  # pending deliveries to the active ones
+    tokens = {a: t for a, t in _rows(app, "SELECT address, token FROM subscribers")}
+    with app.database.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE subscribers SET bounce_count = 2 WHERE name = 'Kim'")
+
+    def fields(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [(s.address, s.name, s.status, s.themes, s.bounce_count) for s in rows]
+
+    for status in (None, "active", "unsubscribed", "bounced"):
+        seen = subscriber_glance.listing(app, status)
+        assert seen is not None and fields(seen) == fields(book.list(status)), status
+    listed = CliRunner().invoke(main, ["-c", str(write_config(settings)), "subscribers", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines() == [  # the ordinary way's lines
+        f"{s.address}\t{s.status}{bounces(s.bounce_count)}\t{';'.join(s.themes) or 'all'}"
+        f"\t{s.name}".rstrip()
+        for s in book.list()
+    ]
+    assert {
+        "ada@example.org\tactive\tall\tAda Lovelace",
+        f"zoe@example.org\tactive\t{';'.join(slugs)}\tZoë, née Ünal",
+        "bob@example.org\tunsubscribed\tall",
+        f"kim@example.org\tbounced (2 bounces)\t{slugs[0]}\tKim",
+    } <= set(listed.stdout.splitlines())
+
+    # one reader leaves through the driver alone, the other through the book
+    assert subscriber_glance.unsubscribe(app, tokens["ada@example.org"]) == (
+        Unsubscribed("ada@example.org")
+    )
+    assert book.unsubscribe(tokens["zoe@example.org"]) is not None
+    left = _rows(
+        app,
+        "SELECT s.address, s.status, s.unsubscribed_at IS NOT NULL, d.status, d.last_error "
+        "FROM subscribers s JOIN deliveries d ON d.subscriber_id = s.id "
+        "WHERE s.address IN ('ada@example.org', 'zoe@example.org') ORDER BY s.id",
+    )
+    assert [row[1:] for row in left] == [
+        ("unsubscribed", True, "skipped", "subscriber unsubscribed"),
+    ] * 2
+    assert subscriber_glance.unsubscribe(app, tokens["zoe@example.org"]) == (
+        Unsubscribed("zoe@example.org", already=True)
+    )
+    assert subscriber_glance.unsubscribe(app, "x" * 43) == Unsubscribed(None)
+    assert subscriber_glance.unsubscribe(app, "not a token") == Unsubscribed(None)
+    again = CliRunner().invoke(
+        main, ["-c", str(write_config(settings)), "unsubscribe", "--", tokens["ada@example.org"]]
+    )
+    assert again.exit_code == 0 and again.stdout == "ada@example.org: was already unsubscribed\n"
+    app.database.engine.dispose()
+
+
+def bounces(n: int) -> str:
+    return f" ({n} bounces)" if n else ""
+
+
+def _rows(app: App, sql: str) -> list[tuple[Any, ...]]:
+    with app.database.engine.connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(sql)]
+
+
+def write_config(settings: Settings) -> Path:
+    path = settings.state_dir.parent / "list.toml"
+    path.write_text(
+        f'[digest]\ndatabase_url = "{settings.database_url}"\n'
+        f'state_dir = "{settings.state_dir}"\ndumps_dir = "{settings.digest.dumps_dir}"\n',
+        encoding="utf-8",
+    )
+    return path

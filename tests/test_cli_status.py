@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from digest.app import ingesting, inspecting, make_app, publishing
 from digest.config import Settings
 from digest.program import main
-from digest.state import glance, locks
+from digest.state import driver, glance, locks
 from digest.state import workers as worker_rows
 from digest.state.db import alembic_config, make_engine
 from digest.state.models import Delivery, Digest, DigestItem, DumpFile, Paper, Worker
@@ -128,7 +128,7 @@ def test_a_state_at_an_older_schema_is_migrated_before_it_is_shown(
     assert "papers:   0 seen, 0 pending, 0 sent" in shown.output
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == (
-            glance.head_revision()
+            driver.head_revision()
         )
     engine.dispose()
     assert glance.glance(url, state_dir, datetime.now(UTC), 60) is not None
@@ -158,7 +158,7 @@ def test_status_before_the_first_ingest_creates_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_a_state_url_is_read_and_shown_as_sqlalchemy_does(url: str) -> None:
-    parsed = glance.parse_url(url)
+    parsed = driver.parse_url(url)
     theirs = make_url(url)
     assert parsed is not None
     assert parsed.shown() == theirs.render_as_string(hide_password=True)

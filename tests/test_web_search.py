@@ -209,3 +209,53 @@ def test_searching_is_served_by_the_index_on_both_backends(sample_archive: App) 
                 ).scalars()
             )
             assert "ix_papers_search" in plan, plan
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+
+
+def test_a_word_found_everywhere_ranks_only_its_newest_matches(
+    empty: tuple[App, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many papers hold a word, a search ranks at most archive.RANKED of them,
+    the newest: its cost does not grow with the archive (SQLite ranked every match of a
+    word rare among the newest papers before)."""
+    from digest.app import publishing
+    from digest.state import archive
+
+    app, dumps = empty
+    old = [(f"Routing study {w}", "We route packets on a network. " * 5) for w in WORDS[:4]]
+    new = [(f"Routing again: {w}", "Routing once more, in the new issue. " * 4) for w in WORDS[4:]]
+    write_dump(dumps / "old.txt", old)
+    assert publishing.send(app).issue == 1
+    write_dump(dumps / "new.txt", new)
+    assert publishing.send(app).issue == 2
+    monkeypatch.setattr(archive, "RANKED", 3)
+    assert {h.title for h in archive.find(app.database, "routing")} == {t for t, _ in new}
+    with app.session() as session:  # the same statement in a caller's transaction
+        assert {h.title for h in archive.search(session, "routing")} == {t for t, _ in new}
+    monkeypatch.setattr(archive, "RANKED", 500)
+    assert len(archive.find(app.database, "routing")) == 7
+
+
+def test_a_search_is_one_prepared_statement_outside_any_transaction(
+    empty: tuple[App, Path],
+) -> None:
+    """PostgreSQL: the server plans a search once per connection and number of words,
+    not once per query, and the pooled connection comes back idle, out of any
+    transaction (no BEGIN and ROLLBACK round trips around the one statement)."""
+    from digest.app import inspecting, publishing
+
+    app, dumps = empty
+    if app.database.dialect_name != "postgresql":
+        pytest.skip("prepared statements: PostgreSQL")
+    write_dump(dumps / "first.txt", FIRST)
+    assert publishing.send(app).issue == 1
+    app.database.engine.dispose()  # one pooled connection from here on
+    for query in ("routing", "café", "graph"):
+        assert inspecting.search_archive(app, query)
+    with app.database.engine.connect() as conn:
+        prepared = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%search_vector%%'"
+        ).scalar()
+    assert prepared == 1

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from digest.app.wiring import App
+    from digest.state.archive import Hit
     from digest.state.glance import Glance, ScheduledRun, Status, WorkerInfo
-    from digest.state.issues import Hit
 
 
 def glance(app: App) -> Glance | None:
@@ -48,11 +48,11 @@ def workers(app: App) -> list[WorkerInfo]:
 
 
 def search_archive(app: App, query: str) -> list[Hit]:
-    """Published papers with every word of ``query`` (the web server's ?q=)."""
-    from digest.state import issues
+    """Published papers with every word of ``query`` (the web server's ?q=): one
+    statement on a pooled connection, no session."""
+    from digest.state import archive
 
-    with app.session() as session:
-        return issues.search(session, query)
+    return archive.find(app.database, query)
 
 
 def schedule(app: App) -> tuple[str | None, list[ScheduledRun]]:

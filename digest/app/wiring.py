@@ -64,9 +64,9 @@ class App:
 
     def shown_database_url(self) -> str:
         """The state database's URL without its password."""
-        from digest.state import glance
+        from digest.state import driver
 
-        parsed = glance.parse_url(self.settings.database_url)
+        parsed = driver.parse_url(self.settings.database_url)
         if parsed is not None:
             return parsed.shown()
         from digest.state import db
@@ -75,9 +75,9 @@ class App:
 
     def has_state(self) -> bool:
         """Whether the state database exists (a read-only command does not create it)."""
-        from digest.state import glance
+        from digest.state import driver
 
-        return self._database is not None or glance.exists(self.settings.database_url)
+        return self._database is not None or driver.exists(self.settings.database_url)
 
     def readable(self) -> Database:
         """The state as it is or, before the first write, an empty in-memory state

@@ -1,11 +1,13 @@
 """`digest subscribers add|remove|list|import|export` and `digest unsubscribe TOKEN`:
-thin commands over subscribers.SubscriberBook. Errors come back as one line (the main
-group turns DigestError into a ClickException)."""
+thin commands over subscribers.SubscriberBook (`list` and `unsubscribe` first through
+the driver alone: app/subscriber_glance.py, so that they start at once). Errors come
+back as one line (the main group turns DigestError into a ClickException)."""
 
 from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,19 +17,19 @@ from digest.fsutil import atomic_write
 from digest.state.states import SubscriberStatus
 
 if TYPE_CHECKING:
+    from digest.app import App
     from digest.app.subscribing import SubscriberBook
     from digest.mail.subscribers import ImportReport
 
 STATUSES = tuple(s.value for s in SubscriberStatus)
 
 
-def book(obj: Any, *, read_only: bool = False) -> SubscriberBook:
+def book(obj: Any, *, read_only: bool = False, app: App | None = None) -> SubscriberBook:
     """The subscriber list of the app the main group's object builds (`read_only`: the
     state is not created when it does not exist yet)."""
     from digest.app import subscribing
 
-    book: SubscriberBook = subscribing.book(obj.app(), read_only=read_only)
-    return book
+    return subscribing.book(app or obj.app(), read_only=read_only)
 
 
 @click.group("subscribers")
@@ -117,7 +119,12 @@ def remove(obj: Any, addresses: tuple[str, ...]) -> None:
 @click.pass_obj
 def list_(obj: Any, status: str | None) -> None:
     """List subscribers, one a line: address, status, topics (or "all"), name."""
-    rows = book(obj, read_only=True).list(status)
+    from digest.app import subscriber_glance
+
+    app = obj.app()  # builds nothing: the list is read with the driver alone if it can be
+    rows: Sequence[Any] | None = subscriber_glance.listing(app, status)
+    if rows is None:  # the ordinary way
+        rows = book(obj, read_only=True, app=app).list(status)
     for s in rows:
         themes = ";".join(s.themes) or "all"
         bounces = f" ({s.bounce_count} bounces)" if s.bounce_count else ""
@@ -208,8 +215,13 @@ def unsubscribe(obj: Any, token: str) -> None:
     \b
         digest unsubscribe -- TOKEN
     """
-    result = book(obj).unsubscribe(token)
-    if result is None:
+    from digest.app import subscriber_glance
+
+    app = obj.app()
+    result: Any = subscriber_glance.unsubscribe(app, token)
+    if result is None:  # the ordinary way
+        result = book(obj, app=app).unsubscribe(token)
+    if result is None or result.address is None:
         raise click.ClickException("no subscriber has this unsubscribe token")
     state = "was already unsubscribed" if result.already else "unsubscribed"
     click.echo(f"{result.address}: {state}")

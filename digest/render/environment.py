@@ -7,12 +7,13 @@ TemplateError naming the template (and line) and the search path.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,13 @@ def _safe_url(url: object) -> str:
 
 
 def _long_date(value: datetime) -> str:
-    return f"{value.day} {value:%B %Y}"
+    return _day_month_year(value.day, value.month, value.year)
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_month_year(day: int, month: int, year: int) -> str:
+    """strftime's %B costs more than the rest of a search hit's line: once per day."""
+    return f"{day} {date(year, month, day):%B %Y}"
 
 
 def _plural(count: int, singular: str, plural: str | None = None) -> str:

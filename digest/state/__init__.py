@@ -7,8 +7,10 @@ counts; claims: claiming, leasing and finishing rows; workers: the workers' rows
 heartbeats; ratebucket; subscribers; signups), the database's clock (dbclock), the
 archive's full-text search (archive), each paper's kept summary and terms (papers'
 FactsTable), readers' phrases (readers) and feedback marks and feed tokens (feedback),
-what `digest status` reads with the driver alone, without SQLAlchemy (glance), and the
-exclusive locks on the state. The mail repositories take the caller's open transaction
+what the commands that must start at once read with the driver alone, without
+SQLAlchemy (driver: the URL, a connection, the schema's check; glance: `digest status`;
+subscriber_glance: `subscribers list`, `unsubscribe`), and the exclusive locks on the
+state. The mail repositories take the caller's open transaction
 (`handles.Tx`) first, never commit, and return frozen dataclasses or tuples, never ORM
 objects: the caller owns the transaction (handles.py says it at length).
 

@@ -1,5 +1,5 @@
 """The archive search: published papers found through the database's full-text index,
-best match first. Session in, plain values out.
+best match first. A session or the state's pool in, plain values out.
 
 The index (migration 0018) holds the title and abstract of every published paper and is
 kept current by the database itself whenever a paper is published (or its text
@@ -11,33 +11,43 @@ A query is text typed by anybody: it is never handed to the full-text grammar as
 came. It is cut into words (at most eight); each word must match, as a phrase of its
 letter-and-digit runs, the last run as a prefix ("transform" finds "transformers",
 "GPT-4" finds "GPT-4"); a word with no letter or digit is dropped. Every run is quoted
-by us, so ``"``, ``*``, ``NEAR``, ``-``, ``OR`` or an unbalanced quote are only text.
-Case and accents do not matter on SQLite (unicode61, diacritics removed); on PostgreSQL
-case does not, accents do (the ``simple`` configuration, no unaccent extension needed).
+by us (SQLite) or passed as a bound value (PostgreSQL), so ``"``, ``*``, ``NEAR``,
+``-``, ``OR`` or an unbalanced quote are only text. Case and accents do not matter on
+SQLite (unicode61, diacritics removed); on PostgreSQL case does not, accents do (the
+``simple`` configuration, no unaccent extension needed).
+
 Ranked by bm25 (SQLite) or ts_rank (PostgreSQL), a match in the title weighing more,
 then the newest issue first. Ranking every match of a word found in most of a large
-archive costs tens of milliseconds, so only the newest are ranked (RANKED papers on
-SQLite, ids coming in publishing order, unless they hold fewer matches than a page; the
-newest RANKED matches on PostgreSQL): the best of the recent papers.
+archive costs tens of milliseconds, so only the newest RANKED matches are ranked (the
+index gives them newest first): the best of the recent papers.
+
+A search is one statement of plain SQL on the driver's own connection (no ORM, no
+statement built per query): `find` takes a connection of the state's pool for it and
+runs it outside any transaction (one round trip on PostgreSQL, where it is prepared once
+per connection and number of words); `search` runs the same statement in a session's
+transaction.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, Text, func, literal_column, select, text
-from sqlalchemy.orm import Session
+from digest.state.db import translate
 
-from digest.state.models import Digest, DigestItem, Paper, UTCDateTime
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-__all__ = ["MAX_WORDS", "RANKED", "Hit", "search", "words_of"]
+    from digest.state.db import Database
+
+__all__ = ["MAX_WORDS", "RANKED", "Hit", "find", "search", "words_of"]
 
 MAX_WORDS = 8
-RANKED = 2000  # matches ranked: the newest; a word in most of the archive costs no more
+RANKED = 300  # matches ranked: the newest; a word in most of the archive costs no more
 _RUN = re.compile(r"[^\W_]+")
 
 
@@ -61,80 +71,111 @@ def words_of(query: str) -> list[tuple[str, list[str]]]:
     return out[:MAX_WORDS]
 
 
-def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
-    """Published papers matching every word of ``query``, best match first."""
+def find(database: Database, query: str, limit: int = 50) -> list[Hit]:
+    """Published papers matching every word of ``query``, best match first: one
+    statement on a connection of the state's pool, in no transaction of its own."""
     words = words_of(query)
     if not words:
         return []
-    rows: Any
-    if session.get_bind().dialect.name == "sqlite":
-        rows = _sqlite(session, words, limit)
-    else:
-        found = _postgresql(words, limit)
-        rows = session.execute(
-            select(
-                Paper.title, Paper.abstract, Digest.issue, DigestItem.section,
-                Digest.published_at, DigestItem.position,
-            )
-            .join(found, found.c.id == Paper.id)
-            .join(DigestItem, DigestItem.paper_id == Paper.id)
-            .join(Digest, Digest.id == DigestItem.digest_id)
-            .order_by(found.c.rank.desc(), Digest.issue.desc(), DigestItem.position)
-        )  # fmt: skip
-    return [Hit(t, a, i, s, p, pos + 1) for t, a, i, s, p, pos in rows]
+    engine = database.ready().engine
+    pooled = engine.raw_connection()
+    try:
+        conn: Any = pooled.driver_connection
+        if engine.dialect.name == "sqlite":
+            return _hits(_sqlite(conn, words, limit, engine.url.database))
+        conn.autocommit = True  # one statement: no BEGIN and ROLLBACK round trips
+        try:
+            return _hits(_postgresql(conn, words, limit))
+        finally:
+            if conn.broken:
+                pooled.invalidate()  # the server went away: the pool opens a new one
+            else:
+                conn.autocommit = False
+    finally:
+        pooled.close()
 
 
-_SQLITE = """WITH found AS (
- SELECT rowid AS id, -bm25(paper_search, 10.0, 1.0) AS rank FROM paper_search
- WHERE paper_search MATCH :match {window} ORDER BY rank DESC LIMIT :limit)
+def search(session: Session, query: str, limit: int = 50) -> list[Hit]:
+    """`find`, in the transaction of ``session``."""
+    words = words_of(query)
+    if not words:
+        return []
+    connection = session.connection()
+    conn: Any = connection.connection.driver_connection
+    if connection.dialect.name == "sqlite":
+        return _hits(_sqlite(conn, words, limit, connection.engine.url.database))
+    return _hits(_postgresql(conn, words, limit))
+
+
+def _hits(rows: list[Any]) -> list[Hit]:
+    return [Hit(t, a, i, s, _utc(p), pos + 1) for t, a, i, s, p, pos in rows]
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite holds it as text, no zone)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_SQLITE = """WITH newest AS (
+ SELECT rowid AS id, bm25(paper_search, 10.0, 1.0) AS rank FROM paper_search
+ WHERE paper_search MATCH ? ORDER BY rowid DESC LIMIT ?),
+found AS (SELECT id, rank FROM newest ORDER BY rank LIMIT ?)
 SELECT p.title, p.abstract, d.issue, i.section, d.published_at, i.position
 FROM found JOIN papers AS p ON p.id = found.id
 JOIN digest_items AS i ON i.paper_id = p.id
 JOIN digests AS d INDEXED BY ix_digests_search ON d.id = i.digest_id
-ORDER BY found.rank DESC, d.issue DESC, i.position"""
-# the best matches (bm25: lower is better) ranked before any join; a hit's issue number
-# and date from ix_digests_search (a digest's row holds its web copy before published_at:
-# megabytes of overflow pages read per hit otherwise). First among the newest RANKED
-# papers (a rowid range FTS5 seeks to), then, when they hold fewer than the page, all.
-_NEWEST = "AND rowid >= (SELECT max(rowid) FROM paper_search) - :ranked"
-_COLUMNS = {
-    "title": Text, "abstract": Text, "issue": Integer, "section": Text,
-    "published_at": UTCDateTime, "position": Integer,
-}  # fmt: skip
-_SQLITE_NEWEST = text(_SQLITE.format(window=_NEWEST)).columns(**_COLUMNS)
-_SQLITE_ALL = text(_SQLITE.format(window="")).columns(**_COLUMNS)
+ORDER BY found.rank, d.issue DESC, i.position"""
+# FTS5 gives the matches newest (highest rowid) first and stops at RANKED; the best of
+# them (bm25: lower is better) are ranked before any join; a hit's issue number and date
+# from ix_digests_search (a digest's row holds its web copy before published_at:
+# megabytes of overflow pages read per hit otherwise).
 
 
-def _sqlite(session: Session, words: list[tuple[str, list[str]]], limit: int) -> list[Any]:
+def _sqlite(
+    conn: sqlite3.Connection, words: list[tuple[str, list[str]]], limit: int, path: str | None
+) -> list[Any]:
     """FTS5: each word a quoted phrase with a prefix star: "gpt 4"* AND "model"*."""
     match = " AND ".join('"' + " ".join(runs) + '"*' for _, runs in words)
-    rows = session.execute(_SQLITE_NEWEST, {"match": match, "ranked": RANKED, "limit": limit})
-    found = list(rows)
-    if len(found) < limit:
-        found = list(session.execute(_SQLITE_ALL, {"match": match, "limit": limit}))
-    return found
+    try:
+        return conn.execute(_SQLITE, (match, RANKED, limit)).fetchall()
+    except sqlite3.Error as exc:
+        known = translate(exc, path)
+        if known is not None:
+            raise known from None
+        raise
 
 
-def _postgresql(words: list[tuple[str, list[str]]], limit: int) -> Any:
-    """tsquery: each word is PostgreSQL's own phrase of it (phraseto_tsquery, which
-    parses "GPT-4" or "2401.12345" as the document was) or our prefix phrase of its runs
-    ('gpt' <-> '4':*, runs being letters and digits only, so the quoting is safe); the
-    words joined with &&. The ``limit`` best (ts_rank) of the newest RANKED matches."""
-    simple: Any = literal_column("'simple'::regconfig")
-    query = None
+def _postgresql_sql(n: int) -> str:
+    """The statement for ``n`` words: each word is PostgreSQL's own phrase of it
+    (phraseto_tsquery, which parses "GPT-4" or "2401.12345" as the document was) or our
+    prefix phrase of its runs ('gpt' <-> '4':*, runs being letters and digits only, so
+    the quoting is safe), both bound values; the words joined with &&. The tsquery is
+    made once (an InitPlan); the ``limit`` best (ts_rank) of the newest RANKED matches,
+    and then only their rows are read."""
+    word = "(phraseto_tsquery('simple', %s) || to_tsquery('simple', %s))"
+    return f"""WITH q AS MATERIALIZED (SELECT {" && ".join([word] * n)} AS q),
+newest AS (
+ SELECT id, search_vector AS vector FROM papers WHERE search_vector @@ (SELECT q FROM q)
+ ORDER BY id DESC LIMIT %s),
+found AS (
+ SELECT id, ts_rank(vector, (SELECT q FROM q)) AS rank FROM newest
+ ORDER BY rank DESC LIMIT %s)
+SELECT p.title, p.abstract, d.issue, i.section, d.published_at, i.position
+FROM found JOIN papers AS p ON p.id = found.id
+JOIN digest_items AS i ON i.paper_id = p.id
+JOIN digests AS d ON d.id = i.digest_id
+ORDER BY found.rank DESC, d.issue DESC, i.position"""
+
+
+_POSTGRESQL = [_postgresql_sql(n) for n in range(MAX_WORDS + 1)]
+
+
+def _postgresql(conn: Any, words: list[tuple[str, list[str]]], limit: int) -> list[Any]:
+    params: list[Any] = []
     for word, runs in words:
-        prefix = " <-> ".join(f"'{run}'" for run in runs) + ":*"
-        either = func.phraseto_tsquery(simple, word).op("||")(func.to_tsquery(simple, prefix))
-        query = either if query is None else query.op("&&")(either)
-    vector: Any = literal_column("papers.search_vector")
-    newest = (
-        select(Paper.id, vector.label("vector"))
-        .where(vector.op("@@")(query))
-        .order_by(Paper.id.desc())
-        .limit(RANKED)
-        .subquery("newest")
-    )
-    rank = func.ts_rank(newest.c.vector, query)
-    return (
-        select(newest.c.id, rank.label("rank")).order_by(rank.desc()).limit(limit).subquery("found")
-    )
+        params += [word, " <-> ".join(f"'{run}'" for run in runs) + ":*"]
+    with conn.cursor() as cur:
+        cur.execute(_POSTGRESQL[len(words)], [*params, RANKED, limit], prepare=True)
+        return cur.fetchall()

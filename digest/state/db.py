@@ -18,8 +18,8 @@ from sqlalchemy.pool import StaticPool
 
 from digest.errors import ConfigError, StateBusy, StateError, StateUnwritable
 from digest.fsutil import file_system_problem, storage_error
-from digest.state import glance
-from digest.state.glance import BUSY_TIMEOUT_S, MIGRATIONS, head_revision
+from digest.state import driver
+from digest.state.driver import BUSY_TIMEOUT_S, MIGRATIONS, head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -42,7 +42,7 @@ def shown_url(url: str) -> str:
 def exists(url: str) -> bool:
     """Whether the database at `url` exists: an SQLite file is only there once created; a
     server database (PostgreSQL) is taken to exist."""
-    return glance.exists(url)
+    return driver.exists(url)
 
 
 def empty_engine() -> Engine:

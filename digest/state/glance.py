@@ -8,25 +8,21 @@ schema; anything else (no state, another driver, an older schema, a file it cann
 read) answers None, and the caller takes the ordinary way (`db.open_state`: it migrates,
 opens a damaged or unwritable state read-only, or says what is wrong in one line). The
 same queries serve that way too (`read`, over the engine's driver connection), so
-there is one reading of each fact. Also here, because they must stay as light: the URL
-of the state (parsed as SQLAlchemy parses it) and the newest migration's revision.
+there is one reading of each fact. The state's URL, the newest migration and the
+driver's connection come from driver.py, as light.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote
+from urllib.parse import quote
 
 from digest.state import locks
+from digest.state.driver import BUSY_TIMEOUT_S, Url, at_head, exists, parse_url, pg_options
 from digest.state.states import DumpStatus
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-BUSY_TIMEOUT_S = 30  # as state.db: how long a read waits for another writer's lock
 
 
 @dataclass(frozen=True)
@@ -74,122 +70,6 @@ class Glance:
     workers: list[WorkerInfo]
 
 
-# the state's URL ---------------------------------------------------------------------
-
-# SQLAlchemy's own pattern (sqlalchemy/engine/url.py, _parse_url), so that both read a
-# URL alike; tests/test_cli_start_up.py compares the two.
-_URL = re.compile(
-    r"""
-        (?P<name>[\w\+]+)://
-        (?:
-            (?P<username>[^:/]*)
-            (?::(?P<password>[^@]*))?
-        @)?
-        (?:
-            (?:
-                \[(?P<ipv6host>[^/\?]+)\] |
-                (?P<ipv4host>[^/:\?]+)
-            )?
-            (?::(?P<port>[^/\?]*))?
-        )?
-        (?:/(?P<database>[^\?]*))?
-        (?:\?(?P<query>.*))?
-    """,
-    re.X,
-)
-
-
-@dataclass(frozen=True)
-class Url:
-    drivername: str
-    username: str | None
-    password: str | None
-    host: str | None
-    port: int | None
-    database: str | None
-    query: tuple[tuple[str, str], ...]
-
-    @property
-    def backend(self) -> str:
-        return self.drivername.partition("+")[0]
-
-    def shown(self) -> str:
-        """The URL without its password (as SQLAlchemy renders it)."""
-        s = self.drivername + "://"
-        if self.username is not None:
-            s += quote(self.username, safe=" +")
-            if self.password is not None:
-                s += ":***"
-            s += "@"
-        if self.host is not None:
-            s += f"[{self.host}]" if ":" in self.host else self.host
-        if self.port is not None:
-            s += f":{self.port}"
-        if self.database is not None:
-            s += "/" + quote(self.database, safe=" +/")
-        if self.query:
-            s += "?" + "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(self.query))
-        return s
-
-
-def parse_url(url: str) -> Url | None:
-    """The parts of a database URL, as SQLAlchemy reads them; None when it cannot."""
-    m = _URL.match(url)
-    if m is None:
-        return None
-    parts = m.groupdict()
-    try:
-        port = int(parts["port"]) if parts["port"] else None
-    except ValueError:
-        return None
-    text = {k: unquote(parts[k]) if parts[k] is not None else None for k in parts}
-    query = tuple(parse_qsl(parts["query"])) if parts["query"] is not None else ()
-    return Url(
-        parts["name"],
-        text["username"],
-        text["password"],
-        parts["ipv4host"] or parts["ipv6host"],
-        port,
-        text["database"],
-        query,
-    )
-
-
-def exists(url: str) -> bool:
-    """Whether the database at `url` exists: an SQLite file is only there once created; a
-    server database (PostgreSQL) is taken to exist."""
-    parsed = parse_url(url)
-    if parsed is None:
-        return False
-    if parsed.backend != "sqlite":
-        return True
-    database = parsed.database or ":memory:"
-    return database != ":memory:" and Path(database).is_file()
-
-
-# the schema's newest revision ----------------------------------------------------------
-
-_REVISION = re.compile(r"^revision\b[^=]*=\s*[\"']([^\"']+)[\"']", re.M)
-_DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=\s*(.+)$", re.M)
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest migration's revision id, read from the migration files without
-    importing Alembic; "" when there is not exactly one (Alembic then decides)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
-        if revision is None or down is None:
-            return ""
-        revisions.add(revision.group(1))
-        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else ""
-
-
 # reading -------------------------------------------------------------------------------
 
 
@@ -220,7 +100,7 @@ def _sqlite(path: Path, state_dir: Path, now: datetime, lease: float) -> Glance 
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.execute("BEGIN")  # one snapshot for every count
-        if not _at_head(conn, "sqlite"):
+        if not at_head(conn, "sqlite"):
             return None
         status, runs, workers = read(conn, "sqlite", now, lease)
         conn.execute("ROLLBACK")
@@ -232,20 +112,15 @@ def _sqlite(path: Path, state_dir: Path, now: datetime, lease: float) -> Glance 
 
 
 def _postgresql(url: Url, now: datetime, lease: float) -> Glance | None:
-    try:
-        import psycopg
-    except ImportError:
+    options = pg_options(url)
+    if options is None:
         return None
-    query = dict(url.query)
-    if len(query) != len(url.query) or (url.host and "," in url.host):
-        return None  # several hosts, a repeated option: as SQLAlchemy would do it
-    names = {"host": url.host, "port": url.port, "user": url.username}
-    names |= {"password": url.password, "dbname": url.database}
-    options: dict[str, Any] = {k: v for k, v in names.items() if v is not None} | query
+    import psycopg
+
     try:
         with psycopg.connect(**options) as conn:
             holder = _pg_holder(conn)
-            if not _at_head(conn, "postgresql"):
+            if not at_head(conn, "postgresql"):
                 return None
             status, runs, workers = read(conn, "postgresql", now, lease)
             conn.rollback()
@@ -266,19 +141,6 @@ def _pg_holder(conn: Any) -> str | None:
     conn.commit()
     who = (row[0] if row else "") or ""
     return who.removeprefix("digest ") or "another process"
-
-
-def _at_head(conn: Any, dialect: str) -> bool:
-    head = head_revision()
-    if not head:
-        return False
-    try:
-        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-    except Exception:  # no such table: a state older than Alembic, or not ours
-        if dialect == "postgresql":
-            conn.rollback()
-        return False
-    return [tuple(row) for row in rows] == [(head,)]
 
 
 def read(

@@ -1,5 +1,5 @@
 """The index page and the archive search: ``/`` is the published index.html, ``/?q=``
-the papers found for the query (state/archive.py, through `App.search_archive`), on
+the papers found for the query (state/archive.py, through `inspecting.search_archive`), on
 the template set's search page.
 
 A results page depends only on what is published, and every publish rewrites

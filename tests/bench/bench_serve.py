@@ -6,9 +6,11 @@ the papers. Each figure is printed next to its baseline from the same run and se
 - /?q= search against / (the index page, a static file): at least a fifth of the rate,
   twice: a rotation of 12 queries asked again and again (after the first round, the
   server's results cache: web/search.py), and as many distinct queries (words and pairs
-  of words of the sample titles) as requests, each one a full-text search and a page;
-- the search's SQL alone (state/archive.py, in process) against the LIKE scan of every
-  title and abstract it replaced, over the same queries.
+  of words of the sample titles) as requests, each one a full-text search and a page,
+  measured in ROUNDS turns with the index page (its rate printed again: the baseline);
+- the search's SQL alone (state/archive.py `find`, in process, as the server runs it)
+  against the LIKE scan of every title and abstract it replaced, over the 12 queries; and
+  its median and mean over the distinct queries.
 
 No request may fail. The exit status says whether the two bars were met.
 
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 CLIENTS = 4  # concurrent keep-alive connections
 REQUESTS = 2000  # per measured path (searches: a fifth of that)
+ROUNDS = 4  # the index page and the new queries measured in turn, this many times each
 QUERIES = [
     "language", "model", "diffusion", "video generation", "reinforcement learning",
     "transformer", "benchmark", "efficient", "graph neural", "agents", "reason", "3d",
@@ -131,13 +134,29 @@ def hammer(port: int, paths: list[str], headers: dict[str, str], total: int) -> 
     return total / (time.perf_counter() - t0), errors[0]
 
 
-def sql_times(folder: Path) -> tuple[float, float, int]:
-    """Median ms per query of the index search and of the old LIKE scan; most hits."""
+def alternate(port: int, fresh: list[str]) -> tuple[float, float, int]:
+    """The index page and the new queries, ROUNDS times each in turn (the machine's load
+    drifts: both rates see the same); (index rate, search rate, errors)."""
+    took = {"index": 0.0, "new": 0.0}
+    errors = 0
+    share = len(fresh) // ROUNDS
+    for r in range(ROUNDS):
+        for name, paths, n in (("index", ["/"], REQUESTS // ROUNDS),
+                               ("new", fresh[r * share : (r + 1) * share], share)):  # fmt: skip
+            rate, failed = hammer(port, paths, {}, n)
+            took[name] += n / rate
+            errors += failed
+    return REQUESTS / took["index"], share * ROUNDS / took["new"], errors
+
+
+def sql_times(folder: Path) -> tuple[float, float, int, list[float]]:
+    """Median ms per query of the index search and of the old LIKE scan; most hits; the
+    ms of the index search of each distinct query."""
     from sqlalchemy import func, select
 
     from digest.app import make_app
     from digest.config import load_settings
-    from digest.state.archive import search
+    from digest.state.archive import find
     from digest.state.models import Digest, DigestItem, Paper
 
     app = make_app(load_settings(folder / "digest.toml"))
@@ -162,13 +181,18 @@ def sql_times(folder: Path) -> tuple[float, float, int]:
         for _ in range(3):
             for query in QUERIES:
                 t0 = time.perf_counter()
-                most = max(most, len(search(session, query)))
+                most = max(most, len(find(app.database, query)))
                 index_ms.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 like_scan(session, query)
                 scan_ms.append((time.perf_counter() - t0) * 1000)
+    fresh_ms = []
+    for query in distinct_queries(REQUESTS // 5):
+        t0 = time.perf_counter()
+        find(app.database, query)
+        fresh_ms.append((time.perf_counter() - t0) * 1000)
     app.database.engine.dispose()
-    return statistics.median(index_ms), statistics.median(scan_ms), most
+    return statistics.median(index_ms), statistics.median(scan_ms), most, fresh_ms
 
 
 def bench(n: int, database_url: str = "", keep: Path | None = None) -> bool:
@@ -190,11 +214,11 @@ def bench(n: int, database_url: str = "", keep: Path | None = None) -> bool:
             searches = [f"/?q={q.replace(' ', '+')}" for q in QUERIES]
             found, e4 = hammer(port, searches, {}, REQUESTS // 5)
             fresh = [f"/?q={q.replace(' ', '+')}" for q in distinct_queries(REQUESTS // 5)]
-            new, e5 = hammer(port, fresh, {}, len(fresh))
+            index_again, new, e5 = alternate(port, fresh)
         finally:
             server.terminate()
             server.wait(60)
-        index_ms, scan_ms, most = sql_times(folder)
+        index_ms, scan_ms, most, fresh_ms = sql_times(folder)
         feed_kb = (folder / "state" / "public" / "feed.xml").stat().st_size / 1024
     errors = e1 + e2 + e3 + e4 + e5
     backend = "PostgreSQL" if database_url else "SQLite"
@@ -204,15 +228,20 @@ def bench(n: int, database_url: str = "", keep: Path | None = None) -> bool:
     print(f"/feed.xml gzipped (.gz)      {zipped:7.0f} requests/s  = {zipped / plain:.2f}x plain")
     print(f"/ (the index page)           {index:7.0f} requests/s  (baseline)")
     print(f"/?q= search, 12 asked again  {found:7.0f} requests/s  = {found / index:.2f}x index")
-    print(f"/?q= search, each one new    {new:7.0f} requests/s  = {new / index:.2f}x index")
+    print(f"/ again, in turn with these  {index_again:7.0f} requests/s  (baseline)")
+    print(f"/?q= search, each one new    {new:7.0f} requests/s  = {new / index_again:.2f}x index")
     print(
         f"search SQL, median of {len(QUERIES)} queries: full-text index {index_ms:.2f} ms, "
         f"LIKE scan (before) {scan_ms:.2f} ms; up to {most} hits shown"
     )
+    print(
+        f"search SQL, {len(fresh_ms)} distinct queries: "
+        f"median {statistics.median(fresh_ms):.2f} ms, mean {statistics.mean(fresh_ms):.2f} ms"
+    )
     print(f"errors: {errors}")
     met = errors == 0 and zipped >= plain / 2 and found >= index / 5
     print("bars (gzip >= 1/2 plain, search >= 1/5 index, no errors):", "met" if met else "MISSED")
-    print("  with every query new:", "met" if new >= index / 5 else "MISSED")
+    print("  with every query new:", "met" if new >= index_again / 5 else "MISSED")
     return met
 
 

@@ -2,11 +2,13 @@
 and the same venv (median of several runs, each a fresh subprocess):
 
 1. `digest --help`;
-2. `digest status` on a sample state (one dump ingested);
-3. a `digest worker --drain` against an empty outbox: its whole CPU time (user + system),
+2. `digest status` on a sample state (one dump ingested, one subscriber);
+3. `digest subscribers list` and `digest unsubscribe TOKEN` on it (after the first run
+   the subscriber has left: the same reading, no write);
+4. a `digest worker --drain` against an empty outbox: its whole CPU time (user + system),
    which is what a worker spends before it claims its first message.
 
-    python tests/bench/bench_startup.py        (target: --help and status within 4x)
+    python tests/bench/bench_startup.py        (target: --help, status, list, unsubscribe within 4x)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -61,8 +64,15 @@ def sample_project(folder: Path) -> Path:
         encoding="utf-8",
     )
     digest = [sys.executable, "-m", "digest", "-c", str(config)]
-    subprocess.run([*digest, "ingest"], cwd=folder, env=ENV, check=True, capture_output=True)
+    for args in (["ingest"], ["subscribers", "add", "ada@example.org"]):
+        subprocess.run([*digest, *args], cwd=folder, env=ENV, check=True, capture_output=True)
     return config
+
+
+def token_of(folder: Path) -> str:
+    with sqlite3.connect(folder / "state" / "digest.db") as conn:
+        token: str = conn.execute("SELECT token FROM subscribers").fetchone()[0]
+    return token
 
 
 def main() -> None:
@@ -70,10 +80,13 @@ def main() -> None:
         folder = Path(tmp)
         config = sample_project(folder)
         digest = [sys.executable, "-m", "digest", "-c", str(config)]
+        token = token_of(folder)
         click_wall, click_cpu = median([sys.executable, "-c", "import click"], folder)
         rows = [
             ("digest --help", median([*digest, "--help"], folder)),
             ("digest status", median([*digest, "status"], folder)),
+            ("digest subscribers list", median([*digest, "subscribers", "list"], folder)),
+            ("digest unsubscribe TOKEN", median([*digest, "unsubscribe", token], folder)),
             ("digest worker --drain (empty)", median([*digest, "worker", "--drain"], folder)),
         ]
     print(f"start-up, median of {RUNS} runs (wall s, CPU s; ratios to `import click`):")
@@ -83,8 +96,8 @@ def main() -> None:
         ratios = f"{wall / click_wall:4.1f}x wall, {cpu / click_cpu:4.1f}x CPU"
         print(f"  {name:32} {wall:6.3f}  {cpu:6.3f}  {ratios}")
     print(
-        "  target: --help and status within 4.0x; the worker's CPU is what it spends "
-        "before its first claim"
+        "  target: --help, status, subscribers list and unsubscribe within 4.0x; the "
+        "worker's CPU is what it spends before its first claim"
     )
 
 
