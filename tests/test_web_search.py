@@ -24,6 +24,7 @@ from digest.config import Settings
 from digest.state import db
 from digest.state.models import Digest, DigestItem, Paper
 from tests.support.dumps import write_dump
+from tests.support.postgres import new_pg_database
 from tests.support.settings import make_settings
 from tests.support.web import Served, serve
 
@@ -98,6 +99,11 @@ def test_the_results_page_lists_the_hits_best_first(sample_archive: App) -> None
 
 @pytest.fixture
 def empty(tmp_path: Path, database_url: str) -> tuple[App, Path]:
+    return _empty(tmp_path, database_url)
+
+
+def _empty(tmp_path: Path, database_url: str) -> tuple[App, Path]:
+    """A state with nothing published, and its own dumps folder."""
     dumps = tmp_path / "own-dumps"
     dumps.mkdir()
     s = make_settings(tmp_path, dumps)
@@ -238,17 +244,21 @@ def test_a_word_found_everywhere_ranks_only_its_newest_matches(
     assert len(archive.find(app.database, "routing")) == 7
 
 
-def test_a_search_is_one_prepared_statement_outside_any_transaction(
-    empty: tuple[App, Path],
-) -> None:
+@pytest.mark.postgres
+def test_a_search_is_one_prepared_statement_outside_any_transaction(tmp_path: Path) -> None:
     """PostgreSQL: the server plans a search once per connection and number of words,
     not once per query, and the pooled connection comes back idle, out of any
     transaction (no BEGIN and ROLLBACK round trips around the one statement)."""
+
+    with new_pg_database() as url:
+        _prepared_once(_empty(tmp_path, url))
+
+
+def _prepared_once(made: tuple[App, Path]) -> None:
     from digest.app import inspecting, publishing
 
-    app, dumps = empty
-    if app.database.dialect_name != "postgresql":
-        pytest.skip("prepared statements: PostgreSQL")
+    app, dumps = made
+    assert app.database.dialect_name == "postgresql"
     write_dump(dumps / "first.txt", FIRST)
     assert publishing.send(app).issue == 1
     app.database.engine.dispose()  # one pooled connection from here on
