@@ -23,7 +23,7 @@ from digest.mail.message import TOKEN_RE
 from digest.state import outbox
 from digest.state import subscribers as stored
 from digest.state.handles import Tx
-from digest.state.states import SubscriberStatus
+from digest.state.states import UNSUBSCRIBED_ERROR, SubscriberStatus
 from digest.state.subscribers import NewSubscriber, SubscriberRow
 from digest.urls import slugify
 
@@ -245,7 +245,7 @@ def unsubscribe(tx: Tx, token: str) -> Unsubscribed | None:
         return Unsubscribed(sub.address, already=True)
     left = {"status": SubscriberStatus.UNSUBSCRIBED, "unsubscribed_at": datetime.now(UTC)}
     stored.change(tx, [(sub.id, left)])
-    outbox.skip_pending(tx, sub.id, "subscriber unsubscribed")
+    outbox.skip_pending(tx, sub.id, UNSUBSCRIBED_ERROR)
     log.info("unsubscribed subscriber #%d", sub.id)
     return Unsubscribed(sub.address, already=False)
 

@@ -8,7 +8,16 @@ from enum import StrEnum
 
 from digest.ingest.ledger import DumpStatus  # a dump's states are ingest's words
 
-__all__ = ["DeliveryStatus", "DigestStatus", "DumpStatus", "SubscriberStatus"]
+__all__ = [
+    "UNSUBSCRIBED_ERROR",
+    "DeliveryStatus",
+    "DigestStatus",
+    "DumpStatus",
+    "SubscriberStatus",
+]
+
+# the last_error of a delivery skipped because its reader unsubscribed
+UNSUBSCRIBED_ERROR = "subscriber unsubscribed"
 
 
 class DigestStatus(StrEnum):

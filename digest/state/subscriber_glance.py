@@ -21,13 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from digest.state import driver
-from digest.state.states import DeliveryStatus, SubscriberStatus
+from digest.state.states import UNSUBSCRIBED_ERROR, DeliveryStatus, SubscriberStatus
 
 __all__ = ["Listed", "Unsubscribed", "listing", "unsubscribe"]
 
 log = logging.getLogger(__name__)
-
-LEFT = "subscriber unsubscribed"  # the skipped deliveries' last_error, as the book writes it
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def unsubscribe(url: str, token: str, now: datetime) -> Unsubscribed | None:
         gone = str(SubscriberStatus.UNSUBSCRIBED)
         _rows(conn, dialect, _LEAVE, gone, _moment(left, dialect), sid)
         skipped, pending = str(DeliveryStatus.SKIPPED), str(DeliveryStatus.PENDING)
-        _rows(conn, dialect, _SKIP, skipped, LEFT, sid, pending)
+        _rows(conn, dialect, _SKIP, skipped, UNSUBSCRIBED_ERROR, sid, pending)
         conn.commit()
     except _errors(dialect):
         return None  # rolled back by close: the ordinary way says what is wrong
