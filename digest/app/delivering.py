@@ -50,7 +50,7 @@ def deliver_pending(
 
 def send_test(app: App, view: DigestView, to: str) -> DeliveryReport:
     """The letter of `view` to `to` alone (`digest send --to`)."""
-    from digest.app.publishing import personaliser
+    from digest.app.letters import personaliser
 
     letter = personaliser(app).letter(view)
     delivery.send_test(app.transport(), app.mailing(), letter, view.published_at, to)

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from digest.app import readers
 from digest.app.readers import ReaderDesk
 from digest.urls import FEEDBACK, feedback_key, feedback_url
+from digest.web.origin import same_site
 from digest.web.private_feed import PrivateFeedRoute
 
 if TYPE_CHECKING:
@@ -121,8 +122,6 @@ class ReaderPages:
         return RedirectResponse(f"{base}/preferences/{token}?done={action}", status_code=303)
 
     def _allowed(self, request: Request, form: FormData, csrf: str) -> bool:
-        from digest.web.subscribers import same_site
-
         return same_site(request, self.site.app.settings.base_url) and hmac.compare_digest(
             str(form.get("csrf", "")), csrf
         )
