@@ -8,7 +8,8 @@
 - publishing.py: `publish`, `send`, `dry_run`, `send_to`, `preview`: cut, render and
   store an issue and its deliveries, write the public files.
 - delivering.py: the outbox as one worker, a test letter, replies (bounces).
-- subscribing.py: the subscriber list, topics, double opt-in, the notices they send.
+- subscribing.py: the subscriber list, topics, double opt-in, the notices they send;
+  subscriber_glance.py: `subscribers list` and `unsubscribe` with the driver alone.
 - inspecting.py: status, the daemon and its next runs, workers, the archive's search.
 - scheduling.py: what the daemon needs of the state: its locks, job store and notes.
 - readers.py: a reader's own links: "more / less like this" marks, their private feed.
