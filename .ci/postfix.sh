@@ -23,9 +23,14 @@ if ! command -v postfix >/dev/null; then
   apt-get install -y -qq postfix >/dev/null 2>&1
 fi
 mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/mail"
+# Several test runs on one machine start the same instance: one at a time, and an
+# instance already running with the same configuration is left alone (restarting it
+# would cut another run's tests off mid-way; starting it twice fails).
+exec 9>"$dir/.lock"
+flock 9
 chown postfix "$dir/data"
 chown nobody:nogroup "$dir/mail"
-cat >"$dir/etc/main.cf" <<CONF
+cat >"$dir/etc/main.cf.next" <<CONF
 compatibility_level = 3.6
 queue_directory = $dir/queue
 data_directory = $dir/data
@@ -50,18 +55,26 @@ alias_maps =
 alias_database =
 default_process_limit = 100
 CONF
-cp /etc/postfix/master.cf "$dir/etc/master.cf"
+cp /etc/postfix/master.cf "$dir/etc/master.cf.next"
 # listen on the test port instead of 25; log to a file (no syslog in containers)
-sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$port inet n - n - - smtpd/" "$dir/etc/master.cf"
+sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$port inet n - n - - smtpd/" "$dir/etc/master.cf.next"
 # no chroot: the private queue has no copy of /etc for chrooted daemons
-sed -i -E 's/^([a-z]+ +(unix|inet|fifo|unix-dgram|pass) +[-ny] +[-ny] +)y /\1n /' "$dir/etc/master.cf"
-grep -q "^postlog" "$dir/etc/master.cf" ||
-  echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$dir/etc/master.cf"
+sed -i -E 's/^([a-z]+ +(unix|inet|fifo|unix-dgram|pass) +[-ny] +[-ny] +)y /\1n /' "$dir/etc/master.cf.next"
+grep -q "^postlog" "$dir/etc/master.cf.next" ||
+  echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$dir/etc/master.cf.next"
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (postfix -c $dir/etc)" >&2; exit 1; }
-postfix -c "$dir/etc" check >&2
-# a restart, not a reload: the listener of master.cf may have changed
-postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
-postfix -c "$dir/etc" start >/dev/null 2>&1
+if cmp -s "$dir/etc/main.cf.next" "$dir/etc/main.cf" &&
+  cmp -s "$dir/etc/master.cf.next" "$dir/etc/master.cf" &&
+  postfix -c "$dir/etc" status >/dev/null 2>&1; then
+  rm -f "$dir/etc/main.cf.next" "$dir/etc/master.cf.next"
+else
+  mv "$dir/etc/main.cf.next" "$dir/etc/main.cf"
+  mv "$dir/etc/master.cf.next" "$dir/etc/master.cf"
+  postfix -c "$dir/etc" check >&2
+  # a restart, not a reload: the listener of master.cf may have changed
+  postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
+  postfix -c "$dir/etc" start >/dev/null 2>&1
+fi
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.2

@@ -374,6 +374,34 @@ def test_a_second_test_postfix_runs_beside_the_first_and_nothing_in_etc_postfix_
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_test_runs_started_together_share_one_test_postfix_without_restarting_it() -> None:
+    """Three test runs on one machine each run .ci/postfix.sh: each is told where the
+    instance listens, and one already running with the same configuration is not
+    restarted under another run's tests (found by five CI runs at once: two starts at
+    the same moment failed, and that run's tests had no Postfix)."""
+    folder = Path(tempfile.mkdtemp(prefix="digest-postfix-", dir="/var/tmp"))  # maillog: /var
+    folder.chmod(0o755)  # Postfix's daemons run as postfix and nobody
+    port = str(free_port())
+    env = dict(os.environ, DIGEST_TEST_POSTFIX_DIR=str(folder), DIGEST_TEST_POSTFIX_PORT=port)
+    script = ["bash", str(ROOT / ".ci" / "postfix.sh")]
+    expected = f"127.0.0.1:{port} {folder}/mail/maildir"
+    master = folder / "queue" / "pid" / "master.pid"
+    try:
+        first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=HANG)
+        assert (first.returncode, first.stdout.strip()) == (0, expected), first.stderr
+        running = master.read_text().strip()
+        together = [
+            subprocess.Popen(script, env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)
+        ]
+        answers = [(p.communicate(timeout=HANG)[0].strip(), p.returncode) for p in together]
+        assert answers == [(expected, 0)] * 3
+        assert master.read_text().strip() == running  # the same master: not restarted
+        assert _deliver_to(expected, f"together {folder.name}")
+    finally:
+        subprocess.run(["postfix", "-c", str(folder / "etc"), "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
     engine = create_engine(url)
     barrier.wait(60)
