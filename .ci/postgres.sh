@@ -3,6 +3,10 @@
 # Prints the URL to export as DIGEST_TEST_DATABASE_URL.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# several test runs on one machine may start it at once: one at a time (creating the
+# cluster or the role twice at the same moment fails)
+exec 9>/var/tmp/digest-postgres.lock
+flock 9
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   apt-get update -qq >&2
   apt-get install -y -qq postgresql >&2
