@@ -166,6 +166,12 @@ def watcher_lines(log: str, name: str) -> int:
     return sum(1 for line in log.splitlines() if "dump seen" in line and name in line)
 
 
+def made(maildir: Path) -> bool:
+    """Whether the daemon has finished making the Maildir: it makes the folder, then
+    tmp/, new/ and cur/ (Python's mailbox), and reading it before cur/ is there fails."""
+    return (maildir / "cur").is_dir()
+
+
 def test_slow_dump_is_read_once_complete_and_a_burst_is_published_once(
     tmp_path: Path, smtp_server, daemons
 ) -> None:
@@ -278,7 +284,7 @@ def test_missed_schedule_points_publish_once_after_restart(tmp_path: Path, daemo
     second.started()
     outbox = folder / "state" / "outbox"
     wait_for(
-        lambda: outbox.exists() and len(mailbox.Maildir(outbox, create=False)) == 1,
+        lambda: made(outbox) and len(mailbox.Maildir(outbox, create=False)) == 1,
         lambda: f"the missed run's message:\n{second.text()}",
     )
     assert second.stop() == 0  # after the job in progress, and any other it started
@@ -331,7 +337,7 @@ def test_stale_source_warns_once_and_mails_the_admin(tmp_path: Path, daemons) ->
     outbox = folder / "state" / "outbox"
 
     def admin_mails() -> list[str]:
-        return [m["To"] for m in mailbox.Maildir(outbox, create=False)] if outbox.exists() else []
+        return [m["To"] for m in mailbox.Maildir(outbox, create=False)] if made(outbox) else []
 
     daemon = DaemonProc(folder)
     daemons.append(daemon)
