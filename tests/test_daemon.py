@@ -219,7 +219,10 @@ def test_slow_dump_is_read_once_complete_and_a_burst_is_published_once(
     assert counts(folder) == (3, 1)
     assert len(scalars(folder, select(Paper.id))) == len(every)  # no paper from a partial read
     log = daemon.text()
-    assert watcher_lines(log, "a.txt") == 1 and watcher_lines(log, "b.txt") == 1
+    # offered at most once each: on a loaded machine the publish's own ingest may read a
+    # complete dump first (then the watcher's finds it known and says nothing); read
+    # once either way (the rows above)
+    assert watcher_lines(log, "a.txt") <= 1 and watcher_lines(log, "b.txt") <= 1
     assert feed_entries(folder) == 1
     rcpts = sorted(r for rs, _ in recorder.messages for r in rs)
     assert rcpts == ["ada@example.org", "grace@example.org"]
