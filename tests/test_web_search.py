@@ -269,3 +269,22 @@ def _prepared_once(made: tuple[App, Path]) -> None:
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%search_vector%%'"
         ).scalar()
     assert prepared == 1
+
+
+@pytest.mark.postgres
+def test_a_publish_updates_the_planners_statistics_for_search(tmp_path: Path) -> None:
+    """PostgreSQL: right after a big publish, before autovacuum's analyze, the planner
+    knew nothing of the new papers and planned each search as a scan of all of them
+    (43 ms a query at 10,000 papers, 0.1 ms once analyzed): a publish analyzes them."""
+    from digest.app import publishing
+
+    with new_pg_database() as url:
+        app, dumps = _empty(tmp_path, url)
+        write_dump(dumps / "first.txt", FIRST)
+        assert publishing.send(app).issue == 1
+        with app.database.engine.connect() as conn:
+            analyzed = conn.exec_driver_sql(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+            ).scalars()
+            assert {"papers", "digest_items"} <= set(analyzed)
+        app.database.engine.dispose()

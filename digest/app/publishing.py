@@ -25,7 +25,7 @@ from digest.mail.message import new_message_id
 from digest.render.viewmodel import DigestView, digest_view
 from digest.sections import facts
 from digest.sections.assign import Section, assign
-from digest.state import db, digests, papers, store
+from digest.state import archive, db, digests, papers, store
 from digest.state.locks import publish_lock
 from digest.state.states import DumpStatus
 
@@ -282,6 +282,8 @@ def _publish(app: App, recipients: Recipients, progress: Progress | None) -> Sen
             report.recipient_count = recipients[0]
             report.recipients = tuple(recipients[1])
             del prepared
+    if report.issue is not None:
+        archive.refresh_statistics(app.database)  # searches planned for the new rows
     try:
         if report.issue is not None:
             report.files = _write_web_copy(app, report.issue, web_copy, web_gz)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
+
 from digest.state.db import translate
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
     from digest.state.db import Database
 
-__all__ = ["MAX_WORDS", "RANKED", "Hit", "find", "search", "words_of"]
+__all__ = ["MAX_WORDS", "RANKED", "Hit", "find", "refresh_statistics", "search", "words_of"]
 
 MAX_WORDS = 8
 RANKED = 300  # matches ranked: the newest; a word in most of the archive costs no more
@@ -69,6 +71,20 @@ def words_of(query: str) -> list[tuple[str, list[str]]]:
         if runs:
             out.append((word, runs))
     return out[:MAX_WORDS]
+
+
+def refresh_statistics(database: Database) -> None:
+    """PostgreSQL: update the planner's statistics of the tables a search reads, once an
+    issue is stored. Until autovacuum's analyze (a minute or more after a big publish)
+    the planner knew nothing of the new rows and planned a search as a scan of every
+    paper: 43 ms a query at 10,000 papers against 0.1 ms after it. SQLite plans by
+    its indexes alone: nothing to do."""
+    engine = database.ready().engine
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE papers, digest_items, digests"))
+        conn.commit()
 
 
 def find(database: Database, query: str, limit: int = 50) -> list[Hit]:
