@@ -152,10 +152,22 @@ class MessageTemplate:
 
     def render(self, to: str, message_id: str, token: str, name: str = "") -> bytes:
         """The complete message for one subscriber (DKIM-signed when a signer is set)."""
+        tok = self._token(token)
+        slot = b"=\r\n" + tok + b"=\r\n"
+        return self._assemble(
+            to, message_id, tok, name, slot.join(self._text), slot.join(self._html)
+        )
+
+    @staticmethod
+    def _token(token: str) -> bytes:
         if not TOKEN_RE.fullmatch(token):
             raise ValueError("malformed unsubscribe token")
-        tok = token.encode("ascii")
-        slot = b"=\r\n" + tok + b"=\r\n"
+        return token.encode("ascii")
+
+    def _assemble(
+        self, to: str, message_id: str, tok: bytes, name: str, text: bytes, html: bytes
+    ) -> bytes:
+        """The headers around the two encoded parts, signed when a signer is set."""
         u1, u2, u3 = self._unsub
         msg = b"".join(
             (
@@ -164,9 +176,9 @@ class MessageTemplate:
                 u1 + tok + u2 + tok + u3,
                 self._head,
                 self._text_head,
-                slot.join(self._text),
+                text,
                 self._html_head,
-                slot.join(self._html),
+                html,
                 self._end,
             )
         )

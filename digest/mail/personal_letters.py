@@ -13,14 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from digest.addresses import TOKEN_RE
 from digest.mail import outbox
 from digest.mail.message import (
     DkimSigner,
     Envelope,
     Letter,
     MessageTemplate,
-    to_header,
 )
 from digest.mail.pieces import FORMAT, cut_letter, cut_sheet, html_note, join, text_note
 from digest.personal.phrases import Phrases
@@ -135,26 +133,9 @@ class PersonalTemplate(MessageTemplate):
         mine = self.view_of(watch, mute, suggestions)
         if not mine.changed and not order:
             return self.render(to, message_id, token, name)
-        if not TOKEN_RE.fullmatch(token):
-            raise ValueError("malformed unsubscribe token")
-        tok = token.encode("ascii")
+        tok = self._token(token)
         text_parts, html_parts = self._parts(mine, tuple(order))
-        text, html = tok.join(text_parts), tok.join(html_parts)
-        u1, u2, u3 = self._unsub
-        msg = b"".join(
-            (
-                to_header(to, name),
-                b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
-                u1 + tok + u2 + tok + u3,
-                self._head,
-                self._text_head,
-                text,
-                self._html_head,
-                html,
-                self._end,
-            )
-        )
-        return self.signer.sign(msg) + msg if self.signer else msg
+        return self._assemble(to, message_id, tok, name, tok.join(text_parts), tok.join(html_parts))
 
 
 def _kept(cache: dict[Any, Any], key: Any, value: Any) -> Any:
