@@ -73,7 +73,8 @@ else
   postfix -c "$dir/etc" check >&2
   # a restart, not a reload: the listener of master.cf may have changed
   postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
-  postfix -c "$dir/etc" start >/dev/null 2>&1
+  # without the lock's descriptor: a master that kept it would hold the lock while it runs
+  postfix -c "$dir/etc" start >/dev/null 2>&1 9>&-
 fi
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

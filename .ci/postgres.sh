@@ -4,7 +4,9 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # several test runs on one machine may start it at once: one at a time (creating the
-# cluster or the role twice at the same moment fails)
+# cluster or the role twice at the same moment fails). The server is started without the
+# lock's descriptor (9>&-): a server that inherits it holds the lock for as long as it
+# runs, and every later run of this script waits for ever.
 exec 9>/var/tmp/digest-postgres.lock
 flock 9
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
@@ -13,9 +15,9 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
 fi
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h | awk -v v="$ver" '$1 == v && $2 == "main"' | grep -q .; then
-  pg_createcluster "$ver" main >&2
+  pg_createcluster "$ver" main >&2 9>&-
 fi
-pg_ctlcluster "$ver" main start >&2 2>/dev/null || true
+pg_ctlcluster "$ver" main start >&2 2>/dev/null 9>&- || true
 for _ in $(seq 1 30); do
   runuser -u postgres -- pg_isready -q -h 127.0.0.1 && break
   sleep 1

@@ -402,6 +402,30 @@ def test_test_runs_started_together_share_one_test_postfix_without_restarting_it
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.postgres
+def test_test_runs_started_together_each_get_the_test_postgresql() -> None:
+    """Test runs on one machine each run .ci/postgres.sh: each is told the URL, and no
+    process outlives the script holding its lock (found by three CI runs at once: the
+    server that the first run's script started inherited the lock's descriptor, and the
+    other two runs waited for it for ever)."""
+    if os.geteuid() != 0 or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        pytest.skip("needs root and the PostgreSQL that .ci/postgres.sh installs")
+    script = ["bash", str(ROOT / ".ci" / "postgres.sh")]
+    url = "postgresql+psycopg://digest_test:digest_test@127.0.0.1:5432/postgres"
+    together = [
+        subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(2)
+    ]
+    try:
+        answers = [(p.communicate(timeout=HANG)[0].strip(), p.returncode) for p in together]
+    finally:
+        for p in together:
+            p.kill()
+    assert answers == [(url, 0)] * 2
+    lock = ["flock", "-w", str(HANG), "/var/tmp/digest-postgres.lock", "true"]
+    assert subprocess.run(lock, check=False).returncode == 0, "the lock is held by a server"
+
+
 def _open_state(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
     engine = create_engine(url)
     barrier.wait(60)
