@@ -7,8 +7,11 @@ SMTPUTF8. May import: `digest.errors`.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import unicodedata
+from base64 import urlsafe_b64encode
 from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
@@ -19,6 +22,23 @@ MAX_NAME = 200
 # A subscriber's unsubscribe token or a signup token (secrets.token_urlsafe(32) makes 43
 # characters); anything else never reaches a query.
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_token() -> str:
+    """An unguessable token for a link (256 random bits, URL-safe, 43 characters), never
+    beginning with "-": pasted after `digest unsubscribe`, it would be read as an option."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
+def new_tokens(count: int) -> list[str]:
+    """`count` tokens as `new_token` makes them, from one read of the system's random
+    source (a list import makes two a subscriber: one read each is most of its time)."""
+    blob = os.urandom(32 * count)
+    drawn = (urlsafe_b64encode(blob[i : i + 32])[:43].decode() for i in range(0, len(blob), 32))
+    return [t if not t.startswith("-") else new_token() for t in drawn]
+
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")

@@ -1,7 +1,7 @@
 """Subscribing from the web, with consent (double opt-in).
 
 A request from the /subscribe form stores a *signup*: the address, the areas chosen, the
-SHA-256 of a fresh token (``subscribers.new_token()``, 256 random bits; the token itself
+SHA-256 of a fresh token (``addresses.new_token()``, 256 random bits; the token itself
 is only ever in the confirmation e-mail) and a keyed hash of the client's address. The
 subscriber becomes active only when the link with the token is opened and confirmed,
 before it expires; confirming twice is harmless. An address that unsubscribed comes back
@@ -27,9 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from digest.addresses import new_token
 from digest.config import SubscribeSection
 from digest.mail.message import TOKEN_RE
-from digest.mail.subscribers import new_token, normalize, parse_themes, upsert
+from digest.mail.subscribers import normalize, parse_themes, upsert
 from digest.state import signups
 from digest.state import subscribers as stored
 from digest.state.handles import Sessions, Tx, reading, writing

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hmac
 import logging
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -134,19 +133,18 @@ def info_of(s: SubscriberRow) -> SubscriberInfo:
     )
 
 
-def new_token() -> str:
-    """An unguessable token for a link (256 random bits, URL-safe), never beginning with
-    "-": pasted after `digest unsubscribe`, it would be read as an option."""
-    while (token := secrets.token_urlsafe(32)).startswith("-"):
-        pass
-    return token
-
-
 def new_subscriber(
-    address: str, name: str = "", themes: Sequence[str] = (), status: str | None = None
+    address: str,
+    name: str = "",
+    themes: Sequence[str] = (),
+    status: str | None = None,
+    *,
+    token: str | None = None,
 ) -> NewSubscriber:
+    """A subscriber to add, with a new unsubscribe token (or `token`, one of
+    `addresses.new_tokens`)."""
     status = status or SubscriberStatus.ACTIVE
-    return NewSubscriber(address, new_token(), name, tuple(themes), status)
+    return NewSubscriber(address, token or addresses.new_token(), name, tuple(themes), status)
 
 
 def changes_of(

@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from digest.addresses import new_token
 from digest.state import subscribers
 from digest.state.handles import Tx, dialect
-from digest.state.models import Digest, DigestItem, Feedback, Paper, Subscriber, new_feed_token
+from digest.state.models import Digest, DigestItem, Feedback, Paper, Subscriber
 from digest.state.store import StoredPaper, _stored
 from digest.state.subscribers import SubscriberRow
 
@@ -142,7 +143,7 @@ def feed_token(tx: Tx, subscriber_id: int) -> str:
 
 def renew_feed_token(tx: Tx, subscriber_id: int) -> str:
     """A new private-feed token for the subscriber: the old one stops working."""
-    token = new_feed_token()
+    token = new_token()
     tx.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(feed_token=token))
     return token
 

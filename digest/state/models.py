@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from digest.addresses import new_token
 from digest.state.states import DeliveryStatus, DigestStatus, SubscriberStatus
 
 NAMING = {
@@ -57,13 +57,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_feed_token() -> str:
-    """A private feed's token: 256 random bits, URL-safe, never beginning with "-"."""
-    while (token := secrets.token_urlsafe(32)).startswith("-"):
-        pass
-    return token
 
 
 class Base(DeclarativeBase):
@@ -194,7 +187,7 @@ class Subscriber(Base):
     watch: Mapped[str] = mapped_column(Text, default="", server_default="")
     mute: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the private feed's /feeds/<feed_token>.xml (not the unsubscribe token); 0020
-    feed_token: Mapped[str | None] = mapped_column(String(64), default=new_feed_token)
+    feed_token: Mapped[str | None] = mapped_column(String(64), default=new_token)
 
 
 class Feedback(Base):

@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 
+from digest.addresses import new_tokens
 from digest.state.handles import Tx
-from digest.state.models import Delivery, Subscriber, new_feed_token, utcnow
+from digest.state.models import Delivery, Subscriber, utcnow
 from digest.state.states import SubscriberStatus
 from digest.state.store import executemany, stored_time
 
@@ -173,6 +174,7 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
     """Add many subscribers (keys not stored yet) through the driver's executemany: for
     an import of a whole list."""
     now = stored_time(cast(Any, tx), utcnow())
+    feed_tokens = new_tokens(len(new))
     rows = [
         (
             n.address.lower(),
@@ -184,9 +186,9 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
             0,
             now,
             now if n.status == SubscriberStatus.UNSUBSCRIBED else None,
-            new_feed_token(),
+            feed_token,
         )
-        for n in new
+        for n, feed_token in zip(new, feed_tokens, strict=True)
     ]
     executemany(cast(Any, tx), "subscribers", _NEW_COLUMNS, rows)
 
