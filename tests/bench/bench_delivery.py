@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select, text, update  # noqa: E402
 
 from digest.app import App, delivering, ingesting, make_app, publishing, subscribing  # noqa: E402
 from digest.config import DigestSection, EmailSection, Settings  # noqa: E402
@@ -51,7 +51,7 @@ PG = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
 # --------------------------------------------------------------------------- the sink
 
 
-async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count) -> None:  # type: ignore[no-untyped-def]
+async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count) -> None:
     writer.write(b"220 sink ESMTP\r\n")
     while line := await reader.readline():
         verb = line[:4].upper()
@@ -73,7 +73,7 @@ async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, c
     writer.close()
 
 
-def _serve(port: int, count, ready) -> None:  # type: ignore[no-untyped-def]
+def _serve(port: int, count, ready) -> None:
     async def main() -> None:
         server = await asyncio.start_server(
             lambda r, w: _session(r, w, count), "127.0.0.1", port, limit=2**24
@@ -168,7 +168,7 @@ def baseline(port: int, messages: list[bytes], n: int) -> float:
 
 def ours(app: App, connections: int, n: int) -> float:
     with app.session() as s:
-        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.execute(update(Delivery).values(status="pending"))
         s.commit()
     email = replace(app.settings.email, connections=connections)
     app.settings = replace(app.settings, email=email)
@@ -220,13 +220,13 @@ def worker_cpu(app: App, connections: int, n: int, pg: bool) -> tuple[float, flo
     """CPU ms a message of one worker's run (this process, every thread), and of the
     database server's processes serving it (0 on SQLite)."""
     with app.session() as s:
-        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.execute(update(Delivery).values(status="pending"))
         s.commit()
     email = replace(app.settings.email, connections=connections)
     app.settings = replace(app.settings, email=email)
     delivering.deliver_pending(app)  # a first run: the pool's connections are open, the code warm
     with app.session() as s:
-        s.execute(Delivery.__table__.update().values(status="pending"))
+        s.execute(update(Delivery).values(status="pending"))
         s.commit()
     server = cpu_of(backends(app)) if pg else {}
     t0 = time.process_time()
@@ -342,7 +342,7 @@ def personal_rows(subscribers: int, personal: bool) -> str:
     return "email,name,themes,status,watch,mute\n" + "".join(rows)
 
 
-def _personal_child(folder: str, port: int, subscribers: int, personal: bool, out) -> None:  # type: ignore[no-untyped-def]
+def _personal_child(folder: str, port: int, subscribers: int, personal: bool, out) -> None:
     import resource
 
     root = Path(folder)
@@ -379,7 +379,7 @@ class Timing(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if "profiles of" in record.msg:
-            _, self.readers, self.seconds = record.args  # type: ignore[misc]
+            _, self.readers, self.seconds = record.args  # type: ignore[assignment,misc]
 
 
 def add_marks(app: App) -> None:

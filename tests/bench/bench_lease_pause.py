@@ -70,7 +70,9 @@ def delivered(maildir: Path, domain: str, readers: int) -> Counter[str]:
         got = copies(maildir, domain)
         return got if sum(got.values()) >= readers else None
 
-    return wait_for(settled, f"Postfix to deliver every message for {domain}")
+    got = wait_for(settled, f"Postfix to deliver every message for {domain}")
+    assert got is not None
+    return got
 
 
 def twice(got: Counter[str]) -> int:

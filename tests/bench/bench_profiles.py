@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from digest.ingest.keys import paper_key
 from digest.personal import profile
@@ -90,7 +91,7 @@ def choose(trials: int = 200) -> dict[str, tuple[float, float]]:
     big = [a for a, n in Counter(p[3] for p in papers).items() if n >= 12]
     space = Space([p[:3] for p in papers])
 
-    def centroid(beta: float):  # type: ignore[no-untyped-def]
+    def centroid(beta: float) -> Callable[[list[tuple[str, int]], list[str]], list[str]]:
         def run(marks: list[tuple[str, int]], cands: list[str]) -> list[str]:
             # the ranking is compared: no MIN_FIT here (the model has none either)
             old = profile.BETA, profile.MIN_FIT
@@ -104,6 +105,7 @@ def choose(trials: int = 200) -> dict[str, tuple[float, float]]:
         return run
 
     def logreg(marks: list[tuple[str, int]], cands: list[str]) -> list[str]:
+        assert space.matrix is not None
         x = space.matrix[[space.row[m] for m, _ in marks]]
         model = LogisticRegression(C=10).fit(x, [v for _, v in marks])
         s = model.decision_function(space.matrix[[space.row[c] for c in cands]])

@@ -42,7 +42,7 @@ def databases() -> Iterator[tuple[str, str]]:
             yield "PostgreSQL", url
 
 
-def per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]
+def per_call(fn, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         fn()

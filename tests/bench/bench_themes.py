@@ -85,7 +85,7 @@ def previous_assign(
         (folder / name).write_text(text, encoding="utf-8")
     (folder / "__init__.py").write_text("", encoding="utf-8")
     sys.path.insert(0, str(folder.parent))
-    return importlib.import_module(f"{package}.assign").assign  # type: ignore[no-any-return]
+    return importlib.import_module(f"{package}.assign").assign
 
 
 def timed(work: Callable[[], object], repeat: int) -> float:
