@@ -34,7 +34,7 @@ def new_token() -> str:
 
 def new_tokens(count: int) -> list[str]:
     """`count` tokens as `new_token` makes them, from one read of the system's random
-    source (a list import makes two a subscriber: one read each is most of its time)."""
+    source rather than one a token (a list import makes two a subscriber)."""
     blob = os.urandom(32 * count)
     drawn = (urlsafe_b64encode(blob[i : i + 32])[:43].decode() for i in range(0, len(blob), 32))
     return [t if not t.startswith("-") else new_token() for t in drawn]
