@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from digest.mail.subscribers import SubscriberError, resolve_themes
 from digest.program import main
+from digest.sections.areas import load_vocabulary
 from tests.test_subscriber_chosen_topics import AREAS
 
 
@@ -72,3 +74,28 @@ def test_old_spellings_still_work_and_say_they_are_old(run) -> None:  # type: ig
     assert old.exit_code == new.exit_code == 0 and old.output == new.output
     add = " ".join(run("subscribers", "add", "--help").output.split())
     assert "--topics, --themes" in add and "--themes: the old spelling" in add
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("Music generation", "Music generation and understanding"),
+        ("music gen", "Music generation and understanding"),
+        ("Mixture of expert", "Mixture of experts"),
+        ("musik", "Music generation and understanding"),
+    ],
+)
+def test_the_closest_topic_to_the_start_of_a_name_is_that_name(typed: str, meant: str) -> None:
+    """Typing the first words of a topic's name suggests that topic, not one whose name
+    has more letters in common ("Music generation" was answered with "Code generation")."""
+    choices = [(a.slug, a.name) for a in load_vocabulary("").areas]
+    with pytest.raises(SubscriberError) as refused:
+        resolve_themes(typed, choices)
+    assert f"unknown topic {typed!r}; did you mean {meant!r}?" in str(refused.value)
+
+
+def test_a_name_with_no_words_gets_no_suggestion() -> None:
+    choices = [(a.slug, a.name) for a in load_vocabulary("").areas]
+    with pytest.raises(SubscriberError) as refused:
+        resolve_themes("!!!", choices)
+    assert str(refused.value) == "unknown topic '!!!' (see `digest areas`)"

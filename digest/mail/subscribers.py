@@ -112,12 +112,30 @@ def resolve_themes(
             continue
         found = by_key.get(part.casefold()) or by_key.get(slugify(part))
         if found is None:
-            names = {n.casefold(): n for _, n in choices} | {s: n for s, n in choices}
-            close = difflib.get_close_matches(part.casefold(), list(names), 1, 0.5)
-            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            close = closest_topic(part, choices)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise SubscriberError(f"unknown topic {part!r}{hint} (see `digest areas`)")
         slugs.append(found)
     return tuple(dict.fromkeys(slugs))
+
+
+def closest_topic(typed: str, choices: Choices) -> str | None:
+    """The name of the topic ``typed`` most likely meant: the shortest whose words begin
+    with each word typed, in order ("music gen" -> "Music generation and understanding"),
+    else the closest spelling of a name or slug ("musik"), else None."""
+    words = [w for w in slugify(typed).split("-") if w]
+    begun = [n for _, n in choices if _begins_each(slugify(n).split("-"), words)]
+    if begun:
+        return min(begun, key=len)
+    names = {n.casefold(): n for _, n in choices} | {s: n for s, n in choices}
+    close = difflib.get_close_matches(typed.casefold(), list(names), 1, 0.5)
+    return names[close[0]] if close else None
+
+
+def _begins_each(name: list[str], typed: list[str]) -> bool:
+    """Whether the words ``typed`` begin words of ``name``, in that order."""
+    rest = iter(name)
+    return bool(typed) and all(any(w.startswith(t) for w in rest) for t in typed)
 
 
 def check_status(status: str) -> str:
