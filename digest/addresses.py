@@ -7,11 +7,9 @@ SMTPUTF8. May import: `digest.errors`.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import unicodedata
-from base64 import urlsafe_b64encode
 from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
@@ -30,14 +28,6 @@ def new_token() -> str:
     while (token := secrets.token_urlsafe(32)).startswith("-"):
         pass
     return token
-
-
-def new_tokens(count: int) -> list[str]:
-    """`count` tokens as `new_token` makes them, from one read of the system's random
-    source rather than one a token (a list import makes two a subscriber)."""
-    blob = os.urandom(32 * count)
-    drawn = (urlsafe_b64encode(blob[i : i + 32])[:43].decode() for i in range(0, len(blob), 32))
-    return [t if not t.startswith("-") else new_token() for t in drawn]
 
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from digest.addresses import new_tokens
 from digest.mail import feedback_columns
 from digest.mail.subscribers import (
     CSV_FIELDS,
@@ -31,6 +30,7 @@ from digest.personal.phrases import PhraseError, check_phrases
 from digest.state import readers
 from digest.state import subscribers as stored
 from digest.state.handles import Tx
+from digest.state.subscribers import NewSubscriber
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -237,7 +237,7 @@ def phrase_cells(cells: dict[str, str]) -> tuple[str | None, str | None] | None:
 def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
     first_line: dict[str, int] = {}
     existing = stored.by_keys(tx, {address.lower() for _, address, _, _, _ in rows})
-    fresh: list[tuple[str, str, tuple[str, ...], str | None]] = []
+    fresh: list[NewSubscriber] = []
     changes: list[tuple[int, dict[str, object]]] = []
     for line, address, name, themes, status in rows:
         key = address.lower()
@@ -247,7 +247,7 @@ def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
         first_line[key] = line
         sub = existing.get(key)
         if sub is None:
-            fresh.append((address, name or "", themes or (), status))
+            fresh.append(new_subscriber(address, name or "", themes or (), status))
             report.added += 1
             continue
         outcome, changed = changes_of(sub, name, themes, status, reactivate=False)
@@ -257,9 +257,7 @@ def _store_rows(tx: Tx, rows: list[Row], report: ImportReport) -> None:
             outcome = "unchanged"
         setattr(report, outcome, getattr(report, outcome) + 1)
     stored.change(tx, changes)
-    tokens = new_tokens(len(fresh))
-    new = [new_subscriber(*row, token=t) for row, t in zip(fresh, tokens, strict=True)]
-    stored.add_many(tx, new)  # values checked above
+    stored.add_many(tx, fresh)  # values checked above
 
 
 # A cell a spreadsheet would run as a formula (=, +, -, @; a tab or CR before one) goes

@@ -152,17 +152,10 @@ def info_of(s: SubscriberRow) -> SubscriberInfo:
 
 
 def new_subscriber(
-    address: str,
-    name: str = "",
-    themes: Sequence[str] = (),
-    status: str | None = None,
-    *,
-    token: str | None = None,
+    address: str, name: str = "", themes: Sequence[str] = (), status: str | None = None
 ) -> NewSubscriber:
-    """A subscriber to add, with a new unsubscribe token (or `token`, one of
-    `addresses.new_tokens`)."""
     status = status or SubscriberStatus.ACTIVE
-    return NewSubscriber(address, token or addresses.new_token(), name, tuple(themes), status)
+    return NewSubscriber(address, addresses.new_token(), name, tuple(themes), status)
 
 
 def changes_of(

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 
-from digest.addresses import new_tokens
+from digest.addresses import new_token
 from digest.state.handles import Tx
 from digest.state.models import Delivery, Subscriber, utcnow
 from digest.state.states import SubscriberStatus
@@ -174,7 +174,6 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
     """Add many subscribers (keys not stored yet) through the driver's executemany: for
     an import of a whole list."""
     now = stored_time(cast(Any, tx), utcnow())
-    feed_tokens = new_tokens(len(new))
     rows = [
         (
             n.address.lower(),
@@ -186,9 +185,9 @@ def add_many(tx: Tx, new: Sequence[NewSubscriber]) -> None:
             0,
             now,
             now if n.status == SubscriberStatus.UNSUBSCRIBED else None,
-            feed_token,
+            new_token(),
         )
-        for n, feed_token in zip(new, feed_tokens, strict=True)
+        for n in new
     ]
     executemany(cast(Any, tx), "subscribers", _NEW_COLUMNS, rows)
 
