@@ -46,15 +46,17 @@ def test_for_you_opens_the_email_with_notes_capped_and_not_repeated(
     )
     html, text = parts(got["ada@example.org"])
     block = for_you_block(html)
-    # watched papers in issue order (science first), two at most; the third watched
-    # paper (shown in its section) stays there
+    # watched papers in issue order (experts first, then science), two at most; the third
+    # watched paper (the image benchmark, last in the issue) stays in its section
     assert html.index(">For you</h2>") < html.index("In this issue")
     assert "Protein-Folding with Diffusion Models" in block and "matched: diffusion" in block
-    assert "A Diffusion Benchmark for Images" in block
-    assert "Sparse Mixture of Experts Routing at Scale" not in block
-    assert "matched: router" not in html
+    assert "Sparse Mixture of Experts Routing at Scale" in block and "matched: router" in block
+    assert block.index("Sparse Mixture") < block.index("Protein-Folding")
+    assert "A Diffusion Benchmark for Images" not in block
+    assert html.count("matched:") == 2
     assert html.count("Protein-Folding with Diffusion Models") == 1  # not repeated below
-    assert html.count("Sparse Mixture of Experts Routing at Scale") == 1  # in its section
+    assert html.count("Sparse Mixture of Experts Routing at Scale") == 1  # not repeated below
+    assert html.count("A Diffusion Benchmark for Images") == 1  # in its section
     assert text.index("FOR YOU") < text.index("IN THIS ISSUE")
     assert "(matched: diffusion)" in text and text.count("Protein-Folding with Diffusion") == 1
     # Grace has no watch: no block; her letter is exactly her sections' letter

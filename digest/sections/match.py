@@ -12,11 +12,14 @@ How (chosen by measurement against editors' hand-sorting; see the README's Theme
    title and abstract, each paper cut to its ``KEEP_TERMS`` strongest words), so papers
    on the same topic land together even when one of them names it with words the
    vocabulary lacks.
-3. **Its area**: each paper gets the area with the highest score among those a paper may
-   have (every area but a *group*: a top-level area whose children are sections of their
-   own; ties: vocabulary order). A paper with no score at all goes to the pool. The
-   section it prints under follows from the vocabulary (:meth:`Vocabulary.section_of`),
-   never from how many papers the digest has.
+3. **Its area**: the area with the highest score among those the paper may have. Its own
+   words come first: the areas it names firmly (a term in its title, or more than one in
+   its abstract) if any, else those it names in passing; only a paper that names none
+   takes whatever its neighbours point to. Neighbours choose between the areas a paper
+   names, never outvote its title. A *group* (a top-level area whose children are
+   sections of their own) is never a paper's area; ties: vocabulary order; a paper with
+   no score goes to the pool. Its section follows from the vocabulary
+   (:meth:`Vocabulary.section_of`), never from how many papers the digest has.
 4. **Fit**: how well the paper fits its area is its own score there (before smoothing);
    a paper that names its area by one stray word in the abstract only (or not at all) is
    *weak*: it never leads its section.
@@ -131,9 +134,17 @@ def paper_terms(
     return {t: (title_hits[t], abstract_hits[t]) for t in sorted({*abstract_hits, *title_hits})}
 
 
-def _bm25(
-    matched: list[dict[int, tuple[int, int]]], lengths: list[int], index: _TermIndex, n_areas: int
-):
+def _incidence(index: _TermIndex, n_areas: int) -> Any:
+    """Terms x areas: 1 where the term marks the area."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rows = [t for t, areas in enumerate(index.areas_of) for _ in areas]
+    cols = [a for areas in index.areas_of for a in areas]
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(index.terms), n_areas))
+
+
+def _bm25(matched: list[dict[int, tuple[int, int]]], lengths: list[int], incidence: Any) -> Any:
     """Papers x areas scores from each paper's matched terms and length in words."""
     import numpy as np
     import scipy.sparse as sp
@@ -143,7 +154,7 @@ def _bm25(
         rows += [i] * len(found)
         cols += list(found)
         freq += [b + TITLE_WEIGHT * a for a, b in found.values()]
-    n, n_terms = len(matched), len(index.terms)
+    n, n_terms = len(matched), incidence.shape[0]
     f = sp.csr_matrix((np.array(freq, float), (rows, cols)), shape=(n, n_terms))
     df = np.bincount(np.array(cols, dtype=np.int64), minlength=n_terms)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -152,10 +163,50 @@ def _bm25(
     f = f.tocoo()
     weight = idf[f.col] * f.data * (K1 + 1) / (f.data + norm[f.row])
     w = sp.csr_matrix((weight, (f.row, f.col)), shape=(n, n_terms))
-    t_rows = [t for t, areas in enumerate(index.areas_of) for _ in areas]
-    t_cols = [a for areas in index.areas_of for a in areas]
-    incidence = sp.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(n_terms, n_areas))
     return np.asarray((w @ incidence).todense())
+
+
+def _named(matched: list[dict[int, tuple[int, int]]], incidence: Any) -> tuple[Any, Any]:
+    """(named, firm), papers x areas: the paper names the area at all, and firmly (in its
+    title, or more than once in its abstract; else it is *weak* there)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rows = [i for i, found in enumerate(matched) for _ in found]
+    cols = [t for found in matched for t in found]
+    shape = (len(matched), incidence.shape[0])
+
+    def per_area(counts: list[int]) -> Any:
+        c = sp.csr_matrix((np.array(counts, float), (rows, cols)), shape=shape)
+        return np.asarray((c @ incidence).todense())
+
+    title = per_area([a for found in matched for a, _ in found.values()])
+    abstract = per_area([b for found in matched for _, b in found.values()])
+    return (title + abstract) > 0, (title > 0) | (abstract > 1)
+
+
+def _candidates(named: Any, firm: Any, allowed: Any, below: Any) -> Any:
+    """Papers x areas: the areas each paper may have (step 3 of the module docstring).
+    Naming an area admits the areas ``below`` it (areas x areas: itself and its
+    descendants); naming a group admits nothing: "language models" is too broad."""
+    import numpy as np
+
+    firm = (((firm & allowed).astype(float) @ below) > 0) & allowed
+    named = (((named & allowed).astype(float) @ below) > 0) & allowed
+    any_firm, any_named = firm.any(axis=1, keepdims=True), named.any(axis=1, keepdims=True)
+    return np.where(any_firm, firm, np.where(any_named, named, allowed))
+
+
+@functools.lru_cache(maxsize=8)
+def _below(vocabulary: Vocabulary) -> Any:
+    """Areas x areas: 1 where the column is the row's area or an area below it."""
+    import numpy as np
+
+    at = {a.slug: k for k, a in enumerate(vocabulary)}
+    below = np.zeros((len(at), len(at)))
+    for k, area in enumerate(vocabulary):
+        below[k, [at[d] for d in vocabulary.descendants(area.slug)]] = 1
+    return below
 
 
 def _kept_terms(facts: PaperFacts | None, index: _TermIndex) -> dict[int, tuple[int, int]] | None:
@@ -295,7 +346,8 @@ def match_areas(
             idx, sim = neighbours(made, n, NEIGHBOURS)
         for _ in made:  # every paper's terms and length, whether or not neighbours read it
             pass
-        own = _bm25(matched, lengths, index, len(areas))
+        incidence = _incidence(index, len(areas))
+        own = _bm25(matched, lengths, incidence)
         scores = own
         if idx.shape[1]:
             w = sim / np.maximum(sim.sum(axis=1, keepdims=True), 1e-9)
@@ -305,7 +357,9 @@ def match_areas(
                 mixed[lo:hi] = np.einsum("nk,nka->na", w[lo:hi], own[idx[lo:hi]])
             scores = (1 - SMOOTHING) * own + SMOOTHING * mixed
     allowed = np.array(assignable(vocabulary), dtype=bool)
-    masked = np.where(allowed, scores, 0.0) if len(areas) else scores
+    named, firm = _named(matched, incidence)
+    choice = _candidates(named, firm, allowed, _below(vocabulary))
+    masked = np.where(choice, scores, 0.0) if len(areas) else scores
     label = [int(np.argmax(masked[i])) if masked[i].max() > 0 else -1 for i in range(n)]
     notes = [_why(areas[label[i]].name, i, matched, masked, label[i], index) if label[i] >= 0
              else "no area term, and no similar paper has one" for i in range(n)]  # fmt: skip
@@ -322,7 +376,7 @@ def match_areas(
         ]
         if x >= 0:
             result.fit[i] = float(own[canon, x])
-            result.weak[i] = _weak(matched[canon], x, index)
+            result.weak[i] = not firm[canon, x]
     return result
 
 
@@ -333,15 +387,6 @@ def assignable(vocabulary: Vocabulary) -> tuple[bool, ...]:
     grab-bag section printed beside its children)."""
     groups = {a.parent for a in vocabulary if a.parent and a.section_slug == a.slug}
     return tuple(a.slug not in groups for a in vocabulary)
-
-
-def _weak(matched: dict[int, tuple[int, int]], area: int, index: _TermIndex) -> bool:
-    """Whether the paper names ``area`` by at most one mention, and not in its title."""
-    title = abstract = 0
-    for t, (in_title, in_abstract) in matched.items():
-        if area in index.areas_of[t]:
-            title, abstract = title + in_title, abstract + in_abstract
-    return title == 0 and abstract <= 1
 
 
 def _why(name: str, i: int, matched, scores, area: int, index: _TermIndex) -> str:
