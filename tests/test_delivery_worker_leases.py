@@ -158,9 +158,24 @@ def test_a_polling_worker_paused_past_its_lease_starts_over_and_keeps_delivering
                 with app.session() as s:
                     return int(s.scalar(select(func.count()).select_from(Delivery).where(*where)))
 
+            def stuck() -> str:
+                """What the rows and the other worker were doing, to tell a hang apart."""
+                with app.session() as s:
+                    statuses = Counter(
+                        s.scalars(select(Delivery.status).where(Delivery.id.in_(held)))
+                    )
+                state = "running"
+                if other.poll() is not None:
+                    _, err = other.communicate(timeout=HANG)
+                    state = f"exited {other.returncode}: {err.decode()[-2000:]}"
+                return (
+                    "the other worker to take over and send the paused worker's rows "
+                    f"(held rows now {dict(statuses)}; the other worker {state})"
+                )
+
             wait_for(
                 lambda: count(Delivery.id.in_(held), Delivery.status == "sent") == len(held),
-                "the other worker to take over and send the paused worker's rows",
+                stuck,
             )
             before = {w.id for w in inspecting.workers(app) if w.pid == pid}
             os.kill(pid, signal.SIGCONT)
